@@ -1,0 +1,147 @@
+package config
+
+import (
+	"time"
+)
+
+// Pool modes, as PgBouncer names them.
+const (
+	PoolSession     = "session"
+	PoolTransaction = "transaction"
+	PoolStatement   = "statement"
+)
+
+// Client authentication methods.
+const (
+	AuthSCRAM = "scram-sha-256"
+	AuthMD5   = "md5"
+	AuthTrust = "trust"
+)
+
+// Backend roles.
+const (
+	RolePrimary = "primary"
+	RoleReplica = "replica"
+)
+
+// Config is the whole of pgninja's settings. The zero value is not usable:
+// build one with Load or Parse, which fill defaults and validate.
+type Config struct {
+	// Listen is the TCP address clients connect to.
+	Listen string `yaml:"listen"`
+	// UnixSocketDir, when set, also serves on DIR/.s.PGSQL.<port>.
+	UnixSocketDir string `yaml:"unix_socket_dir"`
+	// AdminListen is the HTTP address of the admin and metrics endpoint.
+	AdminListen string `yaml:"admin_listen"`
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string `yaml:"log_level"`
+	// LogFormat is text or json.
+	LogFormat string `yaml:"log_format"`
+	// ShutdownTimeout bounds how long SIGTERM waits for in-flight
+	// transactions before connections are closed.
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// MaxClientConn caps concurrently connected clients; further ones get
+	// SQLSTATE 53300 at startup.
+	MaxClientConn int `yaml:"max_client_conn"`
+	// MaxMessageSize caps one client message; larger ones are a protocol
+	// violation (08P01).
+	MaxMessageSize int `yaml:"max_message_size"`
+
+	TLS       TLS                 `yaml:"tls"`
+	Auth      Auth                `yaml:"auth"`
+	Pool      Pool                `yaml:"pool"`
+	Backends  []Backend           `yaml:"backends"`
+	Databases map[string]Database `yaml:"databases"`
+	Users     []User              `yaml:"users"`
+	Sidecar   Sidecar             `yaml:"sidecar"`
+
+	// Path is the file this configuration was read from, if any.
+	Path string `yaml:"-"`
+}
+
+// TLS configures the client-facing TLS. Empty cert and key mean the proxy
+// answers SSLRequest with 'N'.
+type TLS struct {
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+	// Require refuses clients that do not ask for TLS.
+	Require bool `yaml:"require"`
+	// BackendMode is the sslmode pgninja uses towards the servers.
+	BackendMode string `yaml:"backend_sslmode"`
+}
+
+// Auth configures client authentication.
+type Auth struct {
+	// Type is the default method for users that do not set their own.
+	Type string `yaml:"type"`
+	// UsersFile holds `"user" "secret"` lines as in PgBouncer's userlist.txt;
+	// the secret is a SCRAM verifier, an md5 hash or a plain password.
+	UsersFile string `yaml:"users_file"`
+}
+
+// Pool holds the defaults for every server connection pool. Databases and
+// users may override the mode and size.
+type Pool struct {
+	Mode string `yaml:"mode"`
+	// MinSize connections are kept open per pool.
+	MinSize int `yaml:"min_size"`
+	// MaxSize caps server connections per (backend, database, user).
+	MaxSize int `yaml:"max_size"`
+	// ReserveSize extra connections may be opened for a client that has
+	// waited ReserveTimeout.
+	ReserveSize    int           `yaml:"reserve_size"`
+	ReserveTimeout time.Duration `yaml:"reserve_timeout"`
+	// AcquireTimeout is how long a client waits for a server connection
+	// before it gets SQLSTATE 53300 (PgBouncer's query_wait_timeout).
+	AcquireTimeout time.Duration `yaml:"acquire_timeout"`
+	// ConnectTimeout bounds opening one server connection.
+	ConnectTimeout time.Duration `yaml:"connect_timeout"`
+	// IdleTimeout closes server connections unused for this long.
+	IdleTimeout time.Duration `yaml:"idle_timeout"`
+	// MaxLifetime recycles server connections older than this.
+	MaxLifetime time.Duration `yaml:"max_lifetime"`
+	// HealthCheckAfter: a connection idle longer than this is checked
+	// before it is handed out.
+	HealthCheckAfter time.Duration `yaml:"health_check_after"`
+	// ResetQuery runs when a connection is returned to the pool after a
+	// session; empty disables it.
+	ResetQuery string `yaml:"reset_query"`
+	// IdleTransactionTimeout ends a client idle inside a transaction.
+	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
+}
+
+// Backend is one PostgreSQL server.
+type Backend struct {
+	Name string `yaml:"name"`
+	Host string `yaml:"host"`
+	Port int    `yaml:"port"`
+	// Role is primary or replica; health checks may discover otherwise.
+	Role string `yaml:"role"`
+	// Weight is this backend's share of routed reads.
+	Weight int `yaml:"weight"`
+}
+
+// Database maps a client-visible database name onto the servers. The key
+// "*" matches any database name not listed.
+type Database struct {
+	// DBName is the name on the server; empty means the same as the key.
+	DBName   string `yaml:"dbname"`
+	PoolMode string `yaml:"pool_mode"`
+	PoolSize int    `yaml:"pool_size"`
+}
+
+// User is a client login.
+type User struct {
+	Name string `yaml:"name"`
+	// Auth overrides auth.type for this user.
+	Auth string `yaml:"auth"`
+	// Password is the plain password used both to check the client (when the
+	// users file has no secret for it) and to log in to the servers.
+	Password string `yaml:"password"`
+	// ServerUser and ServerPassword, when set, are used towards the servers
+	// instead of the client's own name and password.
+	ServerUser     string `yaml:"server_user"`
+	ServerPassword string `yaml:"server_password"`
+	PoolMode       string `yaml:"pool_mode"`
+	PoolSize       int    `yaml:"pool_size"`
+}

@@ -1,0 +1,118 @@
+package config
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+const minimal = `
+backends:
+  - name: primary
+    port: 15432
+users:
+  - name: ninja
+    password: ninja
+`
+
+func TestParseFillsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Listen != "127.0.0.1:6432" || cfg.Pool.MaxSize != 20 || cfg.Pool.Mode != PoolSession {
+		t.Fatalf("defaults not applied: %+v", cfg)
+	}
+	if d, ok := cfg.Database("ai_ninja"); !ok || d.DBName != "ai_ninja" {
+		t.Fatalf("wildcard database: %+v %v", d, ok)
+	}
+}
+
+func TestPrecedence(t *testing.T) {
+	yaml := minimal + "pool:\n  max_size: 5\n  acquire_timeout: 3s\n"
+	tests := []struct {
+		name      string
+		overrides []string
+		env       []string
+		wantSize  int
+		wantWait  time.Duration
+	}{
+		{"file", nil, nil, 5, 3 * time.Second},
+		{"flag over file", []string{"pool.max_size=7"}, nil, 7, 3 * time.Second},
+		{"env over flag", []string{"pool.max_size=7"}, []string{"PGNINJA_POOL_MAX_SIZE=9"}, 9, 3 * time.Second},
+		{"env duration", nil, []string{"PGNINJA_POOL_ACQUIRE_TIMEOUT=250ms", "OTHER=1"}, 5, 250 * time.Millisecond},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(yaml), tt.overrides, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Pool.MaxSize != tt.wantSize || cfg.Pool.AcquireTimeout != tt.wantWait {
+				t.Fatalf("got size %d wait %v", cfg.Pool.MaxSize, cfg.Pool.AcquireTimeout)
+			}
+		})
+	}
+}
+
+func TestValidationNamesFields(t *testing.T) {
+	tests := []struct {
+		name, yaml string
+		env        []string
+		want       []string
+	}{
+		{"negative pool", minimal + "pool:\n  max_size: -1\n", nil, []string{"pool.max_size: must be > 0"}},
+		{"bad mode and level", minimal + "log_level: loud\npool:\n  mode: bogus\n", nil,
+			[]string{"log_level: must be one of", "pool.mode: must be one of"}},
+		{"no primary", "backends:\n  - name: r\n    role: replica\n", nil, []string{"backends: need exactly one backend with role primary"}},
+		{"unknown field", minimal + "pool:\n  max_sise: 3\n", nil, []string{"field max_sise not found"}},
+		{"bad env", minimal, []string{"PGNINJA_POOL_MAX_SIZE=lots"}, []string{"PGNINJA_POOL_MAX_SIZE: pool.max_size: want an integer"}},
+		{"tls half", minimal + "tls:\n  cert_file: a.pem\n", nil, []string{"tls: cert_file and key_file must be set together"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse([]byte(tt.yaml), nil, tt.env)
+			if err == nil {
+				t.Fatal("want an error")
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestOverrideUnknownKey(t *testing.T) {
+	_, err := Parse([]byte(minimal), []string{"pool.nope=1"}, nil)
+	if err == nil || !strings.Contains(err.Error(), "pool.nope: no such setting") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestPoolResolution(t *testing.T) {
+	cfg, err := Parse([]byte(minimal+"pool:\n  mode: transaction\ndatabases:\n  a:\n    pool_mode: session\n    pool_size: 3\n  b: {}\n"), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, _ := cfg.Database("a")
+	b, _ := cfg.Database("b")
+	u, _ := cfg.User("ninja")
+	if m := cfg.PoolModeFor(a, u); m != PoolSession {
+		t.Errorf("db override: %s", m)
+	}
+	if m := cfg.PoolModeFor(b, u); m != PoolTransaction {
+		t.Errorf("global: %s", m)
+	}
+	u.PoolMode = PoolStatement
+	if m := cfg.PoolModeFor(a, u); m != PoolStatement {
+		t.Errorf("user override: %s", m)
+	}
+	if _, ok := cfg.Database("zzz"); ok {
+		t.Errorf("unlisted database resolved without a * entry")
+	}
+	if n := cfg.PoolSizeFor(a, u); n != 3 {
+		t.Errorf("size: %d", n)
+	}
+}

@@ -1,0 +1,83 @@
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"gopkg.in/yaml.v3"
+)
+
+// EnvConfigPath names the environment variable that points at the config
+// file when no --config flag is given.
+const EnvConfigPath = "PGNINJA_CONFIG"
+
+// DefaultPath is where pgninja looks for its configuration when neither
+// --config nor PGNINJA_CONFIG is given. `make demo` writes its config there so
+// that a second terminal's `pgninja backup run` talks to the running demo.
+func DefaultPath() string {
+	if p := os.Getenv(EnvConfigPath); p != "" {
+		return p
+	}
+	dir, err := os.UserConfigDir()
+	if err != nil {
+		return "pgninja.yaml"
+	}
+	return filepath.Join(dir, "pgninja", "pgninja.yaml")
+}
+
+// Load reads path (or DefaultPath when empty), applies the overrides in
+// order (later wins), then the PGNINJA_* environment, fills defaults and
+// validates. Overrides are "dotted.path=value" pairs, as from --set.
+func Load(path string, overrides []string) (*Config, error) {
+	if path == "" {
+		path = DefaultPath()
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	cfg, err := Parse(data, overrides, os.Environ())
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	cfg.Path = path
+	if cfg.Auth.UsersFile != "" && !filepath.IsAbs(cfg.Auth.UsersFile) {
+		cfg.Auth.UsersFile = filepath.Join(filepath.Dir(path), cfg.Auth.UsersFile)
+	}
+	return cfg, nil
+}
+
+// Parse decodes YAML strictly (unknown fields are errors), applies
+// overrides and the PGNINJA_* variables found in environ, fills defaults
+// and validates the result as a whole.
+func Parse(data []byte, overrides []string, environ []string) (*Config, error) {
+	cfg := &Config{}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	// An empty document is a valid, all-defaults file; validation judges it.
+	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("yaml: %w", err)
+	}
+	for _, o := range overrides {
+		key, val, ok := strings.Cut(o, "=")
+		if !ok {
+			return nil, fmt.Errorf("override %q: want key=value", o)
+		}
+		if err := setPath(cfg, key, val); err != nil {
+			return nil, err
+		}
+	}
+	if err := applyEnv(cfg, environ); err != nil {
+		return nil, err
+	}
+	cfg.fillDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}

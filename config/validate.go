@@ -1,0 +1,150 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+)
+
+// FieldError is one problem with one setting, named by its dotted path.
+type FieldError struct {
+	Field string
+	Msg   string
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Msg }
+
+// problems collects every FieldError so that one run reports them all.
+type problems []error
+
+func (p *problems) add(field, format string, args ...any) {
+	*p = append(*p, &FieldError{Field: field, Msg: fmt.Sprintf(format, args...)})
+}
+
+// Validate checks the whole configuration and returns all problems joined.
+func (c *Config) Validate() error {
+	var p problems
+	checkAddr(&p, "listen", c.Listen)
+	checkAddr(&p, "admin_listen", c.AdminListen)
+	oneOf(&p, "log_level", c.LogLevel, "debug", "info", "warn", "error")
+	oneOf(&p, "log_format", c.LogFormat, "text", "json")
+	positive(&p, "max_client_conn", c.MaxClientConn)
+	if c.MaxMessageSize < 1<<16 {
+		p.add("max_message_size", "must be >= 65536")
+	}
+	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
+		p.add("tls", "cert_file and key_file must be set together")
+	}
+	if c.TLS.Require && c.TLS.CertFile == "" {
+		p.add("tls.require", "needs tls.cert_file and tls.key_file")
+	}
+	oneOf(&p, "tls.backend_sslmode", c.TLS.BackendMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
+	oneOf(&p, "auth.type", c.Auth.Type, AuthSCRAM, AuthMD5, AuthTrust)
+	c.Pool.validate(&p)
+
+	primaries := 0
+	names := map[string]bool{}
+	for i, b := range c.Backends {
+		f := fmt.Sprintf("backends[%d]", i)
+		if b.Name == "" {
+			p.add(f+".name", "must be set")
+		} else if names[b.Name] {
+			p.add(f+".name", "duplicate backend %q", b.Name)
+		}
+		names[b.Name] = true
+		if b.Port <= 0 || b.Port > 65535 {
+			p.add(f+".port", "must be in 1..65535")
+		}
+		oneOf(&p, f+".role", b.Role, RolePrimary, RoleReplica)
+		if b.Role == RolePrimary {
+			primaries++
+		}
+		if b.Weight < 0 {
+			p.add(f+".weight", "must be >= 0")
+		}
+	}
+	if primaries != 1 {
+		p.add("backends", "need exactly one backend with role primary, have %d", primaries)
+	}
+	for name, d := range c.Databases {
+		f := "databases." + name
+		if d.PoolMode != "" {
+			oneOf(&p, f+".pool_mode", d.PoolMode, PoolSession, PoolTransaction, PoolStatement)
+		}
+		if d.PoolSize < 0 {
+			p.add(f+".pool_size", "must be >= 0")
+		}
+	}
+	users := map[string]bool{}
+	for i, u := range c.Users {
+		f := fmt.Sprintf("users[%d]", i)
+		if u.Name == "" {
+			p.add(f+".name", "must be set")
+		} else if users[u.Name] {
+			p.add(f+".name", "duplicate user %q", u.Name)
+		}
+		users[u.Name] = true
+		if u.Auth != "" {
+			oneOf(&p, f+".auth", u.Auth, AuthSCRAM, AuthMD5, AuthTrust)
+		}
+		if u.PoolMode != "" {
+			oneOf(&p, f+".pool_mode", u.PoolMode, PoolSession, PoolTransaction, PoolStatement)
+		}
+		if u.PoolSize < 0 {
+			p.add(f+".pool_size", "must be >= 0")
+		}
+	}
+	c.Sidecar.validate(&p)
+	return errors.Join(p...)
+}
+
+func (pc *Pool) validate(p *problems) {
+	oneOf(p, "pool.mode", pc.Mode, PoolSession, PoolTransaction, PoolStatement)
+	positive(p, "pool.max_size", pc.MaxSize)
+	if pc.MinSize < 0 || pc.MinSize > pc.MaxSize {
+		p.add("pool.min_size", "must be in 0..pool.max_size")
+	}
+	if pc.ReserveSize < 0 {
+		p.add("pool.reserve_size", "must be >= 0")
+	}
+	for _, d := range []struct {
+		name string
+		val  int64
+	}{
+		{"pool.acquire_timeout", int64(pc.AcquireTimeout)},
+		{"pool.connect_timeout", int64(pc.ConnectTimeout)},
+		{"pool.idle_timeout", int64(pc.IdleTimeout)},
+		{"pool.max_lifetime", int64(pc.MaxLifetime)},
+		{"pool.health_check_after", int64(pc.HealthCheckAfter)},
+		{"pool.reserve_timeout", int64(pc.ReserveTimeout)},
+	} {
+		if d.val <= 0 {
+			p.add(d.name, "must be > 0")
+		}
+	}
+	if pc.IdleTransactionTimeout < 0 {
+		p.add("pool.idle_transaction_timeout", "must be >= 0")
+	}
+}
+
+func checkAddr(p *problems, field, addr string) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		p.add(field, "must be host:port: %v", err)
+	}
+}
+
+func oneOf(p *problems, field, val string, allowed ...string) {
+	for _, a := range allowed {
+		if val == a {
+			return
+		}
+	}
+	p.add(field, "must be one of %s, not %q", strings.Join(allowed, ", "), val)
+}
+
+func positive(p *problems, field string, v int) {
+	if v <= 0 {
+		p.add(field, "must be > 0")
+	}
+}
