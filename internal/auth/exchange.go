@@ -1,0 +1,170 @@
+package auth
+
+import (
+	"crypto/md5"
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"sync"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/xdg-go/scram"
+)
+
+// Methods, as in pg_hba.conf.
+const (
+	MethodSCRAM = "scram-sha-256"
+	MethodMD5   = "md5"
+	MethodTrust = "trust"
+)
+
+// Conn is the client side of the wire during authentication.
+type Conn interface {
+	// Send writes and flushes one message.
+	Send(msg wire.Encoder) error
+	// Receive returns the next message's type and body.
+	Receive() (typ byte, body []byte, err error)
+}
+
+// Authenticator runs password exchanges. It caches SCRAM keys derived
+// from plain passwords, because PBKDF2 at 4096 rounds per login would
+// dominate connect-per-transaction workloads.
+type Authenticator struct {
+	mu      sync.Mutex
+	derived map[string]*scram.StoredCredentials
+}
+
+// NewAuthenticator returns an Authenticator with an empty key cache.
+func NewAuthenticator() *Authenticator {
+	return &Authenticator{derived: map[string]*scram.StoredCredentials{}}
+}
+
+// Check authenticates user with method against secret. It does not send
+// AuthenticationOk: the caller does, once the rest of startup is settled.
+func (a *Authenticator) Check(c Conn, method, user string, s Secret) error {
+	switch method {
+	case MethodTrust:
+		return nil
+	case MethodMD5:
+		if s.MD5 != "" || s.Plain != "" {
+			return checkMD5(c, user, s)
+		}
+	}
+	creds, err := a.scramCreds(user, s)
+	if err != nil {
+		return err
+	}
+	if creds == nil {
+		// Only an md5 hash is known: PostgreSQL, too, falls back to md5.
+		return checkMD5(c, user, s)
+	}
+	return checkSCRAM(c, user, creds)
+}
+
+func (a *Authenticator) scramCreds(user string, s Secret) (*scram.StoredCredentials, error) {
+	if s.SCRAM != nil {
+		return s.SCRAM, nil
+	}
+	if s.Plain == "" {
+		return nil, nil
+	}
+	key := user + "\x00" + s.Plain
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if c, ok := a.derived[key]; ok {
+		return c, nil
+	}
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return nil, err
+	}
+	c, err := scramCredentials(user, s.Plain, scram.KeyFactors{Salt: string(salt), Iters: 4096})
+	if err != nil {
+		return nil, err
+	}
+	a.derived[key] = c
+	return c, nil
+}
+
+func failed(user string) error {
+	return pgerr.Fatal(pgerr.InvalidPassword, "password authentication failed for user %q", user)
+}
+
+func receivePassword(c Conn) ([]byte, error) {
+	typ, body, err := c.Receive()
+	if err != nil {
+		return nil, err
+	}
+	if typ != 'p' {
+		return nil, pgerr.Fatal(pgerr.ProtocolViolation, "expected password response, got message type %q", typ)
+	}
+	return body, nil
+}
+
+func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials) error {
+	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *creds, nil })
+	if err != nil {
+		return err
+	}
+	conv := srv.NewConversation()
+	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}}); err != nil {
+		return err
+	}
+	body, err := receivePassword(c)
+	if err != nil {
+		return err
+	}
+	var first pgproto3.SASLInitialResponse
+	if err := first.Decode(body); err != nil || first.AuthMechanism != "SCRAM-SHA-256" {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL initial response")
+	}
+	serverFirst, err := conv.Step(string(first.Data))
+	if err != nil {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SCRAM client-first message: %v", err)
+	}
+	if err := c.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}); err != nil {
+		return err
+	}
+	if body, err = receivePassword(c); err != nil {
+		return err
+	}
+	var final pgproto3.SASLResponse
+	if err := final.Decode(body); err != nil {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL response")
+	}
+	serverFinal, err := conv.Step(string(final.Data))
+	if err != nil || !conv.Valid() {
+		return failed(user)
+	}
+	return c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
+}
+
+func checkMD5(c Conn, user string, s Secret) error {
+	var salt [4]byte
+	if _, err := rand.Read(salt[:]); err != nil {
+		return err
+	}
+	if err := c.Send(&pgproto3.AuthenticationMD5Password{Salt: salt}); err != nil {
+		return err
+	}
+	body, err := receivePassword(c)
+	if err != nil {
+		return err
+	}
+	var pm pgproto3.PasswordMessage
+	if err := pm.Decode(body); err != nil {
+		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed password message")
+	}
+	stored := s.MD5
+	if stored == "" {
+		stored = MD5Hash(user, s.Plain)
+	}
+	sum := md5.Sum(append([]byte(stored[3:]), salt[:]...))
+	want := "md5" + hex.EncodeToString(sum[:])
+	if subtle.ConstantTimeCompare([]byte(want), []byte(pm.Password)) != 1 {
+		return failed(user)
+	}
+	return nil
+}

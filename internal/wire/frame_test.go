@@ -1,0 +1,83 @@
+package wire
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"io"
+	"testing"
+	"testing/iotest"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+func TestFramingAcrossReads(t *testing.T) {
+	var stream []byte
+	stream = Append(stream, &pgproto3.Query{String: "select 1"})
+	big := bytes.Repeat([]byte("x"), 10000)
+	stream = Append(stream, &pgproto3.CopyData{Data: big})
+	stream = Append(stream, &pgproto3.Sync{})
+
+	// One byte per Read: a message must never be taken for a TCP read.
+	r := bufio.NewReaderSize(iotest.OneByteReader(bytes.NewReader(stream)), 16)
+	var out bytes.Buffer
+	w := bufio.NewWriter(&out)
+	var scratch []byte
+	for _, want := range []struct {
+		typ byte
+		n   int
+	}{{'Q', 9}, {'d', 10000}, {'S', 0}} {
+		typ, n, err := ReadHeader(r, 1<<20)
+		if err != nil || typ != want.typ || n != want.n {
+			t.Fatalf("header: %c %d %v, want %c %d", typ, n, err, want.typ, want.n)
+		}
+		if typ == 'd' {
+			if err := CopyBody(w, r, n); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if _, err := Body(r, n, &scratch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	w.Flush()
+	if !bytes.Equal(out.Bytes(), big) {
+		t.Fatal("copied body differs")
+	}
+	if _, _, err := ReadHeader(r, 1<<20); err != io.EOF {
+		t.Fatalf("want EOF, got %v", err)
+	}
+}
+
+func TestReadHeaderRejectsBadLengths(t *testing.T) {
+	tests := []struct {
+		name string
+		in   []byte
+	}{
+		{"2GB", []byte{'Q', 0x7f, 0xff, 0xff, 0xff}},
+		{"below 4", []byte{'Q', 0, 0, 0, 3}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, _, err := ReadHeader(bufio.NewReader(bytes.NewReader(tt.in)), 1<<20)
+			var pe *pgerr.Error
+			if !errors.As(err, &pe) || pe.Code != pgerr.ProtocolViolation {
+				t.Fatalf("got %v", err)
+			}
+		})
+	}
+}
+
+func TestBodyTruncated(t *testing.T) {
+	r := bufio.NewReaderSize(bytes.NewReader([]byte("abc")), 16)
+	var s []byte
+	if _, err := Body(r, 10, &s); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("got %v", err)
+	}
+	r = bufio.NewReaderSize(bytes.NewReader([]byte("abc")), 16)
+	if _, err := Body(r, 100, &s); !errors.Is(err, io.ErrUnexpectedEOF) {
+		t.Fatalf("big: got %v", err)
+	}
+}

@@ -1,0 +1,126 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"net"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Server-side buffers are larger than client-side ones: there are few
+// server connections and they carry every result set.
+const serverBufSize = 32 << 10
+
+// Conn is one hijacked server connection. Between Acquire and Release it
+// belongs to exactly one session, which reads and writes R and W directly.
+type Conn struct {
+	net.Conn
+	R *bufio.Reader
+	W *bufio.Writer
+
+	// PID and Secret are the server's BackendKeyData, for cancel requests.
+	PID    uint32
+	Secret []byte
+	// Addr is host:port of the server, where cancel requests go.
+	Addr string
+	// Params are the ParameterStatus values the server reported at startup.
+	Params map[string]string
+	// TxStatus is the status from the last ReadyForQuery seen.
+	TxStatus byte
+
+	// State belongs to the session layer: what session state (parameters,
+	// prepared statements) this server connection carries. The pool only
+	// clears it on reset.
+	State any
+
+	pool      *Pool
+	created   time.Time
+	idleSince time.Time
+	broken    bool
+	scratch   []byte
+}
+
+// MarkBroken records that the connection must not be reused: its protocol
+// state is unknown or its socket failed.
+func (c *Conn) MarkBroken() { c.broken = true }
+
+// Broken reports whether MarkBroken was called.
+func (c *Conn) Broken() bool { return c.broken }
+
+// Pool returns the pool the connection belongs to.
+func (c *Conn) Pool() *Pool { return c.pool }
+
+func newConn(hj *pgconn.HijackedConn, addr string) *Conn {
+	now := time.Now()
+	params := make(map[string]string, len(hj.ParameterStatuses))
+	for k, v := range hj.ParameterStatuses {
+		params[k] = v
+	}
+	return &Conn{
+		Conn:      hj.Conn,
+		R:         bufio.NewReaderSize(hj.Conn, serverBufSize),
+		W:         bufio.NewWriterSize(hj.Conn, serverBufSize),
+		PID:       hj.PID,
+		Secret:    hj.SecretKey,
+		Addr:      addr,
+		Params:    params,
+		TxStatus:  hj.TxStatus,
+		created:   now,
+		idleSince: now,
+	}
+}
+
+// Exec runs sql with the simple protocol and waits for ReadyForQuery. It is
+// for the proxy's own housekeeping (reset, liveness), never for client
+// traffic, and returns the first server error.
+func (c *Conn) Exec(ctx context.Context, sql string) error {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+		defer c.SetDeadline(time.Time{})
+	}
+	buf := wire.Append(c.scratch[:0], &pgproto3.Query{String: sql})
+	if _, err := c.W.Write(buf); err != nil {
+		c.broken = true
+		return err
+	}
+	if err := c.W.Flush(); err != nil {
+		c.broken = true
+		return err
+	}
+	var firstErr error
+	for {
+		typ, n, err := wire.ReadHeader(c.R, 1<<30)
+		if err != nil {
+			c.broken = true
+			return err
+		}
+		body, err := wire.Body(c.R, n, &c.scratch)
+		if err != nil {
+			c.broken = true
+			return err
+		}
+		switch typ {
+		case 'E':
+			if firstErr == nil {
+				var er pgproto3.ErrorResponse
+				if err := er.Decode(body); err != nil {
+					c.broken = true
+					return err
+				}
+				firstErr = pgconn.ErrorResponseToPgError(&er)
+			}
+		case 'Z':
+			if len(body) != 1 {
+				c.broken = true
+				return fmt.Errorf("malformed ReadyForQuery")
+			}
+			c.TxStatus = body[0]
+			return firstErr
+		}
+	}
+}

@@ -1,0 +1,74 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// Target says where and as whom a pool's connections log in.
+type Target struct {
+	Host     string
+	Port     int
+	Database string
+	User     string
+	Password string
+	// SSLMode is libpq's sslmode towards the server.
+	SSLMode        string
+	ConnectTimeout time.Duration
+}
+
+// Addr is host:port.
+func (t Target) Addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
+
+func (t Target) connString() string {
+	q := func(s string) string {
+		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
+	}
+	sslmode := t.SSLMode
+	if sslmode == "" {
+		sslmode = "prefer"
+	}
+	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=%s",
+		q(t.Host), t.Port, q(t.Database), q(t.User), q(t.Password), sslmode)
+}
+
+// Dial opens and hijacks one server connection. A server's own refusal
+// (wrong password, missing database) comes back as its *pgconn.PgError so
+// the client sees the server's SQLSTATE; anything else is 08006.
+func Dial(ctx context.Context, t Target) (*Conn, error) {
+	cfg, err := pgconn.ParseConfig(t.connString())
+	if err != nil {
+		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure, "pgninja: bad server settings")
+	}
+	// pgninja reads notices and notifications itself, from the raw stream.
+	cfg.OnNotice = nil
+	cfg.OnNotification = nil
+	if t.ConnectTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, t.ConnectTimeout)
+		defer cancel()
+	}
+	pc, err := pgconn.ConnectConfig(ctx, cfg)
+	if err != nil {
+		var pe *pgconn.PgError
+		if errors.As(err, &pe) {
+			return nil, pe
+		}
+		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure,
+			"pgninja: could not connect to server %s", t.Addr())
+	}
+	hj, err := pc.Hijack()
+	if err != nil {
+		pc.Close(context.Background())
+		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure, "pgninja: hijack server connection")
+	}
+	return newConn(hj, t.Addr()), nil
+}

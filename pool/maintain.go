@@ -1,0 +1,116 @@
+package pool
+
+import (
+	"context"
+	"time"
+)
+
+// Maintain closes connections past their idle timeout or lifetime and
+// opens connections up to MinSize. The Manager calls it periodically.
+func (p *Pool) Maintain(ctx context.Context, now time.Time) {
+	p.mu.Lock()
+	var expired []*Conn
+	keep := p.idle[:0]
+	for i, c := range p.idle {
+		// p.idle[:i] are the least recently used: idle timeout trims them
+		// first and stops at MinSize.
+		tooIdle := now.Sub(c.idleSince) > p.opts.IdleTimeout && p.total-len(expired) > p.opts.MinSize
+		tooOld := now.Sub(c.created) > p.opts.MaxLifetime
+		if tooIdle || tooOld {
+			expired = append(expired, c)
+			continue
+		}
+		keep = append(keep, p.idle[i])
+	}
+	for i := len(keep); i < len(p.idle); i++ {
+		p.idle[i] = nil
+	}
+	p.idle = keep
+	missing := p.opts.MinSize - p.total + len(expired)
+	p.mu.Unlock()
+
+	for _, c := range expired {
+		p.discard(c)
+	}
+	for i := 0; i < missing; i++ {
+		p.mu.Lock()
+		if p.closed || p.total >= p.opts.MinSize {
+			p.mu.Unlock()
+			return
+		}
+		p.total++
+		p.mu.Unlock()
+		c, err := p.open(ctx)
+		if err != nil {
+			return
+		}
+		p.Release(c, false)
+	}
+}
+
+// Close closes idle connections and refuses further Acquires. Connections
+// on loan are closed when they come back.
+func (p *Pool) Close() {
+	p.mu.Lock()
+	p.closed = true
+	idle := p.idle
+	p.idle = nil
+	waiters := p.waiters
+	p.waiters = nil
+	p.mu.Unlock()
+	for _, w := range waiters {
+		// A slot grant makes the waiter retry and see the pool closed.
+		w.ch <- grant{}
+	}
+	for _, c := range idle {
+		p.discard(c)
+	}
+}
+
+// SetOptions applies new limits, as on a config reload.
+func (p *Pool) SetOptions(o Options) {
+	p.mu.Lock()
+	p.opts = o
+	p.mu.Unlock()
+}
+
+// SetTarget changes where new connections go (say, a new password).
+func (p *Pool) SetTarget(t Target) {
+	p.mu.Lock()
+	p.target = t
+	p.mu.Unlock()
+}
+
+// Params returns the server's startup ParameterStatus set, opening a
+// connection to learn it if none has been opened yet.
+func (p *Pool) Params(ctx context.Context) (map[string]string, error) {
+	p.mu.Lock()
+	params := p.params
+	p.mu.Unlock()
+	if params != nil {
+		return params, nil
+	}
+	c, err := p.Acquire(ctx)
+	if err != nil {
+		return nil, err
+	}
+	params = c.Params
+	p.Release(c, false)
+	return params, nil
+}
+
+// Stats returns a snapshot of the pool's counters.
+func (p *Pool) Stats() Stats {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.stats
+	s.Total, s.Idle, s.Waiting = p.total, len(p.idle), len(p.waiters)
+	return s
+}
+
+// Target returns where the pool's connections go.
+func (p *Pool) Target() Target {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.target
+}

@@ -1,0 +1,302 @@
+package pool
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+)
+
+// Options are a pool's limits. They may change on reload.
+type Options struct {
+	MinSize     int
+	MaxSize     int
+	ReserveSize int
+	// ReserveTimeout is how long a waiter waits before a reserve
+	// connection may be opened for it.
+	ReserveTimeout time.Duration
+	// AcquireTimeout is how long a waiter waits in all.
+	AcquireTimeout   time.Duration
+	IdleTimeout      time.Duration
+	MaxLifetime      time.Duration
+	HealthCheckAfter time.Duration
+	// ResetQuery runs on Release when the caller asks for a reset.
+	ResetQuery string
+}
+
+// DialFunc opens one connection to a target.
+type DialFunc func(ctx context.Context, t Target) (*Conn, error)
+
+// Pool lends connections to one (backend, database, user).
+type Pool struct {
+	dial DialFunc
+
+	mu      sync.Mutex
+	target  Target
+	opts    Options
+	idle    []*Conn // most recently used last
+	total   int     // open plus being dialled
+	waiters []*waiter
+	closed  bool
+	params  map[string]string
+	stats   Stats
+}
+
+// Stats are counters and gauges for the admin surface and metrics.
+type Stats struct {
+	Total, Idle, Waiting           int
+	Acquires, Waits, Timeouts      uint64
+	Dials, DialErrors, Closed      uint64
+	HealthCheckFails, ResetFailure uint64
+}
+
+// waiter is a client queued for a connection. A grant carries either a
+// connection or permission to dial one (a slot freed by a closed
+// connection), so a waiter never waits behind a slot nobody uses.
+type waiter struct {
+	ch chan grant
+}
+
+type grant struct {
+	conn *Conn
+}
+
+// New makes an empty pool; connections open on demand and to MinSize.
+func New(t Target, opts Options, dial DialFunc) *Pool {
+	if dial == nil {
+		dial = Dial
+	}
+	return &Pool{target: t, opts: opts, dial: dial}
+}
+
+// ErrClosed is returned by Acquire on a closed pool.
+var ErrClosed = pgerr.Fatal(pgerr.AdminShutdown, "pgninja: pool is closed")
+
+// Acquire lends a connection, waiting up to the acquire timeout in FIFO
+// order when the pool is full.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+	p.mu.Lock()
+	p.stats.Acquires++
+	start := time.Now()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		if n := len(p.idle); n > 0 {
+			c := p.idle[n-1]
+			p.idle = p.idle[:n-1]
+			opts := p.opts
+			p.mu.Unlock()
+			if c, ok := p.vet(ctx, c, opts); ok {
+				return c, nil
+			}
+			p.mu.Lock()
+			continue
+		}
+		if p.total < p.opts.MaxSize {
+			p.total++
+			p.mu.Unlock()
+			return p.open(ctx)
+		}
+		c, dial, err := p.wait(ctx, start)
+		if err != nil {
+			return nil, err
+		}
+		if dial {
+			return p.open(ctx)
+		}
+		if c != nil {
+			return c, nil
+		}
+		p.mu.Lock()
+	}
+}
+
+// vet checks an idle connection before lending it: too old, or idle long
+// enough that the server may have gone away, means close or probe it.
+func (p *Pool) vet(ctx context.Context, c *Conn, opts Options) (*Conn, bool) {
+	now := time.Now()
+	if now.Sub(c.created) > opts.MaxLifetime {
+		p.discard(c)
+		return nil, false
+	}
+	if now.Sub(c.idleSince) > opts.HealthCheckAfter {
+		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		err := c.Exec(cctx, "")
+		cancel()
+		if err != nil {
+			p.mu.Lock()
+			p.stats.HealthCheckFails++
+			p.mu.Unlock()
+			p.discard(c)
+			return nil, false
+		}
+	}
+	return c, true
+}
+
+// wait queues the caller. It returns a connection handed over by Release,
+// or dial=true when the caller now owns a free slot, or a timeout error.
+// p.mu is held on entry and released on return.
+func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, err error) {
+	w := &waiter{ch: make(chan grant, 1)}
+	p.waiters = append(p.waiters, w)
+	p.stats.Waits++
+	opts := p.opts
+	p.mu.Unlock()
+
+	total := opts.AcquireTimeout - time.Since(start)
+	timeout := time.NewTimer(total)
+	defer timeout.Stop()
+	var reserve <-chan time.Time
+	if opts.ReserveSize > 0 {
+		rt := time.NewTimer(opts.ReserveTimeout)
+		defer rt.Stop()
+		reserve = rt.C
+	}
+	for {
+		select {
+		case g := <-w.ch:
+			return g.conn, g.conn == nil, nil
+		case <-reserve:
+			reserve = nil
+			p.mu.Lock()
+			if p.total < p.opts.MaxSize+p.opts.ReserveSize && p.dequeue(w) {
+				p.total++
+				p.mu.Unlock()
+				return nil, true, nil
+			}
+			p.mu.Unlock()
+		case <-timeout.C:
+			return p.giveUp(w, pgerr.New(pgerr.TooManyConnections,
+				"pgninja: no server connection available for %s@%s within %v (pool full: %d in use)",
+				p.target.User, p.target.Database, opts.AcquireTimeout, opts.MaxSize).
+				WithHint("Raise pool.max_size or pool.acquire_timeout, or shorten transactions."))
+		case <-ctx.Done():
+			return p.giveUp(w, ctx.Err())
+		}
+	}
+}
+
+// giveUp leaves the queue; if a grant raced in, it is honoured instead.
+func (p *Pool) giveUp(w *waiter, err error) (*Conn, bool, error) {
+	p.mu.Lock()
+	if p.dequeue(w) {
+		p.stats.Timeouts++
+		p.mu.Unlock()
+		return nil, false, err
+	}
+	p.mu.Unlock()
+	g := <-w.ch
+	return g.conn, g.conn == nil, nil
+}
+
+func (p *Pool) dequeue(w *waiter) bool {
+	for i, x := range p.waiters {
+		if x == w {
+			p.waiters = append(p.waiters[:i], p.waiters[i+1:]...)
+			return true
+		}
+	}
+	return false
+}
+
+// open dials into a slot the caller already counted in p.total.
+func (p *Pool) open(ctx context.Context) (*Conn, error) {
+	p.mu.Lock()
+	t := p.target
+	p.stats.Dials++
+	p.mu.Unlock()
+	c, err := p.dial(ctx, t)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err != nil {
+		p.stats.DialErrors++
+		p.total--
+		p.passSlot()
+		return nil, err
+	}
+	c.pool = p
+	if p.params == nil {
+		p.params = c.Params
+	}
+	return c, nil
+}
+
+// passSlot gives a freed slot to the first waiter, who will dial.
+// p.mu must be held.
+func (p *Pool) passSlot() {
+	if len(p.waiters) == 0 || p.closed {
+		return
+	}
+	w := p.waiters[0]
+	p.waiters = p.waiters[1:]
+	p.total++
+	w.ch <- grant{}
+}
+
+// discard closes a connection that is out of the pool's hands.
+func (p *Pool) discard(c *Conn) {
+	_ = c.Close()
+	p.mu.Lock()
+	p.total--
+	p.stats.Closed++
+	p.passSlot()
+	p.mu.Unlock()
+}
+
+// Release returns c. A connection inside a transaction is rolled back
+// first; with reset, the reset query runs; a broken or failing connection
+// is closed instead, so no client ever inherits another's state.
+func (p *Pool) Release(c *Conn, reset bool) {
+	p.mu.Lock()
+	opts, closed := p.opts, p.closed
+	p.mu.Unlock()
+	if c.broken || closed || time.Since(c.created) > opts.MaxLifetime {
+		p.discard(c)
+		return
+	}
+	if c.TxStatus != 'I' || (reset && opts.ResetQuery != "") {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := p.clean(ctx, c, reset, opts)
+		cancel()
+		if err != nil {
+			p.mu.Lock()
+			p.stats.ResetFailure++
+			p.mu.Unlock()
+			p.discard(c)
+			return
+		}
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if len(p.waiters) > 0 {
+		w := p.waiters[0]
+		p.waiters = p.waiters[1:]
+		w.ch <- grant{conn: c}
+		return
+	}
+	c.idleSince = time.Now()
+	p.idle = append(p.idle, c)
+}
+
+func (p *Pool) clean(ctx context.Context, c *Conn, reset bool, opts Options) error {
+	if c.TxStatus != 'I' {
+		if err := c.Exec(ctx, "ROLLBACK"); err != nil {
+			return err
+		}
+		if c.TxStatus != 'I' {
+			return errors.New("still in a transaction after ROLLBACK")
+		}
+	}
+	if reset && opts.ResetQuery != "" {
+		if err := c.Exec(ctx, opts.ResetQuery); err != nil {
+			return err
+		}
+		c.State = nil
+	}
+	return nil
+}
