@@ -1,0 +1,71 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Server is the admin HTTP endpoint.
+type Server struct {
+	http  *http.Server
+	ln    net.Listener
+	log   *slog.Logger
+	pools *pool.Manager
+}
+
+// New builds the handler set; gatherer is the registry metrics come from.
+func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *slog.Logger) *Server {
+	s := &Server{log: log, pools: pools}
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
+	mux.HandleFunc("GET /pools", s.handlePools)
+	s.http = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	return s
+}
+
+// Listen binds the address, so a port conflict fails startup.
+func (s *Server) Listen() error {
+	ln, err := net.Listen("tcp", s.http.Addr)
+	if err != nil {
+		return err
+	}
+	s.ln = ln
+	return nil
+}
+
+// Serve runs until Shutdown.
+func (s *Server) Serve() error {
+	if err := s.http.Serve(s.ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// Shutdown stops the HTTP server.
+func (s *Server) Shutdown(ctx context.Context) error { return s.http.Shutdown(ctx) }
+
+type poolView struct {
+	Backend  string     `json:"backend"`
+	Database string     `json:"database"`
+	User     string     `json:"user"`
+	Stats    pool.Stats `json:"stats"`
+}
+
+func (s *Server) handlePools(w http.ResponseWriter, _ *http.Request) {
+	var out []poolView
+	s.pools.Each(func(k pool.Key, p *pool.Pool) {
+		out = append(out, poolView{Backend: k.Backend, Database: k.Database, User: k.User, Stats: p.Stats()})
+	})
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}

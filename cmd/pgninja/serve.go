@@ -1,0 +1,116 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ai-ninja/pgninja/admin"
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+func runServe(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
+	var cf configFlags
+	cf.register(fs)
+	shortcuts := map[string]*string{
+		"listen":       fs.String("listen", "", "client address (listen)"),
+		"admin_listen": fs.String("admin-listen", "", "admin HTTP address (admin_listen)"),
+		"pool.mode":    fs.String("pool-mode", "", "session, transaction or statement (pool.mode)"),
+		"log_level":    fs.String("log-level", "", "debug, info, warn or error (log_level)"),
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	for key, v := range shortcuts {
+		if *v != "" {
+			cf.sets = append(cf.sets, key+"="+*v)
+		}
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return err
+	}
+	log := newLogger(cfg)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	pools := pool.NewManager(nil)
+	defer pools.Close()
+	srv, err := proxy.NewServer(cfg, pools, log, reg)
+	if err != nil {
+		return err
+	}
+	if err := srv.Listen(); err != nil {
+		return err
+	}
+	adm := admin.New(cfg.AdminListen, reg, pools, log)
+	if err := adm.Listen(); err != nil {
+		return fmt.Errorf("admin_listen: %w", err)
+	}
+
+	runCtx, stop := context.WithCancel(context.Background())
+	defer stop()
+	go pools.Run(runCtx, time.Second)
+	errc := make(chan error, 2)
+	go func() { errc <- srv.Serve() }()
+	go func() { errc <- adm.Serve() }()
+	log.Info("pgninja serving", "listen", cfg.Listen, "admin", cfg.AdminListen,
+		"pool_mode", cfg.Pool.Mode, "primary", cfg.Primary().Name)
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-hup:
+			reload(cf, srv, log)
+		case err := <-errc:
+			if err != nil {
+				return err
+			}
+		case <-ctx.Done():
+			log.Info("shutting down: waiting for in-flight transactions", "timeout", cfg.ShutdownTimeout)
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+			err := srv.Shutdown(sctx)
+			cancel()
+			_ = adm.Shutdown(context.Background())
+			if err != nil {
+				log.Warn("shutdown timeout reached; remaining clients were disconnected")
+			}
+			return nil
+		}
+	}
+}
+
+// reload re-reads the config; an invalid one is logged and ignored.
+func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) {
+	cfg, err := cf.load()
+	if err == nil {
+		err = srv.Reload(cfg)
+	}
+	if err != nil {
+		log.Error("config reload rejected; keeping the running config", "err", err)
+		return
+	}
+	log.Info("config reloaded", "path", cfg.Path)
+}
+
+func newLogger(cfg *config.Config) *slog.Logger {
+	var level slog.Level
+	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+}

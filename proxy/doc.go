@@ -1,0 +1,15 @@
+// Package proxy is pgninja's client side: it accepts PostgreSQL clients,
+// authenticates them, and runs one Session per client.
+//
+// A Session reads client messages into a request until a boundary (Query,
+// Sync, Flush, FunctionCall), leases a server connection from the pool and
+// forwards the request. A relay goroutine per lease copies the server's
+// answer back, decoding only ReadyForQuery. Bodies are copied between
+// buffered streams by their 5-byte header and never decoded otherwise.
+//
+// The one rule for giving a server connection back (the safe point): the
+// server's last ReadyForQuery said idle, every Sync/Query sent has been
+// answered, and nothing has been sent since the last one. Session mode
+// never releases before the client leaves; transaction mode releases at
+// every safe point.
+package proxy

@@ -1,0 +1,84 @@
+package proxy
+
+import (
+	"context"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// login authenticates the client and sends everything up to its first
+// ReadyForQuery. Errors carry the SQLSTATE the client must see.
+func (s *Session) login(pkt *startupPacket) error {
+	st := s.st
+	switch pkt.params["replication"] {
+	case "", "false", "off", "no", "0":
+	default:
+		return pgerr.Fatal(pgerr.FeatureNotSupported, "pgninja does not proxy replication connections")
+	}
+	if opts := pkt.protocolOptions(); pkt.minor() > 0 || len(opts) > 0 {
+		if err := s.c.Send(&pgproto3.NegotiateProtocolVersion{NewestMinorProtocol: 0, UnrecognizedOptions: opts}); err != nil {
+			return err
+		}
+	}
+	userName := pkt.params["user"]
+	dbName := pkt.params["database"]
+	if dbName == "" {
+		dbName = userName
+	}
+	u, secret, ok := st.resolveUser(userName)
+	if !ok {
+		return pgerr.Fatal(pgerr.InvalidAuthorization, "no such user: %q", userName)
+	}
+	db, ok := st.cfg.Database(dbName)
+	if !ok {
+		return pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", dbName)
+	}
+	if n := s.srv.clients.Add(1); n > int64(st.cfg.MaxClientConn) {
+		s.srv.clients.Add(-1)
+		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
+	}
+	// From here the client counts against max_client_conn until it leaves.
+	s.countedClient = true
+	method := st.method(u)
+	if err := s.srv.auth.Check(s.c, method, userName, secret); err != nil {
+		return err
+	}
+	l := &login{user: u, db: db, dbName: dbName, mode: st.cfg.PoolModeFor(db, u),
+		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u)}
+	s.l = l
+	primary := st.cfg.Primary()
+	t := st.target(primary, l)
+	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
+
+	ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Pool.AcquireTimeout+st.cfg.Pool.ConnectTimeout)
+	defer cancel()
+	serverParams, err := s.pool.Params(ctx)
+	if err != nil {
+		return asFatal(err)
+	}
+	s.params = newParamSet(pkt.sessionParams())
+	s.srv.keys.register(s)
+
+	msgs := []wire.Encoder{&pgproto3.AuthenticationOk{}}
+	for k, v := range s.params.reported(serverParams) {
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: k, Value: v})
+	}
+	msgs = append(msgs,
+		&pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	_ = s.c.Conn.SetDeadline(time.Time{})
+	s.phase = phaseReady
+	return s.c.SendAll(msgs...)
+}
+
+// asFatal turns a failure to reach the server during login into a FATAL
+// error that keeps the server's own SQLSTATE.
+func asFatal(err error) error {
+	r := pgerr.Response(err)
+	return &pgerr.Error{Severity: pgerr.SeverityFatal, Code: r.Code, Message: r.Message,
+		Detail: r.Detail, Hint: r.Hint, Cause: err}
+}

@@ -1,0 +1,180 @@
+package proxy
+
+import (
+	"errors"
+	"io"
+	"net"
+	"slices"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// serve is the session's one loop over client messages. It returns when
+// the client leaves (nil) or must be thrown out (an error to send it).
+func (s *Session) serve() error {
+	for {
+		typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
+		if err != nil {
+			return s.readFailed(err)
+		}
+		switch typ {
+		case 'X':
+			return nil
+		case 'd', 'c', 'f':
+			if err := s.copyIn(typ, n); err != nil {
+				return err
+			}
+		case 'Q', 'S', 'F', 'H', 'P', 'B', 'D', 'E', 'C':
+			if err := s.collect(typ, n); err != nil {
+				return err
+			}
+		default:
+			return pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ)
+		}
+	}
+}
+
+// readFailed tells a client that left from one that timed out or sent
+// something the proxy must refuse.
+func (s *Session) readFailed(err error) error {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
+		return nil
+	}
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		return pgerr.Fatal(pgerr.IdleSessionTimeout, "terminating connection due to idle-in-transaction timeout")
+	}
+	if pgerr.SQLState(err) != "" {
+		return err
+	}
+	return nil
+}
+
+// collect adds one message to the request and sends the request on at a
+// boundary: Query, Sync and FunctionCall end a request that the server
+// will answer with ReadyForQuery; Flush sends what there is without one.
+func (s *Session) collect(typ byte, n int) error {
+	if s.phase == phaseDiscard {
+		if err := wire.SkipBody(s.c.r, n); err != nil {
+			return s.readFailed(err)
+		}
+		if typ == 'S' {
+			s.phase = phaseReady
+			s.mu.Lock()
+			status := s.txStatus
+			s.mu.Unlock()
+			return s.c.Send(&pgproto3.ReadyForQuery{TxStatus: status})
+		}
+		return nil
+	}
+	s.req = wire.AppendHeader(s.req, typ, n)
+	start := len(s.req)
+	s.req = slices.Grow(s.req, n)[:start+n]
+	if _, err := io.ReadFull(s.c.r, s.req[start:]); err != nil {
+		return s.readFailed(io.ErrUnexpectedEOF)
+	}
+	s.lastReq = typ
+	switch typ {
+	case 'Q', 'S', 'F':
+		return s.send(true)
+	case 'H':
+		return s.send(false)
+	}
+	if len(s.req) > streamThreshold {
+		return s.send(false)
+	}
+	return nil
+}
+
+// send forwards the collected request. complete means it ends with a
+// message the server answers with ReadyForQuery.
+func (s *Session) send(complete bool) error {
+	defer s.resetRequest()
+	c, err := s.ensureLease()
+	if err != nil {
+		return s.refuse(err, complete)
+	}
+	s.mu.Lock()
+	if complete {
+		s.pending = append(s.pending, expect{})
+	}
+	s.openBatch = !complete
+	s.mu.Unlock()
+	s.srv.metrics.requests.Inc()
+	if _, err := c.W.Write(s.req); err == nil {
+		err = c.W.Flush()
+	}
+	// A write failure means the server is gone; its relay sees the same
+	// socket fail, reports it to the client and ends the session.
+	if err != nil {
+		c.MarkBroken()
+		_ = c.Conn.Close()
+	}
+	return nil
+}
+
+// refuse answers a request that could not be sent (no server connection)
+// the way the server would have answered a failure: an ErrorResponse, and
+// ReadyForQuery when the request ended with one due.
+func (s *Session) refuse(err error, complete bool) error {
+	s.srv.log.Debug("request refused", "user", s.l.user.Name, "err", err)
+	if pgerr.IsFatal(err) && pgerr.SQLState(err) == pgerr.AdminShutdown {
+		return err
+	}
+	s.mu.Lock()
+	status := s.txStatus
+	s.mu.Unlock()
+	if !complete {
+		s.phase = phaseDiscard
+		return s.c.sendError(asError(err), 0)
+	}
+	return s.c.sendError(asError(err), status)
+}
+
+// asError keeps a refusal at ERROR severity: the client may retry on the
+// same connection once the server or pool recovers.
+func asError(err error) error {
+	r := pgerr.Response(err)
+	return &pgerr.Error{Severity: pgerr.SeverityError, Code: r.Code, Message: r.Message,
+		Detail: r.Detail, Hint: r.Hint, Cause: err}
+}
+
+func (s *Session) resetRequest() {
+	if cap(s.req) > 64<<10 {
+		s.req = nil // do not keep a large buffer for an idle client
+		return
+	}
+	s.req = s.req[:0]
+}
+
+// copyIn forwards COPY data. It belongs to a request already sent, so it
+// goes straight to the leased connection; without one the server would
+// ignore it, and so does the proxy.
+func (s *Session) copyIn(typ byte, n int) error {
+	s.mu.Lock()
+	c := s.lease
+	s.mu.Unlock()
+	if c == nil || s.phase == phaseDiscard {
+		if err := wire.SkipBody(s.c.r, n); err != nil {
+			return s.readFailed(err)
+		}
+		return nil
+	}
+	err := wire.WriteHeader(c.W, typ, n)
+	if err == nil {
+		err = wire.CopyBody(c.W, s.c.r, n)
+	}
+	if err == nil && (typ != 'd' || s.c.r.Buffered() == 0) {
+		err = c.W.Flush()
+	}
+	if err != nil {
+		if errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		c.MarkBroken()
+		_ = c.Conn.Close()
+	}
+	return nil
+}

@@ -1,0 +1,30 @@
+package proxy
+
+import "github.com/prometheus/client_golang/prometheus"
+
+type metrics struct {
+	clients       prometheus.Gauge
+	logins        *prometheus.CounterVec
+	cancels       prometheus.Counter
+	serverFailure prometheus.Counter
+	requests      prometheus.Counter
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "pgninja_clients_connected", Help: "Clients logged in now."}),
+		logins: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgninja_client_logins_total", Help: "Client login attempts by result."}, []string{"result"}),
+		cancels: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_cancel_requests_total", Help: "CancelRequests received."}),
+		serverFailure: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_server_connection_failures_total", Help: "Server connections lost while leased."}),
+		requests: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_requests_total", Help: "Client requests forwarded (one per Query, Sync or Flush)."}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests)
+	}
+	return m
+}

@@ -1,0 +1,237 @@
+package proxy
+
+import (
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// maxServerMessage bounds what the proxy accepts from a server; PostgreSQL
+// itself never sends a message of 1 GB or more.
+const maxServerMessage = 1 << 30
+
+// relay copies the server's messages to the client for as long as the
+// session holds c. It is the only reader of c, so it alone sees each
+// ReadyForQuery and decides, at the safe point, to give c back.
+func (s *Session) relay(c *pool.Conn) {
+	var (
+		scratch    []byte
+		head       expect
+		haveHead   bool
+		clientDead bool
+		lastFatal  bool
+	)
+	for {
+		typ, n, err := wire.ReadHeader(c.R, maxServerMessage)
+		if err != nil {
+			s.serverFailed(c, err, lastFatal)
+			return
+		}
+		if !haveHead {
+			s.mu.Lock()
+			if len(s.pending) > 0 {
+				head, haveHead = s.pending[0], true
+			}
+			s.mu.Unlock()
+		}
+		swallow := haveHead && head.injected
+
+		if typ == 'Z' {
+			body, err := wire.Body(c.R, n, &scratch)
+			if err != nil || len(body) != 1 {
+				s.serverFailed(c, err, lastFatal)
+				return
+			}
+			status := body[0]
+			c.TxStatus = status
+			if !swallow && !clientDead {
+				clientDead = s.forwardSmall(typ, body, true) != nil
+			}
+			haveHead = false
+			if s.readyForQuery(c, status, swallow) {
+				return
+			}
+			continue
+		}
+
+		if swallow {
+			if typ == 'E' {
+				body, err := wire.Body(c.R, n, &scratch)
+				if err != nil {
+					s.serverFailed(c, err, lastFatal)
+					return
+				}
+				s.injectedFailed(body)
+				continue
+			}
+			if err := wire.SkipBody(c.R, n); err != nil {
+				s.serverFailed(c, err, lastFatal)
+				return
+			}
+			continue
+		}
+		if typ == 'E' {
+			lastFatal = isFatalError(c, n)
+		}
+		if clientDead {
+			if err := wire.SkipBody(c.R, n); err != nil {
+				s.serverFailed(c, err, lastFatal)
+				return
+			}
+			continue
+		}
+		werr, rerr := s.forward(c, typ, n)
+		if rerr != nil {
+			s.serverFailed(c, rerr, lastFatal)
+			return
+		}
+		clientDead = werr != nil
+	}
+}
+
+// forward copies one message body from c to the client, flushing when
+// the server has nothing more buffered (so one server read becomes one
+// client write). It returns the client-side and server-side errors apart.
+func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
+	s.c.wmu.Lock()
+	defer s.c.wmu.Unlock()
+	if err := wire.WriteHeader(s.c.w, typ, n); err != nil {
+		return err, wire.SkipBody(c.R, n)
+	}
+	for n > 0 {
+		avail := c.R.Buffered()
+		if avail == 0 {
+			if _, err := c.R.Peek(1); err != nil {
+				return nil, err
+			}
+			avail = c.R.Buffered()
+		}
+		if avail > n {
+			avail = n
+		}
+		b, _ := c.R.Peek(avail)
+		_, werr = s.c.w.Write(b)
+		_, _ = c.R.Discard(avail)
+		n -= avail
+		if werr != nil {
+			return werr, wire.SkipBody(c.R, n)
+		}
+	}
+	if c.R.Buffered() == 0 {
+		werr = s.c.w.Flush()
+	}
+	return werr, nil
+}
+
+func (s *Session) forwardSmall(typ byte, body []byte, flush bool) error {
+	s.c.wmu.Lock()
+	defer s.c.wmu.Unlock()
+	if err := wire.WriteHeader(s.c.w, typ, len(body)); err != nil {
+		return err
+	}
+	if _, err := s.c.w.Write(body); err != nil {
+		return err
+	}
+	if flush {
+		return s.c.w.Flush()
+	}
+	return nil
+}
+
+// isFatalError peeks at an ErrorResponse's severity without consuming it,
+// so that a server's own FATAL (an admin shutdown, say) is the last word
+// the client hears instead of a second error from the proxy.
+func isFatalError(c *pool.Conn, n int) bool {
+	b, err := c.R.Peek(min(n, 16))
+	if err != nil || len(b) < 2 || b[0] != 'S' {
+		return false
+	}
+	sev := string(b[1:])
+	return len(sev) >= 5 && (sev[:5] == "FATAL" || sev[:5] == "PANIC")
+}
+
+// readyForQuery settles a ReadyForQuery: it pops what it answered and, at
+// a safe point, gives the connection back. It reports whether the relay
+// is done with c.
+func (s *Session) readyForQuery(c *pool.Conn, status byte, injected bool) bool {
+	s.mu.Lock()
+	if len(s.pending) > 0 {
+		s.pending = s.pending[1:]
+	}
+	if !injected {
+		s.txStatus = status
+	}
+	safe := len(s.pending) == 0 && !s.openBatch
+	gone, draining := s.gone, s.draining
+	release := safe && (gone || s.releasable(status))
+	if release {
+		s.lease = nil
+	}
+	s.mu.Unlock()
+
+	if !gone && !injected {
+		s.idleInTransactionDeadline(status)
+	}
+	if release {
+		s.pool.Release(c, gone)
+	}
+	if safe && draining && !gone && status == 'I' {
+		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+	}
+	return release
+}
+
+// idleInTransactionDeadline arms the client read deadline while the
+// client sits inside a transaction, so an abandoned transaction cannot
+// hold a server connection for ever.
+func (s *Session) idleInTransactionDeadline(status byte) {
+	d := s.st.idleTxTimeout()
+	if d <= 0 {
+		return
+	}
+	if status == 'T' || status == 'E' {
+		_ = s.c.Conn.SetReadDeadline(time.Now().Add(d))
+	} else {
+		_ = s.c.Conn.SetReadDeadline(time.Time{})
+	}
+}
+
+// serverFailed handles a lost server connection: the connection is
+// dropped, and a client that was still there is told and disconnected,
+// since its session state went with the server.
+func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
+	c.MarkBroken()
+	s.mu.Lock()
+	if s.lease == c {
+		s.lease = nil
+	}
+	s.pending = nil
+	s.openBatch = false
+	gone := s.gone
+	s.mu.Unlock()
+	s.pool.Release(c, false)
+	if gone {
+		return
+	}
+	s.srv.metrics.serverFailure.Inc()
+	s.srv.log.Warn("server connection lost", "server", c.Addr, "user", s.l.user.Name, "err", err)
+	if serverSaidFatal {
+		_ = s.c.Conn.Close()
+		return
+	}
+	s.kill(pgerr.Wrap(err, pgerr.SeverityFatal, pgerr.ConnectionFailure,
+		"pgninja: server connection lost").WithHint("The server closed the connection unexpectedly; reconnect to continue."))
+}
+
+// injectedFailed logs a failure of the proxy's own statements; the
+// client's request still runs and reports its own errors.
+func (s *Session) injectedFailed(body []byte) {
+	var er pgproto3.ErrorResponse
+	if err := er.Decode(body); err == nil {
+		s.srv.log.Warn("pgninja session setup statement failed", "user", s.l.user.Name,
+			"code", er.Code, "message", er.Message)
+	}
+}

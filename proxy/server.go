@@ -1,0 +1,284 @@
+package proxy
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/auth"
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startupTimeout bounds the time from accept to the end of authentication,
+// as PostgreSQL's authentication_timeout does.
+const startupTimeout = 60 * time.Second
+
+// Server accepts clients and runs their sessions.
+type Server struct {
+	log      *slog.Logger
+	pools    *pool.Manager
+	auth     *auth.Authenticator
+	keys     *cancelKeys
+	metrics  *metrics
+	settings atomic.Pointer[settings]
+
+	clients  atomic.Int64
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	listeners []net.Listener
+	sessions  map[*Session]struct{}
+	wg        sync.WaitGroup
+}
+
+// NewServer builds a Server from a validated config. The pools are shared
+// with whoever else needs server connections.
+func NewServer(cfg *config.Config, pools *pool.Manager, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
+	st, err := buildSettings(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		log: log, pools: pools, auth: auth.NewAuthenticator(), keys: newCancelKeys(),
+		metrics: newMetrics(reg), sessions: map[*Session]struct{}{},
+	}
+	s.settings.Store(st)
+	return s, nil
+}
+
+// Reload swaps in a new configuration for new logins and new pool leases.
+// A configuration that fails to load changes nothing.
+func (s *Server) Reload(cfg *config.Config) error {
+	st, err := buildSettings(cfg)
+	if err != nil {
+		return err
+	}
+	s.settings.Store(st)
+	return nil
+}
+
+// Listen opens the TCP listener and, when configured, the unix socket.
+func (s *Server) Listen() error {
+	cfg := s.settings.Load().cfg
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return err
+	}
+	s.addListener(ln)
+	if cfg.UnixSocketDir != "" {
+		_, port, _ := net.SplitHostPort(cfg.Listen)
+		path := filepath.Join(cfg.UnixSocketDir, ".s.PGSQL."+port)
+		_ = os.Remove(path)
+		uln, err := net.Listen("unix", path)
+		if err != nil {
+			ln.Close()
+			return err
+		}
+		s.addListener(uln)
+	}
+	return nil
+}
+
+// Addr returns the TCP listener's address.
+func (s *Server) Addr() net.Addr {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.listeners) == 0 {
+		return nil
+	}
+	return s.listeners[0].Addr()
+}
+
+func (s *Server) addListener(ln net.Listener) {
+	s.mu.Lock()
+	s.listeners = append(s.listeners, ln)
+	s.mu.Unlock()
+}
+
+// Serve accepts on every listener until Shutdown.
+func (s *Server) Serve() error {
+	s.mu.Lock()
+	lns := append([]net.Listener(nil), s.listeners...)
+	s.mu.Unlock()
+	errc := make(chan error, len(lns))
+	for _, ln := range lns {
+		go func(ln net.Listener) { errc <- s.accept(ln) }(ln)
+	}
+	var first error
+	for range lns {
+		if err := <-errc; err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+func (s *Server) accept(ln net.Listener) error {
+	for {
+		nc, err := ln.Accept()
+		if err != nil {
+			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			return err
+		}
+		if tc, ok := nc.(*net.TCPConn); ok {
+			_ = tc.SetNoDelay(true)
+			_ = tc.SetKeepAlive(true)
+		}
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			s.handle(nc)
+		}()
+	}
+}
+
+// handle runs one connection from its first byte to its close.
+func (s *Server) handle(nc net.Conn) {
+	defer func() { _ = nc.Close() }()
+	st := s.settings.Load()
+	_ = nc.SetDeadline(time.Now().Add(startupTimeout))
+	pkt, nc, err := s.negotiate(nc, st)
+	if err != nil {
+		if pgerr.SQLState(err) != "" {
+			_ = newClientConn(nc, st.cfg.MaxMessageSize).sendError(err, 0)
+		}
+		s.log.Debug("startup failed", "remote", nc.RemoteAddr().String(), "err", err)
+		return
+	}
+	if pkt.code == codeCancel {
+		s.metrics.cancels.Inc()
+		if sess := s.keys.lookup(pkt.cancelPID, pkt.cancelKey); sess != nil {
+			sess.cancel()
+		}
+		return
+	}
+	if s.draining.Load() {
+		_ = newClientConn(nc, st.cfg.MaxMessageSize).sendError(
+			pgerr.Fatal(pgerr.CannotConnectNow, "pgninja is shutting down"), 0)
+		return
+	}
+	sess := newSession(s, newClientConn(nc, st.cfg.MaxMessageSize), st)
+	if !s.track(sess) {
+		return
+	}
+	defer s.untrack(sess)
+	sess.run(pkt)
+}
+
+// negotiate handles SSLRequest and GSSENCRequest until the real startup
+// packet (or a cancel request) arrives. It may return a TLS-wrapped conn.
+func (s *Server) negotiate(nc net.Conn, st *settings) (*startupPacket, net.Conn, error) {
+	tlsDone := false
+	for {
+		pkt, err := readStartupPacket(nc)
+		if err != nil {
+			return nil, nc, err
+		}
+		switch pkt.code {
+		case codeGSSENC:
+			if _, err := nc.Write([]byte{'N'}); err != nil {
+				return nil, nc, err
+			}
+			continue
+		case codeSSL:
+			if tlsDone {
+				return nil, nc, pgerr.Fatal(pgerr.ProtocolViolation, "SSLRequest after TLS was set up")
+			}
+			if st.tls == nil {
+				if _, err := nc.Write([]byte{'N'}); err != nil {
+					return nil, nc, err
+				}
+				continue
+			}
+			if _, err := nc.Write([]byte{'S'}); err != nil {
+				return nil, nc, err
+			}
+			tc := tls.Server(nc, st.tls)
+			if err := tc.Handshake(); err != nil {
+				return nil, nc, fmt.Errorf("tls handshake: %w", err)
+			}
+			nc, tlsDone = tc, true
+			continue
+		}
+		if pkt.code != codeCancel && st.cfg.TLS.Require && !tlsDone {
+			return nil, nc, pgerr.Fatal(pgerr.InvalidAuthorization, "pgninja requires SSL connections")
+		}
+		return pkt, nc, nil
+	}
+}
+
+func (s *Server) track(sess *Session) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.draining.Load() {
+		return false
+	}
+	s.sessions[sess] = struct{}{}
+	return true
+}
+
+func (s *Server) untrack(sess *Session) {
+	s.mu.Lock()
+	delete(s.sessions, sess)
+	s.mu.Unlock()
+}
+
+// Shutdown stops accepting, ends idle sessions at once and the others at
+// their next safe point, and closes what is left when ctx ends.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	s.mu.Lock()
+	for _, ln := range s.listeners {
+		_ = ln.Close()
+	}
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	s.mu.Unlock()
+	for _, sess := range sessions {
+		sess.drain()
+	}
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		s.mu.Lock()
+		for sess := range s.sessions {
+			sess.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection: pgninja shutdown timeout"))
+		}
+		s.mu.Unlock()
+		<-done
+		return ctx.Err()
+	}
+}
+
+// ClientCount is the number of connected clients.
+func (s *Server) ClientCount() int64 { return s.clients.Load() }
+
+func portOf(addr string) int {
+	_, p, _ := net.SplitHostPort(addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}

@@ -1,0 +1,203 @@
+package proxy
+
+import (
+	"context"
+	"sync"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/pool"
+)
+
+// phase is where the client side of a session stands.
+type phase int
+
+const (
+	// phaseStartup: the client has not finished logging in.
+	phaseStartup phase = iota
+	// phaseReady: collecting the client's next request.
+	phaseReady
+	// phaseDiscard: an error ended an extended-protocol batch before its
+	// Sync; messages are dropped until Sync, as the server would.
+	phaseDiscard
+)
+
+// expect is one ReadyForQuery the server owes. Injected ones answer the
+// proxy's own statements (parameter sync, wake-ups) and are not forwarded.
+type expect struct {
+	injected bool
+}
+
+// streamThreshold is how large an unfinished request may grow before it is
+// sent on ahead of its Sync (a huge Bind, say) rather than held.
+const streamThreshold = 1 << 20
+
+// Session is one client connection after startup.
+type Session struct {
+	srv *Server
+	c   *clientConn
+	st  *settings
+	l   *login
+	// pool serves this client's (database, user) on the primary.
+	pool *pool.Pool
+
+	keyPID    uint32
+	keySecret []byte
+
+	// params are the session settings the client asked for; every leased
+	// server connection is brought to them before the client's request.
+	params *paramSet
+
+	phase phase
+	// countedClient: this session holds a max_client_conn slot.
+	countedClient bool
+	req           []byte
+	// lastReq is the type of the request's final message.
+	lastReq byte
+
+	// mu guards the lease and everything the relay shares with the
+	// session goroutine.
+	mu        sync.Mutex
+	lease     *pool.Conn
+	pending   []expect
+	openBatch bool
+	gone      bool
+	draining  bool
+	txStatus  byte
+}
+
+func newSession(srv *Server, c *clientConn, st *settings) *Session {
+	return &Session{srv: srv, c: c, st: st, txStatus: 'I'}
+}
+
+// run logs the client in and serves it until it leaves.
+func (s *Session) run(pkt *startupPacket) {
+	defer func() {
+		if s.countedClient {
+			s.srv.clients.Add(-1)
+		}
+	}()
+	if err := s.login(pkt); err != nil {
+		s.srv.metrics.logins.WithLabelValues(loginResult(err)).Inc()
+		if pgerr.SQLState(err) != "" {
+			_ = s.c.sendError(err, 0)
+		}
+		s.srv.log.Debug("login failed", "user", pkt.params["user"], "err", err)
+		return
+	}
+	s.srv.metrics.logins.WithLabelValues("ok").Inc()
+	s.srv.metrics.clients.Inc()
+	defer s.srv.metrics.clients.Dec()
+	defer s.srv.keys.unregister(s)
+	if err := s.serve(); err != nil {
+		if pgerr.SQLState(err) != "" {
+			_ = s.c.sendError(err, 0)
+		}
+		s.srv.log.Debug("session ended", "user", s.l.user.Name, "err", err)
+	}
+	s.leave()
+	_ = s.c.Conn.Close()
+}
+
+func loginResult(err error) string {
+	switch pgerr.SQLState(err) {
+	case pgerr.InvalidPassword:
+		return "bad_password"
+	case pgerr.InvalidAuthorization:
+		return "unknown_user"
+	case pgerr.InvalidCatalogName:
+		return "unknown_database"
+	case pgerr.TooManyConnections:
+		return "too_many_clients"
+	}
+	return "error"
+}
+
+// releasable says whether a lease may go back at a safe point that left
+// the server in status.
+func (s *Session) releasable(status byte) bool {
+	return s.l.mode != config.PoolSession && status == 'I'
+}
+
+// ensureLease returns the session's server connection, leasing one (and
+// starting its relay) if it has none.
+func (s *Session) ensureLease() (*pool.Conn, error) {
+	s.mu.Lock()
+	c := s.lease
+	s.mu.Unlock()
+	if c != nil {
+		return c, nil
+	}
+	c, err := s.pool.Acquire(context.Background())
+	if err != nil {
+		return nil, err
+	}
+	injected := s.params.syncTo(c)
+	s.mu.Lock()
+	s.lease = c
+	if injected {
+		s.pending = append(s.pending, expect{injected: true})
+	}
+	s.mu.Unlock()
+	go s.relay(c)
+	return c, nil
+}
+
+// cancel forwards a client's CancelRequest to the server connection
+// running its request. The lock is held while the request is written so
+// the connection cannot be released to another client meanwhile.
+func (s *Session) cancel() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c := s.lease
+	if c == nil || (len(s.pending) == 0 && !s.openBatch) {
+		return
+	}
+	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
+		s.srv.log.Warn("cancel request to server failed", "server", c.Addr, "err", err)
+	}
+}
+
+// drain ends the session now if it is idle, else at its next safe point.
+func (s *Session) drain() {
+	s.mu.Lock()
+	s.draining = true
+	idle := len(s.pending) == 0 && !s.openBatch && s.txStatus == 'I'
+	s.mu.Unlock()
+	if idle {
+		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+	}
+}
+
+// kill sends a final error and closes the client's socket; the session
+// goroutine then sees the close and cleans up.
+func (s *Session) kill(err error) {
+	_ = s.c.sendError(err, 0)
+	_ = s.c.Conn.Close()
+}
+
+// leave returns the server connection after the client has gone. An idle
+// connection gets an empty query so the relay wakes, sees the client gone,
+// and hands it back with a reset; a busy one is closed, because its
+// results have nobody to go to and its state cannot be vouched for.
+func (s *Session) leave() {
+	s.mu.Lock()
+	s.gone = true
+	c := s.lease
+	if c == nil {
+		s.mu.Unlock()
+		return
+	}
+	if len(s.pending) > 0 || s.openBatch {
+		s.mu.Unlock()
+		c.MarkBroken()
+		_ = c.Conn.Close()
+		return
+	}
+	s.pending = append(s.pending, expect{injected: true})
+	s.mu.Unlock()
+	if err := writeQuery(c, ""); err != nil {
+		c.MarkBroken()
+		_ = c.Conn.Close()
+	}
+}

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"crypto/tls"
+	"fmt"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/auth"
+	"github.com/ai-ninja/pgninja/pool"
+)
+
+// settings is what sessions read from the configuration. It is built and
+// checked whole, then swapped in atomically, so a reload never leaves a
+// half-applied state and a bad one changes nothing.
+type settings struct {
+	cfg     *config.Config
+	secrets map[string]auth.Secret
+	tls     *tls.Config
+}
+
+func buildSettings(cfg *config.Config) (*settings, error) {
+	st := &settings{cfg: cfg, secrets: map[string]auth.Secret{}}
+	if cfg.Auth.UsersFile != "" {
+		users, err := auth.LoadUsersFile(cfg.Auth.UsersFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.users_file: %w", err)
+		}
+		st.secrets = users
+	}
+	if cfg.TLS.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("tls: %w", err)
+		}
+		st.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	}
+	return st, nil
+}
+
+// login is what a client's startup resolves to.
+type login struct {
+	user     config.User
+	db       config.Database
+	dbName   string // as the client asked
+	mode     string
+	method   string
+	secret   auth.Secret
+	poolSize int
+}
+
+// resolveUser finds the client's user; a user in the users file but not in
+// the config logs in to the servers with its own name and plain password.
+func (st *settings) resolveUser(name string) (config.User, auth.Secret, bool) {
+	u, inCfg := st.cfg.User(name)
+	sec, inFile := st.secrets[name]
+	if !inCfg && !inFile {
+		return config.User{}, auth.Secret{}, false
+	}
+	if !inCfg {
+		u = config.User{Name: name, Password: sec.Plain}
+	}
+	if !inFile {
+		sec = auth.Secret{Plain: u.Password}
+	}
+	return u, sec, true
+}
+
+func (st *settings) method(u config.User) string {
+	if u.Auth != "" {
+		return u.Auth
+	}
+	return st.cfg.Auth.Type
+}
+
+// poolOptions turns the config into a pool's limits.
+func (st *settings) poolOptions(size int) pool.Options {
+	p := st.cfg.Pool
+	min := p.MinSize
+	if min > size {
+		min = size
+	}
+	return pool.Options{
+		MinSize: min, MaxSize: size, ReserveSize: p.ReserveSize,
+		ReserveTimeout: p.ReserveTimeout, AcquireTimeout: p.AcquireTimeout,
+		IdleTimeout: p.IdleTimeout, MaxLifetime: p.MaxLifetime,
+		HealthCheckAfter: p.HealthCheckAfter, ResetQuery: p.ResetQuery,
+	}
+}
+
+// target says how a pool for (backend, login) reaches its server.
+func (st *settings) target(b config.Backend, l *login) pool.Target {
+	user, pass := l.user.Name, l.user.Password
+	if l.user.ServerUser != "" {
+		user = l.user.ServerUser
+	}
+	if l.user.ServerPassword != "" {
+		pass = l.user.ServerPassword
+	}
+	if pass == "" {
+		pass = l.secret.Plain
+	}
+	return pool.Target{
+		Host: b.Host, Port: b.Port, Database: l.db.DBName, User: user, Password: pass,
+		SSLMode: st.cfg.TLS.BackendMode, ConnectTimeout: st.cfg.Pool.ConnectTimeout,
+	}
+}
+
+func (st *settings) idleTxTimeout() time.Duration { return st.cfg.Pool.IdleTransactionTimeout }
