@@ -134,8 +134,40 @@ redis_ping() {
 	[[ "$reply" == "+PONG"* ]]
 }
 
-pg_running() { [[ -f "$1/postmaster.pid" ]] && run_as "$PGBIN/pg_ctl" -D "$1" status >/dev/null 2>&1; }
-pg_ready() { "$PGBIN/pg_isready" -q -h "$RUN_DIR" -p "$1" -t 2 >/dev/null 2>&1; }
+# pid_is_postgres PID: is PID a live (not zombie) postgres process? Unlike
+# `pg_ctl status` this treats a zombie as dead: in containers a postmaster
+# killed with -9 may linger unreaped (PID 1 does not always reap orphans).
+pid_is_postgres() {
+	local st
+	[[ -n "$1" ]] || return 1
+	st="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	[[ "$st" == *"(postgres) "* || "$st" == *"(postmaster) "* ]] || return 1
+	st="${st##*) }"
+	[[ "${st%% *}" != [ZX] ]]
+}
+
+lockfile_pid() { head -n1 "$1" 2>/dev/null | tr -dc '0-9' || true; }
+
+# pg_running DATADIR: is the postmaster named in postmaster.pid alive?
+pg_running() { pid_is_postgres "$(lockfile_pid "$1/postmaster.pid")"; }
+
+# clear_stale_locks DATADIR PORT: drop postmaster.pid and the socket lock file
+# when the PID in them is gone (or a zombie, or recycled). postgres refuses to
+# start while kill(pid, 0) succeeds, which it does for zombies and for
+# unrelated processes.
+clear_stale_locks() {
+	local f
+	for f in "$1/postmaster.pid" "$RUN_DIR/.s.PGSQL.$2.lock"; do
+		if [[ -f "$f" ]] && ! pid_is_postgres "$(lockfile_pid "$f")"; then
+			log "removing stale $f"
+			rm -f "$f"
+			[[ "$f" == *.lock ]] && rm -f "${f%.lock}"
+		fi
+	done
+	return 0
+}
+
+pg_ready() { "$PGBIN/pg_isready" -q -h "$RUN_DIR" -p "$1" -U "$SUPERUSER" -d postgres -t 2 >/dev/null 2>&1; }
 
 log_tail() {
 	local f="$1"
@@ -272,7 +304,8 @@ EOF
 }
 
 pg_start() {
-	local dd="$1" logf="$2" name="$3" i
+	local dd="$1" logf="$2" name="$3" port="$4" i
+	clear_stale_locks "$dd" "$port"
 	for i in 1 2 3 4 5 6; do
 		if run_as "$PGBIN/pg_ctl" -D "$dd" -l "$logf" -w -t 90 start >/dev/null; then
 			return 0
@@ -282,6 +315,7 @@ pg_start() {
 		# postmaster.pid themselves, so just retry.
 		log "$name did not start (attempt $i), retrying"
 		sleep 2
+		clear_stale_locks "$dd" "$port"
 	done
 	log_tail "$logf"
 	return 1
@@ -348,10 +382,10 @@ primary_up() {
 	if ! pg_running "$PRIMARY_DIR"; then
 		write_conf "$PRIMARY_DIR" "$PRIMARY_PORT"
 		log "starting primary on 127.0.0.1:$PRIMARY_PORT"
-		pg_start "$PRIMARY_DIR" "$PRIMARY_LOG" primary || die "primary failed to start (log: $PRIMARY_LOG)"
+		pg_start "$PRIMARY_DIR" "$PRIMARY_LOG" primary "$PRIMARY_PORT" || die "primary failed to start (log: $PRIMARY_LOG)"
 	fi
 	local i
-	for i in $(seq 1 60); do
+	for ((i = 0; i < 120; i++)); do # crash recovery after a kill can take a while
 		pg_ready "$PRIMARY_PORT" && break
 		sleep 0.5
 	done
@@ -386,7 +420,7 @@ build_replica() {
 replica_start() {
 	write_conf "$REPLICA_DIR" "$REPLICA_PORT"
 	log "starting replica on 127.0.0.1:$REPLICA_PORT"
-	pg_start "$REPLICA_DIR" "$REPLICA_LOG" replica
+	pg_start "$REPLICA_DIR" "$REPLICA_LOG" replica "$REPLICA_PORT"
 }
 
 # Is the replica in recovery and is the primary streaming to it?
