@@ -506,7 +506,7 @@ kill_pidfile() {
 				kill -0 "$pid" 2>/dev/null || break
 				sleep 0.25
 			done
-			kill -0 "$pid" 2>/dev/null && kill -KILL "$pid" 2>/dev/null || true
+			if kill -0 "$pid" 2>/dev/null; then kill -KILL "$pid" 2>/dev/null || true; fi
 		fi
 	fi
 	rm -f "$f"
