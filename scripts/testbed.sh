@@ -192,12 +192,17 @@ apt_install() {
 	"${env[@]}" apt-get "${opts[@]}" -q install -y --no-install-recommends "$@" </dev/null >&2 8>&- 9>&-
 }
 
+have() {
+	local p
+	p="$(command -v "$1" 2>/dev/null)" && [[ -x "$p" ]]
+}
+
 missing_packages() {
 	local m=()
 	[[ -x "$PGBIN/postgres" && -x "$PGBIN/initdb" && -x "$PGBIN/pg_ctl" && -x "$PGBIN/pgbench" ]] || m+=(postgresql-15)
 	[[ -x "$PGBIN/psql" && -x "$PGBIN/pg_basebackup" && -x "$PGBIN/pg_isready" ]] || m+=(postgresql-client-15)
-	{ command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 || m+=(redis-server)
-	{ [[ -x /usr/sbin/pgbouncer ]] || command -v pgbouncer; } >/dev/null 2>&1 || m+=(pgbouncer)
+	{ have redis-server && have redis-cli; } || m+=(redis-server)
+	{ [[ -x /usr/sbin/pgbouncer ]] || have pgbouncer; } || m+=(pgbouncer)
 	echo "${m[*]}"
 }
 
@@ -304,15 +309,20 @@ EOF
 }
 
 pg_start() {
-	local dd="$1" logf="$2" name="$3" port="$4" i
+	local dd="$1" logf="$2" name="$3" port="$4" i size
 	clear_stale_locks "$dd" "$port"
 	for i in 1 2 3 4 5 6; do
-		if run_as "$PGBIN/pg_ctl" -D "$dd" -l "$logf" -w -t 90 start >/dev/null; then
+		size="$(stat -c %s "$logf" 2>/dev/null || echo 0)"
+		if run_as "$PGBIN/pg_ctl" -D "$dd" -l "$logf" -w -t 90 start >/dev/null 2>&1; then
 			return 0
 		fi
-		# A postmaster killed with -9 can leave children attached to its
-		# shared memory for a moment; pg_ctl/postgres clean up stale
-		# postmaster.pid themselves, so just retry.
+		# Retry only what a recent kill -9 leaves behind for a moment:
+		# orphaned children still attached to the old shared memory, a lock
+		# file of a dying postmaster, its port not yet released.
+		if ! tail -c +"$((size + 1))" "$logf" 2>/dev/null |
+			grep -Eq 'shared memory block|lock file .* already exists|could not bind|Address already in use'; then
+			break
+		fi
 		log "$name did not start (attempt $i), retrying"
 		sleep 2
 		clear_stale_locks "$dd" "$port"
@@ -515,7 +525,7 @@ kill_pidfile() {
 redis_down() {
 	if redis_ping; then
 		log "stopping redis"
-		if command -v redis-cli >/dev/null; then
+		if have redis-cli; then
 			redis-cli -h 127.0.0.1 -p "$REDIS_PORT" shutdown nosave >/dev/null 2>&1 9>&- || true
 		fi
 		local i
