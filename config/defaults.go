@@ -33,7 +33,7 @@ func (c *Config) fillDefaults() {
 	defInt(&p.MaxSize, 20)
 	defDur(&p.ReserveTimeout, 5*time.Second)
 	defDur(&p.AcquireTimeout, 120*time.Second)
-	defDur(&p.ConnectTimeout, 5*time.Second)
+	defDur(&p.ConnectTimeout, 15*time.Second)
 	defDur(&p.IdleTimeout, 10*time.Minute)
 	defDur(&p.MaxLifetime, time.Hour)
 	defDur(&p.HealthCheckAfter, 30*time.Second)

@@ -63,7 +63,7 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 			return nil, pe
 		}
 		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure,
-			"pgninja: could not connect to server %s", t.Addr())
+			"pgninja: could not connect to server %s", t.Addr()).WithDetail(err.Error())
 	}
 	hj, err := pc.Hijack()
 	if err != nil {

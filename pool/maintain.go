@@ -59,8 +59,7 @@ func (p *Pool) Close() {
 	p.waiters = nil
 	p.mu.Unlock()
 	for _, w := range waiters {
-		// A slot grant makes the waiter retry and see the pool closed.
-		w.ch <- grant{}
+		w.ch <- grant{closed: true}
 	}
 	for _, c := range idle {
 		p.discard(c)
@@ -81,22 +80,41 @@ func (p *Pool) SetTarget(t Target) {
 	p.mu.Unlock()
 }
 
-// Params returns the server's startup ParameterStatus set, opening a
-// connection to learn it if none has been opened yet.
+// Params returns the server's startup ParameterStatus set. Until a first
+// connection has reported it, one caller at a time opens a connection to
+// learn it and the others wait for that.
 func (p *Pool) Params(ctx context.Context) (map[string]string, error) {
-	p.mu.Lock()
-	params := p.params
-	p.mu.Unlock()
-	if params != nil {
+	for {
+		p.mu.Lock()
+		params, fetching := p.params, p.fetchingParams
+		if params == nil && !fetching {
+			p.fetchingParams = true
+		}
+		p.mu.Unlock()
+		if params != nil {
+			return params, nil
+		}
+		if fetching {
+			select {
+			case <-p.paramsReady:
+				continue
+			case <-time.After(100 * time.Millisecond):
+				continue // the fetcher may have failed; try ourselves
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			}
+		}
+		c, err := p.Acquire(ctx)
+		p.mu.Lock()
+		p.fetchingParams = false
+		p.mu.Unlock()
+		if err != nil {
+			return nil, err
+		}
+		params = c.Params
+		p.Release(c, false)
 		return params, nil
 	}
-	c, err := p.Acquire(ctx)
-	if err != nil {
-		return nil, err
-	}
-	params = c.Params
-	p.Release(c, false)
-	return params, nil
 }
 
 // Stats returns a snapshot of the pool's counters.

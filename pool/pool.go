@@ -29,9 +29,16 @@ type Options struct {
 // DialFunc opens one connection to a target.
 type DialFunc func(ctx context.Context, t Target) (*Conn, error)
 
+// maxConcurrentDials paces server logins. A burst of clients must not
+// turn into a burst of hundreds of simultaneous forks and SCRAM exchanges
+// on the server, which then all time out together; PgBouncer paces its
+// logins for the same reason.
+const maxConcurrentDials = 4
+
 // Pool lends connections to one (backend, database, user).
 type Pool struct {
-	dial DialFunc
+	dial    DialFunc
+	dialing chan struct{}
 
 	mu      sync.Mutex
 	target  Target
@@ -41,7 +48,11 @@ type Pool struct {
 	waiters []*waiter
 	closed  bool
 	params  map[string]string
-	stats   Stats
+	// paramsReady is closed when the first connection has reported the
+	// server's parameters; logins wait on it instead of each dialling.
+	paramsReady    chan struct{}
+	fetchingParams bool
+	stats          Stats
 }
 
 // Stats are counters and gauges for the admin surface and metrics.
@@ -60,7 +71,8 @@ type waiter struct {
 }
 
 type grant struct {
-	conn *Conn
+	conn   *Conn
+	closed bool
 }
 
 // New makes an empty pool; connections open on demand and to MinSize.
@@ -68,7 +80,8 @@ func New(t Target, opts Options, dial DialFunc) *Pool {
 	if dial == nil {
 		dial = Dial
 	}
-	return &Pool{target: t, opts: opts, dial: dial}
+	return &Pool{target: t, opts: opts, dial: dial,
+		dialing: make(chan struct{}, maxConcurrentDials), paramsReady: make(chan struct{})}
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -160,7 +173,7 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 	for {
 		select {
 		case g := <-w.ch:
-			return g.conn, g.conn == nil, nil
+			return g.take()
 		case <-reserve:
 			reserve = nil
 			p.mu.Lock()
@@ -191,6 +204,14 @@ func (p *Pool) giveUp(w *waiter, err error) (*Conn, bool, error) {
 	}
 	p.mu.Unlock()
 	g := <-w.ch
+	return g.take()
+}
+
+// take turns a grant into wait's results.
+func (g grant) take() (*Conn, bool, error) {
+	if g.closed {
+		return nil, false, ErrClosed
+	}
 	return g.conn, g.conn == nil, nil
 }
 
@@ -206,11 +227,19 @@ func (p *Pool) dequeue(w *waiter) bool {
 
 // open dials into a slot the caller already counted in p.total.
 func (p *Pool) open(ctx context.Context) (*Conn, error) {
-	p.mu.Lock()
-	t := p.target
-	p.stats.Dials++
-	p.mu.Unlock()
-	c, err := p.dial(ctx, t)
+	var c *Conn
+	var err error
+	select {
+	case p.dialing <- struct{}{}:
+		p.mu.Lock()
+		t := p.target
+		p.stats.Dials++
+		p.mu.Unlock()
+		c, err = p.dial(ctx, t)
+		<-p.dialing
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if err != nil {
@@ -222,6 +251,7 @@ func (p *Pool) open(ctx context.Context) (*Conn, error) {
 	c.pool = p
 	if p.params == nil {
 		p.params = c.Params
+		close(p.paramsReady)
 	}
 	return c, nil
 }

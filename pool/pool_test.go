@@ -1,0 +1,193 @@
+package pool
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+)
+
+// fakeDial returns connections over net.Pipe that never do I/O: the
+// tests below only exercise lending, which needs none.
+func fakeDial(count *atomic.Int32, fail *atomic.Bool) DialFunc {
+	return func(ctx context.Context, t Target) (*Conn, error) {
+		if fail != nil && fail.Load() {
+			return nil, pgerr.New(pgerr.ConnectionFailure, "server down")
+		}
+		count.Add(1)
+		a, b := net.Pipe()
+		go func() { <-ctx.Done(); b.Close() }()
+		return &Conn{Conn: a, R: bufio.NewReader(a), W: bufio.NewWriter(a), TxStatus: 'I',
+			created: time.Now(), idleSince: time.Now(), Params: map[string]string{"server_version": "15"}}, nil
+	}
+}
+
+func opts(max int) Options {
+	return Options{MaxSize: max, AcquireTimeout: 200 * time.Millisecond, ReserveTimeout: time.Hour,
+		IdleTimeout: time.Hour, MaxLifetime: time.Hour, HealthCheckAfter: time.Hour}
+}
+
+func TestAcquireTimeoutIs53300(t *testing.T) {
+	var n atomic.Int32
+	p := New(Target{}, opts(1), fakeDial(&n, nil))
+	c, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	_, err = p.Acquire(context.Background())
+	if pgerr.SQLState(err) != pgerr.TooManyConnections {
+		t.Fatalf("want 53300, got %v", err)
+	}
+	if d := time.Since(start); d < 150*time.Millisecond {
+		t.Fatalf("gave up after %v", d)
+	}
+	p.Release(c, false)
+	if c2, err := p.Acquire(context.Background()); err != nil || c2 != c {
+		t.Fatalf("reuse: %v %v", c2, err)
+	}
+	if s := p.Stats(); s.Timeouts != 1 || s.Total != 1 || n.Load() != 1 {
+		t.Fatalf("stats %+v dials %d", s, n.Load())
+	}
+}
+
+func TestWaitersServedInOrder(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, fakeDial(&n, nil))
+	c, _ := p.Acquire(context.Background())
+	order := make(chan int, 3)
+	for i := 0; i < 3; i++ {
+		go func(i int) {
+			c, err := p.Acquire(context.Background())
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			order <- i
+			time.Sleep(10 * time.Millisecond)
+			p.Release(c, false)
+		}(i)
+		// Let each waiter queue before the next one.
+		for p.Stats().Waiting != i+1 {
+			time.Sleep(time.Millisecond)
+		}
+	}
+	p.Release(c, false)
+	for want := 0; want < 3; want++ {
+		if got := <-order; got != want {
+			t.Fatalf("served %d before %d", got, want)
+		}
+	}
+}
+
+func TestBrokenConnectionPassesItsSlot(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, fakeDial(&n, nil))
+	c, _ := p.Acquire(context.Background())
+	got := make(chan *Conn)
+	go func() {
+		c, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	for p.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	c.MarkBroken()
+	p.Release(c, false)
+	c2 := <-got
+	if c2 == nil || c2 == c || n.Load() != 2 {
+		t.Fatalf("waiter did not get a fresh connection (dials %d)", n.Load())
+	}
+	if s := p.Stats(); s.Total != 1 || s.Closed != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
+func TestReserveOpensAfterReserveTimeout(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	o.ReserveSize = 1
+	o.ReserveTimeout = 50 * time.Millisecond
+	p := New(Target{}, o, fakeDial(&n, nil))
+	if _, err := p.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := p.Acquire(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 40*time.Millisecond || p.Stats().Total != 2 {
+		t.Fatalf("reserve after %v, total %d", d, p.Stats().Total)
+	}
+	// The reserve is used up: the next waiter times out.
+	o.AcquireTimeout = 100 * time.Millisecond
+	p.SetOptions(o)
+	if _, err := p.Acquire(context.Background()); pgerr.SQLState(err) != pgerr.TooManyConnections {
+		t.Fatalf("want 53300 past the reserve, got %v", err)
+	}
+}
+
+func TestDialFailureFreesSlot(t *testing.T) {
+	var n atomic.Int32
+	var fail atomic.Bool
+	fail.Store(true)
+	p := New(Target{}, opts(1), fakeDial(&n, &fail))
+	if _, err := p.Acquire(context.Background()); pgerr.SQLState(err) != pgerr.ConnectionFailure {
+		t.Fatalf("want 08006, got %v", err)
+	}
+	fail.Store(false)
+	if _, err := p.Acquire(context.Background()); err != nil {
+		t.Fatalf("slot leaked by a failed dial: %v", err)
+	}
+}
+
+func TestCloseWakesWaiters(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, fakeDial(&n, nil))
+	_, _ = p.Acquire(context.Background())
+	errc := make(chan error)
+	go func() { _, err := p.Acquire(context.Background()); errc <- err }()
+	for p.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("want ErrClosed, got %v", err)
+	}
+}
+
+func TestMaintainTrimsIdleToMin(t *testing.T) {
+	var n atomic.Int32
+	o := opts(4)
+	o.MinSize = 1
+	o.IdleTimeout = time.Millisecond
+	p := New(Target{}, o, fakeDial(&n, nil))
+	var cs []*Conn
+	for i := 0; i < 3; i++ {
+		c, _ := p.Acquire(context.Background())
+		cs = append(cs, c)
+	}
+	for _, c := range cs {
+		p.Release(c, false)
+	}
+	time.Sleep(5 * time.Millisecond)
+	p.Maintain(context.Background(), time.Now())
+	if s := p.Stats(); s.Total != 1 || s.Idle != 1 {
+		t.Fatalf("after maintain: %+v", s)
+	}
+}

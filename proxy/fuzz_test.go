@@ -1,0 +1,91 @@
+package proxy_test
+
+import (
+	"errors"
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+func msgs(ms ...pgproto3.FrontendMessage) []byte {
+	var b []byte
+	for _, m := range ms {
+		b, _ = m.Encode(b)
+	}
+	return b
+}
+
+// FuzzClientMessages sends arbitrary bytes after a real login. Whatever
+// arrives, the proxy must answer with well-formed backend messages, end
+// the connection cleanly once the client stops sending, and keep serving
+// other clients. The seed corpus runs in every `go test`.
+func FuzzClientMessages(f *testing.F) {
+	f.Add(msgs(&pgproto3.Query{String: "select 1"}))
+	f.Add(msgs(&pgproto3.Parse{Query: "select $1::int"}, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}},
+		&pgproto3.Execute{}, &pgproto3.Sync{}))
+	f.Add(msgs(&pgproto3.Parse{Name: "s", Query: "select 1"}, &pgproto3.Flush{}))
+	f.Add(msgs(&pgproto3.Bind{PreparedStatement: "missing"}, &pgproto3.Execute{}, &pgproto3.Sync{}))
+	f.Add(msgs(&pgproto3.CopyData{Data: []byte("stray")}, &pgproto3.CopyDone{}, &pgproto3.Query{String: "select 2"}))
+	f.Add(msgs(&pgproto3.Query{String: "copy (select 1) to stdout"}))
+	f.Add(msgs(&pgproto3.Query{String: "create temp table f(x int); copy f from stdin"}, &pgproto3.CopyData{Data: []byte("1\n")}, &pgproto3.CopyDone{}))
+	f.Add([]byte{'Q', 0, 0, 0, 9, 's', 'e', 'l'})
+	f.Add([]byte{'Q', 0x7f, 0xff, 0xff, 0xff})
+	f.Add([]byte{'Z', 0, 0, 0, 4})
+	f.Add(msgs(&pgproto3.Query{String: "select pg_sleep(0.01)"}, &pgproto3.Terminate{}, &pgproto3.Query{String: "select 3"}))
+
+	h := startProxy(f, "")
+	bystander := h.ninja(f)
+	f.Fuzz(func(t *testing.T, in []byte) {
+		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
+		fe := pgproto3.NewFrontend(c, c)
+		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+			Parameters: map[string]string{"user": "trusty", "database": "ai_ninja"}})
+		if err := fe.Flush(); err != nil {
+			t.Fatal(err)
+		}
+		for {
+			msg, err := fe.Receive()
+			if err != nil {
+				t.Fatalf("login: %v", err)
+			}
+			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+				break
+			}
+		}
+		if _, err := c.Write(in); err != nil {
+			return // the proxy may already have closed on a violation
+		}
+		_ = c.(*net.TCPConn).CloseWrite()
+		for {
+			_, err := fe.Receive()
+			if err == nil {
+				continue
+			}
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatal("proxy neither answered nor closed after the client stopped sending")
+			}
+			if !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, net.ErrClosed) && !isReset(err) {
+				t.Fatalf("malformed backend stream: %v", err)
+			}
+			break
+		}
+		var one int
+		if err := bystander.QueryRow(ctxT(t, 5*time.Second), "select 1").Scan(&one); err != nil || one != 1 {
+			t.Fatalf("bystander broken: %v", err)
+		}
+	})
+}
+
+func isReset(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe)
+}

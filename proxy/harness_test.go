@@ -1,0 +1,133 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// harness is a pgninja server running in-process in front of the test
+// bed's real primary.
+type harness struct {
+	env   *testbed.Env
+	srv   *proxy.Server
+	pools *pool.Manager
+	addr  string
+	cfg   *config.Config
+}
+
+// startProxy serves a proxy on a free port; extra is YAML appended to the
+// base config (it may override pool settings).
+func startProxy(t testing.TB, extra string) *harness {
+	t.Helper()
+	env := testbed.Require(t)
+	host, port, err := net.SplitHostPort(env.Primary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	yaml := fmt.Sprintf(`
+listen: 127.0.0.1:0
+admin_listen: 127.0.0.1:0
+backends:
+  - name: primary
+    host: %s
+    port: %s
+users:
+  - name: ninja
+    password: ninja
+  - name: %s
+    password: %s
+  - name: trusty
+    auth: trust
+    server_user: ninja
+    server_password: ninja
+  - name: md5user
+    auth: md5
+    password: ninja
+    server_user: ninja
+`, host, port, env.SuperUser, env.SuperPass) + extra
+	cfg, err := config.Parse([]byte(yaml), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if os.Getenv("PGNINJA_TEST_LOG") != "" {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	pools := pool.NewManager(nil)
+	srv, err := proxy.NewServer(cfg, pools, log, prometheus.NewRegistry())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve() }()
+	ctx, cancel := context.WithCancel(context.Background())
+	go pools.Run(ctx, 100*time.Millisecond)
+	t.Cleanup(func() {
+		cancel()
+		sctx, c2 := context.WithTimeout(context.Background(), 5*time.Second)
+		defer c2()
+		_ = srv.Shutdown(sctx)
+		pools.Close()
+	})
+	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg}
+}
+
+func (h *harness) port() int {
+	_, p, _ := net.SplitHostPort(h.addr)
+	n, _ := strconv.Atoi(p)
+	return n
+}
+
+// dsn is a connection string to the proxy.
+func (h *harness) dsn(user, pass, db string) string {
+	return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", user, pass, h.addr, db)
+}
+
+func (h *harness) connect(t testing.TB, user, pass, db string) *pgx.Conn {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, h.dsn(user, pass, db))
+	if err != nil {
+		t.Fatalf("connect through proxy: %v", err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// ninja connects as the app user to ai_ninja.
+func (h *harness) ninja(t testing.TB) *pgx.Conn { return h.connect(t, "ninja", "ninja", "ai_ninja") }
+
+// direct connects to the primary as superuser, bypassing the proxy.
+func (h *harness) direct(t testing.TB) *pgx.Conn {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable",
+		h.env.SuperUser, h.env.SuperPass, h.env.Primary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+func ctxT(t testing.TB, d time.Duration) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	t.Cleanup(cancel)
+	return ctx
+}
