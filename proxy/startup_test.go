@@ -104,4 +104,3 @@ func TestParamSetSync(t *testing.T) {
 		t.Fatal("hash depends on order or case")
 	}
 }
-
