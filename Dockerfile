@@ -30,6 +30,9 @@ COPY --from=build /out/pgninja /usr/local/bin/pgninja
 USER pgninja
 WORKDIR /var/lib/pgninja
 # 6432: client connections (PostgreSQL protocol); 9432: admin / metrics.
+# pgninja listens on loopback by default: for these ports to be reachable from
+# outside the container, the mounted config must set `listen` and
+# `admin_listen` to all interfaces (or use PGNINJA_LISTEN / PGNINJA_ADMIN_LISTEN).
 EXPOSE 6432 9432
 ENTRYPOINT ["/usr/local/bin/pgninja"]
 CMD ["serve","--config","/etc/pgninja/pgninja.yaml"]
