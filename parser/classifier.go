@@ -1,0 +1,149 @@
+package parser
+
+import (
+	"hash/maphash"
+	"sync/atomic"
+	"unsafe"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+)
+
+// DefaultCacheSize is used when NewClassifier gets a size <= 0.
+const DefaultCacheSize = 10000
+
+// cacheShards spreads LRU lock traffic: every query does a Get, which
+// takes the shard's lock to update recency.
+const cacheShards = 16
+
+// normKey keys the shared cache. The hint is part of the key because the
+// normalized text drops comments, and the hint is a comment.
+type normKey struct {
+	hint Hint
+	sql  string
+}
+
+// Classifier classifies SQL text and caches the results. It is safe for
+// concurrent use. Use one per database: function volatility is per
+// database.
+type Classifier struct {
+	seed maphash.Seed
+	// shared holds classifications that depend only on the normalized
+	// text, so every literal variant of a statement hits the same entry.
+	shared [cacheShards]*lru.Cache[normKey, *Classification]
+	// exact holds classifications that depend on literal values (SET,
+	// EXPLAIN option values) and parse errors, keyed by the full text.
+	exact *lru.Cache[string, *Classification]
+	vol   atomic.Pointer[VolatilityFunc]
+}
+
+// NewClassifier returns a Classifier caching about cacheSize statement
+// shapes. volatility may be nil, meaning BuiltinVolatility.
+func NewClassifier(cacheSize int, volatility VolatilityFunc) *Classifier {
+	if cacheSize <= 0 {
+		cacheSize = DefaultCacheSize
+	}
+	per := max(cacheSize/cacheShards, 1)
+	c := &Classifier{seed: maphash.MakeSeed()}
+	for i := range c.shared {
+		c.shared[i] = mustLRU[normKey](per)
+	}
+	c.exact = mustLRU[string](max(cacheSize/4, 64))
+	c.SetVolatility(volatility)
+	return c
+}
+
+func mustLRU[K comparable](size int) *lru.Cache[K, *Classification] {
+	l, err := lru.New[K, *Classification](size)
+	if err != nil {
+		panic(err) // only for size <= 0, which callers rule out
+	}
+	return l
+}
+
+// SetVolatility replaces the volatility source (after reloading pg_proc,
+// e.g. following DDL) and drops cached classifications, which embed the old
+// answers.
+func (c *Classifier) SetVolatility(v VolatilityFunc) {
+	if v == nil {
+		v = BuiltinVolatility
+	}
+	c.vol.Store(&v)
+	c.Purge()
+}
+
+// Purge empties the caches.
+func (c *Classifier) Purge() {
+	for _, s := range c.shared {
+		s.Purge()
+	}
+	c.exact.Purge()
+}
+
+// Len is the number of cached classifications.
+func (c *Classifier) Len() int {
+	n := c.exact.Len()
+	for _, s := range c.shared {
+		n += s.Len()
+	}
+	return n
+}
+
+// Classify returns the classification of sql. The result is shared:
+// treat it as read-only.
+//
+// The hot path is a pure-Go normalization into a stack buffer and one LRU
+// lookup; the cgo parser runs only on a miss.
+func (c *Classifier) Classify(sql string) *Classification {
+	hint, hintErr := leadingHint(sql)
+	if hintErr != nil {
+		return c.classifyExact(sql, Normalize(sql), hint, hintErr)
+	}
+	var buf [512]byte
+	norm, complete := appendNormalized(buf[:0], sql)
+	if !complete {
+		return c.classifyExact(sql, string(norm), hint, nil)
+	}
+	// The key only lives for the lookup, so it may alias the stack buffer.
+	key := normKey{hint: hint, sql: unsafe.String(unsafe.SliceData(norm), len(norm))}
+	shard := c.shared[maphash.String(c.seed, key.sql)%cacheShards]
+	if cl, ok := shard.Get(key); ok {
+		if !cl.literal {
+			return cl
+		}
+		return c.classifyExact(sql, cl.Normalized, hint, nil)
+	}
+	if cl, ok := c.exact.Get(sql); ok {
+		return cl
+	}
+	cl := analyze(sql, string(norm), hint, nil, *c.vol.Load())
+	switch {
+	case cl.ParseError != nil:
+		// A literal can make the difference between parsing and not
+		// (U&'\zzzz'), so an error must not stand for every variant.
+		c.exact.Add(sql, cl)
+	case cl.literal:
+		// Remember that this shape is literal-sensitive, so later variants
+		// skip straight to the exact cache.
+		c.exact.Add(sql, cl)
+		shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
+	default:
+		shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
+	}
+	return cl
+}
+
+func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr error) *Classification {
+	if cl, ok := c.exact.Get(sql); ok {
+		return cl
+	}
+	cl := analyze(sql, normalized, hint, hintErr, *c.vol.Load())
+	c.exact.Add(sql, cl)
+	return cl
+}
+
+// Analyze classifies sql without any cache. It is for tools and tests;
+// the proxy should use a Classifier.
+func Analyze(sql string, volatility VolatilityFunc) *Classification {
+	hint, hintErr := leadingHint(sql)
+	return analyze(sql, Normalize(sql), hint, hintErr, volatility)
+}

@@ -1,0 +1,203 @@
+package parser
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+)
+
+func TestClassifierSharesLiteralVariants(t *testing.T) {
+	c := NewClassifier(100, nil)
+	a := c.Classify("SELECT abalance FROM pgbench_accounts WHERE aid = 1;")
+	b := c.Classify("SELECT   abalance FROM pgbench_accounts WHERE aid = 99999 -- x")
+	if a != b {
+		t.Fatalf("literal variants got different classifications: %+v vs %+v", a, b)
+	}
+	if a.Normalized != "SELECT abalance FROM pgbench_accounts WHERE aid = $1" {
+		t.Errorf("Normalized = %q", a.Normalized)
+	}
+	if a.Fingerprint == 0 {
+		t.Error("Fingerprint is zero")
+	}
+}
+
+func TestClassifierKeepsLiteralSensitiveValues(t *testing.T) {
+	c := NewClassifier(100, nil)
+	cases := []struct {
+		sql   string
+		name  string
+		value string
+		vals  []string
+	}{
+		{"SET search_path = 'x'", "search_path", "'x'", []string{"x"}},
+		{"SET search_path = 'y'", "search_path", "'y'", []string{"y"}},
+		{"SET search_path TO a, \"B\";", "search_path", "a, \"B\"", []string{"a", "B"}},
+		{"SET TIME ZONE 'UTC'", "timezone", "'UTC'", []string{"UTC"}},
+		{"SET TIME ZONE 'Europe/Berlin'", "timezone", "'Europe/Berlin'", []string{"Europe/Berlin"}},
+		{"SET statement_timeout = 5000", "statement_timeout", "5000", []string{"5000"}},
+		{"SET statement_timeout = 6000", "statement_timeout", "6000", []string{"6000"}},
+		{"/* pgninja:primary */ SET statement_timeout = 7000", "statement_timeout", "7000", []string{"7000"}},
+		{"SET TIME ZONE INTERVAL '-08:00' HOUR TO MINUTE", "timezone", "INTERVAL '-08:00' HOUR TO MINUTE", []string{"-08:00"}},
+	}
+	for range 2 { // second round is served from the caches
+		for _, tc := range cases {
+			got := c.Classify(tc.sql)
+			if len(got.SetParams) != 1 {
+				t.Fatalf("%q: SetParams = %+v", tc.sql, got.SetParams)
+			}
+			p := got.SetParams[0]
+			if p.Name != tc.name || p.Value != tc.value || fmt.Sprint(p.Values) != fmt.Sprint(tc.vals) {
+				t.Errorf("%q: got %+v, want name %q value %q values %q", tc.sql, p, tc.name, tc.value, tc.vals)
+			}
+		}
+	}
+	r1 := c.Classify("SET pgninja.route = 'replica'")
+	r2 := c.Classify("SET pgninja.route = 'primary'")
+	r3 := c.Classify("SET pgninja.route = 'nope'")
+	if r1.SessionRoute != HintReplica || r2.SessionRoute != HintPrimary || r3.HintErr == nil {
+		t.Errorf("pgninja.route: %v %v %v", r1.SessionRoute, r2.SessionRoute, r3.HintErr)
+	}
+	e1 := c.Classify("EXPLAIN (ANALYZE 0) DELETE FROM t")
+	e2 := c.Classify("EXPLAIN (ANALYZE 1) DELETE FROM t")
+	if e1.Kind != Read || e2.Kind != Write {
+		t.Errorf("EXPLAIN (ANALYZE n): %v, %v", e1.Kind, e2.Kind)
+	}
+}
+
+func TestSetParamDetails(t *testing.T) {
+	cases := []struct {
+		sql  string
+		want SetParam
+	}{
+		{"SET LOCAL work_mem = '64MB'", SetParam{Name: "work_mem", Value: "'64MB'", Values: []string{"64MB"}, Stmt: "SET LOCAL work_mem = '64MB'", Local: true}},
+		{"RESET work_mem", SetParam{Name: "work_mem", Stmt: "RESET work_mem", Reset: true}},
+		{"SET work_mem TO DEFAULT", SetParam{Name: "work_mem", Stmt: "SET work_mem TO DEFAULT", Reset: true}},
+		{"RESET ALL", SetParam{Stmt: "RESET ALL", ResetAll: true}},
+		{"SET search_path FROM CURRENT", SetParam{Name: "search_path", Stmt: "SET search_path FROM CURRENT", FromCurrent: true}},
+		{"/* c */ SET application_name = 'x'; ", SetParam{Name: "application_name", Value: "'x'", Values: []string{"x"}, Stmt: "SET application_name = 'x'"}},
+		{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SetParam{Name: "default_transaction_read_only", Value: "on", Values: []string{"on"}, Stmt: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"}},
+		{"SET default_transaction_read_only = on", SetParam{Name: "default_transaction_read_only", Value: "on", Values: []string{"on"}, Stmt: "SET default_transaction_read_only = on"}},
+		{"SET ROLE admin", SetParam{Name: "role", Value: "admin", Values: []string{"admin"}, Stmt: "SET ROLE admin"}},
+	}
+	for _, tc := range cases {
+		got := Analyze(tc.sql, nil)
+		if len(got.SetParams) != 1 || fmt.Sprintf("%+v", got.SetParams[0]) != fmt.Sprintf("%+v", tc.want) {
+			t.Errorf("%q:\n got %+v\nwant %+v", tc.sql, got.SetParams, tc.want)
+		}
+	}
+	multi := Analyze("SET a.b = 1; SET LOCAL c.d = 'x'; RESET ALL", nil)
+	if len(multi.SetParams) != 3 || multi.SetParams[1].Stmt != "SET LOCAL c.d = 'x'" || multi.Kind != Set {
+		t.Errorf("multi SET: %+v kind %v", multi.SetParams, multi.Kind)
+	}
+	if got := Analyze("SET pgninja.route = 'replica'", nil); len(got.SetParams) != 0 {
+		t.Errorf("pgninja.route must not be a server parameter: %+v", got.SetParams)
+	}
+}
+
+func TestClassifierHintIsPartOfKey(t *testing.T) {
+	c := NewClassifier(100, nil)
+	plain := c.Classify("SELECT * FROM users WHERE id = 1")
+	hinted := c.Classify("/* pgninja:primary */ SELECT * FROM users WHERE id = 2")
+	replica := c.Classify("/* pgninja:replica */ SELECT * FROM users WHERE id = 3")
+	bad := c.Classify("/* pgninja:bogus */ SELECT * FROM users WHERE id = 4")
+	if plain.Hint != HintNone || hinted.Hint != HintPrimary || replica.Hint != HintReplica || bad.HintErr == nil {
+		t.Errorf("hints: %v %v %v %v", plain.Hint, hinted.Hint, replica.Hint, bad.HintErr)
+	}
+	if again := c.Classify("SELECT * FROM users WHERE id = 5"); again != plain || again.Hint != HintNone {
+		t.Errorf("hinted variants polluted the plain entry")
+	}
+}
+
+func TestClassifierParseErrorsNotShared(t *testing.T) {
+	c := NewClassifier(100, nil)
+	if bad := c.Classify("SELECT 'a"); bad.ParseError == nil {
+		t.Fatal("want parse error for unterminated literal")
+	}
+	if good := c.Classify("SELECT 'a'"); good.ParseError != nil || good.Kind != Read {
+		t.Errorf("valid variant got %v %v", good.Kind, good.ParseError)
+	}
+	// And the other order: a cached valid shape must not hide an error.
+	if bad := c.Classify("SELECT 'b"); bad.ParseError == nil {
+		t.Errorf("unterminated literal after a valid variant: no parse error")
+	}
+	// Syntax errors are cached by exact text.
+	e1 := c.Classify("SELEC 1")
+	e2 := c.Classify("SELEC 1")
+	if e1 != e2 || e1.ParseError == nil || e1.Kind != Unknown {
+		t.Errorf("syntax error caching: %p %p %v", e1, e2, e1.ParseError)
+	}
+}
+
+func TestClassifierVolatilityRefresh(t *testing.T) {
+	c := NewClassifier(100, nil)
+	if !c.Classify("SELECT my_fn(1)").VolatileFunc {
+		t.Fatal("unknown function must count as volatile")
+	}
+	c.SetVolatility(VolatilityLookup(map[string]Volatility{"my_fn": Stable}))
+	if c.Classify("SELECT my_fn(2)").VolatileFunc {
+		t.Error("after SetVolatility my_fn is stable, still volatile")
+	}
+	if !c.Classify("SELECT random()").VolatileFunc {
+		t.Error("built-ins must still be known after loading a map")
+	}
+}
+
+func TestClassifierBounded(t *testing.T) {
+	c := NewClassifier(64, nil)
+	for i := range 500 {
+		c.Classify(fmt.Sprintf("SELECT c%d FROM t WHERE id = %d", i, i))
+	}
+	if n := c.Len(); n > 64+64 {
+		t.Errorf("cache holds %d entries, want about 64", n)
+	}
+}
+
+func TestClassifierConcurrent(t *testing.T) {
+	c := NewClassifier(32, nil)
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 300 {
+				sql := fmt.Sprintf("SELECT v FROM t%d WHERE id = %d", i%40, g*1000+i)
+				if cl := c.Classify(sql); cl.Kind != Read || len(cl.ReadTables) != 1 {
+					t.Errorf("%q: %v %v", sql, cl.Kind, cl.ReadTables)
+					return
+				}
+				if i%50 == 0 {
+					c.Classify(fmt.Sprintf("SET x.y = %d", i))
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+func TestClassifyHotPathAllocs(t *testing.T) {
+	c := NewClassifier(100, nil)
+	const sql = "SELECT abalance FROM pgbench_accounts WHERE aid = 48213;"
+	c.Classify(sql)
+	if n := testing.AllocsPerRun(200, func() { c.Classify(sql) }); n != 0 {
+		t.Errorf("cached Classify allocates %v times per call, want 0", n)
+	}
+}
+
+func TestMayWrite(t *testing.T) {
+	cases := map[string]bool{
+		"SELECT 1":                   false,
+		"SELECT * FROM t FOR UPDATE": false,
+		"SELECT nextval('s')":        true,
+		"INSERT INTO t VALUES (1)":   true,
+		"CREATE TABLE x (id int)":    true,
+		"BEGIN":                      false,
+		"SET x.y = 1":                false,
+		"VACUUM t":                   true,
+		"SELEC 1":                    true,
+	}
+	for sql, want := range cases {
+		if got := Analyze(sql, nil).MayWrite(); got != want {
+			t.Errorf("MayWrite(%q) = %v, want %v", sql, got, want)
+		}
+	}
+}

@@ -1,0 +1,175 @@
+package router
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// Consistency selects how stale a replica read may be.
+type Consistency uint8
+
+const (
+	// ReadYourWrites (the default): a client's reads see its own committed
+	// writes.
+	ReadYourWrites Consistency = iota
+	// TableConsistency: additionally, reads of a table see every write to
+	// it made through this proxy, by any client.
+	TableConsistency
+	// Eventual: any healthy replica, however far behind (within the lag
+	// limits).
+	Eventual
+)
+
+func (c Consistency) String() string {
+	switch c {
+	case TableConsistency:
+		return "table"
+	case Eventual:
+		return "eventual"
+	}
+	return "read_your_writes"
+}
+
+// ParseConsistency accepts the config spellings read_your_writes, table,
+// eventual ("" means the default).
+func ParseConsistency(s string) (Consistency, error) {
+	switch s {
+	case "", "read_your_writes":
+		return ReadYourWrites, nil
+	case "table":
+		return TableConsistency, nil
+	case "eventual":
+		return Eventual, nil
+	}
+	return 0, fmt.Errorf("consistency must be read_your_writes, table or eventual, got %q", s)
+}
+
+// MarshalText renders the config spelling.
+func (c Consistency) MarshalText() ([]byte, error) { return []byte(c.String()), nil }
+
+// UnmarshalText parses the config spelling.
+func (c *Consistency) UnmarshalText(b []byte) error {
+	v, err := ParseConsistency(string(b))
+	*c = v
+	return err
+}
+
+// LSNTracker remembers WAL positions that replica reads must wait for:
+// the last commit of each client key and the last write to each table. It
+// is shared by all sessions of a proxy and safe for concurrent use.
+//
+// Tables are keyed by unqualified name, so "public.calls" and "calls" (and
+// "archive.calls") share an entry: over-matching only sends a read to the
+// primary needlessly, while under-matching would return stale rows.
+// Writes reaching a table through a view, trigger or function are not
+// seen; read_your_writes still covers the writing client itself.
+type LSNTracker struct {
+	mu      sync.RWMutex
+	tables  map[string]LSN
+	clients map[string]LSN
+	max     atomic.Uint64
+}
+
+// NewLSNTracker returns an empty tracker.
+func NewLSNTracker() *LSNTracker {
+	return &LSNTracker{tables: make(map[string]LSN), clients: make(map[string]LSN)}
+}
+
+func tableKey(name string) string {
+	if i := strings.LastIndexByte(name, '.'); i >= 0 {
+		return name[i+1:]
+	}
+	return name
+}
+
+// NoteCommit records a commit at lsn by client (may be empty) that wrote
+// tables.
+func (t *LSNTracker) NoteCommit(client string, tables []string, lsn LSN) {
+	if lsn == 0 {
+		return
+	}
+	t.bumpMax(lsn)
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if client != "" && lsn > t.clients[client] {
+		t.clients[client] = lsn
+	}
+	for _, name := range tables {
+		k := tableKey(name)
+		if lsn > t.tables[k] {
+			t.tables[k] = lsn
+		}
+	}
+}
+
+// NoteWrite records a write to tables committed at lsn.
+func (t *LSNTracker) NoteWrite(tables []string, lsn LSN) { t.NoteCommit("", tables, lsn) }
+
+func (t *LSNTracker) bumpMax(lsn LSN) {
+	for {
+		cur := t.max.Load()
+		if uint64(lsn) <= cur || t.max.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// Required is the highest last-write LSN among tables (0 if none known).
+func (t *LSNTracker) Required(tables []string) LSN {
+	if len(tables) == 0 {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	var req LSN
+	for _, name := range tables {
+		if l := t.tables[tableKey(name)]; l > req {
+			req = l
+		}
+	}
+	return req
+}
+
+// Client is the last commit LSN recorded for client.
+func (t *LSNTracker) Client(client string) LSN {
+	if client == "" {
+		return 0
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.clients[client]
+}
+
+// Max is the highest LSN recorded: what a transaction must wait for under
+// table consistency when the tables it will read are not known yet.
+func (t *LSNTracker) Max() LSN { return LSN(t.max.Load()) }
+
+// Prune forgets entries at or below replayed (typically
+// Snapshot.MinReplayLSN): every replica already satisfies them. The health
+// checker calls it after each poll so the maps stay small.
+func (t *LSNTracker) Prune(replayed LSN) {
+	if replayed == 0 {
+		return
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for k, l := range t.tables {
+		if l <= replayed {
+			delete(t.tables, k)
+		}
+	}
+	for k, l := range t.clients {
+		if l <= replayed {
+			delete(t.clients, k)
+		}
+	}
+}
+
+// Len is the number of tables and clients tracked.
+func (t *LSNTracker) Len() int {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return len(t.tables) + len(t.clients)
+}

@@ -1,0 +1,227 @@
+package router
+
+import (
+	"strings"
+
+	"github.com/ai-ninja/pgninja/parser"
+)
+
+// SessionState is what routing needs to remember about one client. The
+// proxy owns one per client connection, reads it in Route and updates it
+// with Executed after each query string completes. It is not safe for
+// concurrent use (a client's queries are sequential).
+type SessionState struct {
+	// InTxn: the client is inside a transaction block (ReadyForQuery
+	// status 'T' or 'E').
+	InTxn bool `json:"in_txn,omitempty"`
+	// TxnBound: the open transaction already runs on TxnBackend. False
+	// while InTxn only if the proxy deferred BEGIN to the first statement.
+	TxnBound   bool   `json:"txn_bound,omitempty"`
+	TxnTarget  Target `json:"txn_target,omitempty"`
+	TxnBackend string `json:"txn_backend,omitempty"`
+	TxnReason  Reason `json:"txn_reason,omitempty"`
+	// TxnReadOnly is the access mode the open transaction declared.
+	TxnReadOnly parser.AccessMode `json:"txn_read_only,omitempty"`
+
+	// RouteHint comes from SET pgninja.route; HintNone and HintAuto both
+	// mean "use the policy".
+	RouteHint parser.Hint `json:"route_hint,omitempty"`
+	// DefaultReadOnly mirrors default_transaction_read_only: every
+	// transaction the client opens is read-only unless it says otherwise.
+	DefaultReadOnly bool `json:"default_read_only,omitempty"`
+	// NonStandardStrings mirrors standard_conforming_strings = off. The
+	// classifier lexes strings the standard way, so such a client's
+	// statements all go to the primary.
+	NonStandardStrings bool `json:"nonstandard_strings,omitempty"`
+
+	// Pinned: the session holds server-side state (temp table, LISTEN,
+	// session advisory lock, WITH HOLD cursor, SET ROLE, PREPARE), so its
+	// statements stay on PinnedBackend until the proxy calls Unpin.
+	Pinned        bool   `json:"pinned,omitempty"`
+	PinnedTarget  Target `json:"pinned_target,omitempty"`
+	PinnedBackend string `json:"pinned_backend,omitempty"`
+
+	// LastCommitLSN is the primary's WAL insert position right after this
+	// client's last committed write: its reads need a replica that has
+	// replayed at least this far.
+	LastCommitLSN LSN `json:"last_commit_lsn,omitempty"`
+	// ClientKey, when set, also shares read-your-writes positions through
+	// LSNTracker between connections of the same logical client (e.g. an
+	// application's pool); empty keeps them per connection.
+	ClientKey string `json:"client_key,omitempty"`
+
+	txnWrote  bool
+	txnFailed bool
+	txnTables []string
+}
+
+// Outcome is how the server finished a query string.
+type Outcome struct {
+	// TxStatus is ReadyForQuery's status byte: 'I' idle, 'T' in a
+	// transaction, 'E' in a failed transaction.
+	TxStatus byte
+	// Failed: the server returned an ErrorResponse.
+	Failed bool
+}
+
+// Commit tells the proxy that writes may have just become durable on the
+// primary. It should then read pg_current_wal_insert_lsn() from the primary
+// and pass it to SessionState.Committed and LSNTracker.NoteCommit.
+type Commit struct {
+	Needed bool
+	// Tables written, for per-table tracking (may be incomplete: a
+	// function can write anything).
+	Tables []string
+}
+
+// pinning are the Pins that tie a session to its server connection.
+const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock |
+	parser.PinHoldCursor | parser.PinRole | parser.PinPrepare
+
+// Executed folds the effects of a completed query string into the state.
+// c and d are what Classify and Route returned for it.
+func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcome) Commit {
+	if !out.Failed {
+		s.applySettings(c)
+		if c.Pins&pinning != 0 && !s.Pinned {
+			s.Pinned, s.PinnedTarget, s.PinnedBackend = true, d.Target, d.Backend
+		}
+	}
+	wrote := d.Target == Primary && c.MayWrite()
+
+	if out.TxStatus == 'T' || out.TxStatus == 'E' {
+		if !s.InTxn || !s.TxnBound {
+			s.InTxn, s.TxnBound = true, true
+			s.TxnTarget, s.TxnBackend, s.TxnReason = d.Target, d.Backend, txnReason(d)
+		}
+		if c.TxnReadOnly != parser.AccessUnspecified {
+			s.TxnReadOnly = c.TxnReadOnly
+		}
+		if wrote {
+			s.txnWrote = true
+			s.txnTables = appendNew(s.txnTables, c.WriteTables)
+		}
+		s.txnFailed = out.TxStatus == 'E'
+		return Commit{}
+	}
+
+	// Idle: any transaction is over, by commit, rollback or error.
+	commit := Commit{}
+	if (s.InTxn && s.txnWrote) || wrote {
+		if !onlyEnds(c, s.InTxn && s.txnFailed) {
+			commit = Commit{Needed: true, Tables: appendNew(s.txnTables, c.WriteTables)}
+		}
+	}
+	s.endTxn()
+	return commit
+}
+
+// onlyEnds reports whether c cannot have committed anything: it is nothing
+// but ROLLBACKs, or only transaction ends after the transaction had failed
+// (where COMMIT means ROLLBACK). Anything else might have committed, and
+// recording an LSN that was not needed only makes the next reads stricter.
+func onlyEnds(c *parser.Classification, failed bool) bool {
+	if len(c.StatementKinds) == 0 {
+		return false
+	}
+	for _, k := range c.StatementKinds {
+		switch {
+		case k == parser.TxnRollback:
+		case k == parser.TxnCommit && failed:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+func (s *SessionState) endTxn() {
+	s.InTxn, s.TxnBound, s.TxnBackend, s.TxnReason = false, false, "", ""
+	s.TxnTarget, s.TxnReadOnly = Primary, parser.AccessUnspecified
+	s.txnWrote, s.txnFailed, s.txnTables = false, false, nil
+}
+
+// txnReason is the reason reported for every statement of a transaction
+// bound by decision d: hints and read-only mode stay visible, anything else
+// on the primary is just an explicit transaction.
+func txnReason(d Decision) Reason {
+	switch d.Reason {
+	case ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint, ReasonReadOnlyTxn:
+		return d.Reason
+	}
+	if d.Target == Replica {
+		return ReasonReadOnlyTxn
+	}
+	return ReasonExplicitTxn
+}
+
+// applySettings tracks the session settings routing depends on. SET LOCAL
+// ends with the transaction, so it is ignored; a session SET inside a
+// transaction that later rolls back is (rarely) kept — the proxy's
+// parameter tracker is the authority for replaying settings.
+func (s *SessionState) applySettings(c *parser.Classification) {
+	if c.SessionRoute != parser.HintNone {
+		s.RouteHint = c.SessionRoute
+	}
+	for _, p := range c.SetParams {
+		if p.Local {
+			continue
+		}
+		switch {
+		case p.ResetAll:
+			s.DefaultReadOnly, s.NonStandardStrings = false, false
+		case p.Name == "default_transaction_read_only":
+			s.DefaultReadOnly = !p.Reset && !p.FromCurrent && gucBool(p.Values)
+		case p.Name == "standard_conforming_strings":
+			s.NonStandardStrings = !p.Reset && !p.FromCurrent && !gucBool(p.Values)
+		}
+	}
+}
+
+// gucBool parses a boolean setting the way PostgreSQL does (on, true,
+// yes, 1 and unambiguous prefixes).
+func gucBool(vals []string) bool {
+	if len(vals) != 1 {
+		return false
+	}
+	v := strings.ToLower(strings.TrimSpace(vals[0]))
+	switch {
+	case v == "1", v == "on":
+		return true
+	case v == "":
+		return false
+	case strings.HasPrefix("true", v), strings.HasPrefix("yes", v):
+		return true
+	}
+	return false
+}
+
+// Committed records the primary's WAL position after this client's
+// commit.
+func (s *SessionState) Committed(lsn LSN) {
+	if lsn > s.LastCommitLSN {
+		s.LastCommitLSN = lsn
+	}
+}
+
+// Unpin releases the session from its pinned backend, once the proxy knows
+// its server-side state is gone (DISCARD ALL, reconnect).
+func (s *SessionState) Unpin() {
+	s.Pinned, s.PinnedTarget, s.PinnedBackend = false, Primary, ""
+}
+
+func appendNew(dst, names []string) []string {
+	for _, n := range names {
+		found := false
+		for _, d := range dst {
+			if d == n {
+				found = true
+				break
+			}
+		}
+		if !found {
+			dst = append(dst, n)
+		}
+	}
+	return dst
+}
