@@ -80,6 +80,8 @@ func TestClassify(t *testing.T) {
 		{"SELECT pg_advisory_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_lock"}, volatile: true, pins: PinAdvisoryLock}},
 		{"SELECT pg_advisory_xact_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_xact_lock"}, volatile: true}},
 		{"SELECT set_config('search_path', 'x', false)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true, pins: PinSetConfig}},
+		{"SELECT set_config('app.user_id', '42', true)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true}},
+		{"SELECT set_config('app.user_id', '42', $1)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true, pins: PinSetConfig}},
 
 		// locking
 		{"SELECT * FROM users WHERE id = 1 FOR UPDATE", expect{kind: Read, reads: []string{"users"}, locking: true}},

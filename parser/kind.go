@@ -166,9 +166,9 @@ func (m *AccessMode) UnmarshalText(b []byte) error {
 }
 
 // Pins is a set of session-state features. A transaction pooler must keep
-// a client on its server connection once it uses any of the pinning ones
-// (everything but PinExecute and PinDeallocate, which refer to state an
-// earlier PREPARE created).
+// a client on its server connection once it uses any of the pinning ones:
+// everything but PinUnlisten, PinExecute and PinDeallocate, which only
+// refer to state that an earlier LISTEN or PREPARE created.
 type Pins uint16
 
 const (
@@ -181,7 +181,7 @@ const (
 	PinPrepare                       // PREPARE name
 	PinExecute                       // EXECUTE name
 	PinDeallocate                    // DEALLOCATE name / ALL
-	PinSetConfig                     // set_config() call: may change a session setting
+	PinSetConfig                     // set_config(..., false) or non-constant is_local: changes a session setting
 )
 
 func pinName(p Pins) string {

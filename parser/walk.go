@@ -125,8 +125,18 @@ func (f *facts) funcCall(n *pg.FuncCall) {
 	case "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared":
 		f.pins |= PinAdvisoryLock
 	case "set_config":
-		f.pins |= PinSetConfig
+		// set_config(name, value, true) only lasts for the transaction.
+		// TRUE/FALSE are keywords, not literals, so they survive
+		// normalization and this stays a property of the cache key.
+		if len(n.Args) != 3 || !isTrueKeyword(n.Args[2]) {
+			f.pins |= PinSetConfig
+		}
 	}
+}
+
+func isTrueKeyword(n *pg.Node) bool {
+	c := n.GetAConst()
+	return c != nil && c.GetBoolval() != nil && c.GetBoolval().Boolval
 }
 
 // readNames returns the names of tables read, without CTE references.

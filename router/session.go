@@ -35,8 +35,9 @@ type SessionState struct {
 	NonStandardStrings bool `json:"nonstandard_strings,omitempty"`
 
 	// Pinned: the session holds server-side state (temp table, LISTEN,
-	// session advisory lock, WITH HOLD cursor, SET ROLE, PREPARE), so its
-	// statements stay on PinnedBackend until the proxy calls Unpin.
+	// session advisory lock, WITH HOLD cursor, SET ROLE, PREPARE, a session
+	// set_config), so its statements stay on PinnedBackend until the proxy
+	// calls Unpin.
 	Pinned        bool   `json:"pinned,omitempty"`
 	PinnedTarget  Target `json:"pinned_target,omitempty"`
 	PinnedBackend string `json:"pinned_backend,omitempty"`
@@ -76,7 +77,7 @@ type Commit struct {
 
 // pinning are the Pins that tie a session to its server connection.
 const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock |
-	parser.PinHoldCursor | parser.PinRole | parser.PinPrepare
+	parser.PinHoldCursor | parser.PinRole | parser.PinPrepare | parser.PinSetConfig
 
 // Executed folds the effects of a completed query string into the state.
 // c and d are what Classify and Route returned for it.
