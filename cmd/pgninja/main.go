@@ -21,8 +21,12 @@ type command struct {
 
 func commands() map[string]command {
 	return map[string]command{
-		"serve":  {"run the proxy (and its sidecar loop)", runServe},
-		"passwd": {"print a users-file line with a SCRAM-SHA-256 verifier", runPasswd},
+		"serve":      {"run the proxy (and its sidecar loop)", runServe},
+		"passwd":     {"print a users-file line with a SCRAM-SHA-256 verifier", runPasswd},
+		"migrate":    {"apply or roll back the schema migrations (up|down|status)", runMigrate},
+		"demo-data":  {"load sample AI Answer Ninja data (--rows N call records)", runDemoData},
+		"partitions": {"partition status and maintenance (status|run|archives|restore-archive)", runPartitions},
+		"backup":     {"encrypted backups (run|list|verify ID|restore ID --to DSN)", runBackup},
 	}
 }
 
