@@ -27,6 +27,26 @@ type Sidecar struct {
 	Partitions Partitions `yaml:"partitions"`
 	Backup     Backup     `yaml:"backup"`
 	Stats      Stats      `yaml:"stats"`
+	PITR       PITR       `yaml:"pitr"`
+}
+
+// PITR configures point-in-time recovery: continuous WAL archiving with
+// pg_receivewal and scheduled pg_basebackup base backups, sealed with the
+// backup key into the backup store.
+type PITR struct {
+	Enabled bool `yaml:"enabled"`
+	// DSN reaches the primary as a role with the REPLICATION attribute
+	// (the application user normally lacks it).
+	DSN string `yaml:"dsn"`
+	// Slot is the physical replication slot that keeps WAL on the server
+	// until it is archived.
+	Slot string `yaml:"slot"`
+	// WALDir is pg_receivewal's local directory (relative to the config
+	// file); completed segments move from it into the store.
+	WALDir       string `yaml:"wal_dir"`
+	BaseSchedule string `yaml:"base_schedule"`
+	// KeepBase base backups are kept, with the WAL needed from the oldest.
+	KeepBase int `yaml:"keep_base"`
 }
 
 // Partitions lists the tables whose partitions are managed.
@@ -158,6 +178,19 @@ func (s *Sidecar) fillDefaults() {
 	if s.Stats.Schedule == "" {
 		s.Stats.Schedule = "*/15 * * * *"
 	}
+	r := &s.PITR
+	if r.Slot == "" {
+		r.Slot = "pgninja_wal"
+	}
+	if r.WALDir == "" {
+		r.WALDir = "wal-receive"
+	}
+	if r.BaseSchedule == "" {
+		r.BaseSchedule = "0 2 * * 0"
+	}
+	if r.KeepBase == 0 {
+		r.KeepBase = 2
+	}
 }
 
 // identRE accepts a table name or schema.table made of plain identifiers;
@@ -206,7 +239,17 @@ func (s *Sidecar) validate(p *problems) {
 		p.add("sidecar.backup.keep_weekly", "must be >= 0")
 	}
 	checkCron(p, "sidecar.stats.schedule", s.Stats.Schedule)
+	checkCron(p, "sidecar.pitr.base_schedule", s.PITR.BaseSchedule)
+	positive(p, "sidecar.pitr.keep_base", s.PITR.KeepBase)
+	if s.PITR.Enabled && s.PITR.DSN == "" {
+		p.add("sidecar.pitr.dsn", "must be set when pitr is enabled (a role with REPLICATION)")
+	}
+	if !slotRE.MatchString(s.PITR.Slot) {
+		p.add("sidecar.pitr.slot", "must be lower-case letters, digits and underscores, not %q", s.PITR.Slot)
+	}
 }
+
+var slotRE = regexp.MustCompile(`^[a-z0-9_]{1,63}$`)
 
 func checkCron(p *problems, field, spec string) {
 	if _, err := cron.ParseStandard(spec); err != nil {

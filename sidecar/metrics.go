@@ -15,6 +15,8 @@ const (
 	JobVerify     = "verify"
 	JobRetention  = "retention"
 	JobStats      = "stats"
+	JobBase       = "base_backup"
+	JobWAL        = "wal_archive"
 )
 
 // metrics are per job kind, so one alert rule covers every job: e.g.

@@ -14,6 +14,7 @@ import (
 	"github.com/ai-ninja/pgninja/sidecar/backup"
 	"github.com/ai-ninja/pgninja/sidecar/partition"
 	"github.com/ai-ninja/pgninja/sidecar/pgtool"
+	"github.com/ai-ninja/pgninja/sidecar/pitr"
 )
 
 // Runner runs the enabled jobs on their schedules.
@@ -24,6 +25,8 @@ type Runner struct {
 	primary    pgtool.Target
 	partitions *partition.Manager
 	backups    *backup.Service
+	archiver   *pitr.Archiver
+	pitrSource pgtool.Target
 }
 
 // New checks the sidecar's settings and registers its metrics on reg (nil
@@ -41,7 +44,7 @@ func New(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*R
 		return nil, err
 	}
 	s := cfg.Sidecar
-	if !s.Partitions.Enabled && !s.Backup.Enabled && !s.Stats.Enabled {
+	if !s.Partitions.Enabled && !s.Backup.Enabled && !s.Stats.Enabled && !s.PITR.Enabled {
 		return r, nil
 	}
 	if r.primary, err = PrimaryTarget(cfg); err != nil {
@@ -66,6 +69,22 @@ func New(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*R
 	if s.Stats.Enabled {
 		r.metrics.init(JobStats)
 	}
+	if s.PITR.Enabled {
+		key, err := LoadKey(cfg)
+		if err != nil {
+			return nil, fmt.Errorf("sidecar.pitr.enabled: %w", err)
+		}
+		if r.pitrSource, err = PITRTarget(cfg); err != nil {
+			return nil, err
+		}
+		if r.archiver, err = Archiver(cfg, logger, key, 0); err != nil {
+			return nil, err
+		}
+		r.archiver.OnPass = func(n int, err error) {
+			r.metrics.record(r.log, JobWAL, time.Now(), int64(n), err, "segments", n)
+		}
+		r.metrics.init(JobBase, JobWAL)
+	}
 	return r, nil
 }
 
@@ -74,7 +93,7 @@ func New(cfg *config.Config, logger *slog.Logger, reg prometheus.Registerer) (*R
 // at start, so a fresh deployment has its partitions without waiting for
 // the first tick.
 func (r *Runner) Run(ctx context.Context) error {
-	if r.partitions == nil && r.backups == nil && !r.cfg.Stats.Enabled {
+	if r.partitions == nil && r.backups == nil && !r.cfg.Stats.Enabled && r.archiver == nil {
 		<-ctx.Done()
 		return nil
 	}
@@ -105,9 +124,25 @@ func (r *Runner) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	archived := make(chan struct{})
+	if r.archiver != nil {
+		if err := add(r.cfg.PITR.BaseSchedule, JobBase); err != nil {
+			return err
+		}
+		r.archiver.ServerMajor = r.serverMajor(ctx)
+		go func() {
+			defer close(archived)
+			if err := r.archiver.Run(ctx); err != nil {
+				r.metrics.record(r.log, JobWAL, time.Now(), 0, err)
+			}
+		}()
+	} else {
+		close(archived)
+	}
 	c.Start()
 	<-ctx.Done()
 	<-c.Stop().Done()
+	<-archived
 	return nil
 }
 
@@ -129,6 +164,11 @@ func (r *Runner) RunJob(ctx context.Context, job string) error {
 		return r.backupJob(ctx)
 	case JobStats:
 		return r.statsJob(ctx)
+	case JobBase:
+		if r.archiver == nil {
+			return errors.New("pitr is not enabled")
+		}
+		return r.baseJob(ctx)
 	}
 	return fmt.Errorf("unknown job %q", job)
 }
@@ -204,6 +244,37 @@ func (r *Runner) statsJob(ctx context.Context) (err error) {
 	defer conn.Close(context.WithoutCancel(ctx))
 	_, err = conn.Exec(ctx, "SELECT count(*) FROM refresh_dashboard_stats()")
 	return err
+}
+
+// baseJob takes a base backup, then drops base backups (and the WAL only
+// they needed) beyond keep_base.
+func (r *Runner) baseJob(ctx context.Context) (err error) {
+	started := time.Now()
+	var size int64
+	defer func() { r.metrics.record(r.log, JobBase, started, size, err) }()
+	m, err := pitr.TakeBase(ctx, r.archiver.Store, r.archiver.Key, r.archiver.Tools, r.pitrSource, r.serverMajor(ctx), started)
+	if err != nil {
+		return err
+	}
+	size = m.Size
+	bases, segs, err := pitr.Prune(ctx, r.archiver.Store, r.cfg.PITR.KeepBase)
+	if bases+segs > 0 {
+		r.log.Info("pitr retention", "bases_deleted", bases, "wal_deleted", segs)
+	}
+	return err
+}
+
+// serverMajor asks the primary its major version, so the matching
+// pg_receivewal and pg_basebackup are used; 0 (PATH) if it cannot tell.
+func (r *Runner) serverMajor(ctx context.Context) int {
+	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	conn, err := pgtool.Connect(cctx, r.primary)
+	if err != nil {
+		return 0
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return pgtool.ServerMajor(conn)
 }
 
 // onceNow is a cron schedule that fires once, immediately (cron asks for

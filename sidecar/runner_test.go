@@ -153,3 +153,38 @@ func value(c prometheus.Collector) float64 {
 	}
 	return m.Counter.GetValue()
 }
+
+func TestRunnerArchivesWALAndTakesBaseBackups(t *testing.T) {
+	bed := pgtest.Require(t)
+	slot := fmt.Sprintf("pgninja_runner_%d", time.Now().UnixNano()%1e9)
+	dsn := fmt.Sprintf("postgres://replicator:replicator@%s:%d/postgres?sslmode=disable", bed.Primary.Host, bed.Primary.Port)
+	cfg := runnerConfig(t, "sidecar.backup.enabled=false", "sidecar.stats.enabled=false", "sidecar.partitions.enabled=false",
+		"sidecar.pitr.enabled=true", "sidecar.pitr.dsn="+dsn, "sidecar.pitr.slot="+slot)
+	super := pgtest.Connect(t, bed.Primary)
+	t.Cleanup(func() {
+		super.Exec(context.Background(), "SELECT pg_drop_replication_slot($1) FROM pg_replication_slots WHERE slot_name = $1", slot)
+	})
+	r, err := New(cfg, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.archiver.Interval = 100 * time.Millisecond
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- r.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	if err := r.RunJob(ctx, JobBase); err != nil {
+		t.Fatal(err)
+	}
+	super.Exec(context.Background(), "SELECT pg_switch_wal()")
+	deadline := time.Now().Add(60 * time.Second)
+	for value(r.metrics.lastSuccess.WithLabelValues(JobWAL)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no WAL archived")
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if value(r.metrics.lastSuccess.WithLabelValues(JobBase)) == 0 || value(r.metrics.size.WithLabelValues(JobBase)) <= 0 {
+		t.Fatal("base backup not recorded")
+	}
+}

@@ -13,6 +13,7 @@ import (
 	"github.com/ai-ninja/pgninja/sidecar/backup"
 	"github.com/ai-ninja/pgninja/sidecar/partition"
 	"github.com/ai-ninja/pgninja/sidecar/pgtool"
+	"github.com/ai-ninja/pgninja/sidecar/pitr"
 	"github.com/ai-ninja/pgninja/sidecar/sealed"
 	"github.com/ai-ninja/pgninja/sidecar/storage"
 )
@@ -168,4 +169,33 @@ func PartitionManager(cfg *config.Config, logger *slog.Logger) (*partition.Manag
 		m.Store = store
 	}
 	return m, nil
+}
+
+// PITRTarget is the primary as the replication role of sidecar.pitr.dsn.
+func PITRTarget(cfg *config.Config) (pgtool.Target, error) {
+	if cfg.Sidecar.PITR.DSN == "" {
+		return pgtool.Target{}, errors.New("sidecar.pitr.dsn is not set (a role with REPLICATION on the primary)")
+	}
+	t, err := pgtool.ParseDSN(cfg.Sidecar.PITR.DSN)
+	if err != nil {
+		return t, fmt.Errorf("sidecar.pitr.dsn: %w", err)
+	}
+	return t, nil
+}
+
+// WALDir is pg_receivewal's local directory.
+func WALDir(cfg *config.Config) string { return resolve(cfg, cfg.Sidecar.PITR.WALDir) }
+
+// Archiver wires the WAL archiver from the config.
+func Archiver(cfg *config.Config, logger *slog.Logger, key *sealed.Key, serverMajor int) (*pitr.Archiver, error) {
+	src, err := PITRTarget(cfg)
+	if err != nil {
+		return nil, err
+	}
+	store, err := Store(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return &pitr.Archiver{Store: store, Key: key, Tools: pgtool.Tools{Dir: cfg.Sidecar.PgBinDir}, Source: src,
+		Slot: cfg.Sidecar.PITR.Slot, Dir: WALDir(cfg), Logger: logger, ServerMajor: serverMajor}, nil
 }

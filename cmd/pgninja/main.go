@@ -27,6 +27,8 @@ func commands() map[string]command {
 		"demo-data":  {"load sample AI Answer Ninja data (--rows N call records)", runDemoData},
 		"partitions": {"partition status and maintenance (status|run|archives|restore-archive)", runPartitions},
 		"backup":     {"encrypted backups (run|list|verify ID|restore ID --to DSN)", runBackup},
+		"restore":    {"point-in-time recovery: prepare a data directory (--target-time T --to-dir DIR)", runRestore},
+		"pitr":       {"WAL archiving and base backups for point-in-time recovery (base|list|archive)", runPITR},
 	}
 }
 
