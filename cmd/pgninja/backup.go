@@ -76,7 +76,7 @@ func runBackup(ctx context.Context, args []string) error {
 		if *verify {
 			rec, err := svc.Verify(ctx, m.ID)
 			stop()
-			printVerify(m, rec)
+			printVerify(rec)
 			if err != nil {
 				return err
 			}
@@ -106,13 +106,9 @@ func runBackup(ctx context.Context, args []string) error {
 		}
 		return w.Flush()
 	case "verify":
-		m, err := svc.Manifest(ctx, id)
-		if err != nil {
-			return err
-		}
 		rec, err := svc.Verify(ctx, id)
 		stop()
-		printVerify(m, rec)
+		printVerify(rec)
 		return err
 	case "restore":
 		if *to == "" {
@@ -152,7 +148,7 @@ func resolveID(ctx context.Context, svc *backup.Service, id string) (string, err
 	return list[0].Manifest.ID, nil
 }
 
-func printVerify(m *backup.Manifest, rec *backup.VerifyRecord) {
+func printVerify(rec *backup.VerifyRecord) {
 	if rec == nil {
 		return
 	}
@@ -172,5 +168,4 @@ func printVerify(m *backup.Manifest, rec *backup.VerifyRecord) {
 	w.Flush()
 	fmt.Printf("backup %s verified: restored into a scratch database in %.1fs; %d tables, %d rows; row counts and checksums match the manifest\n",
 		rec.ID, rec.Duration, len(rec.Tables), rows)
-	_ = m
 }

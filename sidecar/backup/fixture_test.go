@@ -6,14 +6,11 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/ai-ninja/pgninja/migrations"
 	"github.com/ai-ninja/pgninja/migrations/demodata"
@@ -175,10 +172,6 @@ func isIntegrity(err error, check string) bool {
 	var ie *IntegrityError
 	return errors.As(err, &ie) && ie.Check == check
 }
-
-var _ = io.Discard
-var _ = strings.Contains
-var _ = time.Second
 
 func sha256File(t *testing.T, path string) string {
 	t.Helper()

@@ -116,6 +116,7 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 		return nil, fmt.Errorf("table checksums: %w", res.err)
 	}
 	m.Tables = res.sums
+	// Ends the read-only snapshot transaction; nothing to commit.
 	conn.Exec(ctx, "COMMIT")
 	m.FinishedAt = s.now().UTC()
 	if err := writeManifest(ctx, s.Store, s.Key, m); err != nil {

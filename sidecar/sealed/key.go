@@ -19,6 +19,9 @@ const KeySize = 32
 // over a key file so that a secret manager can inject it.
 const EnvKey = "PGNINJA_BACKUP_KEY"
 
+// ErrNoKey means neither the environment variable nor a key file is set.
+var ErrNoKey = errors.New("no backup key: set " + EnvKey + " or sidecar.backup.key_file")
+
 // Key is a master key. Its ID is public (it is written into every file
 // header and manifest) so a wrong key is named as such instead of showing
 // up as an authentication failure.
@@ -72,7 +75,7 @@ func LoadKey(envValue, file string) (*Key, error) {
 		return k, nil
 	}
 	if file == "" {
-		return nil, fmt.Errorf("no backup key: set %s or sidecar.backup.key_file", EnvKey)
+		return nil, ErrNoKey
 	}
 	data, err := os.ReadFile(file)
 	if err != nil {
