@@ -1,0 +1,384 @@
+// Command report turns the raw output of a bench/run.sh run into the one
+// results table: bench/results/<name>.md and .json, and the table on stdout.
+//
+//	report -dir WORK -md bench/results/latest.md -json bench/results/latest.json
+//
+// WORK holds what run.sh wrote: meta.tsv, plan.tsv, raw/<scenario>.<target>.r<N>.{cmd,out,err,rc},
+// routing/<scenario>.<target>.r<N>, mem/<target> and backup/{out,err,rc}.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+)
+
+// targets in table order, with their display names.
+var targets = []struct{ id, name string }{
+	{"direct", "direct (primary)"},
+	{"pgbouncer", "PgBouncer"},
+	{"pgninja", "pgninja"},
+}
+
+// Run is one pgbench run.
+type Run struct {
+	Round     int      `json:"round"`
+	Command   string   `json:"command"`
+	Exit      int      `json:"exit"`
+	TPS       float64  `json:"tps"`
+	LatencyMS float64  `json:"latency_ms"`
+	Processed int64    `json:"transactions"`
+	Failed    int64    `json:"failed_transactions"`
+	OK        bool     `json:"ok"`
+	Errors    []string `json:"errors,omitempty"`
+	// PrimaryXacts and ReplicaXacts are the server-side transaction counts
+	// (pg_stat_database) during a routing run.
+	PrimaryXacts *int64 `json:"primary_xacts,omitempty"`
+	ReplicaXacts *int64 `json:"replica_xacts,omitempty"`
+}
+
+// Row is one scenario on one target.
+type Row struct {
+	Scenario       string   `json:"scenario"`
+	Label          string   `json:"label"`
+	PgbenchArgs    string   `json:"pgbench_args"`
+	PoolMode       string   `json:"pool_mode"`
+	Target         string   `json:"target"`
+	Runs           []Run    `json:"runs"`
+	TPSMedian      *float64 `json:"tps_median"`
+	LatencyMedian  *float64 `json:"latency_ms_median"`
+	RatioDirect    *float64 `json:"ratio_to_direct"`
+	RatioPgBouncer *float64 `json:"ratio_to_pgbouncer"`
+	Errors         string   `json:"errors,omitempty"`
+	Note           string   `json:"note,omitempty"`
+}
+
+// Memory is the idle-client row of one proxy.
+type Memory struct {
+	Target         string   `json:"target"`
+	Clients        int      `json:"clients"`
+	BeforeMB       *float64 `json:"rss_before_mb"`
+	AfterMB        *float64 `json:"rss_after_mb"`
+	AddedMB        *float64 `json:"rss_added_mb"`
+	ConnectSeconds *float64 `json:"connect_seconds,omitempty"`
+	FDLimit        string   `json:"fd_limit,omitempty"`
+	Error          string   `json:"error,omitempty"`
+}
+
+// Backup is what bench/backup.sh printed.
+type Backup struct {
+	Rows   []string `json:"rows"`
+	Exit   int      `json:"exit"`
+	Stderr string   `json:"stderr_tail,omitempty"`
+}
+
+// Check is one of the issues' targets, evaluated on this run.
+type Check struct {
+	What   string `json:"what"`
+	Result string `json:"result"`
+	Pass   *bool  `json:"pass"`
+}
+
+// Report is the whole of latest.json.
+type Report struct {
+	Meta   map[string]string `json:"meta"`
+	Rows   []Row             `json:"rows"`
+	Memory []Memory          `json:"memory,omitempty"`
+	Backup *Backup           `json:"backup,omitempty"`
+	Checks []Check           `json:"targets"`
+}
+
+func main() {
+	dir := flag.String("dir", "", "bench work directory written by bench/run.sh")
+	mdPath := flag.String("md", "", "write the markdown table here")
+	jsonPath := flag.String("json", "", "write the JSON results here")
+	flag.Parse()
+	if *dir == "" {
+		flag.Usage()
+		os.Exit(2)
+	}
+	r, err := build(*dir)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "report:", err)
+		os.Exit(1)
+	}
+	md := markdown(r)
+	fmt.Print(md)
+	if *mdPath != "" {
+		if err := os.WriteFile(*mdPath, []byte(md), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+	}
+	if *jsonPath != "" {
+		b, _ := json.MarshalIndent(r, "", "  ")
+		if err := os.WriteFile(*jsonPath, append(b, '\n'), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "report:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+func build(dir string) (*Report, error) {
+	meta, err := readTSV(filepath.Join(dir, "meta.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Meta: map[string]string{}}
+	for _, kv := range meta {
+		r.Meta[kv[0]] = kv[1]
+	}
+	rounds, _ := strconv.Atoi(r.Meta["rounds"])
+	plan, err := readTSV(filepath.Join(dir, "plan.tsv"))
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range plan {
+		if len(p) < 4 {
+			continue
+		}
+		id, group, label, args, mode := p[0], p[1], p[2], p[3], ""
+		if len(p) > 4 {
+			mode = p[4]
+		}
+		var rows []*Row
+		for _, t := range targets {
+			row := &Row{Scenario: id, Label: label, PgbenchArgs: args, PoolMode: mode, Target: t.id}
+			for n := 1; n <= rounds; n++ {
+				base := filepath.Join(dir, "raw", fmt.Sprintf("%s.%s.r%d", id, t.id, n))
+				if _, err := os.Stat(base + ".rc"); err != nil {
+					continue // not run (interrupted)
+				}
+				run := readRun(base, n)
+				if kv, err := readTSV(filepath.Join(dir, "routing", fmt.Sprintf("%s.%s.r%d", id, t.id, n))); err == nil {
+					run.PrimaryXacts, run.ReplicaXacts = routingCounts(kv)
+				}
+				row.Runs = append(row.Runs, run)
+			}
+			summarize(row)
+			rows = append(rows, row)
+		}
+		ratios(rows)
+		for _, row := range rows {
+			if group == "routing" && row.Target == "pgninja" {
+				row.Note = routingNote(row.Runs)
+			}
+			r.Rows = append(r.Rows, *row)
+		}
+	}
+	for _, t := range []string{"pgbouncer", "pgninja"} {
+		if m, ok := readMemory(filepath.Join(dir, "mem", t), t); ok {
+			r.Memory = append(r.Memory, m)
+		}
+	}
+	r.Backup = readBackup(filepath.Join(dir, "backup"))
+	r.Checks = checks(r)
+	return r, nil
+}
+
+func readRun(base string, round int) Run {
+	run := Run{Round: round}
+	run.Command = strings.TrimSpace(readFile(base + ".cmd"))
+	run.Exit, _ = strconv.Atoi(strings.TrimSpace(readFile(base + ".rc")))
+	p := parsePgbench(readFile(base+".out"), readFile(base+".err"), run.Exit)
+	run.TPS, run.LatencyMS, run.Processed, run.Failed, run.Errors = p.tps, p.latency, p.processed, p.failed, p.errors
+	run.OK = p.ok
+	return run
+}
+
+func summarize(row *Row) {
+	var tps, lat []float64
+	var errs []string
+	for _, run := range row.Runs {
+		if run.OK {
+			tps = append(tps, run.TPS)
+			lat = append(lat, run.LatencyMS)
+		}
+		for _, e := range run.Errors {
+			if len(row.Runs) > 1 {
+				e = fmt.Sprintf("round %d: %s", run.Round, e)
+			}
+			errs = append(errs, e)
+		}
+	}
+	row.TPSMedian = median(tps)
+	row.LatencyMedian = median(lat)
+	row.Errors = strings.Join(errs, "; ")
+}
+
+func ratios(rows []*Row) {
+	var direct, bouncer *float64
+	for _, r := range rows {
+		switch r.Target {
+		case "direct":
+			direct = r.TPSMedian
+		case "pgbouncer":
+			bouncer = r.TPSMedian
+		}
+	}
+	for _, r := range rows {
+		r.RatioDirect = ratio(r.TPSMedian, direct)
+		r.RatioPgBouncer = ratio(r.TPSMedian, bouncer)
+	}
+}
+
+func ratio(a, b *float64) *float64 {
+	if a == nil || b == nil || *b == 0 {
+		return nil
+	}
+	v := *a / *b
+	return &v
+}
+
+func median(xs []float64) *float64 {
+	if len(xs) == 0 {
+		return nil
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	m := s[len(s)/2]
+	if len(s)%2 == 0 {
+		m = (s[len(s)/2-1] + s[len(s)/2]) / 2
+	}
+	return &m
+}
+
+func routingCounts(kv [][]string) (p, r *int64) {
+	for _, e := range kv {
+		v, err := strconv.ParseInt(e[1], 10, 64)
+		if err != nil {
+			continue
+		}
+		switch e[0] {
+		case "primary":
+			p = &v
+		case "replica":
+			r = &v
+		}
+	}
+	return p, r
+}
+
+// routingNote says where pgninja's routing-row transactions ran, from the
+// servers' own pg_stat_database counters. The counters are flushed about once
+// a second, so the share is a lower bound.
+func routingNote(runs []Run) string {
+	var replica, processed int64
+	for _, run := range runs {
+		if run.ReplicaXacts != nil && run.Processed > 0 {
+			replica += *run.ReplicaXacts
+			processed += run.Processed
+		}
+	}
+	if processed == 0 {
+		return ""
+	}
+	share := min(100*float64(replica)/float64(processed), 100)
+	switch {
+	case share < 5:
+		return fmt.Sprintf("NOT ROUTED: the replica ran %.0f%% of the transactions; reads went to the primary", share)
+	case share < 50:
+		return fmt.Sprintf("partly routed: the replica ran ≈%.0f%% of the transactions", share)
+	default:
+		return fmt.Sprintf("routed: the replica ran ≈%.0f%% of the transactions", share)
+	}
+}
+
+func readMemory(path, target string) (Memory, bool) {
+	kv, err := readTSV(path)
+	if err != nil {
+		return Memory{}, false
+	}
+	m := Memory{Target: target}
+	var before, after float64
+	var haveBefore, haveAfter bool
+	for _, e := range kv {
+		switch e[0] {
+		case "before_kb":
+			before, haveBefore = kb(e[1])
+		case "after_kb":
+			after, haveAfter = kb(e[1])
+		case "clients":
+			m.Clients, _ = strconv.Atoi(e[1])
+		case "connect_seconds":
+			if v, err := strconv.ParseFloat(e[1], 64); err == nil {
+				m.ConnectSeconds = &v
+			}
+		case "fd_limit":
+			m.FDLimit = e[1]
+		case "error":
+			if m.Error != "" {
+				m.Error += "; "
+			}
+			m.Error += e[1]
+		}
+	}
+	if haveBefore {
+		m.BeforeMB = &before
+	}
+	if haveAfter {
+		m.AfterMB = &after
+		if haveBefore {
+			d := after - before
+			m.AddedMB = &d
+		}
+	}
+	return m, true
+}
+
+func kb(s string) (float64, bool) {
+	v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+	return v / 1024, err == nil
+}
+
+func readBackup(dir string) *Backup {
+	if _, err := os.Stat(filepath.Join(dir, "rc")); err != nil {
+		return nil
+	}
+	b := &Backup{}
+	b.Exit, _ = strconv.Atoi(strings.TrimSpace(readFile(filepath.Join(dir, "rc"))))
+	for _, l := range strings.Split(readFile(filepath.Join(dir, "out")), "\n") {
+		l = strings.TrimSpace(l)
+		if strings.HasPrefix(l, "|") && !strings.HasPrefix(l, "|-") && !strings.HasPrefix(l, "|:") && !strings.HasPrefix(l, "| -") {
+			b.Rows = append(b.Rows, l)
+		}
+	}
+	if b.Exit != 0 || len(b.Rows) == 0 {
+		lines := strings.Split(strings.TrimSpace(readFile(filepath.Join(dir, "err"))), "\n")
+		if len(lines) > 3 {
+			lines = lines[len(lines)-3:]
+		}
+		b.Stderr = strings.Join(lines, " / ")
+	}
+	return b
+}
+
+func readFile(path string) string {
+	b, _ := os.ReadFile(path)
+	return string(b)
+}
+
+// readTSV reads tab-separated lines; every line has at least two fields.
+func readTSV(path string) ([][]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var out [][]string
+	for _, line := range strings.Split(string(b), "\n") {
+		if line == "" {
+			continue
+		}
+		f := strings.Split(line, "\t")
+		if len(f) < 2 {
+			f = append(f, "")
+		}
+		out = append(out, f)
+	}
+	return out, nil
+}

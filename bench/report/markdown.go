@@ -1,0 +1,221 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Columns of the one table. bench/backup.sh prints its rows in these too.
+var header = []string{"Scenario", "Target", "TPS per round", "TPS median", "Mean latency", "× direct", "× PgBouncer", "Errors / notes"}
+
+func markdown(r *Report) string {
+	var b strings.Builder
+	m := r.Meta
+	title := "pgninja benchmark"
+	if m["quick"] == "1" {
+		title += " (quick smoke run — not comparable)"
+	}
+	fmt.Fprintf(&b, "# %s — %s\n\n", title, m["date"])
+	fmt.Fprintf(&b, "Machine: %s cores (%s), shared by pgbench, PostgreSQL and the proxy. "+
+		"PostgreSQL %s, PgBouncer %s, pgninja at %s (%s).\n\n",
+		m["cores"], m["cpu"], m["postgresql"], m["pgbouncer"], m["commit"], m["go"])
+	fmt.Fprintf(&b, "Each cell: `pgbench -T %s -j 2`, scale %s, %s round(s) with the target order alternating; "+
+		"both proxies with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
+		"TPS median and latency are medians over the rounds; ratios compare medians.\n\n",
+		m["seconds"], m["scale"], m["rounds"], m["pool_size"])
+
+	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	for _, row := range r.Rows {
+		cells := []string{row.Label, targetName(row.Target), perRound(row.Runs), "", "", f2(row.RatioDirect), f2(row.RatioPgBouncer), ""}
+		if row.TPSMedian != nil {
+			cells[3] = fmt.Sprintf("%s", thousands(*row.TPSMedian))
+		} else if len(row.Runs) > 0 {
+			cells[3] = "error"
+		}
+		if row.LatencyMedian != nil {
+			cells[4] = fmt.Sprintf("%.3f ms", *row.LatencyMedian)
+		}
+		notes := []string{}
+		if row.Errors != "" {
+			notes = append(notes, row.Errors)
+		}
+		if row.Note != "" {
+			notes = append(notes, row.Note)
+		}
+		cells[7] = strings.Join(notes, "; ")
+		writeRow(&b, cells)
+	}
+	var bouncerAdded *float64
+	for _, mem := range r.Memory {
+		if mem.Target == "pgbouncer" {
+			bouncerAdded = mem.AddedMB
+		}
+	}
+	for _, mem := range r.Memory {
+		label := fmt.Sprintf("%s idle clients (transaction): proxy RSS", thousands(float64(clientsOf(r, mem))))
+		cells := []string{label, targetName(mem.Target), "", "", "—", "—", "", mem.Error}
+		if mem.BeforeMB != nil && mem.AfterMB != nil {
+			cells[2] = fmt.Sprintf("%.1f → %.1f MB", *mem.BeforeMB, *mem.AfterMB)
+		}
+		if mem.AddedMB != nil {
+			cells[3] = fmt.Sprintf("+%.1f MB", *mem.AddedMB)
+			if mem.Target == "pgninja" && bouncerAdded != nil && *bouncerAdded > 0 {
+				cells[6] = fmt.Sprintf("%.2f (RSS)", *mem.AddedMB / *bouncerAdded)
+			}
+		} else if cells[7] == "" {
+			cells[7] = "no measurement"
+		}
+		writeRow(&b, cells)
+	}
+	if r.Backup != nil {
+		for _, l := range r.Backup.Rows {
+			b.WriteString(l + "\n")
+		}
+		if r.Backup.Exit != 0 || len(r.Backup.Rows) == 0 {
+			writeRow(&b, []string{"backup", "bench/backup.sh", "", "error", "", "", "",
+				fmt.Sprintf("exit %d: %s", r.Backup.Exit, r.Backup.Stderr)})
+		}
+	}
+
+	if len(r.Checks) > 0 {
+		b.WriteString("\nTargets from the issues, on this run:\n\n")
+		for _, c := range r.Checks {
+			mark := "?"
+			if c.Pass != nil {
+				mark = map[bool]string{true: "met", false: "NOT met"}[*c.Pass]
+			}
+			fmt.Fprintf(&b, "- %s: %s — **%s**\n", c.What, c.Result, mark)
+		}
+	}
+	return b.String()
+}
+
+func clientsOf(r *Report, m Memory) int {
+	if m.Clients > 0 {
+		return m.Clients
+	}
+	var n int
+	fmt.Sscan(r.Meta["idle_clients"], &n)
+	return n
+}
+
+func writeRow(b *strings.Builder, cells []string) {
+	for i, c := range cells {
+		cells[i] = strings.ReplaceAll(strings.ReplaceAll(c, "|", `\|`), "\n", " ")
+	}
+	b.WriteString("| " + strings.Join(cells, " | ") + " |\n")
+}
+
+func targetName(id string) string {
+	for _, t := range targets {
+		if t.id == id {
+			return t.name
+		}
+	}
+	return id
+}
+
+func perRound(runs []Run) string {
+	parts := make([]string, 0, len(runs))
+	for _, run := range runs {
+		if run.OK {
+			parts = append(parts, thousands(run.TPS))
+		} else {
+			parts = append(parts, "✗")
+		}
+	}
+	return strings.Join(parts, " / ")
+}
+
+func f2(p *float64) string {
+	if p == nil {
+		return "—"
+	}
+	return fmt.Sprintf("%.2f", *p)
+}
+
+// thousands formats 17912.4 as "17,912".
+func thousands(v float64) string {
+	s := fmt.Sprintf("%.0f", v)
+	neg := strings.HasPrefix(s, "-")
+	s = strings.TrimPrefix(s, "-")
+	for i := len(s) - 3; i > 0; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	if neg {
+		s = "-" + s
+	}
+	return s
+}
+
+// checks evaluates the figures the issues ask for (issue 2, 3 and 4 targets).
+func checks(r *Report) []Check {
+	find := func(scenario, target string) *Row {
+		for i := range r.Rows {
+			if r.Rows[i].Scenario == scenario && r.Rows[i].Target == target {
+				return &r.Rows[i]
+			}
+		}
+		return nil
+	}
+	var out []Check
+	vsBouncer := func(scenario, what string, min float64) {
+		row := find(scenario, "pgninja")
+		if row == nil {
+			return
+		}
+		c := Check{What: fmt.Sprintf("%s: pgninja ≥ %.1f× PgBouncer", what, min)}
+		switch {
+		case row.RatioPgBouncer != nil:
+			pass := *row.RatioPgBouncer >= min
+			c.Pass = &pass
+			c.Result = fmt.Sprintf("%.2f×", *row.RatioPgBouncer)
+		case row.TPSMedian == nil:
+			pass := false
+			c.Pass = &pass
+			c.Result = "pgninja failed: " + row.Errors
+		default:
+			c.Result = "no PgBouncer figure"
+		}
+		if row.Note != "" {
+			c.Result += " (" + row.Note + ")"
+			if strings.HasPrefix(row.Note, "NOT ROUTED") && c.Pass != nil {
+				pass := false
+				c.Pass = &pass
+			}
+		}
+		out = append(out, c)
+	}
+	vsBouncer("session_select_simple", "session -S -M simple -c 16", 1.0)
+	vsBouncer("session_select_extended", "session -S -M extended -c 16", 1.0)
+	vsBouncer("session_connect_select", "session -C -S -M simple -c 16", 0.9)
+	vsBouncer("tx_select_simple", "transaction -S -M simple -c 64", 1.0)
+	vsBouncer("tx_select_extended", "transaction -S -M extended -c 64", 1.0)
+	if row := find("tx_select_prepared", "pgninja"); row != nil {
+		pass := row.Errors == "" && row.TPSMedian != nil
+		res := "works"
+		if !pass {
+			res = "fails: " + row.Errors
+		}
+		out = append(out, Check{What: "transaction -S -M prepared -c 64: pgninja works without errors", Result: res, Pass: &pass})
+	}
+	vsBouncer("routing_select_simple", "routing on, reads to the replica, -S -M simple -c 16", 1.0)
+	for _, m := range r.Memory {
+		if m.Target != "pgninja" {
+			continue
+		}
+		c := Check{What: "idle clients through pgninja: ≤ 250 MB added RSS"}
+		if m.AddedMB != nil {
+			pass := *m.AddedMB <= 250 && m.Error == ""
+			c.Pass = &pass
+			c.Result = fmt.Sprintf("+%.1f MB", *m.AddedMB)
+		} else {
+			pass := false
+			c.Pass = &pass
+			c.Result = "no measurement: " + m.Error
+		}
+		out = append(out, c)
+	}
+	return out
+}

@@ -1,0 +1,541 @@
+#!/usr/bin/env bash
+# bench/run.sh — `make bench`: pgbench against PostgreSQL directly, through
+# PgBouncer and through pgninja, interleaved, plus the idle-client memory row
+# and (when bench/backup.sh exists) the backup row. See bench/README.md.
+#
+# Knobs (environment):
+#   BENCH_SECONDS=10        length of each pgbench run (-T)
+#   BENCH_ROUNDS=2          rounds; the target order alternates every round
+#   BENCH_QUICK=1           smoke test: 3 s runs, 1 round, results in results/quick.*
+#   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
+#   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
+#   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer)
+#   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
+#   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+ROOT="$PWD"
+
+# ------------------------------------------------------------- settings --
+
+QUICK="${BENCH_QUICK:-0}"
+[[ "$QUICK" == 0 || -z "$QUICK" ]] && QUICK=0 || QUICK=1
+if ((QUICK)); then
+	SECONDS_PER_RUN="${BENCH_SECONDS:-3}"
+	ROUNDS="${BENCH_ROUNDS:-1}"
+else
+	SECONDS_PER_RUN="${BENCH_SECONDS:-10}"
+	ROUNDS="${BENCH_ROUNDS:-2}"
+fi
+ONLY="${BENCH_ONLY:-}"
+IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
+BASE_PORT="${BENCH_TESTBED_PORT:-27432}"
+PGNINJA_PORT="${BENCH_PGNINJA_PORT:-27440}"
+ADMIN_PORT=$((PGNINJA_PORT + 1))
+PGBOUNCER_PORT=$((BASE_PORT + 3))
+ROUTING_MODE="${BENCH_ROUTING_MODE:-transaction}"
+[[ "$ROUTING_MODE" == session || "$ROUTING_MODE" == transaction ]] || {
+	echo "bench: BENCH_ROUTING_MODE must be session or transaction" >&2
+	exit 2
+}
+POOL_SIZE=20
+DB=bench
+SCALE=10
+for v in SECONDS_PER_RUN ROUNDS IDLE_CLIENTS BASE_PORT PGNINJA_PORT; do
+	[[ "${!v}" =~ ^[0-9]+$ ]] || {
+		echo "bench: $v must be a number, got '${!v}'" >&2
+		exit 2
+	}
+done
+
+# Full runs (the committed numbers) go to results/latest.*; smoke tests and
+# partial runs to results/quick.* (gitignored).
+if ((QUICK)) || [[ -n "$ONLY" ]]; then OUT_NAME=quick; else OUT_NAME=latest; fi
+
+log() { printf '\033[1mbench:\033[0m %s\n' "$*" >&2; }
+die() {
+	printf 'bench: ERROR: %s\n' "$*" >&2
+	exit 1
+}
+
+# The bench has its own test bed, so it never disturbs `make test` (25432)
+# or `make demo`. Nothing from the caller's environment may redirect it.
+export TESTBED_PORT="$BASE_PORT"
+if [[ -n "${BENCH_TESTBED_DIR:-}" ]]; then export TESTBED_DIR="$BENCH_TESTBED_DIR"; else unset TESTBED_DIR; fi
+unset PGHOST PGHOSTADDR PGPORT PGUSER PGDATABASE PGPASSFILE PGSERVICE PGSERVICEFILE \
+	PGOPTIONS PGSSLMODE PGTARGETSESSIONATTRS PGAPPNAME PGCONNECT_TIMEOUT || true
+export PGPASSWORD=postgres PGSSLMODE=disable PGGSSENCMODE=disable
+PGBIN=/usr/lib/postgresql/15/bin
+
+# 10,000 idle clients need more than the usual 1024 descriptors, in the
+# client program and in both proxies (they inherit this shell's limit).
+hard="$(ulimit -Hn)"
+want=65536
+[[ "$hard" != unlimited ]] && ((hard < want)) && want="$hard"
+ulimit -n "$want" 2>/dev/null || true
+
+# -------------------------------------------------------------- cleanup --
+
+PGNINJA_PID=""
+LAST_RC=0
+CHILD_PID="" # the pgbench or idleclients process running now
+PGB_PIDFILE=""
+PGB_INI=""
+
+stop_pid() { # stop_pid PID [SIGNAL]: signal, wait up to 10 s, then SIGKILL
+	local pid="$1" sig="${2:-TERM}" i
+	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+	kill "-$sig" "$pid" 2>/dev/null || true
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+stop_pgninja() {
+	stop_pid "$PGNINJA_PID"
+	PGNINJA_PID=""
+}
+
+stop_pgbouncer() {
+	local pid cmd
+	[[ -n "$PGB_PIDFILE" && -f "$PGB_PIDFILE" ]] || return 0
+	pid="$(tr -dc 0-9 <"$PGB_PIDFILE")"
+	cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+	if [[ -n "$pid" && "$cmd" == *pgbouncer*"$PGB_INI"* ]]; then
+		stop_pid "$pid" TERM # SIGTERM: immediate shutdown
+	fi
+	rm -f "$PGB_PIDFILE"
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	stop_pid "$CHILD_PID" INT
+	stop_pgninja
+	stop_pgbouncer
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# ------------------------------------------------------------- test bed --
+
+log "starting the test bed (TESTBED_PORT=$BASE_PORT)"
+scripts/testbed.sh up
+eval "$(scripts/testbed.sh env)"
+TB_DIR="$PGNINJA_TEST_DIR"
+PRIMARY_PORT="${PGNINJA_TEST_PRIMARY##*:}"
+REPLICA_PORT="${PGNINJA_TEST_REPLICA##*:}"
+SOCK_DIR="$TB_DIR/run"
+
+WORK="$TB_DIR/bench"
+rm -rf "$WORK/raw" "$WORK/routing" "$WORK/mem" "$WORK/backup" "$WORK/logs"
+mkdir -p "$WORK/bin" "$WORK/raw" "$WORK/routing" "$WORK/mem" "$WORK/backup" "$WORK/logs" "$WORK/pgbouncer"
+# pgbouncer runs as the postgres OS user (it refuses root) and writes here.
+if ((EUID == 0)); then chown -R postgres: "$WORK/pgbouncer"; fi
+
+# psql as superuser over the unix socket (trust), like testbed.sh does.
+sql() {
+	local port="$1"
+	shift
+	"$PGBIN/psql" -X -q -A -t -v ON_ERROR_STOP=1 -h "$SOCK_DIR" -p "$port" -U postgres "$@"
+}
+
+# ---------------------------------------------------------------- build --
+
+log "building bin/pgninja and the bench helpers"
+mkdir -p bin
+CGO_ENABLED=1 go build -o bin/pgninja ./cmd/pgninja
+go build -o "$WORK/bin/idleclients" ./bench/idleclients
+go build -o "$WORK/bin/report" ./bench/report
+PGNINJA_BIN="$ROOT/bin/pgninja"
+
+# --------------------------------------------------------------- pgbench --
+
+init_pgbench() {
+	if [[ "$(sql "$PRIMARY_PORT" -d postgres -c "select 1 from pg_database where datname = '$DB'")" != 1 ]]; then
+		sql "$PRIMARY_PORT" -d postgres -c "create database $DB"
+	fi
+	local branches
+	branches="$(sql "$PRIMARY_PORT" -d "$DB" -c "select count(*) from pgbench_branches" 2>/dev/null || echo 0)"
+	if [[ "$branches" != "$SCALE" || -n "${BENCH_REINIT:-}" ]]; then
+		log "pgbench -i -s $SCALE (database $DB)"
+		"$PGBIN/pgbench" -i -s "$SCALE" -q -h "$SOCK_DIR" -p "$PRIMARY_PORT" -U postgres "$DB" >"$WORK/logs/pgbench-init.log" 2>&1 ||
+			{
+				tail -n 20 "$WORK/logs/pgbench-init.log" >&2
+				die "pgbench -i failed"
+			}
+	else
+		log "pgbench tables at scale $SCALE exist; vacuum analyze"
+		sql "$PRIMARY_PORT" -d "$DB" -c "truncate pgbench_history" -c "vacuum analyze pgbench_accounts, pgbench_branches, pgbench_tellers, pgbench_history"
+	fi
+	sql "$PRIMARY_PORT" -d postgres -c checkpoint
+	# The routing row reads from the replica: wait until it has replayed all of it.
+	local lsn i
+	lsn="$(sql "$PRIMARY_PORT" -d postgres -c "select pg_current_wal_lsn()")"
+	for ((i = 0; i < 600; i++)); do
+		[[ "$(sql "$REPLICA_PORT" -d postgres -c "select pg_last_wal_replay_lsn() >= '$lsn'")" == t ]] && return 0
+		sleep 0.2
+	done
+	die "the replica did not catch up with the primary after pgbench -i"
+}
+
+# ---------------------------------------------------------------- proxies --
+
+# pool_mode GROUP: the pool mode both proxies use for a group of scenarios
+# (session | transaction | routing | idle).
+pool_mode() {
+	case "$1" in
+	session) echo session ;;
+	routing) echo "$ROUTING_MODE" ;;
+	*) echo transaction ;;
+	esac
+}
+
+write_pgninja_config() {
+	local group="$1" mode f="$WORK/pgninja.yaml"
+	mode="$(pool_mode "$group")"
+	{
+		cat <<EOF
+# Written by bench/run.sh for the "$group" scenarios.
+listen: 127.0.0.1:$PGNINJA_PORT
+admin_listen: 127.0.0.1:$ADMIN_PORT
+log_level: info
+max_client_conn: $((IDLE_CLIENTS + 100))
+shutdown_timeout: 5s
+auth:
+  type: trust
+tls:
+  backend_sslmode: disable
+pool:
+  mode: $mode
+  max_size: $POOL_SIZE
+users:
+  - name: postgres
+    auth: trust
+    password: postgres
+backends:
+EOF
+		if [[ "$group" == routing ]]; then
+			cat <<EOF
+  - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 0}
+  - {name: replica, host: 127.0.0.1, port: $REPLICA_PORT, role: replica, weight: 1}
+EOF
+		else
+			cat <<EOF
+  - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 1}
+EOF
+		fi
+	} >"$f"
+	echo "$f"
+}
+
+# write_pgbouncer_config GROUP: the same pool mode and size as pgninja's.
+write_pgbouncer_config() {
+	local group="$1" mode d="$WORK/pgbouncer"
+	mode="$(pool_mode "$group")"
+	printf '"postgres" "postgres"\n' >"$d/userlist.txt"
+	cat >"$d/pgbouncer.ini" <<EOF
+; Written by bench/run.sh for the "$group" scenarios.
+[databases]
+$DB = host=127.0.0.1 port=$PRIMARY_PORT dbname=$DB user=postgres password=postgres
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $PGBOUNCER_PORT
+unix_socket_dir =
+listen_backlog = 4096
+auth_type = trust
+auth_file = $d/userlist.txt
+pool_mode = $mode
+default_pool_size = $POOL_SIZE
+min_pool_size = 0
+reserve_pool_size = 0
+max_client_conn = $((IDLE_CLIENTS + 100))
+server_reset_query = DISCARD ALL
+ignore_startup_parameters = extra_float_digits
+log_connections = 0
+log_disconnections = 0
+logfile = $d/pgbouncer.log
+pidfile = $d/pgbouncer.pid
+EOF
+	if ((EUID == 0)); then chown postgres: "$d/userlist.txt" "$d/pgbouncer.ini"; fi
+	PGB_INI="$d/pgbouncer.ini"
+	PGB_PIDFILE="$d/pgbouncer.pid"
+}
+
+# wait_ready PORT NAME PID: until `select 1` works through it.
+wait_ready() {
+	local port="$1" name="$2" pid="$3" i
+	for ((i = 0; i < 150; i++)); do
+		if timeout 10 "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'select 1' >/dev/null 2>&1; then
+			return 0
+		fi
+		if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then break; fi
+		sleep 0.2
+	done
+	timeout 10 "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'select 1' >&2 || true
+	return 1
+}
+
+start_pgninja() {
+	local group="$1" cfg envclean=() v
+	cfg="$(write_pgninja_config "$group")"
+	# PGNINJA_* variables override the config file; the bench's must not.
+	for v in $(compgen -e); do [[ "$v" == PGNINJA_* ]] && envclean+=(-u "$v"); done
+	env "${envclean[@]}" "$PGNINJA_BIN" serve --config "$cfg" >>"$WORK/logs/pgninja-$group.log" 2>&1 &
+	PGNINJA_PID=$!
+	if ! wait_ready "$PGNINJA_PORT" pgninja "$PGNINJA_PID"; then
+		tail -n 20 "$WORK/logs/pgninja-$group.log" >&2
+		log "pgninja ($group) is not answering; its runs will fail"
+		return 1
+	fi
+}
+
+start_pgbouncer() {
+	local group="$1" pid
+	write_pgbouncer_config "$group"
+	rm -f "$PGB_PIDFILE"
+	# setpriv rather than runuser: runuser's PAM session resets the fd
+	# limit to 1024, too few for the idle-client row.
+	local as=()
+	((EUID == 0)) && as=(setpriv --reuid=postgres --regid=postgres --init-groups)
+	(cd / && "${as[@]}" /usr/sbin/pgbouncer -d -q "$PGB_INI") || true
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$PGB_PIDFILE" ]] && break
+		sleep 0.1
+	done
+	pid="$(tr -dc 0-9 <"$PGB_PIDFILE" 2>/dev/null || true)"
+	if [[ -z "$pid" ]] || ! wait_ready "$PGBOUNCER_PORT" pgbouncer "$pid"; then
+		tail -n 20 "$WORK/pgbouncer/pgbouncer.log" >&2 || true
+		log "pgbouncer ($group) is not answering; its runs will fail"
+		return 1
+	fi
+}
+
+start_proxies() {
+	log "starting pgbouncer and pgninja ($1 scenarios, pool size $POOL_SIZE)"
+	start_pgbouncer "$1" || true
+	start_pgninja "$1" || true
+}
+
+stop_proxies() {
+	stop_pgninja
+	stop_pgbouncer
+}
+
+# restart_after_failure TARGET GROUP WHAT: a proxy whose run failed is
+# restarted, so that one failure (say, stuck server connections) does not
+# spill into the next scenario. A pgninja that made pgbench time out first
+# gets SIGQUIT, which writes every goroutine's stack to its log.
+restart_after_failure() {
+	local target="$1" group="$2" what="$3"
+	case "$target" in
+	pgninja)
+		if ((LAST_RC == 124 || LAST_RC == 137)) && [[ -n "$PGNINJA_PID" ]] && kill -0 "$PGNINJA_PID" 2>/dev/null; then
+			log "pgninja hung in $what: goroutine dump in $WORK/logs/pgninja-$group.log"
+			printf '\n==== bench: pgbench timed out in %s; SIGQUIT for a goroutine dump ====\n' "$what" >>"$WORK/logs/pgninja-$group.log"
+			stop_pid "$PGNINJA_PID" QUIT
+		fi
+		stop_pgninja
+		start_pgninja "$group" || true
+		;;
+	pgbouncer)
+		stop_pgbouncer
+		start_pgbouncer "$group" || true
+		;;
+	esac
+}
+
+target_port() {
+	case "$1" in
+	direct) echo "$PRIMARY_PORT" ;;
+	pgbouncer) echo "$PGBOUNCER_PORT" ;;
+	pgninja) echo "$PGNINJA_PORT" ;;
+	esac
+}
+
+# xacts PORT: committed + rolled back transactions in the bench database.
+xacts() { sql "$1" -d postgres -c "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'"; }
+
+# run_pgbench SCENARIO TARGET ROUND ARGS...: one pgbench run; its stdout,
+# stderr and exit status go to raw/, where bench/report reads them.
+run_pgbench() {
+	local id="$1" target="$2" round="$3"
+	shift 3
+	local port base rc=0
+	port="$(target_port "$target")"
+	base="$WORK/raw/$id.$target.r$round"
+	printf '%s\n' "pgbench -n -h 127.0.0.1 -p $port -U postgres -T $SECONDS_PER_RUN -j 2 $* $DB" >"$base.cmd"
+	local p0=0 r0=0
+	if [[ "$id" == routing_* ]]; then p0="$(xacts "$PRIMARY_PORT")" r0="$(xacts "$REPLICA_PORT")"; fi
+	printf '  %-20s %-10s round %s ... ' "$id" "$target" "$round" >&2
+	# In the background, so that Ctrl-C reaches the trap at once; the
+	# timeout catches a proxy that hangs.
+	timeout -k 5 $((SECONDS_PER_RUN + 30)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres \
+		-T "$SECONDS_PER_RUN" -j 2 "$@" "$DB" >"$base.out" 2>"$base.err" &
+	CHILD_PID=$!
+	wait "$CHILD_PID" || rc=$?
+	CHILD_PID=""
+	LAST_RC=$rc
+	echo "$rc" >"$base.rc"
+	if [[ "$id" == routing_* ]]; then
+		printf 'primary\t%s\nreplica\t%s\n' $(($(xacts "$PRIMARY_PORT") - p0)) $(($(xacts "$REPLICA_PORT") - r0)) >"$WORK/routing/$id.$target.r$round"
+	fi
+	local tps
+	tps="$(sed -n 's/^tps = \([0-9.]*\).*/\1/p' "$base.out" | head -n1)"
+	if ((rc == 0)); then
+		printf '%s tps\n' "${tps%.*}" >&2
+	else
+		printf 'exit %s: %s\n' "$rc" "$(grep -m1 -i 'error' "$base.err" | cut -c1-120)" >&2
+	fi
+}
+
+# Scenarios: GROUP|ID|LABEL|PGBENCH ARGS. GROUP picks the proxies' pool mode
+# (routing: transaction mode, pgninja with the replica as its read backend).
+SCENARIOS=(
+	"session|session_select_simple|session: -S -M simple -c 16|-S -M simple -c 16"
+	"session|session_select_extended|session: -S -M extended -c 16|-S -M extended -c 16"
+	"session|session_select_prepared|session: -S -M prepared -c 16|-S -M prepared -c 16"
+	"session|session_tpcb_simple|session: tpcb-like -M simple -c 16|-M simple -c 16"
+	"session|session_connect_select|session: -C -S -M simple -c 16 (connect per transaction)|-C -S -M simple -c 16"
+	"transaction|tx_select_simple|transaction: -S -M simple -c 64|-S -M simple -c 64"
+	"transaction|tx_select_extended|transaction: -S -M extended -c 64|-S -M extended -c 64"
+	"transaction|tx_select_prepared|transaction: -S -M prepared -c 64|-S -M prepared -c 64"
+	"routing|routing_select_simple|routing on, reads to the replica ($ROUTING_MODE mode): -S -M simple -c 16|-S -M simple -c 16"
+)
+GROUPS_IN_ORDER=(session transaction routing)
+
+# plan.tsv tells bench/report the scenarios, their order and labels.
+: >"$WORK/plan.tsv"
+for s in "${SCENARIOS[@]}"; do
+	IFS='|' read -r group id label args <<<"$s"
+	[[ -z "$ONLY" || "$id" =~ $ONLY ]] || continue
+	printf '%s\t%s\t%s\t%s\t%s\n' "$id" "$group" "$label" "$args" "$(pool_mode "$group")" >>"$WORK/plan.tsv"
+done
+
+cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
+{
+	printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
+	printf 'commit\t%s%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
+		"$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (with uncommitted changes)')"
+	printf 'cpu\t%s\n' "${cpu_model:-unknown}"
+	printf 'cores\t%s\n' "$(nproc)"
+	printf 'postgresql\t%s\n' "$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')"
+	printf 'pgbouncer\t%s\n' "$(/usr/sbin/pgbouncer --version | head -n1 | sed 's/^PgBouncer //')"
+	printf 'go\t%s\n' "$(go env GOVERSION)"
+	printf 'seconds\t%s\n' "$SECONDS_PER_RUN"
+	printf 'rounds\t%s\n' "$ROUNDS"
+	printf 'pool_size\t%s\n' "$POOL_SIZE"
+	printf 'scale\t%s\n' "$SCALE"
+	printf 'idle_clients\t%s\n' "$IDLE_CLIENTS"
+	printf 'quick\t%s\n' "$QUICK"
+} >"$WORK/meta.tsv"
+
+init_pgbench
+
+# ----------------------------------------------------------------- rounds --
+
+TARGETS=(direct pgbouncer pgninja)
+for ((round = 1; round <= ROUNDS; round++)); do
+	# Alternate the order of the targets every round.
+	if ((round % 2)); then order=("${TARGETS[@]}"); else order=(pgninja pgbouncer direct); fi
+	log "round $round of $ROUNDS (${SECONDS_PER_RUN}s runs; order: ${order[*]})"
+	for group in "${GROUPS_IN_ORDER[@]}"; do
+		grep -q "	$group	" "$WORK/plan.tsv" || continue
+		start_proxies "$group"
+		while IFS=$'\t' read -r -u 3 id g _ args _; do
+			[[ "$g" == "$group" ]] || continue
+			for target in "${order[@]}"; do
+				# shellcheck disable=SC2086 # args are words
+				run_pgbench "$id" "$target" "$round" $args
+				((LAST_RC != 0)) && restart_after_failure "$target" "$group" "$id.r$round"
+			done
+		done 3<"$WORK/plan.tsv"
+		stop_proxies
+	done
+done
+
+# ------------------------------------------------------- idle-client memory --
+
+rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null; }
+
+# idle_row TARGET PID PORT: RSS of the proxy before and after IDLE_CLIENTS
+# idle, authenticated clients. Results in mem/TARGET as key<TAB>value lines.
+idle_row() {
+	local target="$1" pid="$2" port="$3" f="$WORK/mem/$1" before after out="$WORK/logs/idleclients-$1.log" i rc=0
+	: >"$f"
+	if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+		printf 'error\t%s did not start\n' "$target" >>"$f"
+		return 0
+	fi
+	printf 'fd_limit\t%s\n' "$(awk '/Max open files/ {print $4}' "/proc/$pid/limits")" >>"$f"
+	sleep 1
+	before="$(rss_kb "$pid")"
+	printf 'before_kb\t%s\n' "$before" >>"$f"
+	log "$target: opening $IDLE_CLIENTS idle clients (RSS before: $((before / 1024)) MB)"
+	"$WORK/bin/idleclients" -n "$IDLE_CLIENTS" \
+		-dsn "host=127.0.0.1 port=$port user=postgres dbname=$DB sslmode=disable" >"$out" 2>&1 &
+	CHILD_PID=$!
+	for ((i = 0; i < 2400; i++)); do
+		grep -q '^ready' "$out" && break
+		kill -0 "$CHILD_PID" 2>/dev/null || break
+		sleep 0.1
+	done
+	if grep -q '^ready' "$out"; then
+		printf 'connect_seconds\t%s\n' "$(awk '/^ready/ {sub(/s$/, "", $3); print $3}' "$out")" >>"$f"
+		sleep 3 # let the proxy settle
+		if kill -0 "$pid" 2>/dev/null; then
+			after="$(rss_kb "$pid")"
+			printf 'after_kb\t%s\nclients\t%s\n' "$after" "$IDLE_CLIENTS" >>"$f"
+			log "$target: RSS after: $((after / 1024)) MB (+$(((after - before) / 1024)) MB)"
+		else
+			printf 'error\t%s exited while holding the clients\n' "$target" >>"$f"
+		fi
+	else
+		stop_pid "$CHILD_PID" KILL
+		local msg
+		msg="$(grep -m1 . "$out" || true)"
+		printf 'error\t%s\n' "${msg:-idleclients did not get ready within 4 minutes}" >>"$f"
+		log "$target: ${msg:-idleclients did not get ready}"
+	fi
+	if kill -0 "$CHILD_PID" 2>/dev/null; then stop_pid "$CHILD_PID" TERM; else wait "$CHILD_PID" 2>/dev/null || rc=$?; fi
+	CHILD_PID=""
+	kill -0 "$pid" 2>/dev/null || printf 'error\t%s is not running after the clients left\n' "$target" >>"$f"
+	return 0
+}
+
+if ((IDLE_CLIENTS > 0)) && [[ -z "$ONLY" || "idle_clients" =~ $ONLY ]]; then
+	log "memory: $IDLE_CLIENTS idle clients, transaction mode (fd limit $(ulimit -n))"
+	# One proxy at a time, each freshly started.
+	start_pgbouncer idle || true
+	idle_row pgbouncer "$(tr -dc 0-9 <"$PGB_PIDFILE" 2>/dev/null || true)" "$PGBOUNCER_PORT"
+	stop_pgbouncer
+	start_pgninja idle || true
+	idle_row pgninja "$PGNINJA_PID" "$PGNINJA_PORT"
+	stop_pgninja
+fi
+
+# ----------------------------------------------------------------- backup --
+
+# bench/backup.sh belongs to the backup feature; it prints its own markdown
+# row(s) in this table's columns. Run it when it exists.
+if [[ -f bench/backup.sh ]] && [[ -z "$ONLY" || "backup" =~ $ONLY ]]; then
+	log "running bench/backup.sh"
+	rc=0
+	BENCH_SECONDS="$SECONDS_PER_RUN" BENCH_QUICK="$QUICK" BENCH_ROUNDS="$ROUNDS" \
+		BENCH_WORK_DIR="$WORK/backup" PGNINJA_BIN="$PGNINJA_BIN" \
+		timeout -k 10 1800 bash bench/backup.sh >"$WORK/backup/out" 2>"$WORK/backup/err" || rc=$?
+	echo "$rc" >"$WORK/backup/rc"
+	((rc == 0)) || log "bench/backup.sh exited $rc: $(tail -n 3 "$WORK/backup/err")"
+fi
+
+# ----------------------------------------------------------------- report --
+
+mkdir -p bench/results
+"$WORK/bin/report" -dir "$WORK" -md "bench/results/$OUT_NAME.md" -json "bench/results/$OUT_NAME.json"
+log "wrote bench/results/$OUT_NAME.md and bench/results/$OUT_NAME.json (raw pgbench output: $WORK/raw)"
