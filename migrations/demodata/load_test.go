@@ -20,7 +20,8 @@ func TestLoadIsRepeatable(t *testing.T) {
 	conn := pgtest.Connect(t, db)
 	now := time.Date(2025, 6, 15, 12, 0, 0, 0, time.UTC)
 	pm := &partition.Manager{Now: func() time.Time { return now }, Specs: []partition.Spec{
-		{Table: "call_records", Interval: partition.Month, Premake: 4, Retention: 3, RetentionAction: "drop"},
+		// Schema-qualified, as the demo's config names it.
+		{Table: "public.call_records", Interval: partition.Month, Premake: 4, Retention: 3, RetentionAction: "drop"},
 		{Table: "conversations", Interval: partition.Month, Premake: 4},
 	}}
 	opts := Options{Rows: 6000, Months: 12, Now: now, Partitions: pm}

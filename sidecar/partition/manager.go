@@ -384,18 +384,28 @@ func (m *Manager) createMove(ctx context.Context, conn *pgx.Conn, t *table, a Ac
 	return a, tx.Commit(ctx)
 }
 
+// ErrNotManaged is returned by EnsureRange for a table no spec names.
+var ErrNotManaged = errors.New("not a managed partitioned table")
+
 // EnsureRange creates any missing partitions covering [from, to) for the
 // configured table (used by the demo-data loader before it inserts a year
-// of rows). Rows already in DEFAULT for those ranges are moved.
+// of rows). Rows already in DEFAULT for those ranges are moved. The table
+// may be named with or without its schema, whichever way the spec names it.
 func (m *Manager) EnsureRange(ctx context.Context, conn *pgx.Conn, tableName string, from, to time.Time) ([]Action, error) {
 	var spec *Spec
 	for i := range m.Specs {
-		if m.Specs[i].Table == tableName {
+		var same bool
+		err := conn.QueryRow(ctx, "SELECT coalesce(to_regclass($1) = to_regclass($2), false)", m.Specs[i].Table, tableName).Scan(&same)
+		if err != nil {
+			return nil, err
+		}
+		if same {
 			spec = &m.Specs[i]
+			break
 		}
 	}
 	if spec == nil {
-		return nil, fmt.Errorf("table %s is not a managed partitioned table", tableName)
+		return nil, fmt.Errorf("%s: %w", tableName, ErrNotManaged)
 	}
 	if err := utc(ctx, conn); err != nil {
 		return nil, err
