@@ -108,6 +108,10 @@ type Pool struct {
 	ResetQuery string `yaml:"reset_query"`
 	// IdleTransactionTimeout ends a client idle inside a transaction.
 	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
+	// MaxPreparedStatements bounds the prepared statements the proxy keeps
+	// on each server connection in transaction mode; the least recently
+	// used are closed beyond it.
+	MaxPreparedStatements int `yaml:"max_prepared_statements"`
 }
 
 // Backend is one PostgreSQL server.

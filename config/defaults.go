@@ -37,6 +37,7 @@ func (c *Config) fillDefaults() {
 	defDur(&p.IdleTimeout, 10*time.Minute)
 	defDur(&p.MaxLifetime, time.Hour)
 	defDur(&p.HealthCheckAfter, 30*time.Second)
+	defInt(&p.MaxPreparedStatements, 200)
 	if p.ResetQuery == "" {
 		p.ResetQuery = "DISCARD ALL"
 	} else if p.ResetQuery == "none" {

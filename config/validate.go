@@ -123,6 +123,7 @@ func (pc *Pool) validate(p *problems) {
 			p.add(d.name, "must be > 0")
 		}
 	}
+	positive(p, "pool.max_prepared_statements", pc.MaxPreparedStatements)
 	if pc.IdleTransactionTimeout < 0 {
 		p.add("pool.idle_transaction_timeout", "must be >= 0")
 	}

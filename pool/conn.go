@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -38,11 +39,21 @@ type Conn struct {
 	// clears it on reset.
 	State any
 
-	pool      *Pool
+	pool *Pool
+	// leased is true while a caller holds the connection.
+	leased    atomic.Bool
 	created   time.Time
 	idleSince time.Time
 	broken    bool
 	scratch   []byte
+}
+
+// lend marks the connection as handed out; lending one already out would
+// give it to two clients at once.
+func (c *Conn) lend() {
+	if !c.leased.CompareAndSwap(false, true) {
+		panic("pool: connection lent twice")
+	}
 }
 
 // MarkBroken records that the connection must not be reused: its protocol

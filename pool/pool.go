@@ -104,6 +104,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			opts := p.opts
 			p.mu.Unlock()
 			if c, ok := p.vet(ctx, c, opts); ok {
+				c.lend()
 				return c, nil
 			}
 			p.mu.Lock()
@@ -122,6 +123,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			return p.open(ctx)
 		}
 		if c != nil {
+			c.lend()
 			return c, nil
 		}
 		p.mu.Lock()
@@ -249,6 +251,7 @@ func (p *Pool) open(ctx context.Context) (*Conn, error) {
 		return nil, err
 	}
 	c.pool = p
+	c.lend()
 	if p.params == nil {
 		p.params = c.Params
 		close(p.paramsReady)
@@ -282,6 +285,10 @@ func (p *Pool) discard(c *Conn) {
 // first; with reset, the reset query runs; a broken or failing connection
 // is closed instead, so no client ever inherits another's state.
 func (p *Pool) Release(c *Conn, reset bool) {
+	if !c.leased.CompareAndSwap(true, false) {
+		// Handing a connection back twice would give it to two clients.
+		panic("pool: connection released twice")
+	}
 	p.mu.Lock()
 	opts, closed := p.opts, p.closed
 	p.mu.Unlock()

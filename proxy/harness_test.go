@@ -131,3 +131,8 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+type (
+	poolKey = pool.Key
+	poolT   = *pool.Pool
+)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"slices"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -96,16 +97,29 @@ func (s *Session) send(complete bool) error {
 	if err != nil {
 		return s.refuse(err, complete)
 	}
+	out, e := s.req, expect{}
+	var injected int
+	if s.l.mode != config.PoolSession {
+		b := s.build(c)
+		out, injected = b.out, b.injected
+		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback}
+	}
 	s.mu.Lock()
+	for i := 0; i < injected; i++ {
+		s.pending = append(s.pending, expect{injected: true})
+	}
 	if complete {
-		s.pending = append(s.pending, expect{})
+		s.pending = append(s.pending, e)
 	}
 	s.openBatch = !complete
 	s.mu.Unlock()
 	s.srv.metrics.requests.Inc()
-	if _, err := c.W.Write(s.req); err == nil {
+	s.serverWrite.Lock()
+	_, err = c.W.Write(out)
+	if err == nil {
 		err = c.W.Flush()
 	}
+	s.serverWrite.Unlock()
 	// A write failure means the server is gone; its relay sees the same
 	// socket fail, reports it to the client and ends the session.
 	if err != nil {
@@ -162,6 +176,7 @@ func (s *Session) copyIn(typ byte, n int) error {
 		}
 		return nil
 	}
+	s.serverWrite.Lock()
 	err := wire.WriteHeader(c.W, typ, n)
 	if err == nil {
 		err = wire.CopyBody(c.W, s.c.r, n)
@@ -169,6 +184,7 @@ func (s *Session) copyIn(typ byte, n int) error {
 	if err == nil && (typ != 'd' || s.c.r.Buffered() == 0) {
 		err = c.W.Flush()
 	}
+	s.serverWrite.Unlock()
 	if err != nil {
 		if errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil

@@ -8,6 +8,7 @@ type metrics struct {
 	cancels       prometheus.Counter
 	serverFailure prometheus.Counter
 	requests      prometheus.Counter
+	pinned        *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -22,9 +23,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "pgninja_server_connection_failures_total", Help: "Server connections lost while leased."}),
 		requests: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgninja_requests_total", Help: "Client requests forwarded (one per Query, Sync or Flush)."}),
+		pinned: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgninja_sessions_pinned_total",
+			Help: "Transaction-mode clients pinned to one server connection, by the feature that pinned them."}, []string{"feature"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests)
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned)
 	}
 	return m
 }

@@ -6,25 +6,70 @@ import (
 	"strings"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// paramSet is a set of session settings (lower-cased name → value) with a
-// hash, so checking whether a server connection already matches a client
-// costs one comparison.
+// paramSet is the session settings a client has asked for: those from its
+// startup packet, then those it SET since. Each setting is kept as the SQL
+// that establishes it, so it can be replayed on any server connection, and
+// the whole set has a hash, so checking whether a server connection
+// already matches costs one comparison.
 type paramSet struct {
-	vals map[string]string
-	hash uint64
+	startup map[string]string // lower-cased name → startup value
+	apply   map[string]string // lower-cased name → SQL that sets it
+	hash    uint64
 }
 
-func newParamSet(m map[string]string) *paramSet {
-	p := &paramSet{vals: make(map[string]string, len(m))}
-	for k, v := range m {
-		p.vals[strings.ToLower(k)] = v
+func newParamSet(startup map[string]string) *paramSet {
+	p := &paramSet{startup: make(map[string]string, len(startup))}
+	for k, v := range startup {
+		p.startup[strings.ToLower(k)] = v
 	}
-	p.hash = hashParams(p.vals)
+	p.resetAll()
 	return p
+}
+
+// startupSQL uses set_config, which takes a value exactly as a startup
+// packet does (a list such as search_path stays a list).
+func startupSQL(name, value string) string {
+	return "SELECT set_config(" + quoteLiteral(name) + ", " + quoteLiteral(value) + ", false)"
+}
+
+func (p *paramSet) resetAll() {
+	p.apply = make(map[string]string, len(p.startup))
+	for k, v := range p.startup {
+		p.apply[k] = startupSQL(k, v)
+	}
+	p.rehash()
+}
+
+func (p *paramSet) rehash() { p.hash = hashParams(p.apply) }
+
+// track applies committed SET/RESET statements.
+func (p *paramSet) track(sets []parser.SetParam) {
+	if len(sets) == 0 {
+		return
+	}
+	for _, sp := range sets {
+		switch {
+		case sp.Local || sp.FromCurrent:
+		case sp.ResetAll:
+			p.resetAll()
+		case sp.Reset:
+			// RESET returns to the session default, which includes what
+			// the startup packet set.
+			if v, ok := p.startup[sp.Name]; ok {
+				p.apply[sp.Name] = startupSQL(sp.Name, v)
+			} else {
+				delete(p.apply, sp.Name)
+			}
+		default:
+			p.apply[sp.Name] = sp.Stmt
+		}
+	}
+	p.rehash()
 }
 
 func hashParams(m map[string]string) uint64 {
@@ -44,7 +89,7 @@ func hashParams(m map[string]string) uint64 {
 }
 
 // reported is the ParameterStatus set a client sees at login: the
-// server's, with the client's own choices in place of the defaults.
+// server's, with the client's own startup choices in place of defaults.
 func (p *paramSet) reported(server map[string]string) map[string]string {
 	out := make(map[string]string, len(server))
 	lower := make(map[string]string, len(server))
@@ -52,7 +97,7 @@ func (p *paramSet) reported(server map[string]string) map[string]string {
 		out[k] = v
 		lower[strings.ToLower(k)] = k
 	}
-	for k, v := range p.vals {
+	for k, v := range p.startup {
 		if name, ok := lower[k]; ok {
 			out[name] = v
 		}
@@ -60,65 +105,46 @@ func (p *paramSet) reported(server map[string]string) map[string]string {
 	return out
 }
 
-// serverParams is what a server connection has been set to beyond its
-// defaults. It lives in pool.Conn.State; a reset clears it.
-type serverParams struct {
-	vals map[string]string
-	hash uint64
-}
-
 var emptyParamsHash = hashParams(nil)
 
-// syncTo writes the statements that bring c to p, unflushed, ahead of the
-// client's request, and reports whether it wrote any (the caller then owes
-// the relay one injected ReadyForQuery). set_config is used rather than
-// SET because it takes a value exactly as a startup packet does (a list
-// such as search_path stays a list).
-func (p *paramSet) syncTo(c *pool.Conn) bool {
-	sp, _ := c.State.(*serverParams)
-	if sp == nil {
-		sp = &serverParams{vals: map[string]string{}, hash: emptyParamsHash}
-		c.State = sp
+// syncSQL returns the statements that bring a server connection in state
+// st to p, and records that they will have run; "" when st matches.
+func (p *paramSet) syncSQL(st *serverState) string {
+	if st.paramsHash == p.hash {
+		return ""
 	}
-	if sp.hash == p.hash {
-		return false
-	}
-	var sets, resets []string
-	for k, v := range p.vals {
-		if cur, ok := sp.vals[k]; !ok || cur != v {
-			sets = append(sets, "set_config("+quoteLiteral(k)+", "+quoteLiteral(v)+", false)")
+	var stmts []string
+	for k, sql := range p.apply {
+		if cur, ok := st.params[k]; !ok || cur != sql {
+			stmts = append(stmts, sql)
 		}
 	}
-	for k := range sp.vals {
-		if _, ok := p.vals[k]; !ok {
-			resets = append(resets, "RESET "+quoteIdent(k))
+	for k := range st.params {
+		if _, ok := p.apply[k]; !ok {
+			stmts = append(stmts, "RESET "+quoteIdent(k))
 		}
 	}
-	sort.Strings(sets)
-	sort.Strings(resets)
-	var sql strings.Builder
-	if len(sets) > 0 {
-		sql.WriteString("SELECT " + strings.Join(sets, ", ") + ";")
+	sort.Strings(stmts)
+	st.params = make(map[string]string, len(p.apply))
+	for k, v := range p.apply {
+		st.params[k] = v
 	}
-	for _, r := range resets {
-		sql.WriteString(r + ";")
-	}
-	sp.vals = make(map[string]string, len(p.vals))
-	for k, v := range p.vals {
-		sp.vals[k] = v
-	}
-	sp.hash = p.hash
-	_, _ = c.W.Write(wire.Append(nil, &pgproto3.Query{String: sql.String()}))
-	return true
+	st.paramsHash = p.hash
+	return strings.Join(stmts, "; ")
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
+// appendQuery appends a simple Query message.
+func appendQuery(dst []byte, sql string) []byte {
+	return wire.Append(dst, &pgproto3.Query{String: sql})
+}
+
 // writeQuery sends one simple query on c and flushes.
 func writeQuery(c *pool.Conn, sql string) error {
-	if _, err := c.W.Write(wire.Append(nil, &pgproto3.Query{String: sql})); err != nil {
+	if _, err := c.W.Write(appendQuery(nil, sql)); err != nil {
 		return err
 	}
 	return c.W.Flush()

@@ -171,7 +171,9 @@ func TestConcurrentClients(t *testing.T) {
 		wg.Add(1)
 		go func(i int) {
 			defer wg.Done()
-			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+			// Generous: 200 SCRAM logins on a shared 2-core box, maybe
+			// under the race detector.
+			ctx, cancel := context.WithTimeout(context.Background(), 180*time.Second)
 			defer cancel()
 			c, err := pgx.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
 			if err != nil {

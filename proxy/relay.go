@@ -3,6 +3,7 @@ package proxy
 import (
 	"time"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/pool"
@@ -21,6 +22,7 @@ func (s *Session) relay(c *pool.Conn) {
 		scratch    []byte
 		head       expect
 		haveHead   bool
+		sawError   bool
 		clientDead bool
 		lastFatal  bool
 	)
@@ -38,6 +40,12 @@ func (s *Session) relay(c *pool.Conn) {
 			s.mu.Unlock()
 		}
 		swallow := haveHead && head.injected
+		if haveHead && head.plan != nil && !swallow {
+			swallow = head.plan.response(typ)
+		}
+		if typ == 'E' {
+			sawError = true
+		}
 
 		if typ == 'Z' {
 			body, err := wire.Body(c.R, n, &scratch)
@@ -50,8 +58,9 @@ func (s *Session) relay(c *pool.Conn) {
 			if !swallow && !clientDead {
 				clientDead = s.forwardSmall(typ, body, true) != nil
 			}
-			haveHead = false
-			if s.readyForQuery(c, status, swallow) {
+			done := s.readyForQuery(c, status, head, sawError)
+			haveHead, sawError = false, false
+			if done {
 				return
 			}
 			continue
@@ -153,16 +162,20 @@ func isFatalError(c *pool.Conn, n int) bool {
 	return len(sev) >= 5 && (sev[:5] == "FATAL" || sev[:5] == "PANIC")
 }
 
-// readyForQuery settles a ReadyForQuery: it pops what it answered and, at
-// a safe point, gives the connection back. It reports whether the relay
-// is done with c.
-func (s *Session) readyForQuery(c *pool.Conn, status byte, injected bool) bool {
+// readyForQuery settles a ReadyForQuery: it pops what it answered, keeps
+// the session settings the request committed and, at a safe point, gives
+// the connection back. It reports whether the relay is done with c.
+func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool) bool {
+	injected := e.injected
 	s.mu.Lock()
 	if len(s.pending) > 0 {
 		s.pending = s.pending[1:]
 	}
+	var violation bool
 	if !injected {
+		s.settleSets(e, status, sawError)
 		s.txStatus = status
+		violation = status != 'I' && s.l.mode == config.PoolStatement
 	}
 	safe := len(s.pending) == 0 && !s.openBatch
 	gone, draining := s.gone, s.draining
@@ -176,12 +189,38 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, injected bool) bool {
 		s.idleInTransactionDeadline(status)
 	}
 	if release {
+		// The request that was just answered may still be in the middle
+		// of its Flush on the session goroutine: the answer can arrive
+		// before the write call returns. Handing c over before that write
+		// ends would let the next owner share its buffer.
+		s.serverWrite.Lock()
+		//lint:ignore SA2001 an empty critical section waits for the writer.
+		s.serverWrite.Unlock()
 		s.pool.Release(c, gone)
+	}
+	if violation && !gone {
+		// The server connection is rolled back and reset when the client
+		// is gone, as for any client that leaves mid-transaction.
+		s.kill(pgerr.Fatal(pgerr.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode"))
 	}
 	if safe && draining && !gone && status == 'I' {
 		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
 	}
 	return release
+}
+
+// settleSets keeps SETs that took effect: at once outside a transaction,
+// at COMMIT inside one; a failure or rollback discards them, as the
+// server does. s.mu is held.
+func (s *Session) settleSets(e expect, status byte, sawError bool) {
+	s.txnSets = append(s.txnSets, e.sets...)
+	if status != 'I' || len(s.txnSets) == 0 {
+		return
+	}
+	if !sawError && !e.rollback && s.txStatus != 'E' {
+		s.params.track(s.txnSets)
+	}
+	s.txnSets = s.txnSets[:0]
 }
 
 // idleInTransactionDeadline arms the client read deadline while the

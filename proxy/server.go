@@ -17,6 +17,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -27,12 +28,13 @@ const startupTimeout = 60 * time.Second
 
 // Server accepts clients and runs their sessions.
 type Server struct {
-	log      *slog.Logger
-	pools    *pool.Manager
-	auth     *auth.Authenticator
-	keys     *cancelKeys
-	metrics  *metrics
-	settings atomic.Pointer[settings]
+	log        *slog.Logger
+	pools      *pool.Manager
+	auth       *auth.Authenticator
+	keys       *cancelKeys
+	metrics    *metrics
+	classifier *parser.Classifier
+	settings   atomic.Pointer[settings]
 
 	clients  atomic.Int64
 	draining atomic.Bool
@@ -53,6 +55,7 @@ func NewServer(cfg *config.Config, pools *pool.Manager, log *slog.Logger, reg pr
 	s := &Server{
 		log: log, pools: pools, auth: auth.NewAuthenticator(), keys: newCancelKeys(),
 		metrics: newMetrics(reg), sessions: map[*Session]struct{}{},
+		classifier: parser.NewClassifier(10000, parser.BuiltinVolatility),
 	}
 	s.settings.Store(st)
 	return s, nil

@@ -6,6 +6,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 )
 
@@ -23,9 +24,14 @@ const (
 )
 
 // expect is one ReadyForQuery the server owes. Injected ones answer the
-// proxy's own statements (parameter sync, wake-ups) and are not forwarded.
+// proxy's own statements (parameter sync, replays, wake-ups) and are not
+// forwarded. A client request may carry a plan (when the proxy rewrote
+// it) and the session settings it changes if it commits.
 type expect struct {
 	injected bool
+	plan     *plan
+	sets     []parser.SetParam
+	rollback bool
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -52,8 +58,21 @@ type Session struct {
 	// countedClient: this session holds a max_client_conn slot.
 	countedClient bool
 	req           []byte
+	out           []byte
+
+	// Statements the client prepared, by its names, for replay on
+	// whichever server connection it is given (transaction mode).
+	stmts    map[string]*clientStmt
+	sqlStmts map[string]*sqlStmt
+	unnamed  *clientStmt
 	// lastReq is the type of the request's final message.
 	lastReq byte
+
+	// serverWrite is held while the session goroutine writes to the
+	// leased connection; the relay takes it before giving the connection
+	// back, so a write still returning from its Flush never overlaps the
+	// next owner's.
+	serverWrite sync.Mutex
 
 	// mu guards the lease and everything the relay shares with the
 	// session goroutine.
@@ -64,10 +83,17 @@ type Session struct {
 	gone      bool
 	draining  bool
 	txStatus  byte
+	// pinned lists the session features that keep this client on its
+	// server connection until it leaves.
+	pinned parser.Pins
+	// txnSets are SETs run inside the open transaction: they count only if
+	// it commits.
+	txnSets []parser.SetParam
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
-	return &Session{srv: srv, c: c, st: st, txStatus: 'I'}
+	return &Session{srv: srv, c: c, st: st, txStatus: 'I',
+		stmts: map[string]*clientStmt{}, sqlStmts: map[string]*sqlStmt{}}
 }
 
 // run logs the client in and serves it until it leaves.
@@ -116,14 +142,20 @@ func loginResult(err error) string {
 // releasable says whether a lease may go back at a safe point that left
 // the server in status.
 func (s *Session) releasable(status byte) bool {
-	return s.l.mode != config.PoolSession && status == 'I'
+	return s.l.mode != config.PoolSession && status == 'I' && s.pinned == 0
 }
 
 // ensureLease returns the session's server connection, leasing one (and
-// starting its relay) if it has none.
+// starting its relay) if it has none. The batch is marked open in the same
+// critical section that finds the lease, so the relay cannot reach a safe
+// point and hand the connection to another client while this request is
+// on its way; send settles openBatch once the request is queued.
 func (s *Session) ensureLease() (*pool.Conn, error) {
 	s.mu.Lock()
 	c := s.lease
+	if c != nil {
+		s.openBatch = true
+	}
 	s.mu.Unlock()
 	if c != nil {
 		return c, nil
@@ -132,13 +164,20 @@ func (s *Session) ensureLease() (*pool.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	injected := s.params.syncTo(c)
+	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
+	sync := s.params.syncSQL(st)
 	s.lease = c
-	if injected {
+	s.openBatch = true
+	if sync != "" {
 		s.pending = append(s.pending, expect{injected: true})
 	}
 	s.mu.Unlock()
+	if sync != "" {
+		s.serverWrite.Lock()
+		_, _ = c.W.Write(appendQuery(nil, sync))
+		s.serverWrite.Unlock()
+	}
 	go s.relay(c)
 	return c, nil
 }
@@ -196,7 +235,10 @@ func (s *Session) leave() {
 	}
 	s.pending = append(s.pending, expect{injected: true})
 	s.mu.Unlock()
-	if err := writeQuery(c, ""); err != nil {
+	s.serverWrite.Lock()
+	err := writeQuery(c, "")
+	s.serverWrite.Unlock()
+	if err != nil {
 		c.MarkBroken()
 		_ = c.Conn.Close()
 	}

@@ -1,0 +1,288 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+	"strings"
+
+	"github.com/ai-ninja/pgninja/parser"
+	"github.com/ai-ninja/pgninja/pool"
+)
+
+// pinning lists the features that tie a client to its server connection
+// in transaction mode. PREPARE/EXECUTE/DEALLOCATE do not: the proxy
+// replays SQL prepared statements where they are missing.
+const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock |
+	parser.PinHoldCursor | parser.PinRole | parser.PinSetConfig
+
+// batch is a request rewritten for one server connection.
+type batch struct {
+	out []byte
+	// injected counts whole queries placed before the client's request,
+	// each owed one ReadyForQuery the client must not see.
+	injected int
+	plan     *plan
+	// sets are the session settings the request changes if it commits.
+	sets []parser.SetParam
+	// rollback: the request ends its transaction by rolling back.
+	rollback bool
+}
+
+// build rewrites the collected request for server connection c: client
+// statement names become server-side names, statements c lacks are
+// prepared first, a Close of a named statement is answered without
+// touching the server's shared copy, and session-state statements are
+// tracked. It runs only where server connections change hands.
+func (s *Session) build(c *pool.Conn) *batch {
+	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
+	b := &batch{out: s.out[:0], plan: &plan{}}
+	for _, name := range st.takeEvicted() {
+		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)
+		b.plan.add(op{kind: opClose, swallow: true})
+	}
+	req := s.req
+	for len(req) >= 5 {
+		typ := req[0]
+		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
+		msg, body := req[:n], req[5:n]
+		req = req[n:]
+		switch typ {
+		case 'P':
+			s.buildParse(b, st, msg, body)
+		case 'B':
+			portal, rest, ok := nameField(body)
+			stmt, rest2, ok2 := nameField(rest)
+			if !ok || !ok2 {
+				b.out = append(b.out, msg...)
+			} else {
+				cs := s.ensureStmt(b, st, stmt)
+				if cs != nil {
+					s.noteEffects(b, cs.class)
+				}
+				if cs != nil && cs.server != "" {
+					b.out = appendRenamed(b.out, 'B', append([]byte(portal), 0), cs.server, rest2)
+				} else {
+					b.out = append(b.out, msg...)
+				}
+			}
+			b.plan.add(op{kind: opBind})
+		case 'D':
+			s.buildDescribe(b, st, msg, body)
+			b.plan.add(op{kind: opDescribe})
+		case 'C':
+			s.buildClose(b, st, msg, body)
+			b.plan.add(op{kind: opClose})
+		case 'E':
+			b.out = append(b.out, msg...)
+			b.plan.add(op{kind: opExecute})
+		case 'S':
+			b.out = append(b.out, msg...)
+			b.plan.add(op{kind: opSync})
+		case 'Q':
+			s.buildQuery(b, st, msg, body)
+			b.plan.add(op{kind: opQuery})
+		case 'F':
+			b.out = append(b.out, msg...)
+			b.plan.add(op{kind: opFunc})
+		default: // Flush
+			b.out = append(b.out, msg...)
+		}
+	}
+	s.out = b.out
+	if !b.plan.needed() {
+		b.plan = nil
+	}
+	return b
+}
+
+func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
+	name, query, types, ok := parseMsg(body)
+	if !ok {
+		b.out = append(b.out, msg...)
+		b.plan.add(op{kind: opParse})
+		return
+	}
+	class := s.srv.classifier.Classify(query)
+	s.notePins(class)
+	cs := newClientStmt(name, query, types, class)
+	if name == "" {
+		s.unnamed = cs
+		st.unnamed = cs.hash
+		b.out = append(b.out, msg...)
+		b.plan.add(op{kind: opParse})
+		return
+	}
+	s.stmts[name] = cs
+	if st.has(cs.server) {
+		// The connection has it already: answer in order with a
+		// ParseComplete from a harmless stand-in.
+		b.out = append(b.out, emptyParse...)
+		st.unnamed = 0
+		b.plan.add(op{kind: opParse})
+		return
+	}
+	st.preparing(cs.server)
+	b.out = append(b.out, cs.parse...)
+	b.plan.add(op{kind: opParse, stmt: cs.server, st: st})
+}
+
+// ensureStmt makes sure the statement a Bind or Describe names exists on
+// the connection, preparing it first when not. It returns the client's
+// statement, or nil when the client never prepared that name (the server
+// then reports the error in its own words).
+func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt {
+	if name == "" {
+		cs := s.unnamed
+		if cs != nil && st.unnamed != cs.hash {
+			b.out = append(b.out, cs.parse...)
+			b.plan.add(op{kind: opParse, swallow: true})
+			st.unnamed = cs.hash
+		}
+		return cs
+	}
+	cs := s.stmts[name]
+	if cs == nil {
+		return nil
+	}
+	if !st.has(cs.server) {
+		st.preparing(cs.server)
+		b.out = append(b.out, cs.parse...)
+		b.plan.add(op{kind: opParse, swallow: true, stmt: cs.server, st: st})
+	}
+	return cs
+}
+
+func (s *Session) buildDescribe(b *batch, st *serverState, msg, body []byte) {
+	if len(body) < 2 || body[0] != 'S' {
+		b.out = append(b.out, msg...)
+		return
+	}
+	name, rest, ok := nameField(body[1:])
+	if !ok {
+		b.out = append(b.out, msg...)
+		return
+	}
+	if cs := s.ensureStmt(b, st, name); cs != nil && cs.server != "" {
+		b.out = appendRenamed(b.out, 'D', []byte{'S'}, cs.server, rest)
+		return
+	}
+	b.out = append(b.out, msg...)
+}
+
+func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
+	if len(body) < 2 || body[0] != 'S' {
+		b.out = append(b.out, msg...)
+		return
+	}
+	name, _, ok := nameField(body[1:])
+	if !ok || name == "" {
+		if ok {
+			s.unnamed = nil
+			st.unnamed = 0
+		}
+		b.out = append(b.out, msg...)
+		return
+	}
+	// The server's copy may serve other clients; the LRU closes it later.
+	delete(s.stmts, name)
+	b.out = appendRenamed(b.out, 'C', []byte{'S'}, noopStatement, nil)
+}
+
+// buildQuery tracks a simple query's effects on session state, replaying
+// SQL-level prepared statements the connection lacks before it.
+func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
+	query := strings.TrimSuffix(string(body), "\x00")
+	class := s.srv.classifier.Classify(query)
+	s.noteEffects(b, class)
+	switch {
+	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:
+		name := class.StatementName
+		if _, ok := st.sql[name]; ok {
+			b.out = appendQuery(b.out, "DEALLOCATE "+quoteIdent(name))
+			b.injected++
+		}
+		h := fnv.New64a()
+		h.Write([]byte(query))
+		ps := &sqlStmt{text: query, hash: h.Sum64()}
+		s.sqlStmts[name] = ps
+		st.sql[name] = ps.hash
+	case class.Pins.Has(parser.PinExecute) || (class.Pins.Has(parser.PinDeallocate) && class.StatementName != ""):
+		name := class.StatementName
+		if ps := s.sqlStmts[name]; ps != nil && st.sql[name] != ps.hash {
+			if _, ok := st.sql[name]; ok {
+				b.out = appendQuery(b.out, "DEALLOCATE "+quoteIdent(name))
+				b.injected++
+			}
+			b.out = appendQuery(b.out, ps.text)
+			b.injected++
+			st.sql[name] = ps.hash
+		}
+		if class.Pins.Has(parser.PinDeallocate) {
+			delete(s.sqlStmts, name)
+			delete(st.sql, name)
+		}
+	case class.Pins.Has(parser.PinDeallocate):
+		// DEALLOCATE ALL drops protocol-level statements too.
+		s.forgetStatements()
+		st.forgetAll()
+	case isDiscardAll(class):
+		s.forgetStatements()
+		st.forgetAll()
+		st.params, st.paramsHash = map[string]string{}, emptyParamsHash
+		b.sets = append(b.sets, parser.SetParam{ResetAll: true})
+		s.pinned = 0
+	}
+	b.out = append(b.out, msg...)
+}
+
+func isDiscardAll(c *parser.Classification) bool {
+	return c.Kind == parser.Utility && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(c.Normalized)), "DISCARD ALL")
+}
+
+func (s *Session) forgetStatements() {
+	s.stmts = map[string]*clientStmt{}
+	s.sqlStmts = map[string]*sqlStmt{}
+	s.unnamed = nil
+}
+
+// noteEffects records what a statement about to run does to the session.
+func (s *Session) noteEffects(b *batch, class *parser.Classification) {
+	if class == nil {
+		return
+	}
+	s.notePins(class)
+	for _, sp := range class.SetParams {
+		if !sp.Local {
+			b.sets = append(b.sets, sp)
+		}
+	}
+	for _, k := range class.StatementKinds {
+		if k == parser.TxnRollback {
+			b.rollback = true
+		}
+	}
+}
+
+// notePins ties the client to its server connection when the statement
+// uses session state that cannot be moved.
+func (s *Session) notePins(class *parser.Classification) {
+	p := class.Pins & pinning
+	if p == 0 || s.pinned&p == p {
+		return
+	}
+	first := s.pinned == 0
+	s.pinned |= p
+	if first {
+		s.srv.metrics.pinned.WithLabelValues(pinLabel(p)).Inc()
+		s.srv.log.Debug("client pinned to its server connection", "user", s.l.user.Name, "feature", p.String())
+	}
+}
+
+func pinLabel(p parser.Pins) string {
+	for bit := parser.Pins(1); bit != 0; bit <<= 1 {
+		if p&bit != 0 {
+			return bit.String()
+		}
+	}
+	return "unknown"
+}

@@ -1,0 +1,109 @@
+package proxy
+
+import (
+	"sync"
+
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/hashicorp/golang-lru/v2/simplelru"
+)
+
+// Statement states on one server connection.
+const (
+	stmtPending uint8 = iota + 1 // Parse sent, answer not yet seen
+	stmtPresent                  // ParseComplete seen
+)
+
+// serverState is what the proxy knows of one server connection's session
+// state beyond its defaults. It lives in pool.Conn.State, so a reset (which
+// clears State) forgets it together with the server.
+type serverState struct {
+	// params is the parameter set last applied, by hash.
+	paramsHash uint64
+	params     map[string]string
+
+	// mu guards the statement maps: the session goroutine reads them when
+	// building a batch while the relay confirms the previous one.
+	mu sync.Mutex
+	// stmts holds prepared statements by server-side name, least recently
+	// used first out; evicted ones are closed on the server.
+	stmts *simplelru.LRU[string, uint8]
+	// evicted are names to close on the server in the next batch.
+	evicted []string
+	// dropping: a failed Parse is being forgotten, which is no eviction.
+	dropping bool
+	// unnamed is the hash of the query in the unnamed statement, 0 when
+	// unknown.
+	unnamed uint64
+	// sql holds SQL-level PREPAREs: name → hash of the PREPARE text.
+	sql map[string]uint64
+}
+
+func stateOf(c *pool.Conn, maxStmts int) *serverState {
+	if st, ok := c.State.(*serverState); ok {
+		return st
+	}
+	st := &serverState{params: map[string]string{}, paramsHash: emptyParamsHash, sql: map[string]uint64{}}
+	st.stmts, _ = simplelru.NewLRU[string, uint8](maxStmts, func(name string, _ uint8) {
+		if !st.dropping {
+			st.evicted = append(st.evicted, name)
+		}
+	})
+	c.State = st
+	return st
+}
+
+// has reports whether a statement is (or is being) prepared, marking it
+// recently used.
+func (st *serverState) has(name string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	_, ok := st.stmts.Get(name)
+	return ok
+}
+
+// preparing records a Parse about to be sent.
+func (st *serverState) preparing(name string) {
+	st.mu.Lock()
+	st.stmts.Add(name, stmtPending)
+	st.mu.Unlock()
+}
+
+func (st *serverState) confirm(name string) {
+	st.mu.Lock()
+	if v, ok := st.stmts.Peek(name); ok && v == stmtPending {
+		st.stmts.Add(name, stmtPresent)
+	}
+	st.mu.Unlock()
+}
+
+func (st *serverState) drop(name string) {
+	st.mu.Lock()
+	if v, ok := st.stmts.Peek(name); ok && v == stmtPending {
+		st.dropping = true
+		st.stmts.Remove(name)
+		st.dropping = false
+	}
+	st.mu.Unlock()
+}
+
+// forgetAll records that the server dropped every prepared statement
+// (DEALLOCATE ALL, DISCARD ALL).
+func (st *serverState) forgetAll() {
+	st.mu.Lock()
+	st.dropping = true
+	st.stmts.Purge()
+	st.dropping = false
+	st.evicted = nil
+	st.unnamed = 0
+	st.sql = map[string]uint64{}
+	st.mu.Unlock()
+}
+
+// takeEvicted returns the statements to close, once.
+func (st *serverState) takeEvicted() []string {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	e := st.evicted
+	st.evicted = nil
+	return e
+}

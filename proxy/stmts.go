@@ -1,0 +1,91 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/parser"
+)
+
+// clientStmt is a statement a client prepared with Parse. On the servers
+// it lives under a name derived from its text and parameter types, so
+// identical statements from different clients share one server statement
+// and different ones never collide.
+type clientStmt struct {
+	server string // server-side name; "" for the unnamed statement
+	hash   uint64
+	// parse is a complete Parse message under the server-side name, kept
+	// to prepare the statement on server connections that lack it.
+	parse []byte
+	class *parser.Classification
+}
+
+// sqlStmt is a statement prepared with SQL PREPARE, replayed by its text.
+type sqlStmt struct {
+	text string
+	hash uint64
+}
+
+// parseMsg splits a Parse body: name, query, and the raw parameter types.
+func parseMsg(body []byte) (name, query string, types []byte, ok bool) {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return
+	}
+	j := bytes.IndexByte(body[i+1:], 0)
+	if j < 0 {
+		return
+	}
+	return string(body[:i]), string(body[i+1 : i+1+j]), body[i+2+j:], true
+}
+
+// newClientStmt builds the server-side form of a client's Parse.
+func newClientStmt(name, query string, types []byte, class *parser.Classification) *clientStmt {
+	sum := sha256.New()
+	sum.Write([]byte(query))
+	sum.Write([]byte{0})
+	sum.Write(types)
+	digest := sum.Sum(nil)
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), class: class}
+	if name != "" {
+		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
+	}
+	body := make([]byte, 0, len(cs.server)+len(query)+len(types)+2)
+	body = append(append(body, cs.server...), 0)
+	body = append(append(body, query...), 0)
+	body = append(body, types...)
+	cs.parse = append(wire.AppendHeader(make([]byte, 0, len(body)+5), 'P', len(body)), body...)
+	return cs
+}
+
+// nameField splits a message body that starts with a NUL-terminated name
+// (Bind: portal then statement; Describe/Close: a kind byte then name).
+func nameField(body []byte) (string, []byte, bool) {
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
+		return "", nil, false
+	}
+	return string(body[:i]), body[i+1:], true
+}
+
+// appendRenamed appends a message whose body is prefix, name, NUL, rest.
+func appendRenamed(dst []byte, typ byte, prefix []byte, name string, rest []byte) []byte {
+	n := len(prefix) + len(name) + 1 + len(rest)
+	dst = wire.AppendHeader(dst, typ, n)
+	dst = append(dst, prefix...)
+	dst = append(append(dst, name...), 0)
+	return append(dst, rest...)
+}
+
+// noopStatement never exists: closing it answers CloseComplete and does
+// nothing, which is how a client's Close of a shared statement is
+// acknowledged in order without touching the server's copy.
+const noopStatement = "pgninja_noop"
+
+// emptyParse parses the empty query as the unnamed statement: it answers
+// ParseComplete, standing in for a client Parse whose statement the server
+// connection already holds.
+var emptyParse = []byte{'P', 0, 0, 0, 8, 0, 0, 0, 0}

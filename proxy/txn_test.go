@@ -1,0 +1,314 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+const txnMode = "pool:\n  mode: transaction\n  max_size: %d\n  acquire_timeout: %s\n"
+
+func TestTxnPreparedStatementsShared(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 5, "60s"))
+	ctx := ctxT(t, 120*time.Second)
+	const clients = 100
+	var wg sync.WaitGroup
+	errs := make(chan error, clients)
+	for i := 0; i < clients; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			// pgx's default mode caches a named prepared statement per SQL.
+			c, err := pgx.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(ctx)
+			for j := 0; j < 30; j++ {
+				var a, b int
+				var s string
+				q := "select $1::int * 2, $2::int + 1"
+				if j%2 == 1 {
+					q = "select $1::int * 2, $2::int + 1, 'other'" // a second statement
+					err = c.QueryRow(ctx, q, i, j).Scan(&a, &b, &s)
+				} else {
+					err = c.QueryRow(ctx, q, i, j).Scan(&a, &b)
+				}
+				if err != nil {
+					errs <- fmt.Errorf("client %d query %d: %w", i, j, err)
+					return
+				}
+				if a != 2*i || b != j+1 {
+					errs <- fmt.Errorf("client %d got %d,%d", i, a, b)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	var conns int
+	h.pools.Each(func(_ poolKey, p poolT) { conns += p.Stats().Total })
+	if conns > 5 {
+		t.Fatalf("%d server connections for a pool of 5", conns)
+	}
+}
+
+func TestTxnSearchPathFollowsClient(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "30s"))
+	ctx := ctxT(t, 60*time.Second)
+	admin := h.ninja(t)
+	const clients = 6
+	for i := 0; i < clients; i++ {
+		if _, err := admin.Exec(ctx, fmt.Sprintf(
+			"drop schema if exists txn_s%[1]d cascade; create schema txn_s%[1]d; create table txn_s%[1]d.who(n int); insert into txn_s%[1]d.who values (%[1]d)", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conns := make([]*pgx.Conn, clients)
+	for i := range conns {
+		conns[i] = h.ninja(t)
+		if _, err := conns[i].Exec(ctx, fmt.Sprintf("set search_path = txn_s%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Interleave transactions so server connections change hands.
+	for round := 0; round < 10; round++ {
+		for i, c := range conns {
+			tx, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var n int
+			if err := tx.QueryRow(ctx, "select n from who").Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if n != i {
+				t.Fatalf("round %d: client %d saw schema of client %d", round, i, n)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var path string
+			if err := c.QueryRow(ctx, "show search_path").Scan(&path); err != nil || path != fmt.Sprintf("txn_s%d", i) {
+				t.Fatalf("client %d search_path %q %v", i, path, err)
+			}
+		}
+	}
+	// A SET rolled back with its transaction does not stick.
+	c := conns[0]
+	tx, _ := c.Begin(ctx)
+	if _, err := tx.Exec(ctx, "set search_path = txn_s1"); err != nil {
+		t.Fatal(err)
+	}
+	_ = tx.Rollback(ctx)
+	for k := 0; k < 4; k++ {
+		var n int
+		if err := c.QueryRow(ctx, "select n from who").Scan(&n); err != nil || n != 0 {
+			t.Fatalf("after rollback: %d %v", n, err)
+		}
+	}
+}
+
+func TestTxnListenPins(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 3, "30s"))
+	ctx := ctxT(t, 20*time.Second)
+	listener := h.ninja(t)
+	if _, err := listener.Exec(ctx, "listen txn_events"); err != nil {
+		t.Fatal(err)
+	}
+	sender := h.ninja(t)
+	for i := 0; i < 5; i++ { // the sender's transactions use other connections
+		if _, err := sender.Exec(ctx, "select pg_notify('txn_events', $1)", fmt.Sprint(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 5; i++ {
+		n, err := listener.WaitForNotification(ctx)
+		if err != nil || n.Payload != fmt.Sprint(i) {
+			t.Fatalf("notification %d: %+v %v", i, n, err)
+		}
+	}
+}
+
+func TestTxnDisconnectMidTransaction(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "30s"))
+	ctx := ctxT(t, 20*time.Second)
+	a := h.ninja(t)
+	if _, err := a.Exec(ctx, "create table if not exists txn_dirty(x int)"); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := a.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "insert into txn_dirty values (1); set local statement_timeout = '1ms'"); err != nil {
+		t.Fatal(err)
+	}
+	a.Close(ctx) // gone mid-transaction
+	b := h.ninja(t)
+	var n int
+	var timeout string
+	if err := b.QueryRow(ctx, "select count(*), current_setting('statement_timeout') from txn_dirty").Scan(&n, &timeout); err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 || timeout == "1ms" {
+		t.Fatalf("inherited the dead client's transaction: rows %d, statement_timeout %s", n, timeout)
+	}
+	var inTx bool
+	// With the simple protocol a lone statement's transaction starts with
+	// it; an inherited open transaction would have started earlier.
+	if err := b.QueryRow(ctx, "select now() <> statement_timestamp()", pgx.QueryExecModeSimpleProtocol).Scan(&inTx); err != nil || inTx {
+		t.Fatalf("open transaction inherited: %v %v", inTx, err)
+	}
+}
+
+func TestTxnPoolExhaustion(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+	ctx := ctxT(t, 20*time.Second)
+	holder := h.ninja(t)
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waiter := h.ninja(t)
+	start := time.Now()
+	_, err = waiter.Exec(ctx, "select 1")
+	if sqlstate(err) != "53300" || time.Since(start) < 250*time.Millisecond {
+		t.Fatalf("want 53300 after the wait timeout, got %v after %v", err, time.Since(start))
+	}
+	if _, err := tx.Exec(ctx, "select 2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := waiter.QueryRow(ctx, "select 3").Scan(new(int)); err != nil {
+		t.Fatalf("waiter after the holder committed: %v", err)
+	}
+}
+
+func TestTxnCancelReachesTheRightBackend(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 4, "30s"))
+	ctx := ctxT(t, 30*time.Second)
+	victim, bystander := h.ninja(t), h.ninja(t)
+	done := make(chan error, 1)
+	go func() {
+		// The bystander runs a short sleep on another server connection
+		// and must not be cancelled.
+		_, err := bystander.Exec(ctx, "select pg_sleep(1.5)")
+		done <- err
+	}()
+	go func() {
+		time.Sleep(400 * time.Millisecond)
+		_ = victim.PgConn().CancelRequest(context.Background())
+	}()
+	start := time.Now()
+	_, err := victim.Exec(ctx, "select pg_sleep(10)")
+	if sqlstate(err) != "57014" || time.Since(start) > 2*time.Second {
+		t.Fatalf("victim: %v after %v", err, time.Since(start))
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("bystander was cancelled: %v", err)
+	}
+	// A cancel while the client is idle reaches nobody.
+	_ = victim.PgConn().CancelRequest(ctx)
+	if _, err := bystander.Exec(ctx, "select pg_sleep(0.3)"); err != nil {
+		t.Fatalf("idle cancel hit another client: %v", err)
+	}
+}
+
+func TestTxnSQLPrepareAcrossConnections(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 3, "30s"))
+	ctx := ctxT(t, 30*time.Second)
+	a, b := h.ninja(t), h.ninja(t)
+	simple := pgx.QueryExecModeSimpleProtocol
+	if _, err := a.Exec(ctx, "prepare twice(int) as select $1 * 2", simple); err != nil {
+		t.Fatal(err)
+	}
+	// b uses the same name for something else; neither sees the other's.
+	if _, err := b.Exec(ctx, "prepare twice(int) as select $1 * 3", simple); err != nil {
+		t.Fatal(err)
+	}
+	// Hold connections in transactions so the next ones land elsewhere.
+	hold := h.ninja(t)
+	tx, _ := hold.Begin(ctx)
+	_, _ = tx.Exec(ctx, "select 1")
+	for i := 0; i < 6; i++ {
+		var got int
+		if err := a.QueryRow(ctx, "execute twice(21)", simple).Scan(&got); err != nil || got != 42 {
+			t.Fatalf("a: %d %v", got, err)
+		}
+		if err := b.QueryRow(ctx, "execute twice(21)", simple).Scan(&got); err != nil || got != 63 {
+			t.Fatalf("b: %d %v", got, err)
+		}
+	}
+	_ = tx.Rollback(ctx)
+	if _, err := a.Exec(ctx, "deallocate twice", simple); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Exec(ctx, "execute twice(1)", simple); sqlstate(err) != "26000" {
+		t.Fatalf("after deallocate: %v", err)
+	}
+}
+
+func TestStatementModeRefusesTransactions(t *testing.T) {
+	h := startProxy(t, "pool:\n  mode: statement\n  max_size: 2\n")
+	ctx := ctxT(t, 10*time.Second)
+	c := h.ninja(t)
+	var n int
+	if err := c.QueryRow(ctx, "select 7").Scan(&n); err != nil || n != 7 {
+		t.Fatal(err)
+	}
+	_, _ = c.Exec(ctx, "begin")
+	if _, err := c.Exec(ctx, "select 1"); err == nil {
+		t.Fatal("statement mode kept a transaction open")
+	}
+	// Nothing leaked: a new client gets a clean connection.
+	d := h.ninja(t)
+	if err := d.QueryRow(ctx, "select 8").Scan(&n); err != nil || n != 8 || d.PgConn().TxStatus() != 'I' {
+		t.Fatalf("after the refused transaction: %v", err)
+	}
+}
+
+// TestTxnOneConnectionManyClients is a regression test: a server's answer
+// can arrive before the request's Flush returns, and handing the
+// connection to the next client then made two writers share one buffer,
+// so a request ran twice and answers shifted between clients.
+func TestTxnOneConnectionManyClients(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "10s"))
+	ctx := ctxT(t, 60*time.Second)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			c, err := pgx.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close(ctx)
+			for j := 0; j < 50; j++ {
+				var a, b int
+				if err := c.QueryRow(ctx, "select $1::int * 2, $2::int + 1", i, j).Scan(&a, &b); err != nil {
+					t.Errorf("client %d query %d: %v", i, j, err)
+					return
+				}
+				if a != 2*i || b != j+1 {
+					t.Errorf("client %d query %d got another answer: %d,%d", i, j, a, b)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+}
