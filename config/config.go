@@ -53,6 +53,7 @@ type Config struct {
 	Backends  []Backend           `yaml:"backends"`
 	Databases map[string]Database `yaml:"databases"`
 	Users     []User              `yaml:"users"`
+	Routing   Routing             `yaml:"routing"`
 	Sidecar   Sidecar             `yaml:"sidecar"`
 
 	// Path is the file this configuration was read from, if any.
@@ -112,6 +113,30 @@ type Pool struct {
 	// on each server connection in transaction mode; the least recently
 	// used are closed beyond it.
 	MaxPreparedStatements int `yaml:"max_prepared_statements"`
+}
+
+// Routing configures read/write splitting. With it off (or no replica
+// configured) everything goes to the primary.
+type Routing struct {
+	Enabled bool `yaml:"enabled"`
+	// Consistency is read_your_writes (a client's reads wait for replicas
+	// that have its own commits), table (also every client's writes to the
+	// tables read) or eventual.
+	Consistency string `yaml:"consistency"`
+	// MaxReplicaLagBytes and MaxReplicaLag take a lagging replica out of
+	// rotation; 0 means no limit.
+	MaxReplicaLagBytes int64         `yaml:"max_replica_lag_bytes"`
+	MaxReplicaLag      time.Duration `yaml:"max_replica_lag_seconds"`
+	// HealthCheckInterval is how often roles and health are checked.
+	HealthCheckInterval time.Duration `yaml:"health_check_interval"`
+	// LSNPollInterval is how often replica replay positions are read.
+	LSNPollInterval time.Duration `yaml:"lsn_poll_interval"`
+	// HealthCheckUser and HealthCheckPassword log the checker in; empty
+	// means the first configured user.
+	HealthCheckUser     string `yaml:"health_check_user"`
+	HealthCheckPassword string `yaml:"health_check_password"`
+	// HealthCheckDatabase is the database the checker connects to.
+	HealthCheckDatabase string `yaml:"health_check_database"`
 }
 
 // Backend is one PostgreSQL server.

@@ -53,6 +53,11 @@ func (c *Config) fillDefaults() {
 			b.Weight = 1
 		}
 	}
+	r := &c.Routing
+	def(&r.Consistency, "read_your_writes")
+	defDur(&r.HealthCheckInterval, time.Second)
+	defDur(&r.LSNPollInterval, 100*time.Millisecond)
+	def(&r.HealthCheckDatabase, "postgres")
 	if len(c.Databases) == 0 {
 		c.Databases = map[string]Database{"*": {}}
 	}

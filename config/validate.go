@@ -95,6 +95,16 @@ func (c *Config) Validate() error {
 			p.add(f+".pool_size", "must be >= 0")
 		}
 	}
+	oneOf(&p, "routing.consistency", c.Routing.Consistency, "read_your_writes", "table", "eventual")
+	if c.Routing.MaxReplicaLagBytes < 0 {
+		p.add("routing.max_replica_lag_bytes", "must be >= 0")
+	}
+	if c.Routing.MaxReplicaLag < 0 {
+		p.add("routing.max_replica_lag_seconds", "must be >= 0")
+	}
+	if c.Routing.HealthCheckInterval <= 0 || c.Routing.LSNPollInterval <= 0 {
+		p.add("routing", "health_check_interval and lsn_poll_interval must be > 0")
+	}
 	c.Sidecar.validate(&p)
 	return errors.Join(p...)
 }
