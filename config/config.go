@@ -125,8 +125,8 @@ type Routing struct {
 	Consistency string `yaml:"consistency"`
 	// MaxReplicaLagBytes and MaxReplicaLag take a lagging replica out of
 	// rotation; 0 means no limit.
-	MaxReplicaLagBytes int64         `yaml:"max_replica_lag_bytes"`
-	MaxReplicaLag      time.Duration `yaml:"max_replica_lag_seconds"`
+	MaxReplicaLagBytes   int64   `yaml:"max_replica_lag_bytes"`
+	MaxReplicaLagSeconds float64 `yaml:"max_replica_lag_seconds"`
 	// HealthCheckInterval is how often roles and health are checked.
 	HealthCheckInterval time.Duration `yaml:"health_check_interval"`
 	// LSNPollInterval is how often replica replay positions are read.

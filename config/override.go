@@ -61,6 +61,12 @@ func setScalar(v reflect.Value, s string) error {
 			return fmt.Errorf("want an integer, not %q", s)
 		}
 		v.SetInt(n)
+	case v.Kind() == reflect.Float64:
+		f, err := strconv.ParseFloat(s, 64)
+		if err != nil {
+			return fmt.Errorf("want a number, not %q", s)
+		}
+		v.SetFloat(f)
 	case v.Kind() == reflect.Bool:
 		b, err := strconv.ParseBool(s)
 		if err != nil {
@@ -92,7 +98,7 @@ func scalarPaths(t reflect.Type, prefix string, out *[]string) {
 		case f.Type.Kind() == reflect.Struct:
 			scalarPaths(f.Type, path, out)
 		case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Int,
-			f.Type.Kind() == reflect.Int64, f.Type.Kind() == reflect.Bool:
+			f.Type.Kind() == reflect.Int64, f.Type.Kind() == reflect.Bool, f.Type.Kind() == reflect.Float64:
 			*out = append(*out, path)
 		}
 	}

@@ -99,7 +99,7 @@ func (c *Config) Validate() error {
 	if c.Routing.MaxReplicaLagBytes < 0 {
 		p.add("routing.max_replica_lag_bytes", "must be >= 0")
 	}
-	if c.Routing.MaxReplicaLag < 0 {
+	if c.Routing.MaxReplicaLagSeconds < 0 {
 		p.add("routing.max_replica_lag_seconds", "must be >= 0")
 	}
 	if c.Routing.HealthCheckInterval <= 0 || c.Routing.LSNPollInterval <= 0 {
