@@ -12,6 +12,7 @@
 #   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer)
 #   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
 #   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
+#   BENCH_PGNINJA_REF=REF   build pgninja from this git ref (e.g. HEAD) instead of the working tree
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -83,12 +84,26 @@ CHILD_PID="" # the pgbench or idleclients process running now
 PGB_PIDFILE=""
 PGB_INI=""
 
+# alive PID: running and not a zombie (a child that died stays a zombie
+# until waited for, and kill -0 still succeeds on it).
+alive() {
+	local st
+	[[ -n "$1" ]] || return 1
+	st="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+	st="${st##*) }"
+	[[ "${st%% *}" != [ZX] ]]
+}
+
 stop_pid() { # stop_pid PID [SIGNAL]: signal, wait up to 10 s, then SIGKILL
 	local pid="$1" sig="${2:-TERM}" i
-	[[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null || return 0
+	[[ -n "$pid" ]] || return 0
+	if ! alive "$pid"; then
+		wait "$pid" 2>/dev/null || true # reap our own child
+		return 0
+	fi
 	kill "-$sig" "$pid" 2>/dev/null || true
 	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
+		alive "$pid" || break
 		sleep 0.1
 	done
 	kill -KILL "$pid" 2>/dev/null || true
@@ -147,12 +162,28 @@ sql() {
 
 # ---------------------------------------------------------------- build --
 
-log "building bin/pgninja and the bench helpers"
-mkdir -p bin
-CGO_ENABLED=1 go build -o bin/pgninja ./cmd/pgninja
+PGNINJA_REF="${BENCH_PGNINJA_REF:-}"
+if [[ -n "$PGNINJA_REF" ]]; then
+	# A committed tree, e.g. to benchmark HEAD while the working tree is
+	# half-way through an edit. Built outside the repository.
+	PGNINJA_COMMIT="$(git rev-parse --short "$PGNINJA_REF^{commit}")" || die "BENCH_PGNINJA_REF=$PGNINJA_REF is not a commit"
+	log "building pgninja from $PGNINJA_REF ($PGNINJA_COMMIT) and the bench helpers"
+	rm -rf "$WORK/src"
+	mkdir -p "$WORK/src"
+	git archive "$PGNINJA_COMMIT" | tar -x -C "$WORK/src"
+	(cd "$WORK/src" && CGO_ENABLED=1 go build -o "$WORK/bin/pgninja" ./cmd/pgninja)
+	PGNINJA_BIN="$WORK/bin/pgninja"
+else
+	PGNINJA_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
+	git diff --quiet HEAD -- . ':!bench' 2>/dev/null && [[ -z "$(git ls-files --others --exclude-standard -- . ':!bench')" ]] ||
+		PGNINJA_COMMIT+=" + working tree changes"
+	log "building bin/pgninja (working tree) and the bench helpers"
+	mkdir -p bin
+	CGO_ENABLED=1 go build -o bin/pgninja ./cmd/pgninja
+	PGNINJA_BIN="$ROOT/bin/pgninja"
+fi
 go build -o "$WORK/bin/idleclients" ./bench/idleclients
 go build -o "$WORK/bin/report" ./bench/report
-PGNINJA_BIN="$ROOT/bin/pgninja"
 
 # --------------------------------------------------------------- pgbench --
 
@@ -275,7 +306,7 @@ wait_ready() {
 		if timeout 10 "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'select 1' >/dev/null 2>&1; then
 			return 0
 		fi
-		if [[ -n "$pid" ]] && ! kill -0 "$pid" 2>/dev/null; then break; fi
+		if [[ -n "$pid" ]] && ! alive "$pid"; then break; fi
 		sleep 0.2
 	done
 	timeout 10 "$PGBIN/psql" -X -q -A -t -h 127.0.0.1 -p "$port" -U postgres -d "$DB" -c 'select 1' >&2 || true
@@ -328,17 +359,35 @@ stop_proxies() {
 	stop_pgbouncer
 }
 
-# restart_after_failure TARGET GROUP WHAT: a proxy whose run failed is
+# note_crash LOG: "pgninja exited: <last panic> at <file:line>" from a log
+# whose pgninja process is gone; bench/report adds it to that run's errors.
+note_crash() {
+	local panic at
+	panic="$(grep -E '^(panic|fatal error): ' "$1" | tail -n 1 || true)"
+	if [[ -z "$panic" ]]; then
+		echo "pgninja exited (no panic in its log; see logs/$(basename "$1"))"
+		return
+	fi
+	at="$(awk -v p="$panic" '$0 == p {found = 1; next} found && /\.go:[0-9]+/ {print $1; exit}' "$1")"
+	at="${at#"$ROOT/"}"
+	at="${at#"$WORK/src/"}"
+	echo "pgninja crashed: $panic${at:+ at $at}"
+}
+
+# restart_after_failure TARGET GROUP SCENARIO ROUND: a proxy whose run failed is
 # restarted, so that one failure (say, stuck server connections) does not
 # spill into the next scenario. A pgninja that made pgbench time out first
 # gets SIGQUIT, which writes every goroutine's stack to its log.
 restart_after_failure() {
-	local target="$1" group="$2" what="$3"
+	local target="$1" group="$2" id="$3" round="$4"
 	case "$target" in
 	pgninja)
-		if ((LAST_RC == 124 || LAST_RC == 137)) && [[ -n "$PGNINJA_PID" ]] && kill -0 "$PGNINJA_PID" 2>/dev/null; then
-			log "pgninja hung in $what: goroutine dump in $WORK/logs/pgninja-$group.log"
-			printf '\n==== bench: pgbench timed out in %s; SIGQUIT for a goroutine dump ====\n' "$what" >>"$WORK/logs/pgninja-$group.log"
+		if [[ -n "$PGNINJA_PID" ]] && ! alive "$PGNINJA_PID"; then
+			note_crash "$WORK/logs/pgninja-$group.log" >"$WORK/raw/$id.pgninja.r$round.proxy"
+		fi
+		if ((LAST_RC == 124 || LAST_RC == 137)) && [[ -n "$PGNINJA_PID" ]] && alive "$PGNINJA_PID"; then
+			log "pgninja hung in $id (round $round): goroutine dump in $WORK/logs/pgninja-$group.log"
+			printf '\n==== bench: pgbench timed out in %s; SIGQUIT for a goroutine dump ====\n' "$id (round $round)" >>"$WORK/logs/pgninja-$group.log"
 			stop_pid "$PGNINJA_PID" QUIT
 		fi
 		stop_pgninja
@@ -421,8 +470,7 @@ done
 cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 {
 	printf 'date\t%s\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)"
-	printf 'commit\t%s%s\n' "$(git rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-		"$(git diff --quiet HEAD -- . ':!bench' 2>/dev/null || echo ' (with uncommitted changes)')"
+	printf 'commit\t%s\n' "$PGNINJA_COMMIT"
 	printf 'cpu\t%s\n' "${cpu_model:-unknown}"
 	printf 'cores\t%s\n' "$(nproc)"
 	printf 'postgresql\t%s\n' "$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')"
@@ -453,7 +501,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 			for target in "${order[@]}"; do
 				# shellcheck disable=SC2086 # args are words
 				run_pgbench "$id" "$target" "$round" $args
-				((LAST_RC != 0)) && restart_after_failure "$target" "$group" "$id.r$round"
+				((LAST_RC != 0)) && restart_after_failure "$target" "$group" "$id" "$round"
 			done
 		done 3<"$WORK/plan.tsv"
 		stop_proxies
@@ -469,7 +517,7 @@ rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>
 idle_row() {
 	local target="$1" pid="$2" port="$3" f="$WORK/mem/$1" before after out="$WORK/logs/idleclients-$1.log" i rc=0
 	: >"$f"
-	if [[ -z "$pid" ]] || ! kill -0 "$pid" 2>/dev/null; then
+	if [[ -z "$pid" ]] || ! alive "$pid"; then
 		printf 'error\t%s did not start\n' "$target" >>"$f"
 		return 0
 	fi
@@ -483,13 +531,13 @@ idle_row() {
 	CHILD_PID=$!
 	for ((i = 0; i < 2400; i++)); do
 		grep -q '^ready' "$out" && break
-		kill -0 "$CHILD_PID" 2>/dev/null || break
+		alive "$CHILD_PID" || break
 		sleep 0.1
 	done
 	if grep -q '^ready' "$out"; then
 		printf 'connect_seconds\t%s\n' "$(awk '/^ready/ {sub(/s$/, "", $3); print $3}' "$out")" >>"$f"
 		sleep 3 # let the proxy settle
-		if kill -0 "$pid" 2>/dev/null; then
+		if alive "$pid"; then
 			after="$(rss_kb "$pid")"
 			printf 'after_kb\t%s\nclients\t%s\n' "$after" "$IDLE_CLIENTS" >>"$f"
 			log "$target: RSS after: $((after / 1024)) MB (+$(((after - before) / 1024)) MB)"
@@ -503,9 +551,9 @@ idle_row() {
 		printf 'error\t%s\n' "${msg:-idleclients did not get ready within 4 minutes}" >>"$f"
 		log "$target: ${msg:-idleclients did not get ready}"
 	fi
-	if kill -0 "$CHILD_PID" 2>/dev/null; then stop_pid "$CHILD_PID" TERM; else wait "$CHILD_PID" 2>/dev/null || rc=$?; fi
+	if alive "$CHILD_PID"; then stop_pid "$CHILD_PID" TERM; else wait "$CHILD_PID" 2>/dev/null || rc=$?; fi
 	CHILD_PID=""
-	kill -0 "$pid" 2>/dev/null || printf 'error\t%s is not running after the clients left\n' "$target" >>"$f"
+	alive "$pid" || printf 'error\t%s is not running after the clients left\n' "$target" >>"$f"
 	return 0
 }
 

@@ -3,7 +3,7 @@
 //
 //	report -dir WORK -md bench/results/latest.md -json bench/results/latest.json
 //
-// WORK holds what run.sh wrote: meta.tsv, plan.tsv, raw/<scenario>.<target>.r<N>.{cmd,out,err,rc},
+// WORK holds what run.sh wrote: meta.tsv, plan.tsv, raw/<scenario>.<target>.r<N>.{cmd,out,err,rc,proxy},
 // routing/<scenario>.<target>.r<N>, mem/<target> and backup/{out,err,rc}.
 package main
 
@@ -188,6 +188,10 @@ func readRun(base string, round int) Run {
 	p := parsePgbench(readFile(base+".out"), readFile(base+".err"), run.Exit)
 	run.TPS, run.LatencyMS, run.Processed, run.Failed, run.Errors = p.tps, p.latency, p.processed, p.failed, p.errors
 	run.OK = p.ok
+	// run.sh notes here how pgninja died, if it did during this run.
+	if crash := strings.TrimSpace(readFile(base + ".proxy")); crash != "" {
+		run.Errors = append(run.Errors, crash)
+	}
 	return run
 }
 
