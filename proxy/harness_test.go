@@ -68,7 +68,7 @@ users:
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	pools := pool.NewManager(nil)
-	srv, err := proxy.NewServer(cfg, pools, log, prometheus.NewRegistry())
+	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Log: log, Registry: prometheus.NewRegistry()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,7 @@ func (s *Session) login(pkt *startupPacket) error {
 		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u)}
 	s.l = l
 	primary := st.cfg.Primary()
+	s.primaryName = primary.Name
 	t := st.target(primary, l)
 	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
 

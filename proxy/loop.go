@@ -9,6 +9,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -93,7 +94,11 @@ func (s *Session) collect(typ byte, n int) error {
 // message the server answers with ReadyForQuery.
 func (s *Session) send(complete bool) error {
 	defer s.resetRequest()
-	c, err := s.ensureLease()
+	var cls *parser.Classification
+	if s.routed() {
+		cls = s.requestClass()
+	}
+	c, d, err := s.ensureLease(cls)
 	if err != nil {
 		return s.refuse(err, complete)
 	}
@@ -105,11 +110,19 @@ func (s *Session) send(complete bool) error {
 		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback}
 	}
 	s.mu.Lock()
+	if cls != nil && complete {
+		e.routed, e.class, e.decision = true, cls, d
+		e.lsnFollows = s.needsLSN(cls, d)
+	}
 	for i := 0; i < injected; i++ {
 		s.pending = append(s.pending, expect{injected: true})
 	}
 	if complete {
 		s.pending = append(s.pending, e)
+	}
+	if e.lsnFollows {
+		s.pending = append(s.pending, expect{injected: true, captureLSN: true})
+		out = appendQuery(out, lsnQuery)
 	}
 	s.openBatch = !complete
 	s.mu.Unlock()

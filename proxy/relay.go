@@ -7,6 +7,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -24,7 +25,10 @@ func (s *Session) relay(c *pool.Conn) {
 		haveHead   bool
 		sawError   bool
 		clientDead bool
-		lastFatal  bool
+		// capturedLSN is the WAL position an injected read returned.
+		capturedLSN router.LSN
+		haveLSN     bool
+		lastFatal   bool
 	)
 	for {
 		typ, n, err := wire.ReadHeader(c.R, maxServerMessage)
@@ -58,8 +62,13 @@ func (s *Session) relay(c *pool.Conn) {
 			if !swallow && !clientDead {
 				clientDead = s.forwardSmall(typ, body, true) != nil
 			}
+			if head.captureLSN && haveLSN {
+				s.mu.Lock()
+				s.committedAt(capturedLSN)
+				s.mu.Unlock()
+			}
 			done := s.readyForQuery(c, status, head, sawError)
-			haveHead, sawError = false, false
+			haveHead, sawError, haveLSN = false, false, false
 			if done {
 				return
 			}
@@ -67,6 +76,15 @@ func (s *Session) relay(c *pool.Conn) {
 		}
 
 		if swallow {
+			if typ == 'D' && head.captureLSN {
+				body, err := wire.Body(c.R, n, &scratch)
+				if err != nil {
+					s.serverFailed(c, err, lastFatal)
+					return
+				}
+				capturedLSN, haveLSN = parseLSNRow(body)
+				continue
+			}
 			if typ == 'E' {
 				body, err := wire.Body(c.R, n, &scratch)
 				if err != nil {
@@ -174,6 +192,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	var violation bool
 	if !injected {
 		s.settleSets(e, status, sawError)
+		if e.routed {
+			s.executed(e, status, sawError)
+		}
 		s.txStatus = status
 		violation = status != 'I' && s.l.mode == config.PoolStatement
 	}
@@ -181,7 +202,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	gone, draining := s.gone, s.draining
 	release := safe && (gone || s.releasable(status))
 	if release {
-		s.lease = nil
+		s.detach(c)
 	}
 	s.mu.Unlock()
 
@@ -244,9 +265,7 @@ func (s *Session) idleInTransactionDeadline(status byte) {
 func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 	c.MarkBroken()
 	s.mu.Lock()
-	if s.lease == c {
-		s.lease = nil
-	}
+	s.detach(c)
 	s.pending = nil
 	s.openBatch = false
 	gone := s.gone

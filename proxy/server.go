@@ -19,6 +19,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -26,15 +27,27 @@ import (
 // as PostgreSQL's authentication_timeout does.
 const startupTimeout = 60 * time.Second
 
+// Deps are what a Server is built from; cmd assembles them.
+type Deps struct {
+	Config *config.Config
+	Pools  *pool.Manager
+	// Router splits reads and writes; nil sends everything to the primary.
+	Router   *router.Router
+	Log      *slog.Logger
+	Registry prometheus.Registerer
+}
+
 // Server accepts clients and runs their sessions.
 type Server struct {
-	log        *slog.Logger
-	pools      *pool.Manager
-	auth       *auth.Authenticator
-	keys       *cancelKeys
-	metrics    *metrics
-	classifier *parser.Classifier
-	settings   atomic.Pointer[settings]
+	log         *slog.Logger
+	pools       *pool.Manager
+	router      *router.Router
+	consistency router.Consistency
+	auth        *auth.Authenticator
+	keys        *cancelKeys
+	metrics     *metrics
+	classifier  *parser.Classifier
+	settings    atomic.Pointer[settings]
 
 	clients  atomic.Int64
 	draining atomic.Bool
@@ -47,14 +60,19 @@ type Server struct {
 
 // NewServer builds a Server from a validated config. The pools are shared
 // with whoever else needs server connections.
-func NewServer(cfg *config.Config, pools *pool.Manager, log *slog.Logger, reg prometheus.Registerer) (*Server, error) {
-	st, err := buildSettings(cfg)
+func NewServer(d Deps) (*Server, error) {
+	st, err := buildSettings(d.Config)
+	if err != nil {
+		return nil, err
+	}
+	consistency, err := router.ParseConsistency(d.Config.Routing.Consistency)
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
-		log: log, pools: pools, auth: auth.NewAuthenticator(), keys: newCancelKeys(),
-		metrics: newMetrics(reg), sessions: map[*Session]struct{}{},
+		log: d.Log, pools: d.Pools, router: d.Router, consistency: consistency,
+		auth: auth.NewAuthenticator(), keys: newCancelKeys(),
+		metrics: newMetrics(d.Registry), sessions: map[*Session]struct{}{},
 		classifier: parser.NewClassifier(10000, parser.BuiltinVolatility),
 	}
 	s.settings.Store(st)

@@ -8,6 +8,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
 )
 
 // phase is where the client side of a session stands.
@@ -32,6 +33,14 @@ type expect struct {
 	plan     *plan
 	sets     []parser.SetParam
 	rollback bool
+	// Routing: what the request was and where it went, for the router's
+	// bookkeeping when it completes; lsnFollows: an injected WAL-position
+	// read comes right after it; captureLSN: this is that read.
+	routed     bool
+	class      *parser.Classification
+	decision   router.Decision
+	lsnFollows bool
+	captureLSN bool
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -44,8 +53,11 @@ type Session struct {
 	c   *clientConn
 	st  *settings
 	l   *login
-	// pool serves this client's (database, user) on the primary.
-	pool *pool.Pool
+	// pool serves this client's (database, user) on the primary; pools
+	// holds the other backends' pools as routing first needs them.
+	pool        *pool.Pool
+	primaryName string
+	pools       map[string]*pool.Pool
 
 	keyPID    uint32
 	keySecret []byte
@@ -89,11 +101,19 @@ type Session struct {
 	// txnSets are SETs run inside the open transaction: they count only if
 	// it commits.
 	txnSets []parser.SetParam
+
+	// Routing state: the router's view of this client, where the current
+	// lease went, and a commit waiting for its WAL position.
+	rs            router.SessionState
+	leaseDecision router.Decision
+	leaseDone     chan struct{}
+	commitTables  []string
+	commitWaiting bool
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
 	return &Session{srv: srv, c: c, st: st, txStatus: 'I',
-		stmts: map[string]*clientStmt{}, sqlStmts: map[string]*sqlStmt{}}
+		stmts: map[string]*clientStmt{}, sqlStmts: map[string]*sqlStmt{}, pools: map[string]*pool.Pool{}}
 }
 
 // run logs the client in and serves it until it leaves.
@@ -150,24 +170,75 @@ func (s *Session) releasable(status byte) bool {
 // critical section that finds the lease, so the relay cannot reach a safe
 // point and hand the connection to another client while this request is
 // on its way; send settles openBatch once the request is queued.
-func (s *Session) ensureLease() (*pool.Conn, error) {
-	s.mu.Lock()
-	c := s.lease
-	if c != nil {
-		s.openBatch = true
+//
+// With routing, a new lease goes where the router sends cls. A request
+// that needs the primary while earlier pipelined reads still hold a
+// replica waits for that lease to end rather than run on the replica.
+func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.Decision, error) {
+	for {
+		s.mu.Lock()
+		c, d, done := s.lease, s.leaseDecision, s.leaseDone
+		if c != nil && s.mustLeaveReplica(cls) {
+			s.mu.Unlock()
+			<-done
+			continue
+		}
+		if c != nil {
+			s.openBatch = true
+			s.mu.Unlock()
+			return c, d, nil
+		}
+		if s.routed() {
+			d = s.srv.router.Route(cls, &s.rs)
+		}
+		s.mu.Unlock()
+		if d.Err != nil {
+			return nil, d, routeError(d.Err)
+		}
+		c, d, err := s.acquire(d)
+		if err != nil {
+			return nil, d, err
+		}
+		s.attach(c, d)
+		return c, d, nil
 	}
-	s.mu.Unlock()
-	if c != nil {
-		return c, nil
+}
+
+// mustLeaveReplica: the lease is on a replica outside a transaction (held
+// only by pipelined reads) and cls must run on the primary. s.mu is held.
+func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
+	if !s.routed() || s.leaseDecision.Target != router.Replica || s.rs.InTxn {
+		return false
 	}
-	c, err := s.pool.Acquire(context.Background())
-	if err != nil {
-		return nil, err
+	return router.Decide(cls, &s.rs).Target == router.Primary
+}
+
+// acquire leases from the decided backend. A replica that cannot give a
+// connection (before any byte of the request was sent) is not the
+// client's problem: the request goes to the primary instead.
+func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error) {
+	p, ok := s.poolFor(d.Backend)
+	if !ok {
+		p, d = s.pool, router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
 	}
+	c, err := p.Acquire(context.Background())
+	if err != nil && d.Target == router.Replica {
+		s.srv.log.Debug("replica unavailable; using the primary", "backend", d.Backend, "err", err)
+		d = router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
+		c, err = s.pool.Acquire(context.Background())
+	}
+	return c, d, err
+}
+
+// attach makes c the session's lease, brings it to the client's session
+// settings and starts its relay.
+func (s *Session) attach(c *pool.Conn, d router.Decision) {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
 	sync := s.params.syncSQL(st)
 	s.lease = c
+	s.leaseDecision = d
+	s.leaseDone = make(chan struct{})
 	s.openBatch = true
 	if sync != "" {
 		s.pending = append(s.pending, expect{injected: true})
@@ -179,7 +250,16 @@ func (s *Session) ensureLease() (*pool.Conn, error) {
 		s.serverWrite.Unlock()
 	}
 	go s.relay(c)
-	return c, nil
+}
+
+// detach ends the lease on c, if it is still the session's; the caller
+// holds s.mu. Waiters in ensureLease are woken.
+func (s *Session) detach(c *pool.Conn) {
+	if s.lease != c {
+		return
+	}
+	s.lease = nil
+	close(s.leaseDone)
 }
 
 // cancel forwards a client's CancelRequest to the server connection

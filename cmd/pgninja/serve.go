@@ -14,6 +14,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/ai-ninja/pgninja/sidecar"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -46,11 +47,15 @@ func runServe(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pools := pool.NewManager(nil)
 	defer pools.Close()
-	srv, err := proxy.NewServer(cfg, pools, log, reg)
+	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Log: log, Registry: reg})
 	if err != nil {
 		return err
 	}
 	if err := srv.Listen(); err != nil {
+		return err
+	}
+	side, err := sidecar.New(cfg, log, reg)
+	if err != nil {
 		return err
 	}
 	adm := admin.New(cfg.AdminListen, reg, pools, log)
@@ -61,6 +66,14 @@ func runServe(ctx context.Context, args []string) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go pools.Run(runCtx, time.Second)
+	sideDone := make(chan struct{})
+	go func() {
+		defer close(sideDone)
+		if err := side.Run(runCtx); err != nil {
+			log.Error("sidecar stopped", "err", err)
+		}
+	}()
+	defer func() { stop(); <-sideDone }()
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve() }()
 	go func() { errc <- adm.Serve() }()

@@ -1,0 +1,173 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"errors"
+	"math"
+	"strings"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/parser"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
+)
+
+// lsnQuery reads the primary's WAL position right after a request that may
+// have committed writes; it rides in the same write as the request, so it
+// costs no extra round trip.
+const lsnQuery = "SELECT pg_current_wal_insert_lsn()"
+
+// routed reports whether this session's requests are routed. Session mode
+// keeps one server connection for the whole session, so it stays on the
+// primary.
+func (s *Session) routed() bool {
+	return s.srv.router != nil && s.l.mode != config.PoolSession
+}
+
+// requestClass classifies the collected request for routing: the
+// strongest of its statements decides, since the whole request runs on one
+// server.
+func (s *Session) requestClass() *parser.Classification {
+	var best *parser.Classification
+	consider := func(c *parser.Classification) {
+		if c != nil && (best == nil || (best.Kind == parser.Read && !best.VolatileFunc && !best.Locking)) {
+			best = c
+		}
+	}
+	req := s.req
+	for len(req) >= 5 {
+		typ := req[0]
+		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
+		body := req[5:n]
+		req = req[n:]
+		switch typ {
+		case 'Q':
+			consider(s.srv.classifier.Classify(strings.TrimSuffix(string(body), "\x00")))
+		case 'P':
+			if _, query, _, ok := parseMsg(body); ok {
+				consider(s.srv.classifier.Classify(query))
+			}
+		case 'B':
+			if _, rest, ok := nameField(body); ok {
+				if name, _, ok := nameField(rest); ok {
+					cs := s.unnamed
+					if name != "" {
+						cs = s.stmts[name]
+					}
+					if cs != nil {
+						consider(cs.class)
+					}
+				}
+			}
+		}
+	}
+	if best == nil {
+		// Nothing to classify (a lone Sync, say): any server will do, and
+		// the primary always can.
+		return primaryOnly
+	}
+	return best
+}
+
+// primaryOnly classifies requests with no statement of their own.
+var primaryOnly = &parser.Classification{Kind: parser.Unknown}
+
+// routeError turns a routing refusal into what the client sees.
+func routeError(err error) error {
+	if errors.Is(err, router.ErrNoPrimary) {
+		return pgerr.New(pgerr.CannotConnectNow, "pgninja: no healthy primary available").
+			WithHint("Writes are never sent to a server in recovery; retry once a primary is back.")
+	}
+	var he *parser.HintError
+	if errors.As(err, &he) {
+		return pgerr.New(pgerr.InvalidParameterValue, "%s", he.Error())
+	}
+	return pgerr.Wrap(err, pgerr.SeverityError, pgerr.InternalError, "pgninja: routing failed")
+}
+
+// poolFor returns the pool of the named backend for this client.
+func (s *Session) poolFor(name string) (*pool.Pool, bool) {
+	if name == "" || name == s.primaryName {
+		return s.pool, true
+	}
+	if p, ok := s.pools[name]; ok {
+		return p, true
+	}
+	for _, b := range s.st.cfg.Backends {
+		if b.Name == name {
+			t := s.st.target(b, s.l)
+			p := s.srv.pools.Get(pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.st.poolOptions(s.l.poolSize))
+			s.pools[name] = p
+			return p, true
+		}
+	}
+	return nil, false
+}
+
+// needsLSN says whether the primary's WAL position must be read after this
+// request: it may end a transaction that wrote, or write outside one.
+func (s *Session) needsLSN(c *parser.Classification, d router.Decision) bool {
+	if s.srv.consistency == router.Eventual || d.Target != router.Primary {
+		return false
+	}
+	if s.txStatus == 'I' {
+		return c.MayWrite() && !onlyBegins(c)
+	}
+	for _, k := range c.StatementKinds {
+		if k == parser.TxnCommit || k == parser.TxnRollback {
+			return s.txStatus == 'T'
+		}
+	}
+	return false
+}
+
+func onlyBegins(c *parser.Classification) bool {
+	for _, k := range c.StatementKinds {
+		if k != parser.TxnBegin {
+			return false
+		}
+	}
+	return len(c.StatementKinds) > 0
+}
+
+// executed folds a finished request into the routing state. A commit
+// whose position was not read (the request was not expected to commit)
+// sends this client's reads to the primary until its next commit is
+// known: never a stale read. s.mu is held.
+func (s *Session) executed(e expect, status byte, failed bool) {
+	commit := s.rs.Executed(e.class, e.decision, router.Outcome{TxStatus: status, Failed: failed})
+	if !commit.Needed {
+		return
+	}
+	if e.lsnFollows {
+		s.commitTables = commit.Tables
+		s.commitWaiting = true
+		return
+	}
+	s.rs.Committed(router.LSN(math.MaxUint64))
+}
+
+// committedAt records the WAL position read after a commit. s.mu is held.
+func (s *Session) committedAt(lsn router.LSN) {
+	if !s.commitWaiting {
+		return
+	}
+	s.commitWaiting = false
+	s.rs.Committed(lsn)
+	s.srv.router.Tracker().NoteCommit(s.rs.ClientKey, s.commitTables, lsn)
+}
+
+// parseLSNRow reads the single text column of pg_current_wal_insert_lsn's
+// DataRow.
+func parseLSNRow(body []byte) (router.LSN, bool) {
+	if len(body) < 6 || binary.BigEndian.Uint16(body) != 1 {
+		return 0, false
+	}
+	n := int(int32(binary.BigEndian.Uint32(body[2:6])))
+	if n <= 0 || 6+n > len(body) {
+		return 0, false
+	}
+	lsn, err := router.ParseLSN(string(body[6 : 6+n]))
+	return lsn, err == nil
+}
