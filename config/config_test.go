@@ -116,3 +116,15 @@ func TestPoolResolution(t *testing.T) {
 		t.Errorf("size: %d", n)
 	}
 }
+
+// The annotated example must stay a valid config: it documents every
+// setting, so a renamed field shows up here.
+func TestExampleConfigParses(t *testing.T) {
+	cfg, err := Load("../pgninja.example.yaml", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Primary().Name != "primary" || len(cfg.Backends) != 2 {
+		t.Fatalf("unexpected example: %+v", cfg.Backends)
+	}
+}
