@@ -10,40 +10,103 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// Client buffers are small: an idle client must cost little, and large
-// messages are streamed through rather than held.
+// clientBufSize is the size of the pooled client buffers.
 const clientBufSize = 8 << 10
+
+// Idle clients must cost little, so client buffers live in pools: a
+// writer is taken for each burst of output and given back once flushed,
+// and a reader is given back while the client sits idle (see
+// Session.readHeader).
+var (
+	writerPool = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, clientBufSize) }}
+	readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, clientBufSize) }}
+)
 
 // clientConn is the client's socket with its buffered reader (owned by the
 // session goroutine) and writer (shared with the relay, hence wmu).
 type clientConn struct {
 	net.Conn
-	r       *bufio.Reader
+	r       *bufio.Reader // nil while parked
+	src     parkedSource
 	wmu     sync.Mutex
-	w       *bufio.Writer
+	w       *bufio.Writer // nil when nothing is pending
 	maxMsg  int
 	scratch []byte
 	enc     []byte
 }
 
 func newClientConn(c net.Conn, maxMsg int) *clientConn {
-	return &clientConn{
-		Conn:   c,
-		r:      bufio.NewReaderSize(c, clientBufSize),
-		w:      bufio.NewWriterSize(c, clientBufSize),
-		maxMsg: maxMsg,
+	cc := &clientConn{Conn: c, maxMsg: maxMsg}
+	cc.src.conn = c
+	cc.r = readerPool.Get().(*bufio.Reader)
+	cc.r.Reset(&cc.src)
+	return cc
+}
+
+// parkedSource feeds a reader the byte that woke a parked client, then the
+// socket.
+type parkedSource struct {
+	conn  net.Conn
+	first byte
+	has   bool
+}
+
+func (p *parkedSource) Read(b []byte) (int, error) {
+	if p.has && len(b) > 0 {
+		b[0], p.has = p.first, false
+		return 1, nil
 	}
+	return p.conn.Read(b)
+}
+
+// parkReader gives the read buffer back; only when nothing is buffered.
+func (c *clientConn) parkReader() {
+	if c.r == nil || c.r.Buffered() > 0 {
+		return
+	}
+	c.r.Reset(nil)
+	readerPool.Put(c.r)
+	c.r = nil
+}
+
+// waitUnpark blocks until the client sends a byte, then takes a reader.
+func (c *clientConn) waitUnpark() error {
+	var one [1]byte
+	if _, err := c.Conn.Read(one[:]); err != nil {
+		return err
+	}
+	c.src.first, c.src.has = one[0], true
+	c.r = readerPool.Get().(*bufio.Reader)
+	c.r.Reset(&c.src)
+	return nil
+}
+
+// writer returns the output buffer, taking one from the pool. wmu is held.
+func (c *clientConn) writer() *bufio.Writer {
+	if c.w == nil {
+		c.w = writerPool.Get().(*bufio.Writer)
+		c.w.Reset(c.Conn)
+	}
+	return c.w
+}
+
+// flush writes out and gives the buffer back. wmu is held.
+func (c *clientConn) flush() error {
+	if c.w == nil {
+		return nil
+	}
+	err := c.w.Flush()
+	if err == nil {
+		c.w.Reset(nil)
+		writerPool.Put(c.w)
+		c.w = nil
+	}
+	return err
 }
 
 // Send writes one message and flushes; it implements auth.Conn.
 func (c *clientConn) Send(msg wire.Encoder) error {
-	c.wmu.Lock()
-	defer c.wmu.Unlock()
-	c.enc = wire.Append(c.enc[:0], msg)
-	if _, err := c.w.Write(c.enc); err != nil {
-		return err
-	}
-	return c.w.Flush()
+	return c.SendAll(msg)
 }
 
 // SendAll writes messages in one flush.
@@ -54,10 +117,13 @@ func (c *clientConn) SendAll(msgs ...wire.Encoder) error {
 	for _, m := range msgs {
 		c.enc = wire.Append(c.enc, m)
 	}
-	if _, err := c.w.Write(c.enc); err != nil {
+	if _, err := c.writer().Write(c.enc); err != nil {
 		return err
 	}
-	return c.w.Flush()
+	if cap(c.enc) > 64<<10 {
+		c.enc = nil
+	}
+	return c.flush()
 }
 
 // Receive reads one whole message; it implements auth.Conn. The body is

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"slices"
+	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -17,7 +18,7 @@ import (
 // the client leaves (nil) or must be thrown out (an error to send it).
 func (s *Session) serve() error {
 	for {
-		typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
+		typ, n, err := s.readHeader()
 		if err != nil {
 			return s.readFailed(err)
 		}
@@ -36,6 +37,43 @@ func (s *Session) serve() error {
 			return pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ)
 		}
 	}
+}
+
+// parkAfter is how long a transaction-mode client with no server
+// connection may sit idle before its read buffer goes back to the pool.
+const parkAfter = time.Second
+
+// readHeader reads the next client message header. A transaction-mode
+// client that holds no server connection and stays quiet for parkAfter
+// gives its read buffer back and waits on the bare socket, so that
+// thousands of idle clients cost little; busy clients keep their buffer
+// and pay nothing extra.
+func (s *Session) readHeader() (byte, int, error) {
+	if s.l.mode == config.PoolSession || s.c.r.Buffered() > 0 || s.st.idleTxTimeout() > 0 {
+		return wire.ReadHeader(s.c.r, s.c.maxMsg)
+	}
+	s.mu.Lock()
+	idle := s.lease == nil
+	s.mu.Unlock()
+	if !idle {
+		return wire.ReadHeader(s.c.r, s.c.maxMsg)
+	}
+	_ = s.c.Conn.SetReadDeadline(time.Now().Add(parkAfter))
+	typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
+	_ = s.c.Conn.SetReadDeadline(time.Time{})
+	var ne net.Error
+	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+		return typ, n, err
+	}
+	if s.c.r.Buffered() > 0 {
+		// Part of a header arrived; wait for the rest as usual.
+		return wire.ReadHeader(s.c.r, s.c.maxMsg)
+	}
+	s.c.parkReader()
+	if err := s.c.waitUnpark(); err != nil {
+		return 0, 0, err
+	}
+	return wire.ReadHeader(s.c.r, s.c.maxMsg)
 }
 
 // readFailed tells a client that left from one that timed out or sent

@@ -125,7 +125,8 @@ func (s *Session) relay(c *pool.Conn) {
 func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
 	s.c.wmu.Lock()
 	defer s.c.wmu.Unlock()
-	if err := wire.WriteHeader(s.c.w, typ, n); err != nil {
+	w := s.c.writer()
+	if err := wire.WriteHeader(w, typ, n); err != nil {
 		return err, wire.SkipBody(c.R, n)
 	}
 	for n > 0 {
@@ -140,7 +141,7 @@ func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
 			avail = n
 		}
 		b, _ := c.R.Peek(avail)
-		_, werr = s.c.w.Write(b)
+		_, werr = w.Write(b)
 		_, _ = c.R.Discard(avail)
 		n -= avail
 		if werr != nil {
@@ -148,7 +149,7 @@ func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
 		}
 	}
 	if c.R.Buffered() == 0 {
-		werr = s.c.w.Flush()
+		werr = s.c.flush()
 	}
 	return werr, nil
 }
@@ -156,14 +157,15 @@ func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
 func (s *Session) forwardSmall(typ byte, body []byte, flush bool) error {
 	s.c.wmu.Lock()
 	defer s.c.wmu.Unlock()
-	if err := wire.WriteHeader(s.c.w, typ, len(body)); err != nil {
+	w := s.c.writer()
+	if err := wire.WriteHeader(w, typ, len(body)); err != nil {
 		return err
 	}
-	if _, err := s.c.w.Write(body); err != nil {
+	if _, err := w.Write(body); err != nil {
 		return err
 	}
 	if flush {
-		return s.c.w.Flush()
+		return s.c.flush()
 	}
 	return nil
 }

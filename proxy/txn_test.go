@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -311,4 +312,25 @@ func TestTxnOneConnectionManyClients(t *testing.T) {
 		}(i)
 	}
 	wg.Wait()
+}
+
+// An idle transaction-mode client gives its read buffer back after a
+// second; its next query must arrive intact, whichever way it is split.
+func TestTxnIdleClientParksAndWakes(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "10s"))
+	ctx := ctxT(t, 20*time.Second)
+	c := h.ninja(t)
+	for i := 0; i < 2; i++ {
+		time.Sleep(1300 * time.Millisecond)
+		var got int
+		if err := c.QueryRow(ctx, "select $1::int", i).Scan(&got); err != nil || got != i {
+			t.Fatalf("after idling: %d %v", got, err)
+		}
+	}
+	big := strings.Repeat("y", 100000) // larger than a pooled buffer
+	time.Sleep(1300 * time.Millisecond)
+	var n int
+	if err := c.QueryRow(ctx, "select length($1::text)", big).Scan(&n); err != nil || n != len(big) {
+		t.Fatalf("large message after idling: %d %v", n, err)
+	}
 }
