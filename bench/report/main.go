@@ -27,15 +27,15 @@ var targets = []struct{ id, name string }{
 
 // Run is one pgbench run.
 type Run struct {
-	Round     int      `json:"round"`
-	Command   string   `json:"command"`
-	Exit      int      `json:"exit"`
-	TPS       float64  `json:"tps"`
-	LatencyMS float64  `json:"latency_ms"`
-	Processed int64    `json:"transactions"`
-	Failed    int64    `json:"failed_transactions"`
-	OK        bool     `json:"ok"`
-	Errors    []string `json:"errors,omitempty"`
+	Round     int        `json:"round"`
+	Command   string     `json:"command"`
+	Exit      int        `json:"exit"`
+	TPS       float64    `json:"tps"`
+	LatencyMS float64    `json:"latency_ms"`
+	Processed int64      `json:"transactions"`
+	Failed    int64      `json:"failed_transactions"`
+	OK        bool       `json:"ok"`
+	Errors    []errCount `json:"errors,omitempty"`
 	// PrimaryXacts and ReplicaXacts are the server-side transaction counts
 	// (pg_stat_database) during a routing run.
 	PrimaryXacts *int64 `json:"primary_xacts,omitempty"`
@@ -190,29 +190,56 @@ func readRun(base string, round int) Run {
 	run.OK = p.ok
 	// run.sh notes here how pgninja died, if it did during this run.
 	if crash := strings.TrimSpace(readFile(base + ".proxy")); crash != "" {
-		run.Errors = append(run.Errors, crash)
+		run.Errors = append(run.Errors, errCount{crash, 1})
 	}
 	return run
 }
 
+// summarize computes the medians over the successful rounds and merges the
+// rounds' errors: a message is counted over all rounds and, when not every
+// round had it, says which did ("round 2: ...").
 func summarize(row *Row) {
 	var tps, lat []float64
-	var errs []string
+	type agg struct {
+		n      int
+		rounds []string
+	}
+	errs := map[string]*agg{}
+	var order []string
 	for _, run := range row.Runs {
 		if run.OK {
 			tps = append(tps, run.TPS)
 			lat = append(lat, run.LatencyMS)
 		}
 		for _, e := range run.Errors {
-			if len(row.Runs) > 1 {
-				e = fmt.Sprintf("round %d: %s", run.Round, e)
+			a := errs[e.Msg]
+			if a == nil {
+				a = &agg{}
+				errs[e.Msg] = a
+				order = append(order, e.Msg)
 			}
-			errs = append(errs, e)
+			a.n += e.N
+			a.rounds = append(a.rounds, strconv.Itoa(run.Round))
 		}
 	}
 	row.TPSMedian = median(tps)
 	row.LatencyMedian = median(lat)
-	row.Errors = strings.Join(errs, "; ")
+	sort.SliceStable(order, func(i, j int) bool { return errs[order[i]].n > errs[order[j]].n })
+	const maxShown = 4
+	var parts []string
+	for i, msg := range order {
+		if i == maxShown {
+			parts = append(parts, fmt.Sprintf("and %d more (see the JSON)", len(order)-maxShown))
+			break
+		}
+		a := errs[msg]
+		s := errCount{msg, a.n}.String()
+		if len(row.Runs) > 1 && len(a.rounds) < len(row.Runs) {
+			s = "round " + strings.Join(a.rounds, ", ") + ": " + s
+		}
+		parts = append(parts, s)
+	}
+	row.Errors = strings.Join(parts, "; ")
 }
 
 func ratios(rows []*Row) {

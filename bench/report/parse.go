@@ -14,7 +14,20 @@ type pgbenchResult struct {
 	processed int64
 	failed    int64
 	ok        bool
-	errors    []string
+	errors    []errCount
+}
+
+// errCount is one distinct error message and how often it occurred.
+type errCount struct {
+	Msg string `json:"message"`
+	N   int    `json:"count"`
+}
+
+func (e errCount) String() string {
+	if e.N > 1 {
+		return fmt.Sprintf("%s (%d×)", e.Msg, e.N)
+	}
+	return e.Msg
 }
 
 var (
@@ -23,8 +36,12 @@ var (
 	reProcessed = regexp.MustCompile(`(?m)^number of transactions actually processed: ([0-9]+)`)
 	reFailed    = regexp.MustCompile(`(?m)^number of failed transactions: ([0-9]+)`)
 	// "client 3 script 0 aborted in command 1 query 0: " and similar.
-	reClientPrefix = regexp.MustCompile(`^client [0-9]+ (script [0-9]+ )?(aborted in command [0-9]+ (\([a-z]+\) )?query [0-9]+|aborted while establishing connection|aborted)[:]? *`)
-	reSpaces       = regexp.MustCompile(`\s+`)
+	reClientPrefix = regexp.MustCompile(`^client [0-9]+ (script [0-9]+ aborted in command [0-9]+ (\([a-z]+\) )?query [0-9]+: *)?`)
+	// pgbench's two threads write stderr concurrently, so prefixes can come
+	// doubled or torn: "pgbench: pgbench: error: ", "pgbench:  error: ".
+	rePgbenchPrefix = regexp.MustCompile(`^((pgbench|error|fatal):\s*)+`)
+	reSeverity      = regexp.MustCompile(`(ERROR|FATAL|PANIC):\s`)
+	reSpaces        = regexp.MustCompile(`\s+`)
 )
 
 // parsePgbench reads one run's stdout, stderr and exit status. A run is ok
@@ -47,47 +64,48 @@ func parsePgbench(stdout, stderr string, exit int) pgbenchResult {
 	r.errors = stderrErrors(stderr)
 	hasTPS := reTPS.MatchString(stdout)
 	r.ok = exit == 0 && hasTPS && r.failed == 0
+	var why string
 	switch {
 	case exit == 124 || exit == 137:
-		r.errors = append([]string{fmt.Sprintf("pgbench timed out and was killed (exit %d)", exit)}, r.errors...)
+		why = fmt.Sprintf("pgbench timed out and was killed (exit %d)", exit)
 	case exit != 0 && len(r.errors) == 0:
-		r.errors = []string{fmt.Sprintf("pgbench exited %d", exit)}
+		why = fmt.Sprintf("pgbench exited %d", exit)
 	case exit == 0 && !hasTPS && reProcessed.MatchString(stdout) && r.processed == 0:
-		r.errors = append(r.errors, "no transaction completed within -T (connecting took the whole run?)")
+		why = "no transaction completed within -T (connecting took the whole run?)"
 	case exit == 0 && !hasTPS:
-		r.errors = append(r.errors, "no tps in pgbench's output")
+		why = "no tps in pgbench's output"
+	}
+	if why != "" {
+		r.errors = append([]errCount{{why, 1}}, r.errors...)
 	}
 	if r.failed > 0 {
-		r.errors = append(r.errors, fmt.Sprintf("%d failed transactions", r.failed))
+		r.errors = append(r.errors, errCount{fmt.Sprintf("%d failed transactions", r.failed), 1})
 	}
 	return r
 }
 
-// stderrErrors condenses pgbench's error lines: the client prefix is dropped
-// and identical messages are counted, e.g.
-// `ERROR: prepared statement "P_0" does not exist (64×)`.
-func stderrErrors(stderr string) []string {
+// stderrErrors condenses pgbench's error lines: prefixes are dropped and
+// identical messages counted, e.g. `ERROR: prepared statement "P_0" does not
+// exist` ×64. Server errors are kept from their severity on; other lines
+// only when they start as pgbench's own ("pgbench: error: ...").
+func stderrErrors(stderr string) []errCount {
 	counts := map[string]int{}
 	var order []string
 	lines := strings.Split(stderr, "\n")
 	for i := 0; i < len(lines); i++ {
 		l := strings.TrimSpace(lines[i])
 		var msg string
-		for _, p := range []string{"pgbench: error: ", "pgbench: fatal: "} {
-			if strings.HasPrefix(l, p) {
-				msg = strings.TrimPrefix(l, p)
+		if loc := reSeverity.FindStringIndex(l); loc != nil {
+			msg = l[loc[0]:]
+		} else if strings.HasPrefix(l, "pgbench:") {
+			msg = reClientPrefix.ReplaceAllString(rePgbenchPrefix.ReplaceAllString(l, ""), "")
+			// libpq continues a message on indented lines ("Is the server
+			// running..."); keep the first continuation for context.
+			if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "\t") {
+				msg += " " + strings.TrimSpace(lines[i+1])
 			}
 		}
-		if msg == "" {
-			continue
-		}
-		// libpq continues a message on indented lines (DETAIL, HINT, "Is the
-		// server running..."); keep the first continuation for context.
-		if i+1 < len(lines) && strings.HasPrefix(lines[i+1], "\t") && !strings.HasPrefix(strings.TrimSpace(lines[i+1]), "pgbench:") {
-			msg += " " + strings.TrimSpace(lines[i+1])
-		}
-		msg = reClientPrefix.ReplaceAllString(msg, "")
-		msg = reSpaces.ReplaceAllString(msg, " ")
+		msg = reSpaces.ReplaceAllString(strings.TrimSpace(msg), " ")
 		if msg == "" || strings.HasPrefix(msg, "Run was aborted") {
 			continue
 		}
@@ -97,15 +115,9 @@ func stderrErrors(stderr string) []string {
 		counts[msg]++
 	}
 	sort.SliceStable(order, func(a, b int) bool { return counts[order[a]] > counts[order[b]] })
-	if len(order) > 3 {
-		order = order[:3]
-	}
-	out := make([]string, 0, len(order))
+	out := make([]errCount, 0, len(order))
 	for _, m := range order {
-		if counts[m] > 1 {
-			m = fmt.Sprintf("%s (%d×)", m, counts[m])
-		}
-		out = append(out, m)
+		out = append(out, errCount{m, counts[m]})
 	}
 	return out
 }

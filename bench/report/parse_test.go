@@ -39,9 +39,46 @@ func TestParsePreparedThroughPgBouncer(t *testing.T) {
 	stderr.WriteString("pgbench: error: Run was aborted; the above results are incomplete.\n")
 	r := parsePgbench(okOut, stderr.String(), 2)
 	want := []string{`ERROR: prepared statement "P_0" already exists (3×)`, `ERROR: prepared statement "P_0" does not exist`}
-	if r.ok || !reflect.DeepEqual(r.errors, want) {
-		t.Fatalf("got ok=%v errors=%q", r.ok, r.errors)
+	if r.ok || !reflect.DeepEqual(strs(r.errors), want) {
+		t.Fatalf("got ok=%v errors=%q", r.ok, strs(r.errors))
 	}
+}
+
+func TestParseTornLines(t *testing.T) {
+	// pgbench's two threads write stderr at once.
+	stderr := "pgbench: pgbench: error: ERROR:  prepared statement \"P_0\" already exists\n" +
+		"error: ERROR:  prepared statement \"P_0\" already exists\n" +
+		"pgbench: error: pgbench:ERROR:  prepared statement \"P_0\" already exists\n" +
+		" error: ERROR:  prepared statement \"P_0\" already exists\n" +
+		"pgbench:pgbench:  error: client 3 aborted while establishing connection\n"
+	r := parsePgbench(okOut, stderr, 2)
+	want := []string{`ERROR: prepared statement "P_0" already exists (4×)`, `aborted while establishing connection`}
+	if !reflect.DeepEqual(strs(r.errors), want) {
+		t.Fatalf("got %q", strs(r.errors))
+	}
+}
+
+func TestSummarizeMergesRounds(t *testing.T) {
+	row := &Row{Runs: []Run{
+		{Round: 1, Errors: []errCount{{"ERROR: x", 60}, {"ERROR: y", 2}}},
+		{Round: 2, OK: true, TPS: 100, LatencyMS: 1, Errors: nil},
+		{Round: 3, Errors: []errCount{{"ERROR: x", 4}}},
+	}}
+	summarize(row)
+	if want := "round 1, 3: ERROR: x (64×); round 1: ERROR: y (2×)"; row.Errors != want {
+		t.Fatalf("got %q, want %q", row.Errors, want)
+	}
+	if *row.TPSMedian != 100 {
+		t.Fatal(*row.TPSMedian)
+	}
+}
+
+func strs(es []errCount) []string {
+	out := make([]string, len(es))
+	for i, e := range es {
+		out[i] = e.String()
+	}
+	return out
 }
 
 func TestParseConnectionRefused(t *testing.T) {
@@ -49,21 +86,21 @@ func TestParseConnectionRefused(t *testing.T) {
 		"\tIs the server running on that host and accepting TCP/IP connections?\n" +
 		"pgbench: error: could not create connection for initialization\n"
 	r := parsePgbench("pgbench (15.18)\n", stderr, 1)
-	if r.ok || len(r.errors) != 2 || !strings.HasPrefix(r.errors[0], `connection to server at "127.0.0.1", port 27440 failed: Connection refused Is the server`) {
-		t.Fatalf("got %q", r.errors)
+	if r.ok || len(r.errors) != 2 || !strings.HasPrefix(r.errors[0].Msg, `connection to server at "127.0.0.1", port 27440 failed: Connection refused Is the server`) {
+		t.Fatalf("got %q", strs(r.errors))
 	}
 }
 
 func TestParseTimeoutAndEmpty(t *testing.T) {
 	r := parsePgbench("pgbench (15.18)\n", "", 124)
-	if r.ok || len(r.errors) != 1 || !strings.Contains(r.errors[0], "timed out") {
-		t.Fatalf("got %q", r.errors)
+	if r.ok || len(r.errors) != 1 || !strings.Contains(r.errors[0].Msg, "timed out") {
+		t.Fatalf("got %q", strs(r.errors))
 	}
 	zero := strings.Replace(okOut, "104420", "0", 1)
 	zero = zero[:strings.Index(zero, "latency")]
 	r = parsePgbench(zero, "", 0)
-	if r.ok || len(r.errors) != 1 || !strings.Contains(r.errors[0], "no transaction completed") {
-		t.Fatalf("got %q", r.errors)
+	if r.ok || len(r.errors) != 1 || !strings.Contains(r.errors[0].Msg, "no transaction completed") {
+		t.Fatalf("got %q", strs(r.errors))
 	}
 }
 
