@@ -3,6 +3,7 @@ package pool
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
@@ -54,6 +55,22 @@ func (c *Conn) lend() {
 	if !c.leased.CompareAndSwap(false, true) {
 		panic("pool: connection lent twice")
 	}
+}
+
+// quiet reports whether an idle connection has nothing to read. A server
+// that shut down or terminated the backend has sent a FATAL error and
+// closed; lending that connection would fail a request that was never in
+// flight, or hand the client a stale error. The check is one non-blocking
+// read attempt.
+func (c *Conn) quiet() bool {
+	if c.R.Buffered() > 0 {
+		return false
+	}
+	_ = c.SetReadDeadline(time.Now())
+	_, err := c.R.Peek(1)
+	_ = c.SetReadDeadline(time.Time{})
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // MarkBroken records that the connection must not be reused: its protocol

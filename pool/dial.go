@@ -28,7 +28,8 @@ type Target struct {
 // Addr is host:port.
 func (t Target) Addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
 
-func (t Target) connString() string {
+// ConnString is the libpq keyword/value string for t.
+func (t Target) ConnString() string {
 	q := func(s string) string {
 		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
 	}
@@ -44,7 +45,7 @@ func (t Target) connString() string {
 // (wrong password, missing database) comes back as its *pgconn.PgError so
 // the client sees the server's SQLSTATE; anything else is 08006.
 func Dial(ctx context.Context, t Target) (*Conn, error) {
-	cfg, err := pgconn.ParseConfig(t.connString())
+	cfg, err := pgconn.ParseConfig(t.ConnString())
 	if err != nil {
 		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure, "pgninja: bad server settings")
 	}

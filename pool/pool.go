@@ -134,7 +134,7 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 // enough that the server may have gone away, means close or probe it.
 func (p *Pool) vet(ctx context.Context, c *Conn, opts Options) (*Conn, bool) {
 	now := time.Now()
-	if now.Sub(c.created) > opts.MaxLifetime {
+	if now.Sub(c.created) > opts.MaxLifetime || !c.quiet() {
 		p.discard(c)
 		return nil, false
 	}

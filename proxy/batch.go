@@ -26,6 +26,9 @@ type batch struct {
 	sets []parser.SetParam
 	// rollback: the request ends its transaction by rolling back.
 	rollback bool
+	// ddl: the request changes the schema, so function volatility is
+	// read again afterwards.
+	ddl bool
 }
 
 // build rewrites the collected request for server connection c: client
@@ -57,7 +60,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 			} else {
 				cs := s.ensureStmt(b, st, stmt)
 				if cs != nil {
-					s.noteEffects(b, cs.class)
+					s.noteEffects(b, s.classifier.Classify(cs.query))
 				}
 				if cs != nil && cs.server != "" {
 					b.out = appendRenamed(b.out, 'B', append([]byte(portal), 0), cs.server, rest2)
@@ -102,9 +105,9 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		b.plan.add(op{kind: opParse})
 		return
 	}
-	class := s.srv.classifier.Classify(query)
+	class := s.classifier.Classify(query)
 	s.notePins(class)
-	cs := newClientStmt(name, query, types, class)
+	cs := newClientStmt(name, query, types)
 	if name == "" {
 		s.unnamed = cs
 		st.unnamed = cs.hash
@@ -192,7 +195,7 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 // SQL-level prepared statements the connection lacks before it.
 func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 	query := strings.TrimSuffix(string(body), "\x00")
-	class := s.srv.classifier.Classify(query)
+	class := s.classifier.Classify(query)
 	s.noteEffects(b, class)
 	switch {
 	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:
@@ -257,8 +260,11 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 		}
 	}
 	for _, k := range class.StatementKinds {
-		if k == parser.TxnRollback {
+		switch k {
+		case parser.TxnRollback:
 			b.rollback = true
+		case parser.DDL:
+			b.ddl = true
 		}
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/ai-ninja/pgninja/router"
 	"github.com/jackc/pgx/v5"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -22,11 +23,12 @@ import (
 // harness is a pgninja server running in-process in front of the test
 // bed's real primary.
 type harness struct {
-	env   *testbed.Env
-	srv   *proxy.Server
-	pools *pool.Manager
-	addr  string
-	cfg   *config.Config
+	env    *testbed.Env
+	srv    *proxy.Server
+	pools  *pool.Manager
+	addr   string
+	cfg    *config.Config
+	router *router.Router
 }
 
 // startProxy serves a proxy on a free port; extra is YAML appended to the
@@ -38,13 +40,17 @@ func startProxy(t testing.TB, extra string) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return startWith(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: %s\n    port: %s\n", host, port)+extra)
+}
+
+// startWith serves a proxy whose config is the base users plus extra,
+// which must list the backends. With routing enabled the health checker
+// runs for the test's lifetime.
+func startWith(t testing.TB, env *testbed.Env, extra string) *harness {
+	t.Helper()
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
-backends:
-  - name: primary
-    host: %s
-    port: %s
 users:
   - name: ninja
     password: ninja
@@ -58,7 +64,7 @@ users:
     auth: md5
     password: ninja
     server_user: ninja
-`, host, port, env.SuperUser, env.SuperPass) + extra
+`, env.SuperUser, env.SuperPass) + extra
 	cfg, err := config.Parse([]byte(yaml), nil, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -68,7 +74,12 @@ users:
 		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	pools := pool.NewManager(nil)
-	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Log: log, Registry: prometheus.NewRegistry()})
+	reg := prometheus.NewRegistry()
+	rt, health, err := router.FromConfig(cfg, log, reg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,14 +89,20 @@ users:
 	go func() { _ = srv.Serve() }()
 	ctx, cancel := context.WithCancel(context.Background())
 	go pools.Run(ctx, 100*time.Millisecond)
+	if health != nil {
+		go health.Run(ctx)
+	}
 	t.Cleanup(func() {
 		cancel()
+		if health != nil {
+			health.Close()
+		}
 		sctx, c2 := context.WithTimeout(context.Background(), 5*time.Second)
 		defer c2()
 		_ = srv.Shutdown(sctx)
 		pools.Close()
 	})
-	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg}
+	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg, router: rt}
 }
 
 func (h *harness) port() int {

@@ -54,6 +54,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	s.primaryName = primary.Name
 	t := st.target(primary, l)
 	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
+	s.classifier = s.srv.classifiers.forDB(t)
 
 	ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Pool.AcquireTimeout+st.cfg.Pool.ConnectTimeout)
 	defer cancel()

@@ -145,7 +145,7 @@ func (s *Session) send(complete bool) error {
 	if s.l.mode != config.PoolSession {
 		b := s.build(c)
 		out, injected = b.out, b.injected
-		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback}
+		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl}
 	}
 	s.mu.Lock()
 	if cls != nil && complete {

@@ -211,6 +211,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	if !gone && !injected {
 		s.idleInTransactionDeadline(status)
 	}
+	if e.ddl && !sawError {
+		s.srv.classifiers.refresh(s.l.db.DBName)
+	}
 	if release {
 		// The request that was just answered may still be in the middle
 		// of its Flush on the session goroutine: the answer can arrive
@@ -219,7 +222,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.serverWrite.Lock()
 		//lint:ignore SA2001 an empty critical section waits for the writer.
 		s.serverWrite.Unlock()
-		s.pool.Release(c, gone)
+		c.Pool().Release(c, gone)
 	}
 	if violation && !gone {
 		// The server connection is rolled back and reset when the client
@@ -272,7 +275,7 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 	s.openBatch = false
 	gone := s.gone
 	s.mu.Unlock()
-	s.pool.Release(c, false)
+	c.Pool().Release(c, false)
 	if gone {
 		return
 	}

@@ -43,10 +43,10 @@ func (s *Session) requestClass() *parser.Classification {
 		req = req[n:]
 		switch typ {
 		case 'Q':
-			consider(s.srv.classifier.Classify(strings.TrimSuffix(string(body), "\x00")))
+			consider(s.classifier.Classify(strings.TrimSuffix(string(body), "\x00")))
 		case 'P':
 			if _, query, _, ok := parseMsg(body); ok {
-				consider(s.srv.classifier.Classify(query))
+				consider(s.classifier.Classify(query))
 			}
 		case 'B':
 			if _, rest, ok := nameField(body); ok {
@@ -56,7 +56,7 @@ func (s *Session) requestClass() *parser.Classification {
 						cs = s.stmts[name]
 					}
 					if cs != nil {
-						consider(cs.class)
+						consider(s.classifier.Classify(cs.query))
 					}
 				}
 			}

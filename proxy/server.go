@@ -17,7 +17,6 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
-	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
 	"github.com/prometheus/client_golang/prometheus"
@@ -46,7 +45,7 @@ type Server struct {
 	auth        *auth.Authenticator
 	keys        *cancelKeys
 	metrics     *metrics
-	classifier  *parser.Classifier
+	classifiers *classifiers
 	settings    atomic.Pointer[settings]
 
 	clients  atomic.Int64
@@ -73,7 +72,7 @@ func NewServer(d Deps) (*Server, error) {
 		log: d.Log, pools: d.Pools, router: d.Router, consistency: consistency,
 		auth: auth.NewAuthenticator(), keys: newCancelKeys(),
 		metrics: newMetrics(d.Registry), sessions: map[*Session]struct{}{},
-		classifier: parser.NewClassifier(10000, parser.BuiltinVolatility),
+		classifiers: newClassifiers(d.Log),
 	}
 	s.settings.Store(st)
 	return s, nil

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"context"
+	"errors"
 	"sync"
+	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -33,6 +35,7 @@ type expect struct {
 	plan     *plan
 	sets     []parser.SetParam
 	rollback bool
+	ddl      bool
 	// Routing: what the request was and where it went, for the router's
 	// bookkeeping when it completes; lsnFollows: an injected WAL-position
 	// read comes right after it; captureLSN: this is that read.
@@ -58,6 +61,9 @@ type Session struct {
 	pool        *pool.Pool
 	primaryName string
 	pools       map[string]*pool.Pool
+
+	// classifier knows this client's database's functions.
+	classifier *parser.Classifier
 
 	keyPID    uint32
 	keySecret []byte
@@ -175,6 +181,7 @@ func (s *Session) releasable(status byte) bool {
 // that needs the primary while earlier pipelined reads still hold a
 // replica waits for that lease to end rather than run on the replica.
 func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.Decision, error) {
+	noPrimaryUntil := time.Now().Add(2 * s.st.cfg.Routing.HealthCheckInterval)
 	for {
 		s.mu.Lock()
 		c, d, done := s.lease, s.leaseDecision, s.leaseDone
@@ -192,6 +199,12 @@ func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.De
 			d = s.srv.router.Route(cls, &s.rs)
 		}
 		s.mu.Unlock()
+		if errors.Is(d.Err, router.ErrNoPrimary) && time.Now().Before(noPrimaryUntil) {
+			// Health checks may be mid-way through finding the primary
+			// (at start, or during a failover): give them a moment.
+			time.Sleep(50 * time.Millisecond)
+			continue
+		}
 		if d.Err != nil {
 			return nil, d, routeError(d.Err)
 		}

@@ -7,7 +7,6 @@ import (
 	"encoding/hex"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
-	"github.com/ai-ninja/pgninja/parser"
 )
 
 // clientStmt is a statement a client prepared with Parse. On the servers
@@ -20,7 +19,9 @@ type clientStmt struct {
 	// parse is a complete Parse message under the server-side name, kept
 	// to prepare the statement on server connections that lack it.
 	parse []byte
-	class *parser.Classification
+	// query is classified afresh at each use (an LRU hit): a verdict kept
+	// from Parse time would miss a later volatility reload.
+	query string
 }
 
 // sqlStmt is a statement prepared with SQL PREPARE, replayed by its text.
@@ -43,13 +44,13 @@ func parseMsg(body []byte) (name, query string, types []byte, ok bool) {
 }
 
 // newClientStmt builds the server-side form of a client's Parse.
-func newClientStmt(name, query string, types []byte, class *parser.Classification) *clientStmt {
+func newClientStmt(name, query string, types []byte) *clientStmt {
 	sum := sha256.New()
 	sum.Write([]byte(query))
 	sum.Write([]byte{0})
 	sum.Write(types)
 	digest := sum.Sum(nil)
-	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), class: class}
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query}
 	if name != "" {
 		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/ai-ninja/pgninja/router"
 	"github.com/ai-ninja/pgninja/sidecar"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -47,7 +48,11 @@ func runServe(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pools := pool.NewManager(nil)
 	defer pools.Close()
-	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Log: log, Registry: reg})
+	rt, health, err := router.FromConfig(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg})
 	if err != nil {
 		return err
 	}
@@ -66,6 +71,10 @@ func runServe(ctx context.Context, args []string) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go pools.Run(runCtx, time.Second)
+	if health != nil {
+		go health.Run(runCtx)
+		defer health.Close()
+	}
 	sideDone := make(chan struct{})
 	go func() {
 		defer close(sideDone)
