@@ -37,6 +37,9 @@ testbed-status: ## show the test bed's services
 vet: ## go vet ./...
 	$(GO) vet ./...
 
+# Packages run one at a time (-p 1): they share one test bed, and some tests
+# pause replay or load the replica, which would skew routing tests running
+# beside them on a 2-core machine.
 # The test bed stays up afterwards so re-runs are fast. The first cgo build
 # of pg_query_go takes several minutes. Fuzz seed corpora run as plain tests.
 test: ## start the test bed, then go vet + go test every package against it
@@ -44,7 +47,7 @@ test: ## start the test bed, then go vet + go test every package against it
 	eval "$$($(TESTBED) env)"; \
 	echo "test bed: primary=$$PGNINJA_TEST_PRIMARY replica=$$PGNINJA_TEST_REPLICA redis=$$PGNINJA_TEST_REDIS"; \
 	$(GO) vet ./...; \
-	$(GO) test -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
+	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 
 demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 	TESTBED_PORT=$(DEMO_TESTBED_PORT) scripts/demo.sh

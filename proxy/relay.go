@@ -59,17 +59,21 @@ func (s *Session) relay(c *pool.Conn) {
 			}
 			status := body[0]
 			c.TxStatus = status
-			if !swallow && !clientDead {
-				clientDead = s.forwardSmall(typ, body, true) != nil
-			}
 			if head.captureLSN && haveLSN {
 				s.mu.Lock()
 				s.committedAt(capturedLSN)
 				s.mu.Unlock()
 			}
-			done := s.readyForQuery(c, status, head, sawError)
+			// The session's state is settled before the client sees
+			// ReadyForQuery: a client that leaves the moment it has its
+			// answer then finds its connection idle, so it is reset and
+			// reused rather than closed as busy.
+			after := s.readyForQuery(c, status, head, sawError)
+			if !swallow && !clientDead {
+				clientDead = s.forwardSmall(typ, body, true) != nil
+			}
 			haveHead, sawError, haveLSN = false, false, false
-			if done {
+			if s.afterReady(c, after) {
 				return
 			}
 			continue
@@ -182,14 +186,29 @@ func isFatalError(c *pool.Conn, n int) bool {
 	return len(sev) >= 5 && (sev[:5] == "FATAL" || sev[:5] == "PANIC")
 }
 
+// readyAfter is what remains to do once the client has its ReadyForQuery.
+type readyAfter struct {
+	release   bool
+	violation bool
+	drain     bool
+}
+
 // readyForQuery settles a ReadyForQuery: it pops what it answered, keeps
-// the session settings the request committed and, at a safe point, gives
-// the connection back. It reports whether the relay is done with c.
-func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool) bool {
+// the session settings the request committed and decides whether this is
+// the safe point to give the connection back (detaching it at once, so
+// the session's next request leases afresh).
+func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool) readyAfter {
 	injected := e.injected
 	s.mu.Lock()
 	if len(s.pending) > 0 {
 		s.pending = s.pending[1:]
+	}
+	if injected && s.gone && sawError {
+		// A cleanup statement failed: the connection's state is unknown.
+		c.MarkBroken()
+	}
+	if e.reset && !sawError {
+		c.State = nil // what the proxy knew of the session is gone with it
 	}
 	var violation bool
 	if !injected {
@@ -214,7 +233,13 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	if e.ddl && !sawError {
 		s.srv.classifiers.refresh(s.l.db.DBName)
 	}
-	if release {
+	return readyAfter{release: release, violation: violation && !gone, drain: safe && draining && !gone && status == 'I'}
+}
+
+// afterReady finishes a ReadyForQuery once the client has it, and reports
+// whether the relay is done with c.
+func (s *Session) afterReady(c *pool.Conn, a readyAfter) bool {
+	if a.release {
 		// The request that was just answered may still be in the middle
 		// of its Flush on the session goroutine: the answer can arrive
 		// before the write call returns. Handing c over before that write
@@ -222,17 +247,18 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.serverWrite.Lock()
 		//lint:ignore SA2001 an empty critical section waits for the writer.
 		s.serverWrite.Unlock()
-		c.Pool().Release(c, gone)
+		// A client that left had its cleanup sent by leave.
+		c.Pool().Release(c, false)
 	}
-	if violation && !gone {
+	if a.violation {
 		// The server connection is rolled back and reset when the client
 		// is gone, as for any client that leaves mid-transaction.
 		s.kill(pgerr.Fatal(pgerr.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode"))
 	}
-	if safe && draining && !gone && status == 'I' {
+	if a.drain {
 		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
 	}
-	return release
+	return a.release
 }
 
 // settleSets keeps SETs that took effect: at once outside a transaction,

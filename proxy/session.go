@@ -44,6 +44,8 @@ type expect struct {
 	decision   router.Decision
 	lsnFollows bool
 	captureLSN bool
+	// reset: this is the reset query sent after the client left.
+	reset bool
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -309,8 +311,9 @@ func (s *Session) kill(err error) {
 }
 
 // leave returns the server connection after the client has gone. An idle
-// connection gets an empty query so the relay wakes, sees the client gone,
-// and hands it back with a reset; a busy one is closed, because its
+// connection is sent its cleanup (ROLLBACK when inside a transaction, then
+// the reset query) in one write; the relay, which wakes on the answers,
+// hands it back once they succeed. A busy one is closed, because its
 // results have nobody to go to and its state cannot be vouched for.
 func (s *Session) leave() {
 	s.mu.Lock()
@@ -326,10 +329,20 @@ func (s *Session) leave() {
 		_ = c.Conn.Close()
 		return
 	}
-	s.pending = append(s.pending, expect{injected: true})
+	var cleanup []byte
+	if s.txStatus != 'I' {
+		cleanup = appendQuery(cleanup, "ROLLBACK")
+		s.pending = append(s.pending, expect{injected: true})
+	}
+	// Without a reset query an empty query still wakes the relay.
+	cleanup = appendQuery(cleanup, s.st.cfg.Pool.ResetQuery)
+	s.pending = append(s.pending, expect{injected: true, reset: s.st.cfg.Pool.ResetQuery != ""})
 	s.mu.Unlock()
 	s.serverWrite.Lock()
-	err := writeQuery(c, "")
+	_, err := c.W.Write(cleanup)
+	if err == nil {
+		err = c.W.Flush()
+	}
 	s.serverWrite.Unlock()
 	if err != nil {
 		c.MarkBroken()
