@@ -173,6 +173,7 @@ if [[ -n "$PGNINJA_REF" ]]; then
 	git archive "$PGNINJA_COMMIT" | tar -x -C "$WORK/src"
 	(cd "$WORK/src" && CGO_ENABLED=1 go build -o "$WORK/bin/pgninja" ./cmd/pgninja)
 	PGNINJA_BIN="$WORK/bin/pgninja"
+	PGNINJA_SRC="$WORK/src"
 else
 	PGNINJA_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 	git diff --quiet HEAD -- . ':!bench' 2>/dev/null && [[ -z "$(git ls-files --others --exclude-standard -- . ':!bench')" ]] ||
@@ -181,7 +182,11 @@ else
 	mkdir -p bin
 	CGO_ENABLED=1 go build -o bin/pgninja ./cmd/pgninja
 	PGNINJA_BIN="$ROOT/bin/pgninja"
+	PGNINJA_SRC="$ROOT"
 fi
+# Routing is switched on by a `routing:` section; with a pgninja whose config
+# has none (it rejects unknown keys) the routing row runs without it.
+if grep -q 'yaml:"routing"' "$PGNINJA_SRC/config/config.go" 2>/dev/null; then ROUTING_SECTION=1; else ROUTING_SECTION=0; fi
 go build -o "$WORK/bin/idleclients" ./bench/idleclients
 go build -o "$WORK/bin/report" ./bench/report
 
@@ -249,15 +254,28 @@ users:
   - name: postgres
     auth: trust
     password: postgres
-backends:
 EOF
 		if [[ "$group" == routing ]]; then
+			if ((ROUTING_SECTION)); then
+				cat <<EOF
+routing:
+  enabled: true
+  health_check_user: postgres
+  health_check_password: postgres
+EOF
+			fi
 			cat <<EOF
+backends:
   - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 0}
   - {name: replica, host: 127.0.0.1, port: $REPLICA_PORT, role: replica, weight: 1}
+routing:
+  enabled: true
+  health_check_user: postgres
+  health_check_password: postgres
 EOF
 		else
 			cat <<EOF
+backends:
   - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 1}
 EOF
 		fi
