@@ -3,7 +3,7 @@ package parser
 import (
 	"context"
 	"errors"
-	"os"
+	"github.com/ai-ninja/pgninja/internal/testbed"
 	"testing"
 	"time"
 
@@ -85,16 +85,13 @@ func TestBuiltinVolatility(t *testing.T) {
 	}
 }
 
-// TestLoadVolatilityFromServer runs against the test bed primary when
-// PGNINJA_TEST_PRIMARY (host:port, superuser postgres/postgres) is set.
+// TestLoadVolatilityFromServer reads pg_proc on the test bed's primary
+// (it fails under CI when the test bed is missing).
 func TestLoadVolatilityFromServer(t *testing.T) {
-	addr := os.Getenv("PGNINJA_TEST_PRIMARY")
-	if addr == "" {
-		t.Skip("PGNINJA_TEST_PRIMARY not set")
-	}
+	env := testbed.Require(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgconn.Connect(ctx, "postgres://postgres:postgres@"+addr+"/postgres?sslmode=disable")
+	conn, err := pgconn.Connect(ctx, env.SuperDSN("postgres"))
 	if err != nil {
 		t.Fatal(err)
 	}
