@@ -268,10 +268,6 @@ EOF
 backends:
   - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 0}
   - {name: replica, host: 127.0.0.1, port: $REPLICA_PORT, role: replica, weight: 1}
-routing:
-  enabled: true
-  health_check_user: postgres
-  health_check_password: postgres
 EOF
 		else
 			cat <<EOF
