@@ -57,8 +57,11 @@ listen: $LISTEN
 admin_listen: $ADMIN
 log_level: info
 pool:
-  mode: session
+  mode: transaction
   max_size: 20
+routing:
+  enabled: true
+  consistency: read_your_writes
 backends:
   - name: primary
     host: 127.0.0.1
