@@ -194,8 +194,8 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 // buildQuery tracks a simple query's effects on session state, replaying
 // SQL-level prepared statements the connection lacks before it.
 func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
-	query := strings.TrimSuffix(string(body), "\x00")
-	class := s.classifier.Classify(query)
+	class := s.classifyQuery(body)
+	query := s.memoQuery
 	s.noteEffects(b, class)
 	switch {
 	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:

@@ -132,6 +132,9 @@ func (s *Session) collect(typ byte, n int) error {
 // message the server answers with ReadyForQuery.
 func (s *Session) send(complete bool) error {
 	defer s.resetRequest()
+	// The memo lives for one request: a volatility reload must reach the
+	// next one.
+	s.memoClass = nil
 	var cls *parser.Classification
 	if s.routed() {
 		cls = s.requestClass()

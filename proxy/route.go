@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
-	"strings"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -43,7 +42,7 @@ func (s *Session) requestClass() *parser.Classification {
 		req = req[n:]
 		switch typ {
 		case 'Q':
-			consider(s.classifier.Classify(strings.TrimSuffix(string(body), "\x00")))
+			consider(s.classifyQuery(body))
 		case 'P':
 			if _, query, _, ok := parseMsg(body); ok {
 				consider(s.classifier.Classify(query))
@@ -68,6 +67,21 @@ func (s *Session) requestClass() *parser.Classification {
 		return primaryOnly
 	}
 	return best
+}
+
+// classifyQuery classifies a Query message body (NUL-terminated SQL). The
+// comparison with the memo does not copy the body.
+func (s *Session) classifyQuery(body []byte) *parser.Classification {
+	sql := body
+	if n := len(sql); n > 0 && sql[n-1] == 0 {
+		sql = sql[:n-1]
+	}
+	if s.memoClass != nil && string(sql) == s.memoQuery {
+		return s.memoClass
+	}
+	s.memoQuery = string(sql)
+	s.memoClass = s.classifier.Classify(s.memoQuery)
+	return s.memoClass
 }
 
 // primaryOnly classifies requests with no statement of their own.

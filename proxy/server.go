@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -296,9 +295,3 @@ func (s *Server) Shutdown(ctx context.Context) error {
 
 // ClientCount is the number of connected clients.
 func (s *Server) ClientCount() int64 { return s.clients.Load() }
-
-func portOf(addr string) int {
-	_, p, _ := net.SplitHostPort(addr)
-	n, _ := strconv.Atoi(p)
-	return n
-}

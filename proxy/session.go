@@ -66,6 +66,11 @@ type Session struct {
 
 	// classifier knows this client's database's functions.
 	classifier *parser.Classifier
+	// memoQuery and memoClass remember the simple query classified for
+	// the current request, so routing and the batch builder share one
+	// lookup; send clears them.
+	memoQuery string
+	memoClass *parser.Classification
 
 	keyPID    uint32
 	keySecret []byte
