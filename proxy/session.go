@@ -225,9 +225,11 @@ func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.De
 }
 
 // mustLeaveReplica: the lease is on a replica outside a transaction (held
-// only by pipelined reads) and cls must run on the primary. s.mu is held.
+// only by pipelined reads) and cls must run on the primary. Inside an
+// unfinished extended-protocol batch (sent on ahead of its Sync) the rest
+// of the batch belongs on the same server, so it stays. s.mu is held.
 func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
-	if !s.routed() || s.leaseDecision.Target != router.Replica || s.rs.InTxn {
+	if !s.routed() || s.leaseDecision.Target != router.Replica || s.rs.InTxn || s.openBatch {
 		return false
 	}
 	return router.Decide(cls, &s.rs).Target == router.Primary
