@@ -138,6 +138,11 @@ func (s *Session) send(complete bool) error {
 	var cls *parser.Classification
 	if s.routed() {
 		cls = s.requestClass()
+		// An unknown hint is refused whether or not the request would
+		// route afresh (a held lease skips routing).
+		if cls.HintErr != nil {
+			return s.refuse(routeError(cls.HintErr), complete)
+		}
 	}
 	c, d, err := s.ensureLease(cls)
 	if err != nil {

@@ -228,11 +228,23 @@ func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.De
 // only by pipelined reads) and cls must run on the primary. Inside an
 // unfinished extended-protocol batch (sent on ahead of its Sync) the rest
 // of the batch belongs on the same server, so it stays. s.mu is held.
+//
+// A lease held only by the proxy's own statements (the WAL-position read
+// after a commit) ends in a moment; the request waits for that and is
+// routed afresh rather than riding along wherever the last one went.
 func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
-	if !s.routed() || s.leaseDecision.Target != router.Replica || s.rs.InTxn || s.openBatch {
+	if !s.routed() || s.rs.InTxn || s.openBatch || s.pinned != 0 {
 		return false
 	}
-	return router.Decide(cls, &s.rs).Target == router.Primary
+	if s.leaseDecision.Target == router.Replica && router.Decide(cls, &s.rs).Target == router.Primary {
+		return true
+	}
+	for _, e := range s.pending {
+		if !e.injected {
+			return false
+		}
+	}
+	return len(s.pending) > 0
 }
 
 // acquire leases from the decided backend. A replica that cannot give a
