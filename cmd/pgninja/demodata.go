@@ -7,8 +7,6 @@ import (
 	"sort"
 
 	"github.com/ai-ninja/pgninja/migrations/demodata"
-	"github.com/ai-ninja/pgninja/sidecar"
-	"github.com/ai-ninja/pgninja/sidecar/pgtool"
 )
 
 func runDemoData(ctx context.Context, args []string) error {
@@ -20,20 +18,12 @@ func runDemoData(ctx context.Context, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	target, cfg, err := db.target()
+	m, err := db.openMaintenance(ctx)
 	if err != nil {
 		return err
 	}
-	log := cliLogger()
-	pm, err := sidecar.PartitionManager(cfg, log)
-	if err != nil {
-		return err
-	}
-	conn, err := pgtool.Connect(ctx, target)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer m.close(ctx)
+	target, log, pm, conn := m.target, m.log, m.pm, m.conn
 	fmt.Printf("loading demo data into %s: %d call records over %d months\n", target, *rows, *months)
 	sum, err := demodata.Load(ctx, conn, demodata.Options{
 		Rows: *rows, Months: *months, Partitions: pm,

@@ -17,7 +17,9 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/migrations"
 	"github.com/ai-ninja/pgninja/sidecar"
+	"github.com/ai-ninja/pgninja/sidecar/partition"
 	"github.com/ai-ninja/pgninja/sidecar/pgtool"
+	"github.com/jackc/pgx/v5"
 )
 
 func runMigrate(ctx context.Context, args []string) error {
@@ -146,6 +148,35 @@ func (d *dbFlags) target() (pgtool.Target, *config.Config, error) {
 	t, err := sidecar.PrimaryTarget(cfg)
 	return t, cfg, err
 }
+
+// maintenance is what the partition-aware commands share: the primary and
+// its config, a logger, the partition manager and an open connection.
+type maintenance struct {
+	target pgtool.Target
+	cfg    *config.Config
+	log    *slog.Logger
+	pm     *partition.Manager
+	conn   *pgx.Conn
+}
+
+func (d *dbFlags) openMaintenance(ctx context.Context) (*maintenance, error) {
+	target, cfg, err := d.target()
+	if err != nil {
+		return nil, err
+	}
+	log := cliLogger()
+	pm, err := sidecar.PartitionManager(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := pgtool.Connect(ctx, target)
+	if err != nil {
+		return nil, err
+	}
+	return &maintenance{target: target, cfg: cfg, log: log, pm: pm, conn: conn}, nil
+}
+
+func (m *maintenance) close(ctx context.Context) { m.conn.Close(context.WithoutCancel(ctx)) }
 
 // cliLogger logs to stderr for the maintenance commands.
 func cliLogger() *slog.Logger {

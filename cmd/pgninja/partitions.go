@@ -11,7 +11,6 @@ import (
 
 	"github.com/ai-ninja/pgninja/sidecar"
 	"github.com/ai-ninja/pgninja/sidecar/partition"
-	"github.com/ai-ninja/pgninja/sidecar/pgtool"
 )
 
 func runPartitions(ctx context.Context, args []string) error {
@@ -37,20 +36,12 @@ func runPartitions(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	target, cfg, err := db.target()
+	m, err := db.openMaintenance(ctx)
 	if err != nil {
 		return err
 	}
-	log := cliLogger()
-	pm, err := sidecar.PartitionManager(cfg, log)
-	if err != nil {
-		return err
-	}
-	conn, err := pgtool.Connect(ctx, target)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
+	defer m.close(ctx)
+	cfg, pm, conn := m.cfg, m.pm, m.conn
 
 	switch sub {
 	case "status":
