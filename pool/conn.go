@@ -3,12 +3,12 @@ package pool
 import (
 	"bufio"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync/atomic"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -60,17 +60,14 @@ func (c *Conn) lend() {
 // quiet reports whether an idle connection has nothing to read. A server
 // that shut down or terminated the backend has sent a FATAL error and
 // closed; lending that connection would fail a request that was never in
-// flight, or hand the client a stale error. The check is one non-blocking
-// read attempt.
+// flight, or hand the client a stale error. The check peeks at the socket
+// without waiting.
 func (c *Conn) quiet() bool {
 	if c.R.Buffered() > 0 {
 		return false
 	}
-	_ = c.SetReadDeadline(time.Now())
-	_, err := c.R.Peek(1)
-	_ = c.SetReadDeadline(time.Time{})
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout()
+	pending, ok := rawconn.Pending(c.Conn)
+	return !ok || !pending
 }
 
 // MarkBroken records that the connection must not be reused: its protocol
@@ -89,10 +86,11 @@ func newConn(hj *pgconn.HijackedConn, addr string) *Conn {
 	for k, v := range hj.ParameterStatuses {
 		params[k] = v
 	}
+	nc := rawconn.Wrap(hj.Conn)
 	return &Conn{
-		Conn:      hj.Conn,
-		R:         bufio.NewReaderSize(hj.Conn, serverBufSize),
-		W:         bufio.NewWriterSize(hj.Conn, serverBufSize),
+		Conn:      nc,
+		R:         bufio.NewReaderSize(nc, serverBufSize),
+		W:         bufio.NewWriterSize(nc, serverBufSize),
 		PID:       hj.PID,
 		Secret:    hj.SecretKey,
 		Addr:      addr,

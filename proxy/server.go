@@ -16,6 +16,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
 	"github.com/prometheus/client_golang/prometheus"
@@ -162,6 +163,7 @@ func (s *Server) accept(ln net.Listener) error {
 			_ = tc.SetNoDelay(true)
 			_ = tc.SetKeepAlive(true)
 		}
+		nc = rawconn.Wrap(nc)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()

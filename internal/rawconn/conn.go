@@ -1,0 +1,302 @@
+package rawconn
+
+import (
+	"io"
+	"iter"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+)
+
+// Conn is a net.Conn whose Read and Write use raw system calls. Deadlines
+// and the addresses are the wrapped connection's own.
+//
+// Reads run in a coroutine that stays inside one RawConn.Read for as long
+// as it can. Within that call the poller's readiness flag is never reset,
+// so after a read that drained the socket the coroutine waits for the
+// poller at once, without the read that would only return EAGAIN: that
+// saves one system call each time the proxy waits for a peer, which is
+// twice per transaction.
+type Conn struct {
+	net.Conn
+	rc syscall.RawConn
+
+	// rmu serialises Read and guards the coroutine; the fields below it
+	// carry Read's buffer in and the result out, so that nothing is
+	// allocated per call.
+	rmu     sync.Mutex
+	closing atomic.Bool
+	closed  bool
+	next    func() (result, bool)
+	stop    func()
+	yield   func(result) bool
+	rbuf    []byte
+	readFn  func(fd uintptr) bool
+
+	// dmu guards the caller's read deadline; armed (Unix nanoseconds, 0
+	// when off) is the safety deadline of deadline.go.
+	dmu    sync.Mutex
+	userRD time.Time
+	armed  atomic.Int64
+
+	wmu     sync.Mutex
+	wbuf    []byte
+	wn      int
+	werr    syscall.Errno
+	writeFn func(fd uintptr) bool
+}
+
+type result struct {
+	n   int
+	err error
+}
+
+// Wrap returns c with raw reads and writes when c is a socket the runtime
+// polls (TCP or unix), and c itself otherwise.
+func Wrap(c net.Conn) net.Conn {
+	if _, ok := c.(*Conn); ok {
+		return c
+	}
+	sc, ok := c.(syscall.Conn)
+	if !ok {
+		return c
+	}
+	rc, err := sc.SyscallConn()
+	if err != nil {
+		return c
+	}
+	w := &Conn{Conn: c, rc: rc}
+	w.readFn = w.readSome
+	w.writeFn = w.writeAll
+	return w
+}
+
+// Read reads what the socket has, waiting until it has something.
+func (c *Conn) Read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.closed {
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	if c.next == nil {
+		c.next, c.stop = iter.Pull(c.reads)
+	}
+	c.rbuf = b
+	r, ok := c.next()
+	c.rbuf = nil
+	if !ok {
+		c.next, c.stop = nil, nil
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	if r.err != nil && c.closing.Load() {
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	return r.n, r.err
+}
+
+// ReadIdle reads like Read, but first ends the read coroutine, so that a
+// connection that may stay quiet for long holds no goroutine while it
+// waits. The next Read starts a new coroutine.
+func (c *Conn) ReadIdle(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.closed {
+		return 0, c.opError("read", net.ErrClosed)
+	}
+	if c.stop != nil {
+		c.stop()
+		c.next, c.stop = nil, nil
+	}
+	c.disarmSafety() // this read probes first
+	c.rbuf = b
+	defer func() { c.rbuf = nil }()
+	var r result
+	err := c.rc.Read(func(fd uintptr) bool {
+		var again bool
+		r, again = c.readOnce(fd)
+		return !again
+	})
+	if err != nil {
+		if c.closing.Load() {
+			return 0, c.opError("read", net.ErrClosed)
+		}
+		return 0, err
+	}
+	return r.n, r.err
+}
+
+// reads is the coroutine behind Read. A RawConn.Read ends only with an
+// error (a deadline, a close); the next one starts afresh.
+func (c *Conn) reads(yield func(result) bool) {
+	c.yield = yield
+	for {
+		err := c.rc.Read(c.readFn)
+		if c.yield == nil {
+			return // stopped from inside readSome
+		}
+		if err == nil || c.safetyExpired(err) {
+			continue
+		}
+		if !yield(result{err: err}) {
+			return
+		}
+	}
+}
+
+// readOnce reads into c.rbuf; again means the socket had nothing.
+func (c *Conn) readOnce(fd uintptr) (r result, again bool) {
+	b := c.rbuf
+	for {
+		n, _, e := syscall.RawSyscall(syscall.SYS_READ, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+		switch e {
+		case 0:
+			if n == 0 {
+				return result{err: io.EOF}, false
+			}
+			return result{n: int(n)}, false
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return result{}, true
+		}
+		return result{err: c.opError("read", os.NewSyscallError("read", e))}, false
+	}
+}
+
+// readSome runs inside RawConn.Read. It hands each read to Read through
+// yield and comes back here for the next one.
+func (c *Conn) readSome(fd uintptr) bool {
+	for {
+		size := len(c.rbuf)
+		r, again := c.readOnce(fd)
+		if again {
+			return false
+		}
+		if !c.yield(r) {
+			c.yield = nil
+			return true
+		}
+		// A read that left room in the buffer drained the socket: any data
+		// sent since has made the poller ready, so wait for it instead of
+		// asking the kernel again (see probeAfter for the end of stream).
+		if r.err == nil && r.n < size {
+			c.armSafety()
+			return false
+		}
+	}
+}
+
+func (c *Conn) writeAll(fd uintptr) bool {
+	for c.wn < len(c.wbuf) {
+		p := c.wbuf[c.wn:]
+		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
+		switch e {
+		case 0:
+			c.wn += int(n)
+		case syscall.EINTR:
+		case syscall.EAGAIN:
+			return false
+		default:
+			c.werr = e
+			return true
+		}
+	}
+	return true
+}
+
+// Write writes all of b, waiting while the socket's buffer is full.
+func (c *Conn) Write(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	c.wbuf, c.wn, c.werr = b, 0, 0
+	err := c.rc.Write(c.writeFn)
+	n, e := c.wn, c.werr
+	c.wbuf = nil
+	if err != nil {
+		return n, err
+	}
+	if e != 0 {
+		return n, c.opError("write", os.NewSyscallError("write", e))
+	}
+	return n, nil
+}
+
+// Close closes the socket. The read coroutine holds the descriptor while
+// it waits, and the socket's own Close waits for every holder, so the
+// coroutine is woken and ended first.
+func (c *Conn) Close() error {
+	c.closing.Store(true)
+	// A past deadline wakes a Read that waits; seeing closing, it reports
+	// the close rather than a timeout.
+	_ = c.SetReadDeadline(time.Unix(1, 0))
+	c.rmu.Lock()
+	c.closed = true
+	if c.stop != nil {
+		c.stop()
+		c.next, c.stop = nil, nil
+	}
+	c.rmu.Unlock()
+	return c.Conn.Close()
+}
+
+// Pending reports whether the socket has bytes to read (or its peer
+// closed it), without consuming them or waiting.
+func (c *Conn) Pending() bool { return peek(c.rc) }
+
+// Pending is Conn.Pending for any socket, also under TLS (where pending
+// bytes are a record the peer sent); ok is false when nc has no socket to
+// look at.
+func Pending(nc net.Conn) (pending, ok bool) {
+	for {
+		switch c := nc.(type) {
+		case *Conn:
+			return c.Pending(), true
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+			continue
+		case syscall.Conn:
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return false, false
+			}
+			return peek(rc), true
+		}
+		return false, false
+	}
+}
+
+func peek(rc syscall.RawConn) bool {
+	var pending bool
+	err := rc.Control(func(fd uintptr) {
+		var one [1]byte
+		for {
+			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+			if e == syscall.EINTR {
+				continue
+			}
+			// Data, end of stream (n == 0) and a socket error all mean
+			// the connection is not idle and clean.
+			pending = e != syscall.EAGAIN
+			return
+		}
+	})
+	return pending || err != nil
+}
+
+func (c *Conn) opError(op string, err error) error {
+	return &net.OpError{Op: op, Net: c.LocalAddr().Network(), Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: err}
+}

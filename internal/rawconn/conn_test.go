@@ -1,0 +1,305 @@
+package rawconn
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"testing"
+	"time"
+)
+
+// pair returns both ends of a loopback TCP connection, the dialled end
+// wrapped.
+func pair(t *testing.T) (*Conn, net.Conn) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			accepted <- nil
+			return
+		}
+		accepted <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := <-accepted
+	if peer == nil {
+		t.Fatal("accept failed")
+	}
+	w, ok := Wrap(d).(*Conn)
+	if !ok {
+		t.Fatal("a TCP connection was not wrapped")
+	}
+	t.Cleanup(func() { w.Close(); peer.Close() })
+	return w, peer
+}
+
+func TestWrapLeavesOthersAlone(t *testing.T) {
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if Wrap(a) != a {
+		t.Fatal("a pipe has no socket; Wrap must return it as it is")
+	}
+	c, _ := pair(t)
+	if Wrap(c) != net.Conn(c) {
+		t.Fatal("wrapping twice")
+	}
+}
+
+func TestReadWrite(t *testing.T) {
+	tests := []struct {
+		name    string
+		size    int // bytes the peer sends at once
+		bufSize int // size of each Read's buffer
+	}{
+		{"small message, large buffer", 5, 8192},
+		{"message fills the buffer exactly", 64, 64},
+		{"message larger than the buffer", 100_000, 1000},
+		{"one byte at a time", 10, 1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			c, peer := pair(t)
+			want := bytes.Repeat([]byte("pgninja!"), tc.size/8+1)[:tc.size]
+			go peer.Write(want)
+			got := make([]byte, 0, tc.size)
+			buf := make([]byte, tc.bufSize)
+			_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+			for len(got) < tc.size {
+				n, err := c.Read(buf)
+				if err != nil {
+					t.Fatalf("after %d bytes: %v", len(got), err)
+				}
+				got = append(got, buf[:n]...)
+			}
+			if !bytes.Equal(got, want) {
+				t.Fatal("read bytes differ from those sent")
+			}
+			// And back: a write larger than the socket buffers has to
+			// wait for the peer to read.
+			big := bytes.Repeat([]byte{7}, 4<<20)
+			done := make(chan error, 1)
+			go func() { _, err := c.Write(big); done <- err }()
+			back, err := io.ReadAll(io.LimitReader(peer, int64(len(big))))
+			if err != nil || !bytes.Equal(back, big) {
+				t.Fatalf("peer read %d bytes, %v", len(back), err)
+			}
+			if err := <-done; err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// A reader that waited after draining the socket must see what arrives
+// later, however it is timed: this is the read the coroutine skips.
+func TestPingPongNeverStalls(t *testing.T) {
+	c, peer := pair(t)
+	go func() {
+		buf := make([]byte, 64)
+		for {
+			n, err := peer.Read(buf)
+			if err != nil {
+				return
+			}
+			if _, err := peer.Write(buf[:n]); err != nil {
+				return
+			}
+		}
+	}()
+	buf := make([]byte, 8192)
+	for i := 0; i < 20000; i++ {
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := c.Write([]byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+		n, err := c.Read(buf)
+		if err != nil {
+			t.Fatalf("round %d: %v", i, err)
+		}
+		if n != 1 || buf[0] != byte(i) {
+			t.Fatalf("round %d: got %v", i, buf[:n])
+		}
+	}
+}
+
+func TestEndOfStream(t *testing.T) {
+	c, peer := pair(t)
+	peer.Write([]byte("bye"))
+	peer.Close()
+	got, err := io.ReadAll(c)
+	if err != nil || string(got) != "bye" {
+		t.Fatalf("got %q, %v", got, err)
+	}
+	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("read after the end: %v, want io.EOF", err)
+	}
+}
+
+// Data and the peer's FIN that arrive before one read make the poller
+// ready once; the read that follows the data must still see the end.
+func TestEndOfStreamAfterDataInOneWakeUp(t *testing.T) {
+	for i := 0; i < 20; i++ {
+		c, peer := pair(t)
+		buf := make([]byte, 64)
+		peer.Write([]byte("x")) // start the coroutine waiting on the poller
+		if _, err := c.Read(buf); err != nil {
+			t.Fatal(err)
+		}
+		peer.Write([]byte("last words"))
+		peer.Close()
+		time.Sleep(5 * time.Millisecond) // both arrive before the next read
+		_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		got, err := io.ReadAll(c)
+		if err != nil || string(got) != "last words" {
+			t.Fatalf("got %q, %v; want the data, then io.EOF well before the deadline", got, err)
+		}
+	}
+}
+
+func TestDeadlineThenMore(t *testing.T) {
+	c, peer := pair(t)
+	_ = c.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
+	_, err := c.Read(make([]byte, 10))
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || !errors.Is(err, os.ErrDeadlineExceeded) {
+		t.Fatalf("want a timeout, got %v", err)
+	}
+	// The connection stays usable once the deadline is lifted.
+	_ = c.SetReadDeadline(time.Time{})
+	peer.Write([]byte("late"))
+	buf := make([]byte, 10)
+	n, err := c.Read(buf)
+	if err != nil || string(buf[:n]) != "late" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+}
+
+func TestCloseWakesReader(t *testing.T) {
+	for _, name := range []string{"Read", "ReadIdle"} {
+		t.Run(name, func(t *testing.T) {
+			c, _ := pair(t)
+			read := c.Read
+			if name == "ReadIdle" {
+				read = c.ReadIdle
+			}
+			errc := make(chan error, 1)
+			go func() {
+				_, err := read(make([]byte, 10))
+				errc <- err
+			}()
+			time.Sleep(20 * time.Millisecond) // let the reader wait
+			closed := make(chan error, 1)
+			go func() { closed <- c.Close() }()
+			select {
+			case err := <-closed:
+				if err != nil {
+					t.Fatal(err)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("Close did not return while a read waited")
+			}
+			if err := <-errc; !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("the waiting read got %v, want net.ErrClosed (not a timeout)", err)
+			}
+			if _, err := c.Read(make([]byte, 1)); !errors.Is(err, net.ErrClosed) {
+				t.Fatalf("read after close: %v", err)
+			}
+		})
+	}
+}
+
+// After a read the coroutine sits inside the socket's read call; Close
+// must still release the descriptor, so the peer sees the connection end.
+func TestCloseBetweenReads(t *testing.T) {
+	c, peer := pair(t)
+	peer.Write([]byte("x"))
+	if _, err := c.Read(make([]byte, 10)); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung with the read coroutine suspended")
+	}
+	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
+		t.Fatalf("peer read %v, want io.EOF: the socket was not closed", err)
+	}
+}
+
+func TestPending(t *testing.T) {
+	c, peer := pair(t)
+	if c.Pending() {
+		t.Fatal("nothing sent, yet pending")
+	}
+	if p, ok := Pending(c.Conn); !ok || p {
+		t.Fatalf("unwrapped socket: pending=%v ok=%v", p, ok)
+	}
+	peer.Write([]byte("!"))
+	waitFor(t, c.Pending)
+	// Peeking consumed nothing.
+	buf := make([]byte, 4)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "!" {
+		t.Fatalf("got %q, %v", buf[:n], err)
+	}
+	if c.Pending() {
+		t.Fatal("pending after the byte was read")
+	}
+	peer.Close()
+	waitFor(t, c.Pending) // end of stream counts
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, ok := Pending(a); ok {
+		t.Fatal("a pipe has no socket to peek at")
+	}
+}
+
+func TestReadIdle(t *testing.T) {
+	c, peer := pair(t)
+	peer.Write([]byte("a"))
+	buf := make([]byte, 4)
+	if _, err := c.Read(buf); err != nil { // starts the coroutine
+		t.Fatal(err)
+	}
+	go func() {
+		time.Sleep(20 * time.Millisecond)
+		peer.Write([]byte("b"))
+	}()
+	n, err := c.ReadIdle(buf)
+	if err != nil || string(buf[:n]) != "b" {
+		t.Fatalf("ReadIdle: %q, %v", buf[:n], err)
+	}
+	if c.next != nil {
+		t.Fatal("ReadIdle left the read coroutine running")
+	}
+	peer.Write([]byte("c"))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "c" {
+		t.Fatalf("Read after ReadIdle: %q, %v", buf[:n], err)
+	}
+}
+
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	for i := 0; i < 500; i++ {
+		if cond() {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Fatal("condition not met within 5s")
+}

@@ -1,0 +1,85 @@
+package rawconn
+
+import (
+	"errors"
+	"os"
+	"time"
+)
+
+// probeAfter bounds how long a read that skipped its probe may wait
+// before probing after all.
+//
+// Skipping the probe is safe for data: each arrival makes the poller
+// ready again. It is not safe for the end of the stream: when data and
+// the peer's FIN arrive before one read, the read returns the data, and
+// the FIN will never make the poller ready again. A safety deadline
+// catches that case. It is armed lazily (moved on only when less than
+// half of it is left), so a busy connection touches its timer a few
+// times a second rather than on every wait.
+const probeAfter = 50 * time.Millisecond
+
+// SetReadDeadline sets the caller's read deadline; the safety deadline,
+// when armed and earlier, stays in force underneath it.
+func (c *Conn) SetReadDeadline(t time.Time) error {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.userRD = t
+	return c.applyLocked()
+}
+
+// SetDeadline sets both deadlines, as net.Conn's does.
+func (c *Conn) SetDeadline(t time.Time) error {
+	if err := c.SetReadDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+func (c *Conn) applyLocked() error {
+	eff := c.userRD
+	if armed := c.armed.Load(); armed != 0 && (eff.IsZero() || armed < eff.UnixNano()) {
+		eff = time.Unix(0, armed)
+	}
+	return c.Conn.SetReadDeadline(eff)
+}
+
+// armSafety makes sure the safety deadline is at least probeAfter/2
+// ahead. Called by the read coroutine before a wait without a probe.
+func (c *Conn) armSafety() {
+	now := time.Now().UnixNano()
+	if c.armed.Load()-now >= int64(probeAfter/2) {
+		return
+	}
+	c.dmu.Lock()
+	c.armed.Store(now + int64(probeAfter))
+	_ = c.applyLocked()
+	c.dmu.Unlock()
+}
+
+// disarmSafety drops the safety deadline; the caller's own stays.
+func (c *Conn) disarmSafety() {
+	if c.armed.Load() == 0 {
+		return
+	}
+	c.dmu.Lock()
+	c.armed.Store(0)
+	_ = c.applyLocked()
+	c.dmu.Unlock()
+}
+
+// safetyExpired reports whether err is the safety deadline's timeout
+// rather than the caller's, disarming it if so: the next wait probes
+// first, as a plain read does.
+func (c *Conn) safetyExpired(err error) bool {
+	if !errors.Is(err, os.ErrDeadlineExceeded) || c.closing.Load() {
+		return false
+	}
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	if c.armed.Load() == 0 || (!c.userRD.IsZero() && !time.Now().Before(c.userRD)) {
+		return false
+	}
+	c.armed.Store(0)
+	_ = c.applyLocked()
+	return true
+}
