@@ -130,11 +130,18 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// quietCheckAfter is how long a connection must have sat idle before it
+// is peeked at when lent. A connection that went back a moment ago, the
+// usual case in a busy transaction-mode pool, skips the system call: the
+// server ending it within that moment is rare, and the client then gets a
+// connection error, as it would with any pooler.
+const quietCheckAfter = 10 * time.Millisecond
+
 // vet checks an idle connection before lending it: too old, or idle long
 // enough that the server may have gone away, means close or probe it.
 func (p *Pool) vet(ctx context.Context, c *Conn, opts Options) (*Conn, bool) {
 	now := time.Now()
-	if now.Sub(c.created) > opts.MaxLifetime || !c.quiet() {
+	if now.Sub(c.created) > opts.MaxLifetime || (now.Sub(c.idleSince) >= quietCheckAfter && !c.quiet()) {
 		p.discard(c)
 		return nil, false
 	}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 )
 
 // fakeDial returns connections over net.Pipe that never do I/O: the
@@ -189,5 +190,65 @@ func TestMaintainTrimsIdleToMin(t *testing.T) {
 	p.Maintain(context.Background(), time.Now())
 	if s := p.Stats(); s.Total != 1 || s.Idle != 1 {
 		t.Fatalf("after maintain: %+v", s)
+	}
+}
+
+// tcpDial returns connections over loopback TCP and hands the server ends
+// to the test, which may close them to play a server that went away.
+func tcpDial(t *testing.T, servers chan<- net.Conn) DialFunc {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	return func(ctx context.Context, _ Target) (*Conn, error) {
+		nc, err := net.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			return nil, err
+		}
+		srv, err := ln.Accept()
+		if err != nil {
+			return nil, err
+		}
+		servers <- srv
+		nc = rawconn.Wrap(nc)
+		return &Conn{Conn: nc, R: bufio.NewReader(nc), W: bufio.NewWriter(nc), TxStatus: 'I',
+			created: time.Now(), idleSince: time.Now(), Params: map[string]string{}}, nil
+	}
+}
+
+func TestServerClosedIdleConnectionIsNotLent(t *testing.T) {
+	servers := make(chan net.Conn, 4)
+	p := New(Target{}, opts(2), tcpDial(t, servers))
+	c, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Release(c, false)
+	// The server sends its last words and hangs up while c sits idle.
+	srv := <-servers
+	srv.Write([]byte("E"))
+	srv.Close()
+	time.Sleep(quietCheckAfter + 20*time.Millisecond)
+	c2, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c2 == c {
+		t.Fatal("lent a connection the server had closed")
+	}
+	if s := p.Stats(); s.Dials != 2 || s.Closed != 1 {
+		t.Fatalf("stats %+v: want the closed connection dropped and a new one dialled", s)
+	}
+	// A connection that is merely idle is lent again.
+	p.Release(c2, false)
+	time.Sleep(quietCheckAfter + 20*time.Millisecond)
+	c3, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Release(c3, false)
+	if c3 != c2 {
+		t.Fatal("a healthy idle connection was not reused")
 	}
 }

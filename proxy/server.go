@@ -92,7 +92,11 @@ func (s *Server) Reload(cfg *config.Config) error {
 // Listen opens the TCP listener and, when configured, the unix socket.
 func (s *Server) Listen() error {
 	cfg := s.settings.Load().cfg
-	ln, err := net.Listen("tcp", cfg.Listen)
+	// Keepalive with the system's timings, as PgBouncer's default: one
+	// setsockopt per accepted client instead of four. Go's TCP sockets
+	// have TCP_NODELAY already.
+	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
@@ -158,10 +162,6 @@ func (s *Server) accept(ln net.Listener) error {
 				continue
 			}
 			return err
-		}
-		if tc, ok := nc.(*net.TCPConn); ok {
-			_ = tc.SetNoDelay(true)
-			_ = tc.SetKeepAlive(true)
 		}
 		nc = rawconn.Wrap(nc)
 		s.wg.Add(1)
