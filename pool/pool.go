@@ -67,8 +67,14 @@ type Stats struct {
 // connection or permission to dial one (a slot freed by a closed
 // connection), so a waiter never waits behind a slot nobody uses.
 type waiter struct {
-	ch chan grant
+	ch    chan grant
+	timer *time.Timer
 }
+
+// waiters are reused: in a busy transaction-mode pool most acquires wait,
+// and a channel and a timer for each showed in profiles. A waiter goes
+// back only once its channel is empty and it is off the queue.
+var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan grant, 1)} }}
 
 type grant struct {
 	conn   *Conn
@@ -164,14 +170,20 @@ func (p *Pool) vet(ctx context.Context, c *Conn, opts Options) (*Conn, bool) {
 // or dial=true when the caller now owns a free slot, or a timeout error.
 // p.mu is held on entry and released on return.
 func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, err error) {
-	w := &waiter{ch: make(chan grant, 1)}
+	w := waiterPool.Get().(*waiter)
+	defer waiterPool.Put(w)
 	p.waiters = append(p.waiters, w)
 	p.stats.Waits++
 	opts := p.opts
 	p.mu.Unlock()
 
 	total := opts.AcquireTimeout - time.Since(start)
-	timeout := time.NewTimer(total)
+	if w.timer == nil {
+		w.timer = time.NewTimer(total)
+	} else {
+		w.timer.Reset(total)
+	}
+	timeout := w.timer
 	defer timeout.Stop()
 	var reserve <-chan time.Time
 	if opts.ReserveSize > 0 {
