@@ -238,10 +238,10 @@ func (c *Conn) Write(b []byte) (int, error) {
 // it waits, and the socket's own Close waits for every holder, so the
 // coroutine is woken and ended first.
 func (c *Conn) Close() error {
-	c.closing.Store(true)
 	// A past deadline wakes a Read that waits; seeing closing, it reports
 	// the close rather than a timeout.
-	_ = c.SetReadDeadline(time.Unix(1, 0))
+	c.closing.Store(true)
+	c.wakeForClose()
 	c.rmu.Lock()
 	c.closed = true
 	if c.stop != nil {

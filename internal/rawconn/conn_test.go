@@ -303,3 +303,28 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 	t.Fatal("condition not met within 5s")
 }
+
+// Another goroutine moving the read deadline on must not undo the wake-up
+// Close gives a waiting Read.
+func TestCloseWinsOverLaterDeadline(t *testing.T) {
+	c, _ := pair(t)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := c.Read(make([]byte, 10))
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond)
+	done := make(chan struct{})
+	go func() { c.Close(); close(done) }()
+	for i := 0; i < 100; i++ {
+		_ = c.SetReadDeadline(time.Now().Add(time.Hour))
+	}
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close hung")
+	}
+	if err := <-errc; !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("got %v", err)
+	}
+}

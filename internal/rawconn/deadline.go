@@ -18,13 +18,30 @@ import (
 // times a second rather than on every wait.
 const probeAfter = 50 * time.Millisecond
 
+// closeDeadline is the past read deadline Close sets to wake a reader.
+var closeDeadline = time.Unix(1, 0)
+
 // SetReadDeadline sets the caller's read deadline; the safety deadline,
 // when armed and earlier, stays in force underneath it.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
+	if c.closing.Load() {
+		// Close's past deadline must stay, or a Read it is waking could
+		// go back to waiting and Close with it.
+		return nil
+	}
 	c.userRD = t
 	return c.applyLocked()
+}
+
+// wakeForClose sets the past deadline that wakes a waiting Read; after
+// closing is set, nothing moves it.
+func (c *Conn) wakeForClose() {
+	c.dmu.Lock()
+	defer c.dmu.Unlock()
+	c.userRD = closeDeadline
+	_ = c.applyLocked()
 }
 
 // SetDeadline sets both deadlines, as net.Conn's does.
