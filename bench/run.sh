@@ -6,6 +6,8 @@
 # Knobs (environment):
 #   BENCH_SECONDS=10        length of each pgbench run (-T)
 #   BENCH_ROUNDS=2          rounds; the target order alternates every round
+#   BENCH_WARMUP=10         seconds of unmeasured pgbench -S against each target
+#                           whenever the proxies (re)start; 0 skips it
 #   BENCH_QUICK=1           smoke test: 3 s runs, 1 round, results in results/quick.*
 #   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
 #   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
@@ -30,6 +32,8 @@ else
 	ROUNDS="${BENCH_ROUNDS:-2}"
 fi
 ONLY="${BENCH_ONLY:-}"
+WARMUP="${BENCH_WARMUP:-10}"
+((QUICK)) && WARMUP="${BENCH_WARMUP:-1}"
 IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BASE_PORT="${BENCH_TESTBED_PORT:-27432}"
 PGNINJA_PORT="${BENCH_PGNINJA_PORT:-27440}"
@@ -43,7 +47,7 @@ ROUTING_MODE="${BENCH_ROUTING_MODE:-transaction}"
 POOL_SIZE=20
 DB=bench
 SCALE=10
-for v in SECONDS_PER_RUN ROUNDS IDLE_CLIENTS BASE_PORT PGNINJA_PORT; do
+for v in SECONDS_PER_RUN ROUNDS WARMUP IDLE_CLIENTS BASE_PORT PGNINJA_PORT; do
 	[[ "${!v}" =~ ^[0-9]+$ ]] || {
 		echo "bench: $v must be a number, got '${!v}'" >&2
 		exit 2
@@ -458,6 +462,25 @@ run_pgbench() {
 	fi
 }
 
+# warm_up: freshly started proxies open fresh server connections, and a
+# new PostgreSQL backend (and the machine) takes tens of seconds to reach
+# its steady rate; measured, PgBouncer and pgninja both climbed from about
+# 40% to full speed over the first 30 s. Every target gets the same
+# unmeasured run, so the first scenario after a start measures the steady
+# state, like the rest.
+warm_up() {
+	((WARMUP > 0)) || return 0
+	local target port
+	for target in "$@"; do
+		port="$(target_port "$target")"
+		timeout -k 5 $((WARMUP + 30)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres \
+			-T "$WARMUP" -j 2 -S -M simple -c 16 "$DB" >/dev/null 2>&1 &
+		CHILD_PID=$!
+		wait "$CHILD_PID" || true
+		CHILD_PID=""
+	done
+}
+
 # Scenarios: GROUP|ID|LABEL|PGBENCH ARGS. GROUP picks the proxies' pool mode
 # (routing: transaction mode, pgninja with the replica as its read backend).
 SCENARIOS=(
@@ -491,6 +514,7 @@ cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	printf 'pgbouncer\t%s\n' "$(/usr/sbin/pgbouncer --version | head -n1 | sed 's/^PgBouncer //')"
 	printf 'go\t%s\n' "$(go env GOVERSION)"
 	printf 'seconds\t%s\n' "$SECONDS_PER_RUN"
+	printf 'warmup\t%s\n' "$WARMUP"
 	printf 'rounds\t%s\n' "$ROUNDS"
 	printf 'pool_size\t%s\n' "$POOL_SIZE"
 	printf 'scale\t%s\n' "$SCALE"
@@ -510,6 +534,7 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for group in "${GROUPS_IN_ORDER[@]}"; do
 		grep -q "	$group	" "$WORK/plan.tsv" || continue
 		start_proxies "$group"
+		warm_up "${order[@]}"
 		while IFS=$'\t' read -r -u 3 id g _ args _; do
 			[[ "$g" == "$group" ]] || continue
 			for target in "${order[@]}"; do

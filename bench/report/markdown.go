@@ -21,8 +21,8 @@ func markdown(r *Report) string {
 		m["cores"], m["cpu"], m["postgresql"], m["pgbouncer"], m["commit"], m["go"])
 	fmt.Fprintf(&b, "Each cell: `pgbench -T %s -j 2`, scale %s, %s round(s) with the target order alternating; "+
 		"both proxies with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
-		"TPS median and latency are medians over the rounds; ratios compare medians.\n\n",
-		m["seconds"], m["scale"], m["rounds"], m["pool_size"])
+		"TPS median and latency are medians over the rounds; ratios compare medians.%s\n\n",
+		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]))
 
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
@@ -218,4 +218,12 @@ func checks(r *Report) []Check {
 		out = append(out, c)
 	}
 	return out
+}
+
+// warmupNote says how each start of the proxies was warmed up.
+func warmupNote(seconds string) string {
+	if seconds == "" || seconds == "0" {
+		return ""
+	}
+	return fmt.Sprintf(" Each time the proxies start, every target first gets an unmeasured %s s `pgbench -S -c 16`.", seconds)
 }
