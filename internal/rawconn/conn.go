@@ -113,10 +113,7 @@ func (c *Conn) ReadIdle(b []byte) (int, error) {
 	if c.closed {
 		return 0, c.opError("read", net.ErrClosed)
 	}
-	if c.stop != nil {
-		c.stop()
-		c.next, c.stop = nil, nil
-	}
+	c.endReads()
 	c.disarmSafety() // this read probes first
 	c.rbuf = b
 	defer func() { c.rbuf = nil }()
@@ -133,6 +130,14 @@ func (c *Conn) ReadIdle(b []byte) (int, error) {
 		return 0, err
 	}
 	return r.n, r.err
+}
+
+// endReads ends the read coroutine, if any; c.rmu is held.
+func (c *Conn) endReads() {
+	if c.stop != nil {
+		c.stop()
+		c.next, c.stop = nil, nil
+	}
 }
 
 // reads is the coroutine behind Read. A RawConn.Read ends only with an
@@ -244,10 +249,7 @@ func (c *Conn) Close() error {
 	c.wakeForClose()
 	c.rmu.Lock()
 	c.closed = true
-	if c.stop != nil {
-		c.stop()
-		c.next, c.stop = nil, nil
-	}
+	c.endReads()
 	c.rmu.Unlock()
 	return c.Conn.Close()
 }
