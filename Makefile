@@ -46,7 +46,7 @@ test: ## start the test bed, then go vet + go test every package against it
 	$(TESTBED) up
 	eval "$$($(TESTBED) env)"; \
 	echo "test bed: primary=$$PGNINJA_TEST_PRIMARY replica=$$PGNINJA_TEST_REPLICA redis=$$PGNINJA_TEST_REDIS"; \
-	$(GO) vet ./...; \
+	$(GO) vet ./... && \
 	$(GO) test -p 1 -count=1 -timeout $(TEST_TIMEOUT) $(GOTESTFLAGS) ./...
 
 demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
