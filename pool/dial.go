@@ -66,6 +66,17 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure,
 			"pgninja: could not connect to server %s", t.Addr()).WithDetail(err.Error())
 	}
+	// pgconn starts a background reader when a write is slow (under load,
+	// during the login exchange), and that reader stays blocked in a read
+	// until data arrives. Hijacked without this, it stole the answer to
+	// the first request on the connection, and that client waited for
+	// ever. SyncConn waits until no background read is left; on a quiet
+	// connection it costs nothing.
+	if err := pc.SyncConn(ctx); err != nil {
+		pc.Close(context.Background())
+		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure,
+			"pgninja: could not connect to server %s", t.Addr()).WithDetail(err.Error())
+	}
 	hj, err := pc.Hijack()
 	if err != nil {
 		pc.Close(context.Background())
