@@ -32,6 +32,7 @@ type Conn struct {
 	closing atomic.Bool
 	closed  bool
 	next    func() (result, bool)
+	drained bool // the last read left room in its buffer
 	stop    func()
 	yield   func(result) bool
 	rbuf    []byte
@@ -87,10 +88,16 @@ func (c *Conn) Read(b []byte) (int, error) {
 	}
 	if c.next == nil {
 		c.next, c.stop = iter.Pull(c.reads)
+	} else if c.drained {
+		// The coroutine is about to wait without a probe. Arming here
+		// rather than inside it keeps the deadline code's deep calls off
+		// the coroutine's small stack.
+		c.armSafety()
 	}
 	c.rbuf = b
 	r, ok := c.next()
 	c.rbuf = nil
+	c.drained = r.err == nil && r.n < len(b)
 	if !ok {
 		c.next, c.stop = nil, nil
 		return 0, c.opError("read", net.ErrClosed)
@@ -138,6 +145,7 @@ func (c *Conn) endReads() {
 		c.stop()
 		c.next, c.stop = nil, nil
 	}
+	c.drained = false
 }
 
 // reads is the coroutine behind Read. A RawConn.Read ends only with an
@@ -193,9 +201,9 @@ func (c *Conn) readSome(fd uintptr) bool {
 		}
 		// A read that left room in the buffer drained the socket: any data
 		// sent since has made the poller ready, so wait for it instead of
-		// asking the kernel again (see probeAfter for the end of stream).
+		// asking the kernel again (see probeAfter for the end of stream;
+		// Read has armed the safety deadline).
 		if r.err == nil && r.n < size {
-			c.armSafety()
 			return false
 		}
 	}
