@@ -15,6 +15,12 @@ import (
 // itself never sends a message of 1 GB or more.
 const maxServerMessage = 1 << 30
 
+// relayJob is one run of relay, for the server's relay workers.
+type relayJob struct {
+	s *Session
+	c *pool.Conn
+}
+
 // relay copies the server's messages to the client for as long as the
 // session holds c. It is the only reader of c, so it alone sees each
 // ReadyForQuery and decides, at the safe point, to give c back.

@@ -26,6 +26,9 @@ import (
 // as PostgreSQL's authentication_timeout does.
 const startupTimeout = 60 * time.Second
 
+// idleWorkers bounds the goroutines kept waiting for the next client.
+const idleWorkers = 64
+
 // Deps are what a Server is built from; cmd assembles them.
 type Deps struct {
 	Config *config.Config
@@ -47,6 +50,8 @@ type Server struct {
 	metrics     *metrics
 	classifiers *classifiers
 	settings    atomic.Pointer[settings]
+	handlers    *workers[net.Conn]
+	relays      *workers[relayJob]
 
 	clients  atomic.Int64
 	draining atomic.Bool
@@ -74,6 +79,11 @@ func NewServer(d Deps) (*Server, error) {
 		metrics: newMetrics(d.Registry), sessions: map[*Session]struct{}{},
 		classifiers: newClassifiers(d.Log),
 	}
+	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
+		defer s.wg.Done()
+		s.handle(nc)
+	})
+	s.relays = newWorkers(idleWorkers, func(j relayJob) { j.s.relay(j.c) })
 	s.settings.Store(st)
 	return s, nil
 }
@@ -165,10 +175,7 @@ func (s *Server) accept(ln net.Listener) error {
 		}
 		nc = rawconn.Wrap(nc)
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			s.handle(nc)
-		}()
+		s.handlers.Go(nc)
 	}
 }
 
@@ -197,7 +204,9 @@ func (s *Server) handle(nc net.Conn) {
 			pgerr.Fatal(pgerr.CannotConnectNow, "pgninja is shutting down"), 0)
 		return
 	}
-	sess := newSession(s, newClientConn(nc, st.cfg.MaxMessageSize), st)
+	cc := newClientConn(nc, st.cfg.MaxMessageSize)
+	defer cc.release()
+	sess := newSession(s, cc, st)
 	if !s.track(sess) {
 		return
 	}
@@ -267,6 +276,8 @@ func (s *Server) untrack(sess *Session) {
 // their next safe point, and closes what is left when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.handlers.Stop()
+	s.relays.Stop()
 	s.mu.Lock()
 	for _, ln := range s.listeners {
 		_ = ln.Close()

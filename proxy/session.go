@@ -283,7 +283,7 @@ func (s *Session) attach(c *pool.Conn, d router.Decision) {
 		_, _ = c.W.Write(appendQuery(nil, sync))
 		s.serverWrite.Unlock()
 	}
-	go s.relay(c)
+	s.srv.relays.Go(relayJob{s, c})
 }
 
 // detach ends the lease on c, if it is still the session's; the caller
