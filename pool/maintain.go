@@ -80,6 +80,14 @@ func (p *Pool) SetTarget(t Target) {
 	p.mu.Unlock()
 }
 
+// KnownParams returns the server's startup ParameterStatus set once a
+// connection has reported it, and nil before that.
+func (p *Pool) KnownParams() map[string]string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.params
+}
+
 // Params returns the server's startup ParameterStatus set. Until a first
 // connection has reported it, one caller at a time opens a connection to
 // learn it and the others wait for that.

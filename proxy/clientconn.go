@@ -69,6 +69,17 @@ func (c *clientConn) parkReader() {
 	c.r = nil
 }
 
+// release gives the read buffer back for good, with whatever it still
+// holds, once the session that read from it has ended.
+func (c *clientConn) release() {
+	if c.r == nil {
+		return
+	}
+	c.r.Reset(nil)
+	readerPool.Put(c.r)
+	c.r = nil
+}
+
 // waitUnpark blocks until the client sends a byte, then takes a reader.
 func (c *clientConn) waitUnpark() error {
 	var one [1]byte

@@ -56,9 +56,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
 	s.classifier = s.srv.classifiers.forDB(t)
 
-	ctx, cancel := context.WithTimeout(context.Background(), st.cfg.Pool.AcquireTimeout+st.cfg.Pool.ConnectTimeout)
-	defer cancel()
-	serverParams, err := s.pool.Params(ctx)
+	serverParams, err := s.serverParams()
 	if err != nil {
 		return asFatal(err)
 	}
@@ -75,6 +73,17 @@ func (s *Session) login(pkt *startupPacket) error {
 	_ = s.c.Conn.SetDeadline(time.Time{})
 	s.phase = phaseReady
 	return s.c.SendAll(msgs...)
+}
+
+// serverParams is the pool's ParameterStatus set; only the first logins
+// to a pool wait (with a timer) for a connection to report it.
+func (s *Session) serverParams() (map[string]string, error) {
+	if params := s.pool.KnownParams(); params != nil {
+		return params, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.AcquireTimeout+s.st.cfg.Pool.ConnectTimeout)
+	defer cancel()
+	return s.pool.Params(ctx)
 }
 
 // asFatal turns a failure to reach the server during login into a FATAL
