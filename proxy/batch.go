@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/fnv"
 	"strings"
@@ -99,6 +100,15 @@ func (s *Session) build(c *pool.Conn) *batch {
 }
 
 func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
+	if cs := s.unnamed; cs != nil && len(body) > 0 && body[0] == 0 && bytes.Equal(cs.parse[5:], body) {
+		// The unnamed statement again, as drivers send it for each
+		// query: no new hash or copies.
+		s.notePins(s.classifier.Classify(cs.query))
+		st.unnamed = cs.hash
+		b.out = append(b.out, msg...)
+		b.plan.add(op{kind: opParse})
+		return
+	}
 	name, query, types, ok := parseMsg(body)
 	if !ok {
 		b.out = append(b.out, msg...)
