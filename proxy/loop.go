@@ -11,6 +11,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -144,7 +145,7 @@ func (s *Session) send(complete bool) error {
 			return s.refuse(routeError(cls.HintErr), complete)
 		}
 	}
-	c, d, err := s.ensureLease(cls)
+	c, d, fresh, err := s.ensureLease(cls)
 	if err != nil {
 		return s.refuse(err, complete)
 	}
@@ -185,7 +186,24 @@ func (s *Session) send(complete bool) error {
 		c.MarkBroken()
 		_ = c.Conn.Close()
 	}
+	if fresh {
+		s.startRelay(c, complete)
+	}
 	return nil
+}
+
+// startRelay starts the relay of a new lease. A complete request on a
+// lease that pooling will end at the next safe point is relayed right
+// here, on the session goroutine: until its ReadyForQuery the client has
+// nothing to say that the server must hear, and one goroutine hand-off
+// per transaction is saved. The relay moves to a goroutine of its own
+// when the client must speak while the lease lasts (see relay).
+func (s *Session) startRelay(c *pool.Conn, complete bool) {
+	if complete && s.l.mode != config.PoolSession {
+		s.relay(c, true)
+		return
+	}
+	s.srv.relays.Go(relayJob{s, c})
 }
 
 // refuse answers a request that could not be sent (no server connection)

@@ -24,7 +24,13 @@ type relayJob struct {
 // relay copies the server's messages to the client for as long as the
 // session holds c. It is the only reader of c, so it alone sees each
 // ReadyForQuery and decides, at the safe point, to give c back.
-func (s *Session) relay(c *pool.Conn) {
+//
+// inline is a relay on the session goroutine (see startRelay). It hands
+// over to a relay goroutine, at a message boundary, once the lease is to
+// outlive what was sent: at a ReadyForQuery that keeps c with no answer
+// still due (a transaction left open, a pinned session), and when the
+// server asks for COPY data.
+func (s *Session) relay(c *pool.Conn, inline bool) {
 	var (
 		scratch    []byte
 		head       expect
@@ -82,6 +88,10 @@ func (s *Session) relay(c *pool.Conn) {
 			if s.afterReady(c, after) {
 				return
 			}
+			if inline && !s.answersDue() {
+				s.srv.relays.Go(relayJob{s, c})
+				return
+			}
 			continue
 		}
 
@@ -126,7 +136,22 @@ func (s *Session) relay(c *pool.Conn) {
 			return
 		}
 		clientDead = werr != nil
+		if inline && (typ == 'G' || typ == 'W') {
+			// CopyInResponse, CopyBothResponse: the client's data must
+			// reach the server while its answer is still due. Nothing
+			// else in this response came before (an error would have
+			// ended it), so the relay goroutine starts afresh.
+			s.srv.relays.Go(relayJob{s, c})
+			return
+		}
 	}
+}
+
+// answersDue reports whether requests already sent still await answers.
+func (s *Session) answersDue() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) > 0
 }
 
 // forward copies one message body from c to the client, flushing when

@@ -83,7 +83,7 @@ func NewServer(d Deps) (*Server, error) {
 		defer s.wg.Done()
 		s.handle(nc)
 	})
-	s.relays = newWorkers(idleWorkers, func(j relayJob) { j.s.relay(j.c) })
+	s.relays = newWorkers(idleWorkers, func(j relayJob) { j.s.relay(j.c, false) })
 	s.settings.Store(st)
 	return s, nil
 }

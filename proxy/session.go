@@ -178,8 +178,8 @@ func (s *Session) releasable(status byte) bool {
 	return s.l.mode != config.PoolSession && status == 'I' && s.pinned == 0
 }
 
-// ensureLease returns the session's server connection, leasing one (and
-// starting its relay) if it has none. The batch is marked open in the same
+// ensureLease returns the session's server connection, leasing one if it
+// has none (fresh: the caller then starts its relay). The batch is marked open in the same
 // critical section that finds the lease, so the relay cannot reach a safe
 // point and hand the connection to another client while this request is
 // on its way; send settles openBatch once the request is queued.
@@ -187,7 +187,7 @@ func (s *Session) releasable(status byte) bool {
 // With routing, a new lease goes where the router sends cls. A request
 // that needs the primary while earlier pipelined reads still hold a
 // replica waits for that lease to end rather than run on the replica.
-func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.Decision, error) {
+func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d router.Decision, fresh bool, err error) {
 	noPrimaryUntil := time.Now().Add(2 * s.st.cfg.Routing.HealthCheckInterval)
 	for {
 		s.mu.Lock()
@@ -200,7 +200,7 @@ func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.De
 		if c != nil {
 			s.openBatch = true
 			s.mu.Unlock()
-			return c, d, nil
+			return c, d, false, nil
 		}
 		if s.routed() {
 			d = s.srv.router.Route(cls, &s.rs)
@@ -213,14 +213,14 @@ func (s *Session) ensureLease(cls *parser.Classification) (*pool.Conn, router.De
 			continue
 		}
 		if d.Err != nil {
-			return nil, d, routeError(d.Err)
+			return nil, d, false, routeError(d.Err)
 		}
 		c, d, err := s.acquire(d)
 		if err != nil {
-			return nil, d, err
+			return nil, d, false, err
 		}
 		s.attach(c, d)
-		return c, d, nil
+		return c, d, true, nil
 	}
 }
 
@@ -264,8 +264,8 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 	return c, d, err
 }
 
-// attach makes c the session's lease, brings it to the client's session
-// settings and starts its relay.
+// attach makes c the session's lease and brings it to the client's
+// session settings; the caller starts the relay once the request is out.
 func (s *Session) attach(c *pool.Conn, d router.Decision) {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
@@ -283,7 +283,6 @@ func (s *Session) attach(c *pool.Conn, d router.Decision) {
 		_, _ = c.W.Write(appendQuery(nil, sync))
 		s.serverWrite.Unlock()
 	}
-	s.srv.relays.Go(relayJob{s, c})
 }
 
 // detach ends the lease on c, if it is still the session's; the caller

@@ -334,3 +334,66 @@ func TestTxnIdleClientParksAndWakes(t *testing.T) {
 		t.Fatalf("large message after idling: %d %v", n, err)
 	}
 }
+
+// In transaction mode a request's answer is relayed on the session's own
+// goroutine, which must hand over when the client has to speak before
+// the lease ends: for COPY data, and inside a transaction. Two clients
+// share one server connection so that a lease kept too long shows as a
+// stall, and a lease ended too early as the other client's rows.
+func TestTxnCopyAndOpenTransactionsOnSharedConnection(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "20s"))
+	ctx := ctxT(t, 60*time.Second)
+	table := fmt.Sprintf("txn_copy_%d", time.Now().UnixNano())
+	a, b := h.ninja(t), h.ninja(t)
+	if _, err := a.Exec(ctx, "create table "+table+" (id int, who text)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.ninja(t).Exec(context.Background(), "drop table if exists "+table) })
+
+	for round := 0; round < 3; round++ {
+		for i, c := range []*pgx.Conn{a, b} {
+			who := fmt.Sprintf("client%d", i)
+			var in strings.Builder
+			for id := 0; id < 500; id++ {
+				fmt.Fprintf(&in, "%d\t%s\n", id, who)
+			}
+			tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(in.String()), "copy "+table+" from stdin")
+			if err != nil || tag.RowsAffected() != 500 {
+				t.Fatalf("round %d %s copy: %v %v", round, who, tag, err)
+			}
+			// A failed COPY ends its lease too.
+			if _, err := c.PgConn().CopyFrom(ctx, strings.NewReader("x\ty\n"), "copy "+table+" from stdin"); err == nil {
+				t.Fatalf("round %d %s: bad copy data accepted", round, who)
+			}
+		}
+		// a opens a transaction and keeps the only server connection;
+		// b's query waits for it and then sees only committed rows.
+		tx, err := a.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "insert into "+table+" values (-1, 'uncommitted')"); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		var n int
+		go func() {
+			done <- b.QueryRow(ctx, "select count(*) from "+table+" where who = 'uncommitted'").Scan(&n)
+		}()
+		time.Sleep(100 * time.Millisecond)
+		var inTx int
+		if err := tx.QueryRow(ctx, "select count(*) from "+table+" where who = 'uncommitted'").Scan(&inTx); err != nil || inTx != 1 {
+			t.Fatalf("round %d: inside the transaction: %d %v", round, inTx, err)
+		}
+		if err := tx.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil || n != 0 {
+			t.Fatalf("round %d: the waiting client: %d %v", round, n, err)
+		}
+	}
+	var total int
+	if err := b.QueryRow(ctx, "select count(*) from "+table).Scan(&total); err != nil || total != 3*2*500 {
+		t.Fatalf("rows = %d %v, want %d", total, err, 3*2*500)
+	}
+}
