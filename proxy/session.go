@@ -179,10 +179,11 @@ func (s *Session) releasable(status byte) bool {
 }
 
 // ensureLease returns the session's server connection, leasing one if it
-// has none (fresh: the caller then starts its relay). The batch is marked open in the same
-// critical section that finds the lease, so the relay cannot reach a safe
-// point and hand the connection to another client while this request is
-// on its way; send settles openBatch once the request is queued.
+// has none (fresh: the caller then starts its relay). The batch is marked
+// open in the same critical section that finds the lease, so the relay
+// cannot reach a safe point and hand the connection to another client
+// while this request is on its way; send settles openBatch once the
+// request is queued.
 //
 // With routing, a new lease goes where the router sends cls. A request
 // that needs the primary while earlier pipelined reads still hold a
