@@ -3,9 +3,12 @@
 //
 // A Session reads client messages into a request until a boundary (Query,
 // Sync, Flush, FunctionCall), leases a server connection from the pool and
-// forwards the request. A relay goroutine per lease copies the server's
-// answer back, decoding only ReadyForQuery. Bodies are copied between
-// buffered streams by their 5-byte header and never decoded otherwise.
+// forwards the request. The relay copies the server's answer back,
+// decoding only ReadyForQuery: in transaction and statement mode on the
+// session's own goroutine until the answer is complete, and on a goroutine
+// of its own while a lease outlasts its answers (session mode, an open
+// transaction, a pinned client, COPY). Bodies are copied between buffered
+// streams by their 5-byte header and never decoded otherwise.
 //
 // The one rule for giving a server connection back (the safe point): the
 // server's last ReadyForQuery said idle, every Sync/Query sent has been
