@@ -397,3 +397,42 @@ func TestTxnCopyAndOpenTransactionsOnSharedConnection(t *testing.T) {
 		t.Fatalf("rows = %d %v, want %d", total, err, 3*2*500)
 	}
 }
+
+// A server connection that dies while its answer is being relayed (on
+// the session goroutine, in transaction mode) fails that client with a
+// connection error, promptly, and the proxy goes on serving others.
+func TestTxnServerTerminatedMidQuery(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "10s"))
+	ctx := ctxT(t, 30*time.Second)
+	victim := h.ninja(t)
+	errc := make(chan error, 1)
+	go func() {
+		var pid int
+		errc <- victim.QueryRow(ctx, "select pg_backend_pid() from (select pg_sleep(20)) s").Scan(&pid)
+	}()
+	admin := h.direct(t)
+	pid := 0
+	for deadline := time.Now().Add(10 * time.Second); pid == 0 && time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		_ = admin.QueryRow(ctx, "select pid from pg_stat_activity where query like 'select pg_backend_pid() from (select pg_sleep(20))%'").Scan(&pid)
+	}
+	if pid == 0 {
+		t.Fatal("the sleeping query never showed in pg_stat_activity")
+	}
+	start := time.Now()
+	if _, err := admin.Exec(ctx, "select pg_terminate_backend($1)", pid); err != nil {
+		t.Fatal(err)
+	}
+	err := <-errc
+	if code := sqlstate(err); code != "57P01" && code != "08006" {
+		if err == nil || !strings.Contains(err.Error(), "57P01") {
+			t.Fatalf("want 57P01/08006, got %v", err)
+		}
+	}
+	if waited := time.Since(start); waited > 5*time.Second {
+		t.Fatalf("the client heard of the lost server after %v", waited)
+	}
+	var one int
+	if err := h.ninja(t).QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("a new client after the failure: %d %v", one, err)
+	}
+}
