@@ -2,6 +2,7 @@ package parser
 
 import (
 	"strings"
+	"sync"
 
 	pg "github.com/pganalyze/pg_query_go/v5"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -20,6 +21,7 @@ type facts struct {
 	nestedDML  bool // ...below the top statement (a data-modifying CTE)
 	locking    bool
 	selectInto bool
+	copyIn     bool // COPY FROM STDIN
 	pins       Pins
 }
 
@@ -67,20 +69,59 @@ func (f *facts) walk(m protoreflect.Message) {
 			}
 		}
 	}
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		if fd.Message() == nil {
-			return true
+	for _, it := range walkPlanOf(m.Descriptor()) {
+		fd := it.field
+		if it.oneof != nil {
+			if fd = m.WhichOneof(it.oneof); fd == nil || fd.Message() == nil || fd.IsMap() {
+				continue
+			}
+		} else if !m.Has(fd) {
+			continue
 		}
+		v := m.Get(fd)
 		if fd.IsList() {
 			l := v.List()
 			for i := 0; i < l.Len(); i++ {
 				f.walk(l.Get(i).Message())
 			}
-		} else if !fd.IsMap() {
+		} else {
 			f.walk(v.Message())
 		}
-		return true
-	})
+	}
+}
+
+// walkItem is a message-typed field of a node, or a oneof to look into.
+type walkItem struct {
+	field protoreflect.FieldDescriptor
+	oneof protoreflect.OneofDescriptor
+}
+
+// walkPlans caches, per node type, the fields walk visits in the order of
+// their declaration. Message.Range would be simpler, but its order is
+// deliberately unstable (it changes from one build of the binary to the
+// next), and tables must be listed in the same order every time.
+var walkPlans sync.Map // protoreflect.FullName -> []walkItem
+
+func walkPlanOf(md protoreflect.MessageDescriptor) []walkItem {
+	if p, ok := walkPlans.Load(md.FullName()); ok {
+		return p.([]walkItem)
+	}
+	var plan []walkItem
+	fields := md.Fields()
+	for i := 0; i < fields.Len(); i++ {
+		fd := fields.Get(i)
+		if od := fd.ContainingOneof(); od != nil && !od.IsSynthetic() {
+			if od.Fields().Get(0) == fd {
+				plan = append(plan, walkItem{oneof: od})
+			}
+			continue
+		}
+		if fd.Message() != nil && !fd.IsMap() {
+			plan = append(plan, walkItem{field: fd})
+		}
+	}
+	walkPlans.Store(md.FullName(), plan)
+	return plan
 }
 
 func (f *facts) walkNode(n *pg.Node) {
