@@ -93,6 +93,7 @@ func (a *accumulator) merge(f *facts, asRead bool) {
 	} else {
 		a.add(&a.c.WriteTables, 'w', f.writes)
 		a.c.SelectInto = a.c.SelectInto || f.selectInto
+		a.c.CopyFromClient = a.c.CopyFromClient || f.copyIn
 		a.c.ModifyingCTE = a.c.ModifyingCTE || f.nestedDML
 	}
 	a.add(&a.c.Functions, 'f', f.funcs)
@@ -280,6 +281,7 @@ func (a *accumulator) copy(st *pg.CopyStmt) (Kind, *facts) {
 	}
 	f := newFacts(st)
 	if st.IsFrom {
+		f.copyIn = st.Filename == "" && !st.IsProgram
 		f.write(st.Relation)
 		f.walkNode(st.WhereClause)
 		return Write, f

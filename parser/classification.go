@@ -34,6 +34,9 @@ type Classification struct {
 	SelectInto          bool // SELECT ... INTO new_table
 	ModifyingCTE        bool // WITH x AS (INSERT/UPDATE/DELETE/MERGE ...)
 	ExplainAnalyzeWrite bool // EXPLAIN ANALYZE executes a write
+	// CopyFromClient: COPY ... FROM STDIN, after which the server reads
+	// the client's data, so nothing may be sent behind the statement.
+	CopyFromClient bool
 
 	// Pins lists session-state features used (see Pins).
 	Pins Pins

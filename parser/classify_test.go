@@ -16,6 +16,7 @@ type expect struct {
 	volatile     bool
 	locking      bool
 	selectInto   bool
+	copyIn       bool
 	modifyingCTE bool
 	explainWrite bool
 	multi        bool
@@ -63,7 +64,10 @@ func TestClassify(t *testing.T) {
 		{"REFRESH MATERIALIZED VIEW CONCURRENTLY dashboard_daily", expect{kind: Write, writes: []string{"dashboard_daily"}}},
 		{"CALL rollup_calls(1)", expect{kind: Write, funcs: []string{"rollup_calls"}, volatile: true}},
 		{"DO $$ BEGIN PERFORM 1; END $$", expect{kind: Write}},
-		{"COPY users FROM STDIN", expect{kind: Write, writes: []string{"users"}}},
+		{"COPY users FROM STDIN", expect{kind: Write, writes: []string{"users"}, copyIn: true}},
+		{"COPY users FROM '/tmp/users.csv'", expect{kind: Write, writes: []string{"users"}}},
+		{"COPY users FROM PROGRAM 'cat /tmp/users.csv'", expect{kind: Write, writes: []string{"users"}}},
+		{"INSERT INTO users VALUES (1); COPY users FROM STDIN", expect{kind: Write, writes: []string{"users"}, copyIn: true, multi: true}},
 		{"COPY users TO STDOUT", expect{kind: Read, reads: []string{"users"}}},
 		{"COPY (SELECT * FROM users) TO STDOUT", expect{kind: Read, reads: []string{"users"}}},
 		{"COPY users TO '/tmp/users.csv'", expect{kind: Utility, reads: []string{"users"}}},
@@ -211,6 +215,7 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("VolatileFunc", got.VolatileFunc == w.volatile, got.VolatileFunc, w.volatile)
 	check("Locking", got.Locking == w.locking, got.Locking, w.locking)
 	check("SelectInto", got.SelectInto == w.selectInto, got.SelectInto, w.selectInto)
+	check("CopyFromClient", got.CopyFromClient == w.copyIn, got.CopyFromClient, w.copyIn)
 	check("ModifyingCTE", got.ModifyingCTE == w.modifyingCTE, got.ModifyingCTE, w.modifyingCTE)
 	check("ExplainAnalyzeWrite", got.ExplainAnalyzeWrite == w.explainWrite, got.ExplainAnalyzeWrite, w.explainWrite)
 	check("MultiStatement", got.MultiStatement == w.multi, got.MultiStatement, w.multi)

@@ -125,6 +125,12 @@ func (s *Session) needsLSN(c *parser.Classification, d router.Decision) bool {
 	if s.srv.consistency == router.Eventual || d.Target != router.Primary {
 		return false
 	}
+	if c.CopyFromClient {
+		// The server would take a query sent behind the COPY for a
+		// protocol violation. Without the position, executed keeps this
+		// client's reads on the primary until its next known commit.
+		return false
+	}
 	if s.txStatus == 'I' {
 		return c.MayWrite() && !onlyBegins(c)
 	}
