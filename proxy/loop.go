@@ -160,6 +160,9 @@ func (s *Session) send(complete bool) error {
 	if cls != nil && complete {
 		e.routed, e.class, e.decision = true, cls, d
 		e.lsnFollows = s.needsLSN(cls, d)
+		// Behind COPY FROM STDIN the server reads COPY data: a query sent
+		// there aborts the connection.
+		e.lsnAfter = e.lsnFollows && cls.CopyFromClient
 	}
 	for i := 0; i < injected; i++ {
 		s.pending = append(s.pending, expect{injected: true})
@@ -167,7 +170,7 @@ func (s *Session) send(complete bool) error {
 	if complete {
 		s.pending = append(s.pending, e)
 	}
-	if e.lsnFollows {
+	if e.lsnFollows && !e.lsnAfter {
 		s.pending = append(s.pending, expect{injected: true, captureLSN: true})
 		out = appendQuery(out, lsnQuery)
 	}

@@ -246,6 +246,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.settleSets(e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)
+			s.readLSNAfter(c, e)
 		}
 		s.txStatus = status
 		violation = status != 'I' && s.l.mode == config.PoolStatement

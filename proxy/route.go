@@ -125,12 +125,6 @@ func (s *Session) needsLSN(c *parser.Classification, d router.Decision) bool {
 	if s.srv.consistency == router.Eventual || d.Target != router.Primary {
 		return false
 	}
-	if c.CopyFromClient {
-		// The server would take a query sent behind the COPY for a
-		// protocol violation. Without the position, executed keeps this
-		// client's reads on the primary until its next known commit.
-		return false
-	}
 	if s.txStatus == 'I' {
 		return c.MayWrite() && !onlyBegins(c)
 	}
@@ -166,6 +160,37 @@ func (s *Session) executed(e expect, status byte, failed bool) {
 		return
 	}
 	s.rs.Committed(router.LSN(math.MaxUint64))
+}
+
+// readLSNAfter sends the WAL-position read of a request that could not
+// have it sent behind it (COPY FROM STDIN), now that its answer is
+// complete and its commit is waiting for a position, and before the
+// client has its ReadyForQuery. A request the client pipelined meanwhile
+// may already be queued but not yet written; the read could then pass it
+// on the wire, so the commit is instead taken as of an unknown position
+// (this client's reads stay on the primary until its next known commit).
+// s.mu is held; the read is queued and written under serverWrite too.
+func (s *Session) readLSNAfter(c *pool.Conn, e expect) {
+	if !e.lsnAfter || !s.commitWaiting {
+		return
+	}
+	if len(s.pending) > 0 {
+		s.commitWaiting = false
+		s.rs.Committed(router.LSN(math.MaxUint64))
+		return
+	}
+	s.serverWrite.Lock()
+	defer s.serverWrite.Unlock()
+	s.pending = append(s.pending, expect{injected: true, captureLSN: true})
+	_, err := c.W.Write(appendQuery(nil, lsnQuery))
+	if err == nil {
+		err = c.W.Flush()
+	}
+	if err != nil {
+		// The relay sees the same socket fail and reports it.
+		c.MarkBroken()
+		_ = c.Conn.Close()
+	}
 }
 
 // committedAt records the WAL position read after a commit. s.mu is held.

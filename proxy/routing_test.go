@@ -307,37 +307,51 @@ func TestPromotionWritesNeverHitRecovery(t *testing.T) {
 	})
 }
 
-// COPY FROM STDIN with routing on: the WAL position cannot be read behind
-// the statement (the server would take that query for COPY data and
-// abort), so the client's reads stay on the primary until its next known
-// commit. It must see its own rows at once, even with a replica 2 s
-// behind.
+// COPY FROM STDIN with routing on: nothing may follow the statement
+// while the server reads COPY data (a query there aborts the connection),
+// so the WAL position of its commit is read once the COPY is done. The
+// writer sees its rows at once, and in table mode so does another
+// client, even with the only replica 2 s behind.
 func TestRoutedCopyFromStdinReadsItsOwnRows(t *testing.T) {
 	env := testbed.Require(t)
 	slow := env.StartReplica(t, "recovery_min_apply_delay = '2s'")
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"slow": slow.Addr()}, 1, ""))
-	ctx := ctxT(t, 60*time.Second)
-	c := h.ninja(t)
-	table := fmt.Sprintf("routed_copy_%d", time.Now().UnixNano())
-	if _, err := c.Exec(ctx, "create table "+table+" (id int)"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
-	for round := 1; round <= 3; round++ {
-		var in strings.Builder
-		for i := 0; i < 100; i++ {
-			fmt.Fprintf(&in, "%d\n", i)
-		}
-		tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(in.String()), "copy "+table+" from stdin")
-		if err != nil || tag.RowsAffected() != 100 {
-			t.Fatalf("round %d: copy: %v %v", round, tag, err)
-		}
-		var n int
-		if err := c.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 100*round {
-			t.Fatalf("round %d: the client reads %d rows (%v), want %d", round, n, err, 100*round)
-		}
-	}
-	if port := serverPort(t, c, "select inet_server_port()"); port != portOf(t, env.Primary) {
-		t.Fatalf("after COPY the client read on port %d, want the primary", port)
+	for _, mode := range []string{"read_your_writes", "table"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"slow": slow.Addr()}, 1, "  consistency: "+mode+"\n"))
+			ctx := ctxT(t, 60*time.Second)
+			c, other := h.ninja(t), h.ninja(t)
+			table := fmt.Sprintf("routed_copy_%d", time.Now().UnixNano())
+			if _, err := c.Exec(ctx, "create table "+table+" (id int)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
+			time.Sleep(2500 * time.Millisecond) // the table reaches the replica
+			// Proof that the slow replica serves reads: a client without
+			// writes reads there.
+			fresh := h.ninja(t)
+			waitFor(t, 10*time.Second, "the slow replica in rotation", func() bool {
+				return serverPort(t, fresh, "select inet_server_port()") == slow.Port
+			})
+			for round := 1; round <= 3; round++ {
+				var in strings.Builder
+				for i := 0; i < 100; i++ {
+					fmt.Fprintf(&in, "%d\n", i)
+				}
+				tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(in.String()), "copy "+table+" from stdin")
+				if err != nil || tag.RowsAffected() != 100 {
+					t.Fatalf("round %d: copy: %v %v", round, tag, err)
+				}
+				readers := []*pgx.Conn{c}
+				if mode == "table" {
+					readers = append(readers, other)
+				}
+				for i, r := range readers {
+					var n int
+					if err := r.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 100*round {
+						t.Fatalf("round %d: client %d reads %d rows (%v), want %d", round, i, n, err, 100*round)
+					}
+				}
+			}
+		})
 	}
 }

@@ -38,11 +38,13 @@ type expect struct {
 	ddl      bool
 	// Routing: what the request was and where it went, for the router's
 	// bookkeeping when it completes; lsnFollows: an injected WAL-position
-	// read comes right after it; captureLSN: this is that read.
+	// read comes right after it (lsnAfter: only once its answer is
+	// complete, see readLSNAfter); captureLSN: this is that read.
 	routed     bool
 	class      *parser.Classification
 	decision   router.Decision
 	lsnFollows bool
+	lsnAfter   bool
 	captureLSN bool
 	// reset: this is the reset query sent after the client left.
 	reset bool
