@@ -149,12 +149,15 @@ func (s *Session) send(complete bool) error {
 	if err != nil {
 		return s.refuse(err, complete)
 	}
-	out, e := s.req, expect{}
+	if s.owedSync(c) {
+		return nil
+	}
+	out, e := s.req, expect{extended: s.lastReq == 'S'}
 	var injected int
 	if s.l.mode != config.PoolSession {
 		b := s.build(c)
 		out, injected = b.out, b.injected
-		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl}
+		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, extended: e.extended}
 	}
 	s.mu.Lock()
 	if cls != nil && complete {
@@ -193,6 +196,33 @@ func (s *Session) send(complete bool) error {
 		s.startRelay(c, complete)
 	}
 	return nil
+}
+
+// owedSync forwards a lone Sync that answers for one the server ignored
+// during COPY FROM STDIN (see copySyncOwed): its ReadyForQuery is the one
+// the COPY's request already waits for, so nothing new is queued.
+func (s *Session) owedSync(c *pool.Conn) bool {
+	s.mu.Lock()
+	owed := s.copySyncOwed && len(s.req) == 5 && s.req[0] == 'S' && s.lease == c
+	if owed {
+		s.copySyncOwed = false
+		s.openBatch = false
+	}
+	s.mu.Unlock()
+	if !owed {
+		return false
+	}
+	s.serverWrite.Lock()
+	_, err := c.W.Write(s.req)
+	if err == nil {
+		err = c.W.Flush()
+	}
+	s.serverWrite.Unlock()
+	if err != nil {
+		c.MarkBroken()
+		_ = c.Conn.Close()
+	}
+	return true
 }
 
 // startRelay starts the relay of a new lease. A complete request on a

@@ -123,6 +123,11 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		if typ == 'E' {
 			lastFatal = isFatalError(c, n)
 		}
+		if typ == 'G' && head.extended {
+			s.mu.Lock()
+			s.copySyncOwed = true
+			s.mu.Unlock()
+		}
 		if clientDead {
 			if err := wire.SkipBody(c.R, n); err != nil {
 				s.serverFailed(c, err, lastFatal)

@@ -30,7 +30,14 @@ func (s *Session) routed() bool {
 func (s *Session) requestClass() *parser.Classification {
 	var best *parser.Classification
 	consider := func(c *parser.Classification) {
-		if c != nil && (best == nil || (best.Kind == parser.Read && !best.VolatileFunc && !best.Locking)) {
+		if c == nil {
+			return
+		}
+		// A COPY FROM STDIN anywhere in the request decides when its WAL
+		// position may be read (see readLSNAfter); it is a write, so the
+		// route is the same.
+		if best == nil || (c.CopyFromClient && !best.CopyFromClient) ||
+			(best.Kind == parser.Read && !best.VolatileFunc && !best.Locking) {
 			best = c
 		}
 	}

@@ -48,6 +48,8 @@ type expect struct {
 	captureLSN bool
 	// reset: this is the reset query sent after the client left.
 	reset bool
+	// extended: the request ended with Sync (not Query or FunctionCall).
+	extended bool
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -107,9 +109,13 @@ type Session struct {
 	lease     *pool.Conn
 	pending   []expect
 	openBatch bool
-	gone      bool
-	draining  bool
-	txStatus  byte
+	// copySyncOwed: a COPY FROM STDIN started by an extended-protocol
+	// request; the server ignores that request's Sync and answers the
+	// client's next one instead (which libpq sends after CopyDone).
+	copySyncOwed bool
+	gone         bool
+	draining     bool
+	txStatus     byte
 	// pinned lists the session features that keep this client on its
 	// server connection until it leaves.
 	pinned parser.Pins

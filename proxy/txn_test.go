@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 const txnMode = "pool:\n  mode: transaction\n  max_size: %d\n  acquire_timeout: %s\n"
@@ -435,4 +436,90 @@ func TestTxnServerTerminatedMidQuery(t *testing.T) {
 	if err := h.ninja(t).QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
 		t.Fatalf("a new client after the failure: %d %v", one, err)
 	}
+}
+
+// COPY FROM STDIN started with the extended protocol, as libpq's
+// PQexecParams does: the server ignores the Sync that ended the request
+// and answers the Sync the client sends after CopyDone. In transaction
+// mode with one server connection, the lease must end there: a second
+// client gets the connection and both get their own answers.
+func TestTxnExtendedProtocolCopyIn(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "3s"))
+	ctx := ctxT(t, 30*time.Second)
+	table := fmt.Sprintf("ext_copy_%d", time.Now().UnixNano())
+	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int); grant all on "+table+" to public"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
+
+	a, b := rawFrontend(t, h, "trusty"), rawFrontend(t, h, "trusty")
+	a.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
+	a.Send(&pgproto3.Bind{})
+	a.Send(&pgproto3.Execute{})
+	a.Send(&pgproto3.Sync{})
+	expectMessages(t, a, "ParseComplete", "BindComplete", "CopyInResponse")
+	a.Send(&pgproto3.CopyData{Data: []byte("1\n2\n")})
+	a.Send(&pgproto3.CopyDone{})
+	a.Send(&pgproto3.Sync{})
+	expectMessages(t, a, "CommandComplete", "ReadyForQuery")
+
+	for i, fe := range []*pgproto3.Frontend{b, a} {
+		fe.Send(&pgproto3.Query{String: fmt.Sprintf("select count(*) + %d from %s", 10*i, table)})
+		msgs := expectMessages(t, fe, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+		if got, want := string(msgs[1].(*pgproto3.DataRow).Values[0]), fmt.Sprint(2+10*i); got != want {
+			t.Fatalf("client %d got %s, want %s", i, got, want)
+		}
+	}
+}
+
+// rawFrontend logs in by hand as a trust user and returns the protocol
+// stream, ready for a request.
+func rawFrontend(t *testing.T, h *harness, user string) *pgproto3.Frontend {
+	t.Helper()
+	c := rawConn(t, h)
+	if _, err := c.Write(startupBytes(user)); err != nil {
+		t.Fatal(err)
+	}
+	fe := pgproto3.NewFrontend(c, c)
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return fe
+		}
+	}
+}
+
+// expectMessages flushes fe and reads messages of the named types, in
+// order; an ErrorResponse or another type fails the test.
+func expectMessages(t *testing.T, fe *pgproto3.Frontend, types ...string) []pgproto3.BackendMessage {
+	t.Helper()
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var got []pgproto3.BackendMessage
+	for _, want := range types {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("waiting for %s: %v", want, err)
+		}
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			t.Fatalf("waiting for %s: error %s %s", want, e.Code, e.Message)
+		}
+		if name := strings.TrimPrefix(fmt.Sprintf("%T", msg), "*pgproto3."); name != want {
+			t.Fatalf("got %s, want %s", name, want)
+		}
+		// The decoder reuses its messages; keep a copy of what the caller reads.
+		if dr, ok := msg.(*pgproto3.DataRow); ok {
+			vals := make([][]byte, len(dr.Values))
+			for i, v := range dr.Values {
+				vals[i] = append([]byte(nil), v...)
+			}
+			msg = &pgproto3.DataRow{Values: vals}
+		}
+		got = append(got, msg)
+	}
+	return got
 }
