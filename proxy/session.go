@@ -301,6 +301,8 @@ func (s *Session) detach(c *pool.Conn) {
 		return
 	}
 	s.lease = nil
+	// A Sync owed to this connection's server means nothing to the next.
+	s.copySyncOwed = false
 	close(s.leaseDone)
 }
 
