@@ -180,18 +180,7 @@ func (s *Session) send(complete bool) error {
 	s.openBatch = !complete
 	s.mu.Unlock()
 	s.srv.metrics.requests.Inc()
-	s.serverWrite.Lock()
-	_, err = c.W.Write(out)
-	if err == nil {
-		err = c.W.Flush()
-	}
-	s.serverWrite.Unlock()
-	// A write failure means the server is gone; its relay sees the same
-	// socket fail, reports it to the client and ends the session.
-	if err != nil {
-		c.MarkBroken()
-		_ = c.Conn.Close()
-	}
+	s.writeServer(c, out)
 	if fresh {
 		s.startRelay(c, complete)
 	}
@@ -202,18 +191,28 @@ func (s *Session) send(complete bool) error {
 // during COPY FROM STDIN (see copySyncOwed): its ReadyForQuery is the one
 // the COPY's request already waits for, so nothing new is queued.
 func (s *Session) owedSync(c *pool.Conn) bool {
+	if len(s.req) != 5 || s.req[0] != 'S' {
+		return false
+	}
 	s.mu.Lock()
-	owed := s.copySyncOwed && len(s.req) == 5 && s.req[0] == 'S' && s.lease == c
+	owed := s.copySyncOwed && s.lease == c
 	if owed {
 		s.copySyncOwed = false
 		s.openBatch = false
 	}
 	s.mu.Unlock()
-	if !owed {
-		return false
+	if owed {
+		s.writeServer(c, s.req)
 	}
+	return owed
+}
+
+// writeServer writes b to the leased connection c and flushes. A failure
+// means the server is gone: c is closed, and its relay sees the same
+// socket fail, tells the client and ends the session.
+func (s *Session) writeServer(c *pool.Conn, b []byte) {
 	s.serverWrite.Lock()
-	_, err := c.W.Write(s.req)
+	_, err := c.W.Write(b)
 	if err == nil {
 		err = c.W.Flush()
 	}
@@ -222,7 +221,6 @@ func (s *Session) owedSync(c *pool.Conn) bool {
 		c.MarkBroken()
 		_ = c.Conn.Close()
 	}
-	return true
 }
 
 // startRelay starts the relay of a new lease. A complete request on a

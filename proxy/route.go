@@ -176,7 +176,8 @@ func (s *Session) executed(e expect, status byte, failed bool) {
 // may already be queued but not yet written; the read could then pass it
 // on the wire, so the commit is instead taken as of an unknown position
 // (this client's reads stay on the primary until its next known commit).
-// s.mu is held; the read is queued and written under serverWrite too.
+// s.mu is held, and stays held while the read is written: a request the
+// session goroutine queues next is written after it.
 func (s *Session) readLSNAfter(c *pool.Conn, e expect) {
 	if !e.lsnAfter || !s.commitWaiting {
 		return
@@ -186,18 +187,8 @@ func (s *Session) readLSNAfter(c *pool.Conn, e expect) {
 		s.rs.Committed(router.LSN(math.MaxUint64))
 		return
 	}
-	s.serverWrite.Lock()
-	defer s.serverWrite.Unlock()
 	s.pending = append(s.pending, expect{injected: true, captureLSN: true})
-	_, err := c.W.Write(appendQuery(nil, lsnQuery))
-	if err == nil {
-		err = c.W.Flush()
-	}
-	if err != nil {
-		// The relay sees the same socket fail and reports it.
-		c.MarkBroken()
-		_ = c.Conn.Close()
-	}
+	s.writeServer(c, appendQuery(nil, lsnQuery))
 }
 
 // committedAt records the WAL position read after a commit. s.mu is held.

@@ -161,6 +161,17 @@ func TestRoutingWeights(t *testing.T) {
 	t.Logf("replica share %.2f%% of %d reads", share*100, reads)
 }
 
+// waitServesReads waits until a client without writes reads on the
+// replica at port: proof that it is in rotation, without which a
+// read-your-writes test proves nothing.
+func waitServesReads(t testing.TB, h *harness, port int) {
+	t.Helper()
+	fresh := h.ninja(t)
+	waitFor(t, 10*time.Second, "the replica in rotation", func() bool {
+		return serverPort(t, fresh, "select inet_server_port()") == port
+	})
+}
+
 func TestReadYourWritesWithApplyDelay(t *testing.T) {
 	env := testbed.Require(t)
 	slow := env.StartReplica(t, "recovery_min_apply_delay = '2s'")
@@ -173,13 +184,8 @@ func TestReadYourWritesWithApplyDelay(t *testing.T) {
 			if _, err := writer.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s; create table %[1]s(id int primary key)", table)); err != nil {
 				t.Fatal(err)
 			}
-			// The slow replica must really be in rotation, or this proves
-			// nothing: a client without writes reads there.
-			fresh := h.ninja(t)
 			time.Sleep(2500 * time.Millisecond) // the DDL reaches the replica
-			waitFor(t, 10*time.Second, "the slow replica in rotation", func() bool {
-				return serverPort(t, fresh, "select inet_server_port()") == slow.Port
-			})
+			waitServesReads(t, h, slow.Port)
 			other := h.ninja(t)
 			const n = 1000
 			for i := 0; i < n; i++ {
@@ -326,12 +332,7 @@ func TestRoutedCopyFromStdinReadsItsOwnRows(t *testing.T) {
 			}
 			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
 			time.Sleep(2500 * time.Millisecond) // the table reaches the replica
-			// Proof that the slow replica serves reads: a client without
-			// writes reads there.
-			fresh := h.ninja(t)
-			waitFor(t, 10*time.Second, "the slow replica in rotation", func() bool {
-				return serverPort(t, fresh, "select inet_server_port()") == slow.Port
-			})
+			waitServesReads(t, h, slow.Port)
 			for round := 1; round <= 3; round++ {
 				var in strings.Builder
 				for i := 0; i < 100; i++ {

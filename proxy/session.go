@@ -367,14 +367,5 @@ func (s *Session) leave() {
 	cleanup = appendQuery(cleanup, s.st.cfg.Pool.ResetQuery)
 	s.pending = append(s.pending, expect{injected: true, reset: s.st.cfg.Pool.ResetQuery != ""})
 	s.mu.Unlock()
-	s.serverWrite.Lock()
-	_, err := c.W.Write(cleanup)
-	if err == nil {
-		err = c.W.Flush()
-	}
-	s.serverWrite.Unlock()
-	if err != nil {
-		c.MarkBroken()
-		_ = c.Conn.Close()
-	}
+	s.writeServer(c, cleanup)
 }

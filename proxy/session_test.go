@@ -151,6 +151,25 @@ func readError(t *testing.T, c net.Conn) *pgproto3.ErrorResponse {
 	}
 }
 
+// loginRaw logs in on c by hand as user (a trust user) and returns the
+// protocol stream, ready for a request.
+func loginRaw(t *testing.T, c net.Conn, user string) *pgproto3.Frontend {
+	t.Helper()
+	if _, err := c.Write(startupBytes(user)); err != nil {
+		t.Fatal(err)
+	}
+	fe := pgproto3.NewFrontend(c, c)
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			return fe
+		}
+	}
+}
+
 func startupBytes(user string) []byte {
 	b, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
 		Parameters: map[string]string{"user": user, "database": "ai_ninja"}}).Encode(nil)
@@ -160,22 +179,6 @@ func startupBytes(user string) []byte {
 func TestProtocolViolations(t *testing.T) {
 	h := startProxy(t, "")
 	bystander := h.ninja(t)
-	login := func(t *testing.T, c net.Conn) {
-		// A trust user, so the test can get past authentication by hand.
-		if _, err := c.Write(startupBytes("trusty")); err != nil {
-			t.Fatal(err)
-		}
-		fe := pgproto3.NewFrontend(c, c)
-		for {
-			msg, err := fe.Receive()
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				return
-			}
-		}
-	}
 	tests := []struct {
 		name  string
 		login bool
@@ -193,7 +196,8 @@ func TestProtocolViolations(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := rawConn(t, h)
 			if tt.login {
-				login(t, c)
+				// A trust user, so the test gets past authentication by hand.
+				loginRaw(t, c, "trusty")
 			}
 			if _, err := c.Write(tt.send); err != nil {
 				t.Fatal(err)

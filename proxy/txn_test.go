@@ -452,7 +452,7 @@ func TestTxnExtendedProtocolCopyIn(t *testing.T) {
 	}
 	t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
 
-	a, b := rawFrontend(t, h, "trusty"), rawFrontend(t, h, "trusty")
+	a, b := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
 	a.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
 	a.Send(&pgproto3.Bind{})
 	a.Send(&pgproto3.Execute{})
@@ -468,26 +468,6 @@ func TestTxnExtendedProtocolCopyIn(t *testing.T) {
 		msgs := expectMessages(t, fe, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
 		if got, want := string(msgs[1].(*pgproto3.DataRow).Values[0]), fmt.Sprint(2+10*i); got != want {
 			t.Fatalf("client %d got %s, want %s", i, got, want)
-		}
-	}
-}
-
-// rawFrontend logs in by hand as a trust user and returns the protocol
-// stream, ready for a request.
-func rawFrontend(t *testing.T, h *harness, user string) *pgproto3.Frontend {
-	t.Helper()
-	c := rawConn(t, h)
-	if _, err := c.Write(startupBytes(user)); err != nil {
-		t.Fatal(err)
-	}
-	fe := pgproto3.NewFrontend(c, c)
-	for {
-		msg, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-			return fe
 		}
 	}
 }
