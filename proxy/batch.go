@@ -6,6 +6,8 @@ import (
 	"hash/fnv"
 	"strings"
 
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 )
@@ -30,6 +32,13 @@ type batch struct {
 	// ddl: the request changes the schema, so function volatility is
 	// read again afterwards.
 	ddl bool
+	// unnamed is the hash of the client's unnamed statement when this
+	// batch parsed it and nothing since (a Sync, a Query, a stand-in
+	// Parse) may have replaced it. Only then may a Bind or Describe of
+	// the unnamed statement go without a Parse of its own: across
+	// batches the server's unnamed statement may be anyone's, since any
+	// simple query, pooled or the proxy's own, replaces it.
+	unnamed uint64
 }
 
 // build rewrites the collected request for server connection c: client
@@ -80,9 +89,13 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opExecute})
 		case 'S':
+			// After a failed Parse the server skips to this Sync, and
+			// the unnamed statement it leaves may be another client's.
+			b.unnamed = 0
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opSync})
 		case 'Q':
+			b.unnamed = 0
 			s.buildQuery(b, st, msg, body)
 			b.plan.add(op{kind: opQuery})
 		case 'F':
@@ -93,9 +106,6 @@ func (s *Session) build(c *pool.Conn) *batch {
 		}
 	}
 	s.out = b.out
-	if !b.plan.needed() {
-		b.plan = nil
-	}
 	return b
 }
 
@@ -104,7 +114,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		// The unnamed statement again, as drivers send it for each
 		// query: no new hash or copies.
 		s.notePins(s.classifier.Classify(cs.query))
-		st.unnamed = cs.hash
+		b.unnamed = cs.hash
 		b.out = append(b.out, msg...)
 		b.plan.add(op{kind: opParse})
 		return
@@ -117,12 +127,16 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 	}
 	class := s.classifier.Classify(query)
 	s.notePins(class)
-	cs := newClientStmt(name, query, types)
+	cs := newClientStmt(name, query, types, s.epoch.Load())
 	if name == "" {
 		s.unnamed = cs
-		st.unnamed = cs.hash
+		b.unnamed = cs.hash
 		b.out = append(b.out, msg...)
 		b.plan.add(op{kind: opParse})
+		return
+	}
+	if s.stmts[name] != nil || s.sqlStmts[name] != nil {
+		s.refuseParse(b, name)
 		return
 	}
 	s.stmts[name] = cs
@@ -130,13 +144,24 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		// The connection has it already: answer in order with a
 		// ParseComplete from a harmless stand-in.
 		b.out = append(b.out, emptyParse...)
-		st.unnamed = 0
+		b.unnamed = 0
 		b.plan.add(op{kind: opParse})
 		return
 	}
 	st.preparing(cs.server)
 	b.out = append(b.out, cs.parse...)
 	b.plan.add(op{kind: opParse, stmt: cs.server, st: st})
+}
+
+// refuseParse answers a Parse of a name the client already uses the way
+// PostgreSQL does, with 42P05, keeping the statement it has. The server
+// must fail in the same place, so that it skips the rest of the batch to
+// Sync: it gets a Parse that cannot succeed, and the client gets the
+// proxy's error in place of the server's.
+func (s *Session) refuseParse(b *batch, name string) {
+	msg := wire.Append(nil, pgerr.Response(pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name)))
+	b.out = append(b.out, refusedParse...)
+	b.plan.add(op{kind: opParse, refusal: msg[5:]})
 }
 
 // ensureStmt makes sure the statement a Bind or Describe names exists on
@@ -146,10 +171,17 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt {
 	if name == "" {
 		cs := s.unnamed
-		if cs != nil && st.unnamed != cs.hash {
+		switch {
+		case cs == nil:
+			// The client has no unnamed statement, but the server may
+			// hold another client's: drop it, so the server answers
+			// as it would have answered this client alone.
+			b.out = append(b.out, closeUnnamed...)
+			b.plan.add(op{kind: opClose, swallow: true})
+		case b.unnamed != cs.hash:
 			b.out = append(b.out, cs.parse...)
 			b.plan.add(op{kind: opParse, swallow: true})
-			st.unnamed = cs.hash
+			b.unnamed = cs.hash
 		}
 		return cs
 	}
@@ -191,7 +223,7 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 	if !ok || name == "" {
 		if ok {
 			s.unnamed = nil
-			st.unnamed = 0
+			b.unnamed = 0
 		}
 		b.out = append(b.out, msg...)
 		return
@@ -219,6 +251,16 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 		ps := &sqlStmt{text: query, hash: h.Sum64()}
 		s.sqlStmts[name] = ps
 		st.sql[name] = ps.hash
+	case class.Pins.Has(parser.PinDeallocate) && s.deallocatesProtocolStmt(class):
+		// PREPARE and Parse share one namespace, but a Parse'd statement
+		// lives on the servers under another name, shared with other
+		// clients: forget the client's name, and let the server run a
+		// DEALLOCATE of its own so the client gets the answer it expects.
+		delete(s.stmts, class.StatementName)
+		b.out = appendQuery(b.out, "PREPARE "+noopStatement+" AS SELECT")
+		b.injected++
+		b.out = appendQuery(b.out, "DEALLOCATE "+noopStatement)
+		return
 	case class.Pins.Has(parser.PinExecute) || (class.Pins.Has(parser.PinDeallocate) && class.StatementName != ""):
 		name := class.StatementName
 		if ps := s.sqlStmts[name]; ps != nil && st.sql[name] != ps.hash {
@@ -246,6 +288,19 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 		s.pinned = 0
 	}
 	b.out = append(b.out, msg...)
+}
+
+// deallocatesProtocolStmt reports whether a DEALLOCATE names a statement
+// the client prepared with Parse rather than PREPARE. In a failed
+// transaction it is left to the server to refuse.
+func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
+	name := class.StatementName
+	if name == "" || class.MultiStatement || s.sqlStmts[name] != nil || s.stmts[name] == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txStatus != 'E'
 }
 
 func isDiscardAll(c *parser.Classification) bool {

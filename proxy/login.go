@@ -55,6 +55,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	t := st.target(primary, l)
 	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
 	s.classifier = s.srv.classifiers.forDB(t)
+	s.epoch = s.srv.epochs.forDB(t.Database)
 
 	serverParams, err := s.serverParams()
 	if err != nil {

@@ -170,9 +170,7 @@ func (s *Session) send(complete bool) error {
 	for i := 0; i < injected; i++ {
 		s.pending = append(s.pending, expect{injected: true})
 	}
-	if complete {
-		s.pending = append(s.pending, e)
-	}
+	s.queue(e, complete)
 	if e.lsnFollows && !e.lsnAfter {
 		s.pending = append(s.pending, expect{injected: true, captureLSN: true})
 		out = appendQuery(out, lsnQuery)
@@ -185,6 +183,37 @@ func (s *Session) send(complete bool) error {
 		s.startRelay(c, complete)
 	}
 	return nil
+}
+
+// queue records what the server owes for the request part just built; the
+// caller holds s.mu. A part ended by Flush opens an expectation that the
+// batch's later parts join, so that the whole batch, answered by one
+// ReadyForQuery, is followed by one plan.
+func (s *Session) queue(e expect, complete bool) {
+	if n := len(s.pending); n > 0 && s.pending[n-1].open {
+		open := &s.pending[n-1]
+		if open.plan != nil && e.plan != nil {
+			open.plan.extend(e.plan)
+		}
+		open.sets = append(open.sets, e.sets...)
+		open.rollback = open.rollback || e.rollback
+		open.ddl = open.ddl || e.ddl
+		if complete {
+			open.open = false
+			open.extended = e.extended
+			open.routed, open.class, open.decision = e.routed, e.class, e.decision
+			open.lsnFollows, open.lsnAfter = e.lsnFollows, e.lsnAfter
+		}
+		return
+	}
+	if complete {
+		if e.plan != nil && !e.plan.needed() {
+			e.plan = nil
+		}
+	} else {
+		e.open = true
+	}
+	s.pending = append(s.pending, e)
 }
 
 // owedSync forwards a lone Sync that answers for one the server ignored

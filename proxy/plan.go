@@ -6,6 +6,12 @@ package proxy
 // needs to learn which of the batch's Parses succeeded so it knows which
 // prepared statements the server connection now holds. Batches the proxy
 // did not touch have no plan and are forwarded until ReadyForQuery.
+//
+// A batch the client sends in parts, each ended by Flush, keeps one plan
+// from its first part to its Sync: the server answers the parts as one
+// stream, and an error in one part skips messages of the next.
+
+import "sync"
 
 type opKind uint8
 
@@ -31,19 +37,50 @@ type op struct {
 	// skipped.
 	stmt string
 	st   *serverState
+	// refusal, on a Parse the proxy made to fail, is the ErrorResponse
+	// body the client gets instead of the server's.
+	refusal []byte
 }
 
 type plan struct {
+	// mu guards the plan once published: the relay follows it while the
+	// session goroutine extends it with the batch's next part.
+	mu  sync.Mutex
 	ops []op
 	i   int
+	// skipping: an error was answered and the Sync the server skips to
+	// is still to come.
+	skipping bool
 }
 
+// add appends an op to a plan still being built.
 func (p *plan) add(o op) { p.ops = append(p.ops, o) }
+
+// extend appends the next part of the batch to a published plan.
+func (p *plan) extend(more *plan) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ops = append(p.ops, more.ops...)
+	if p.skipping {
+		p.skip()
+	}
+}
+
+// skip passes over the ops the server skips after an error, up to the
+// next Sync: Parses that never ran did not create their statements.
+func (p *plan) skip() {
+	for ; p.i < len(p.ops) && p.ops[p.i].kind != opSync; p.i++ {
+		if s := p.ops[p.i]; s.stmt != "" {
+			s.st.drop(s.stmt)
+		}
+	}
+	p.skipping = p.i == len(p.ops)
+}
 
 // needed reports whether the batch must be followed message by message.
 func (p *plan) needed() bool {
 	for _, o := range p.ops {
-		if o.swallow || o.stmt != "" {
+		if o.swallow || o.stmt != "" || o.refusal != nil {
 			return true
 		}
 	}
@@ -58,16 +95,18 @@ func (p *plan) head() *op {
 }
 
 // response accounts for one server message and says whether the client
-// must not see it.
-func (p *plan) response(typ byte) (swallow bool) {
+// must not see it, or must see refusal in its place.
+func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
 	o := p.head()
 	if o == nil {
-		return false
+		return false, nil
 	}
 	if o.kind == opQuery || o.kind == opFunc {
 		// A simple query or function call answers with any number of
 		// messages up to its ReadyForQuery.
-		return false
+		return false, nil
 	}
 	switch typ {
 	case '1': // ParseComplete
@@ -76,7 +115,7 @@ func (p *plan) response(typ byte) (swallow bool) {
 				o.st.confirm(o.stmt)
 			}
 			p.i++
-			return o.swallow
+			return o.swallow, nil
 		}
 	case '2': // BindComplete
 		if o.kind == opBind {
@@ -85,7 +124,7 @@ func (p *plan) response(typ byte) (swallow bool) {
 	case '3': // CloseComplete
 		if o.kind == opClose {
 			p.i++
-			return o.swallow
+			return o.swallow, nil
 		}
 	case 'T', 'n': // RowDescription, NoData end a Describe
 		if o.kind == opDescribe {
@@ -96,15 +135,11 @@ func (p *plan) response(typ byte) (swallow bool) {
 			p.i++
 		}
 	case 'E':
-		// The server skips everything up to the next Sync: Parses that
-		// failed or never ran did not create their statements.
-		for ; p.i < len(p.ops) && p.ops[p.i].kind != opSync; p.i++ {
-			if s := p.ops[p.i]; s.stmt != "" {
-				s.st.drop(s.stmt)
-			}
-		}
+		refusal = o.refusal
+		p.skip()
 	case 'Z':
 		p.i = len(p.ops)
+		p.skipping = false
 	}
-	return false
+	return false, refusal
 }

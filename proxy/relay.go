@@ -56,11 +56,22 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			s.mu.Unlock()
 		}
 		swallow := haveHead && head.injected
+		var refusal []byte
 		if haveHead && head.plan != nil && !swallow {
-			swallow = head.plan.response(typ)
+			swallow, refusal = head.plan.response(typ)
 		}
 		if typ == 'E' {
 			sawError = true
+		}
+		if refusal != nil {
+			if err := wire.SkipBody(c.R, n); err != nil {
+				s.serverFailed(c, err, lastFatal)
+				return
+			}
+			if !clientDead {
+				clientDead = s.forwardSmall(typ, refusal, false) != nil
+			}
+			continue
 		}
 
 		if typ == 'Z' {
@@ -122,6 +133,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		}
 		if typ == 'E' {
 			lastFatal = isFatalError(c, n)
+			if head.plan != nil && staleStatement(c, n) {
+				s.epoch.Add(1)
+			}
 		}
 		if typ == 'G' && head.extended {
 			s.mu.Lock()
@@ -222,6 +236,13 @@ func isFatalError(c *pool.Conn, n int) bool {
 	return len(sev) >= 5 && (sev[:5] == "FATAL" || sev[:5] == "PANIC")
 }
 
+// staleStatement peeks at an ErrorResponse for a sign of a prepared
+// statement that outlived a schema change (see schemaEpochs).
+func staleStatement(c *pool.Conn, n int) bool {
+	b, err := c.R.Peek(min(n, 128))
+	return err == nil && staleStatementError(b)
+}
+
 // readyAfter is what remains to do once the client has its ReadyForQuery.
 type readyAfter struct {
 	release   bool
@@ -234,11 +255,13 @@ type readyAfter struct {
 // the safe point to give the connection back (detaching it at once, so
 // the session's next request leases afresh).
 func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool) readyAfter {
-	injected := e.injected
 	s.mu.Lock()
 	if len(s.pending) > 0 {
+		// The relay's copy of a batch sent in parts predates its last.
+		e = s.pending[0]
 		s.pending = s.pending[1:]
 	}
+	injected := e.injected
 	if injected && s.gone && sawError {
 		// A cleanup statement failed: the connection's state is unknown.
 		c.MarkBroken()
@@ -269,6 +292,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	}
 	if e.ddl && !sawError {
 		s.srv.classifiers.refresh(s.l.db.DBName)
+		s.epoch.Add(1)
 	}
 	return readyAfter{release: release, violation: violation && !gone, drain: safe && draining && !gone && status == 'I'}
 }

@@ -49,6 +49,7 @@ type Server struct {
 	keys        *cancelKeys
 	metrics     *metrics
 	classifiers *classifiers
+	epochs      *schemaEpochs
 	settings    atomic.Pointer[settings]
 	handlers    *workers[net.Conn]
 	relays      *workers[relayJob]
@@ -78,6 +79,7 @@ func NewServer(d Deps) (*Server, error) {
 		auth: auth.NewAuthenticator(), keys: newCancelKeys(),
 		metrics: newMetrics(d.Registry), sessions: map[*Session]struct{}{},
 		classifiers: newClassifiers(d.Log),
+		epochs:      newSchemaEpochs(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		defer s.wg.Done()

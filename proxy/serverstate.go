@@ -31,9 +31,6 @@ type serverState struct {
 	evicted []string
 	// dropping: a failed Parse is being forgotten, which is no eviction.
 	dropping bool
-	// unnamed is the hash of the query in the unnamed statement, 0 when
-	// unknown.
-	unnamed uint64
 	// sql holds SQL-level PREPAREs: name → hash of the PREPARE text.
 	sql map[string]uint64
 }
@@ -94,7 +91,6 @@ func (st *serverState) forgetAll() {
 	st.stmts.Purge()
 	st.dropping = false
 	st.evicted = nil
-	st.unnamed = 0
 	st.sql = map[string]uint64{}
 	st.mu.Unlock()
 }

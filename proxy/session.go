@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -50,6 +51,10 @@ type expect struct {
 	reset bool
 	// extended: the request ended with Sync (not Query or FunctionCall).
 	extended bool
+	// open: the request was sent in parts ended by Flush and its last
+	// part is still to come; the relay reads the settled fields again at
+	// its ReadyForQuery.
+	open bool
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -70,6 +75,8 @@ type Session struct {
 
 	// classifier knows this client's database's functions.
 	classifier *parser.Classifier
+	// epoch is the database's schema epoch (see schemaEpochs).
+	epoch *atomic.Uint64
 	// memoQuery and memoClass remember the simple query classified for
 	// the current request, so routing and the batch builder share one
 	// lookup; send clears them.

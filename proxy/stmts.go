@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // clientStmt is a statement a client prepared with Parse. On the servers
@@ -43,9 +44,11 @@ func parseMsg(body []byte) (name, query string, types []byte, ok bool) {
 	return string(body[:i]), string(body[i+1 : i+1+j]), body[i+2+j:], true
 }
 
-// newClientStmt builds the server-side form of a client's Parse.
-func newClientStmt(name, query string, types []byte) *clientStmt {
+// newClientStmt builds the server-side form of a client's Parse, for the
+// database's current schema epoch.
+func newClientStmt(name, query string, types []byte, epoch uint64) *clientStmt {
 	sum := sha256.New()
+	sum.Write(binary.BigEndian.AppendUint64(nil, epoch))
 	sum.Write([]byte(query))
 	sum.Write([]byte{0})
 	sum.Write(types)
@@ -90,3 +93,10 @@ const noopStatement = "pgninja_noop"
 // ParseComplete, standing in for a client Parse whose statement the server
 // connection already holds.
 var emptyParse = []byte{'P', 0, 0, 0, 8, 0, 0, 0, 0}
+
+// closeUnnamed closes the unnamed statement.
+var closeUnnamed = []byte{'C', 0, 0, 0, 6, 'S', 0}
+
+// refusedParse is a Parse that fails without side effects: a syntax error
+// under a name of its own, so that no statement is replaced.
+var refusedParse = wire.Append(nil, &pgproto3.Parse{Name: "pgninja_refused", Query: "pgninja refused"})

@@ -473,7 +473,7 @@ func TestTxnExtendedProtocolCopyIn(t *testing.T) {
 }
 
 // expectMessages flushes fe and reads messages of the named types, in
-// order; an ErrorResponse or another type fails the test.
+// order; another type, or an ErrorResponse not named, fails the test.
 func expectMessages(t *testing.T, fe *pgproto3.Frontend, types ...string) []pgproto3.BackendMessage {
 	t.Helper()
 	if err := fe.Flush(); err != nil {
@@ -485,13 +485,17 @@ func expectMessages(t *testing.T, fe *pgproto3.Frontend, types ...string) []pgpr
 		if err != nil {
 			t.Fatalf("waiting for %s: %v", want, err)
 		}
-		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok && want != "ErrorResponse" {
 			t.Fatalf("waiting for %s: error %s %s", want, e.Code, e.Message)
 		}
 		if name := strings.TrimPrefix(fmt.Sprintf("%T", msg), "*pgproto3."); name != want {
 			t.Fatalf("got %s, want %s", name, want)
 		}
 		// The decoder reuses its messages; keep a copy of what the caller reads.
+		if e, ok := msg.(*pgproto3.ErrorResponse); ok {
+			cp := *e
+			msg = &cp
+		}
 		if dr, ok := msg.(*pgproto3.DataRow); ok {
 			vals := make([][]byte, len(dr.Values))
 			for i, v := range dr.Values {

@@ -24,6 +24,7 @@ const (
 	InvalidParameterValue = "22023"
 	InternalError         = "XX000"
 	IdleSessionTimeout    = "25P03"
+	DuplicatePrepared     = "42P05"
 )
 
 // Severities as PostgreSQL spells them.

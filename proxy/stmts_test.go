@@ -1,0 +1,252 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// Prepared statements in transaction mode must behave as each client's
+// own, however the server connections that hold them are shared.
+
+// The unnamed statement on a shared server connection is whoever parsed
+// last; a Bind of it without a Parse in the same batch must still run the
+// client's own statement, or fail as it would without the proxy.
+func TestTxnUnnamedStatementIsTheClientsOwn(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	a, b := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
+	fresh := loginRaw(t, rawConn(t, h), "trusty")
+
+	a.Send(&pgproto3.Parse{Query: "select 'a'"})
+	a.Send(&pgproto3.Sync{})
+	expectMessages(t, a, "ParseComplete", "ReadyForQuery")
+	b.Send(&pgproto3.Parse{Query: "select 'b'"})
+	b.Send(&pgproto3.Sync{})
+	expectMessages(t, b, "ParseComplete", "ReadyForQuery")
+	// A simple query replaces the unnamed statement too.
+	b.Send(&pgproto3.Query{String: "select 1"})
+	expectMessages(t, b, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+
+	for _, tc := range []struct {
+		name string
+		fe   *pgproto3.Frontend
+		want string
+	}{{"a", a, "a"}, {"b", b, "b"}, {"a again", a, "a"}} {
+		tc.fe.Send(&pgproto3.Bind{})
+		tc.fe.Send(&pgproto3.Execute{})
+		tc.fe.Send(&pgproto3.Sync{})
+		msgs := expectMessages(t, tc.fe, "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
+		if got := string(msgs[1].(*pgproto3.DataRow).Values[0]); got != tc.want {
+			t.Fatalf("client %s ran %q", tc.name, got)
+		}
+	}
+
+	fresh.Send(&pgproto3.Bind{})
+	fresh.Send(&pgproto3.Execute{})
+	fresh.Send(&pgproto3.Sync{})
+	msgs := expectMessages(t, fresh, "ErrorResponse", "ReadyForQuery")
+	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "26000" {
+		t.Fatalf("a client that parsed nothing got %s %s", e.Code, e.Message)
+	}
+}
+
+// pgx's describe-exec mode parses in one round trip and binds in the next.
+func TestTxnDescribeExecModeUnderLoad(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "30s"))
+	ctx := ctxT(t, 60*time.Second)
+	var wg sync.WaitGroup
+	for i := 0; i < 8; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close(ctx)
+			for j := 0; j < 40; j++ {
+				if j%4 == 0 {
+					// A simple query replaces the server's unnamed statement.
+					if _, err := c.Exec(ctx, "select 1"); err != nil {
+						t.Errorf("client %d: %v", i, err)
+						return
+					}
+				}
+				var got string
+				q := fmt.Sprintf("select $1::text || '-%d'", j%3)
+				if err := c.QueryRow(ctx, q, fmt.Sprint(i)).Scan(&got); err != nil {
+					t.Errorf("client %d query %d: %v", i, j, err)
+					return
+				}
+				if want := fmt.Sprintf("%d-%d", i, j%3); got != want {
+					t.Errorf("client %d query %d got %q, want %q", i, j, got, want)
+					return
+				}
+			}
+		}(i)
+	}
+	wg.Wait()
+}
+
+// A Parse of a name already in use fails with 42P05 and skips the rest of
+// its batch, and the statement the client had stays.
+func TestTxnParseOfUsedNameFails(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	fe := loginRaw(t, rawConn(t, h), "trusty")
+	fe.Send(&pgproto3.Parse{Name: "ps", Query: "select 1"})
+	fe.Send(&pgproto3.Sync{})
+	expectMessages(t, fe, "ParseComplete", "ReadyForQuery")
+
+	fe.Send(&pgproto3.Parse{Name: "ps", Query: "select 2"})
+	fe.Send(&pgproto3.Bind{PreparedStatement: "ps"})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	msgs := expectMessages(t, fe, "ErrorResponse", "ReadyForQuery")
+	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "42P05" || e.Message != `prepared statement "ps" already exists` {
+		t.Fatalf("got %s %s", e.Code, e.Message)
+	}
+
+	fe.Send(&pgproto3.Bind{PreparedStatement: "ps"})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	msgs = expectMessages(t, fe, "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
+	if got := string(msgs[1].(*pgproto3.DataRow).Values[0]); got != "1" {
+		t.Fatalf("ps ran as %q", got)
+	}
+}
+
+// SQL DEALLOCATE reaches statements made with Parse: one namespace, as in
+// PostgreSQL.
+func TestTxnSQLDeallocateOfParsedStatement(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	if _, err := c.Prepare(ctx, "ps", "select $1::text"); err != nil {
+		t.Fatal(err)
+	}
+	tag, err := c.Exec(ctx, "deallocate ps")
+	if err != nil || tag.String() != "DEALLOCATE" {
+		t.Fatalf("deallocate: %q %v", tag, err)
+	}
+	if err := c.Deallocate(ctx, "ps"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Prepare(ctx, "ps", "select $1::text, $2::text"); err != nil {
+		t.Fatal(err)
+	}
+	var s1, s2 string
+	if err := c.QueryRow(ctx, "ps", "hello", "world").Scan(&s1, &s2); err != nil || s1 != "hello" || s2 != "world" {
+		t.Fatalf("got %q %q %v", s1, s2, err)
+	}
+	if _, err := c.Exec(ctx, "deallocate ps"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "deallocate ps"); err == nil {
+		t.Fatal("a second deallocate of ps succeeded")
+	}
+}
+
+// A statement prepared after a schema change is planned against the new
+// schema, though identical text was prepared before it on the same server
+// connection.
+func TestTxnStatementsFollowSchemaChanges(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	typ := fmt.Sprintf("mood_%d", time.Now().UnixNano())
+	table := "t_" + typ
+	admin := h.ninja(t)
+	t.Cleanup(func() {
+		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table+"; drop type if exists "+typ)
+	})
+	steps := []struct {
+		ddl, query string
+	}{
+		{"create type " + typ + " as enum ('sad', 'ok')", "select 'ok'::" + typ + "::text"},
+		{"drop type " + typ + "; create type " + typ + " as enum ('ok', 'happy')", "select 'ok'::" + typ + "::text"},
+		{"create table " + table + " (id int, a text); insert into " + table + " values (1, 'x')", "select * from " + table},
+		{"alter table " + table + " drop column a", "select * from " + table},
+	}
+	for i, step := range steps {
+		if _, err := admin.Exec(ctx, step.ddl); err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		// A new client each time: it prepares the text afresh.
+		c := h.ninja(t)
+		rows, err := c.Query(ctx, step.query)
+		if err == nil {
+			rows.Next()
+			rows.Close()
+			err = rows.Err()
+		}
+		if err != nil {
+			t.Fatalf("step %d: %s: %v", i, step.query, err)
+		}
+		c.Close(ctx)
+	}
+}
+
+// A pipeline that asks for results with Flush before its Sync is one
+// batch: what the proxy adds to it stays hidden from the client.
+func TestTxnPipelineFlushBeforeSync(t *testing.T) {
+	// One cached statement per server connection: preparing a second one
+	// evicts the first, so the pipeline's Bind needs it prepared again.
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s")+"  max_prepared_statements: 1\n")
+	ctx := ctxT(t, 30*time.Second)
+	pc, err := pgconn.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	for _, name := range []string{"ps", "other"} {
+		if _, err := pc.Prepare(ctx, name, "select $1::bigint as num, '"+name+"'", nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	p := pc.StartPipeline(ctx)
+	p.SendQueryPrepared("ps", [][]byte{[]byte("1")}, nil, nil)
+	p.SendQueryPrepared("ps", [][]byte{[]byte("2")}, nil, nil)
+	p.SendFlushRequest()
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for want := 1; want <= 2; want++ {
+		res, err := p.GetResults()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rr, ok := res.(*pgconn.ResultReader)
+		if !ok {
+			t.Fatalf("result %d: got %T", want, res)
+		}
+		r := rr.Read()
+		if r.Err != nil || len(r.Rows) != 1 || string(r.Rows[0][0]) != fmt.Sprint(want) {
+			t.Fatalf("result %d: %v %q", want, r.Err, r.Rows)
+		}
+	}
+	if err := p.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	res, err := p.GetResults()
+	if _, ok := res.(*pgconn.PipelineSync); !ok || err != nil {
+		t.Fatalf("got %T %v, want the pipeline's sync", res, err)
+	}
+	if err := p.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if r := pc.ExecParams(ctx, "select 41 + 1", nil, nil, nil, nil).Read(); r.Err != nil || string(r.Rows[0][0]) != "42" {
+		t.Fatalf("after the pipeline: %v %q", r.Err, r.Rows)
+	}
+}
