@@ -95,7 +95,14 @@ var ErrClosed = pgerr.Fatal(pgerr.AdminShutdown, "pgninja: pool is closed")
 
 // Acquire lends a connection, waiting up to the acquire timeout in FIFO
 // order when the pool is full.
-func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, true) }
+
+// TryAcquire lends a connection when one is idle or may be opened, and
+// returns nil, without waiting or passing anyone queued, when the pool is
+// full.
+func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, false) }
+
+func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 	p.mu.Lock()
 	p.stats.Acquires++
 	start := time.Now()
@@ -120,6 +127,10 @@ func (p *Pool) Acquire(ctx context.Context) (*Conn, error) {
 			p.total++
 			p.mu.Unlock()
 			return p.open(ctx)
+		}
+		if !wait {
+			p.mu.Unlock()
+			return nil, nil
 		}
 		c, dial, err := p.wait(ctx, start)
 		if err != nil {

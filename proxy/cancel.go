@@ -15,47 +15,74 @@ import (
 // cancelKeys maps the BackendKeyData the proxy gave each client to its
 // session, so a CancelRequest on a new connection finds the server
 // connection that is running that client's query.
+//
+// Sessions are filed by process ID, which several may share: a
+// session-mode client is given its server's real process ID, and servers
+// on different hosts may use the same one. The secret tells them apart.
 type cancelKeys struct {
-	mu       sync.Mutex
-	sessions map[uint32]*Session
+	mu    sync.Mutex
+	byPID map[uint32][]*Session
 }
 
-func newCancelKeys() *cancelKeys { return &cancelKeys{sessions: map[uint32]*Session{}} }
+func newCancelKeys() *cancelKeys { return &cancelKeys{byPID: map[uint32][]*Session{}} }
 
-// register assigns s a fresh, unique key.
-func (k *cancelKeys) register(s *Session) {
+// register gives s process ID pid, or a random unused one when pid is 0,
+// and a random secret no other session with that process ID has.
+func (k *cancelKeys) register(s *Session, pid uint32) {
 	var b [8]byte
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	for {
 		_, _ = rand.Read(b[:])
-		pid := binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
-		if _, taken := k.sessions[pid]; pid == 0 || taken {
+		id := pid
+		if id == 0 {
+			id = binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
+			if id == 0 || len(k.byPID[id]) > 0 {
+				continue
+			}
+		}
+		if k.find(id, b[4:]) != nil {
 			continue
 		}
-		s.keyPID = pid
+		s.keyPID = id
 		s.keySecret = append([]byte(nil), b[4:]...)
-		k.sessions[pid] = s
+		k.byPID[id] = append(k.byPID[id], s)
 		return
 	}
 }
 
 func (k *cancelKeys) unregister(s *Session) {
 	k.mu.Lock()
-	if k.sessions[s.keyPID] == s {
-		delete(k.sessions, s.keyPID)
+	defer k.mu.Unlock()
+	list := k.byPID[s.keyPID]
+	for i, other := range list {
+		if other == s {
+			list = append(list[:i], list[i+1:]...)
+			break
+		}
 	}
-	k.mu.Unlock()
+	if len(list) == 0 {
+		delete(k.byPID, s.keyPID)
+	} else {
+		k.byPID[s.keyPID] = list
+	}
 }
 
 func (k *cancelKeys) lookup(pid uint32, secret []byte) *Session {
 	k.mu.Lock()
-	s := k.sessions[pid]
-	k.mu.Unlock()
-	if s == nil || subtle.ConstantTimeCompare(s.keySecret, secret) != 1 {
-		return nil
+	defer k.mu.Unlock()
+	return k.find(pid, secret)
+}
+
+// find compares secrets in constant time; k.mu is held.
+func (k *cancelKeys) find(pid uint32, secret []byte) *Session {
+	var found *Session
+	for _, s := range k.byPID[pid] {
+		if subtle.ConstantTimeCompare(s.keySecret, secret) == 1 {
+			found = s
+		}
 	}
-	return s
+	return found
 }
 
 // sendCancel delivers a CancelRequest for a server connection.

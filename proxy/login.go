@@ -4,9 +4,11 @@ import (
 	"context"
 	"time"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -62,7 +64,14 @@ func (s *Session) login(pkt *startupPacket) error {
 		return asFatal(err)
 	}
 	s.params = newParamSet(pkt.sessionParams())
-	s.srv.keys.register(s)
+	if lease := s.leaseForSession(); lease != nil {
+		// The relay starts once the client has its login messages, so
+		// nothing the server says can come before them.
+		defer s.startRelay(lease, false)
+		s.srv.keys.register(s, lease.PID)
+	} else {
+		s.srv.keys.register(s, 0)
+	}
 
 	msgs := []wire.Encoder{&pgproto3.AuthenticationOk{}}
 	for k, v := range s.params.reported(serverParams) {
@@ -74,6 +83,31 @@ func (s *Session) login(pkt *startupPacket) error {
 	_ = s.c.Conn.SetDeadline(time.Time{})
 	s.phase = phaseReady
 	return s.c.SendAll(msgs...)
+}
+
+// leaseForSession takes a session-mode client's server connection at
+// login, so that the process ID in its BackendKeyData is that of the
+// backend serving it: a pid passed to pg_terminate_backend, or looked up
+// in pg_stat_activity, is the one pg_backend_pid() returns. When the pool
+// is full or the server cannot be reached, the client logs in as it would
+// in transaction mode, with a process ID of the proxy's, and its first
+// query waits for a connection or reports the failure.
+func (s *Session) leaseForSession() *pool.Conn {
+	if s.l.mode != config.PoolSession {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
+	defer cancel()
+	c, err := s.pool.TryAcquire(ctx)
+	if err != nil || c == nil {
+		return nil
+	}
+	s.attach(c, router.Decision{Target: router.Primary, Backend: s.primaryName})
+	s.mu.Lock()
+	s.openBatch = false
+	s.mu.Unlock()
+	s.writeServer(c, nil) // the settings attach brought
+	return c
 }
 
 // serverParams is the pool's ParameterStatus set; only the first logins

@@ -368,3 +368,45 @@ func TestShutdownWaitsForTransactions(t *testing.T) {
 		t.Fatal("still accepting after shutdown")
 	}
 }
+
+// In session mode the client's BackendKeyData names its own backend, so
+// tools that act on that pid reach the right server process; a client
+// that logs in while the pool is full still gets a working session.
+func TestSessionModeGivesTheBackendPID(t *testing.T) {
+	h := startProxy(t, "pool:\n  max_size: 1\n  acquire_timeout: 5s\n")
+	ctx := ctxT(t, 20*time.Second)
+	a := h.ninja(t)
+	var pid uint32
+	if err := a.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.PgConn().PID(); got != pid {
+		t.Fatalf("BackendKeyData pid %d, backend pid %d", got, pid)
+	}
+
+	// The pool is full: b logs in with a pid of the proxy's and waits
+	// for a's connection at its first query.
+	b := h.ninja(t)
+	if b.PgConn().PID() == pid {
+		t.Fatal("a second client was given a backend pid it does not have")
+	}
+	var bpid uint32
+	done := make(chan error, 1)
+	go func() { done <- b.QueryRow(ctx, "select pg_backend_pid()").Scan(&bpid) }()
+
+	if _, err := h.direct(t).Exec(ctx, "select pg_terminate_backend($1)", a.PgConn().PID()); err != nil {
+		t.Fatal(err)
+	}
+	_, err := a.Exec(ctx, "select 1")
+	if code := sqlstate(err); code != "57P01" && code != "08006" {
+		if err == nil || !strings.Contains(err.Error(), "57P01") {
+			t.Fatalf("after pg_terminate_backend of its pid: %v", err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the waiting client: %v", err)
+	}
+	if bpid == 0 || bpid == pid {
+		t.Fatalf("the waiting client ran on backend %d", bpid)
+	}
+}
