@@ -123,7 +123,12 @@ func (s *Session) collect(typ byte, n int) error {
 	case 'H':
 		return s.send(false)
 	}
-	if len(s.req) > streamThreshold {
+	if len(s.req) > streamThreshold || (s.l.mode == config.PoolSession && s.c.r.Buffered() == 0) {
+		// In session mode a client that pauses mid-batch has the server
+		// see what it sent so far, as PostgreSQL would: a statement
+		// timeout, say, runs from its Parse. Elsewhere the request is
+		// held, so that no server connection waits on a slow client and
+		// the whole batch is routed at once.
 		return s.send(false)
 	}
 	return nil
