@@ -410,3 +410,24 @@ func TestSessionModeGivesTheBackendPID(t *testing.T) {
 		t.Fatalf("the waiting client ran on backend %d", bpid)
 	}
 }
+
+// A session-mode client that pauses mid-batch has the server see what it
+// sent so far: the statement timeout runs from its Parse, as it does
+// without the proxy.
+func TestSessionModeForwardsAPausedBatch(t *testing.T) {
+	h := startProxy(t, "")
+	fe := loginRaw(t, rawConn(t, h), "trusty")
+	fe.Send(&pgproto3.Query{String: "set statement_timeout = '100ms'"})
+	expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+	fe.Send(&pgproto3.Parse{Query: "select 1"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	fe.Send(&pgproto3.Describe{ObjectType: 'S'})
+	fe.Send(&pgproto3.Sync{})
+	msgs := expectMessages(t, fe, "ParseComplete", "ErrorResponse", "ReadyForQuery")
+	if e := msgs[1].(*pgproto3.ErrorResponse); e.Code != "57014" {
+		t.Fatalf("got %s %s, want the statement timeout", e.Code, e.Message)
+	}
+}
