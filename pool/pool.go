@@ -129,6 +129,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			return p.open(ctx)
 		}
 		if !wait {
+			p.stats.Acquires-- // nothing was lent, and nobody waited
 			p.mu.Unlock()
 			return nil, nil
 		}

@@ -57,6 +57,31 @@ func TestAcquireTimeoutIs53300(t *testing.T) {
 	}
 }
 
+func TestTryAcquireNeverWaits(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, fakeDial(&n, nil))
+	c, err := p.TryAcquire(context.Background())
+	if err != nil || c == nil {
+		t.Fatalf("an empty pool lent nothing: %v", err)
+	}
+	start := time.Now()
+	if c2, err := p.TryAcquire(context.Background()); c2 != nil || err != nil {
+		t.Fatalf("a full pool lent %v, %v", c2, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Fatalf("TryAcquire waited %v", d)
+	}
+	p.Release(c, false)
+	if c2, err := p.TryAcquire(context.Background()); err != nil || c2 != c {
+		t.Fatalf("the idle connection was not lent: %v %v", c2, err)
+	}
+	if s := p.Stats(); s.Acquires != 2 || s.Waits != 0 || s.Timeouts != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 func TestWaitersServedInOrder(t *testing.T) {
 	var n atomic.Int32
 	o := opts(1)

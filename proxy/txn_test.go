@@ -507,3 +507,44 @@ func expectMessages(t *testing.T, fe *pgproto3.Frontend, types ...string) []pgpr
 	}
 	return got
 }
+
+// An extended-protocol COPY whose batch reaches the server in parts (a
+// paused session-mode client, a Flush in transaction mode) ends with the
+// client's lone Sync, and the session goes on normally.
+func TestCopyInBatchSentInParts(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		flush        bool
+	}{
+		{"session, paused", "", false},
+		{"transaction, flushed", fmt.Sprintf(txnMode, 1, "3s"), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startProxy(t, tc.config)
+			ctx := ctxT(t, 30*time.Second)
+			table := fmt.Sprintf("parts_copy_%d", time.Now().UnixNano())
+			if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int); grant all on "+table+" to public"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
+
+			fe := loginRaw(t, rawConn(t, h), "trusty")
+			fe.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
+			fe.Send(&pgproto3.Bind{})
+			fe.Send(&pgproto3.Execute{})
+			if tc.flush {
+				fe.Send(&pgproto3.Flush{})
+			}
+			expectMessages(t, fe, "ParseComplete", "BindComplete", "CopyInResponse")
+			fe.Send(&pgproto3.CopyData{Data: []byte("1\n2\n3\n")})
+			fe.Send(&pgproto3.CopyDone{})
+			fe.Send(&pgproto3.Sync{})
+			expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+			fe.Send(&pgproto3.Query{String: "select count(*) from " + table})
+			msgs := expectMessages(t, fe, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+			if got := string(msgs[1].(*pgproto3.DataRow).Values[0]); got != "3" {
+				t.Fatalf("copied %s rows, want 3", got)
+			}
+		})
+	}
+}
