@@ -96,17 +96,17 @@ func (s *Session) leaseForSession() *pool.Conn {
 	if s.l.mode != config.PoolSession {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
-	defer cancel()
-	c, err := s.pool.TryAcquire(ctx)
+	// A dial has its own connect timeout; no timer is made per login.
+	c, err := s.pool.TryAcquire(context.Background())
 	if err != nil || c == nil {
 		return nil
 	}
+	// The settings attach writes go out with the first request, as
+	// they would have, not in a round trip of their own.
 	s.attach(c, router.Decision{Target: router.Primary, Backend: s.primaryName})
 	s.mu.Lock()
 	s.openBatch = false
 	s.mu.Unlock()
-	s.writeServer(c, nil) // the settings attach brought
 	return c
 }
 
