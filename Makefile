@@ -15,7 +15,7 @@ TEST_TIMEOUT ?= 30m
 DEMO_TESTBED_PORT ?= 15432
 GOTESTFLAGS ?=
 
-.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench fmt clean
+.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench drivertest fmt clean
 
 help: ## list targets
 	@echo "pgninja make targets:"
@@ -54,6 +54,9 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
+
+drivertest: ## run pgx's own test suite through pgninja per pool mode (scripts/drivertest.sh)
+	scripts/drivertest.sh
 
 fmt: ## gofmt -w the tree
 	$(GO) fmt ./...
