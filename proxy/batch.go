@@ -136,7 +136,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		return
 	}
 	if s.stmts[name] != nil || s.sqlStmts[name] != nil {
-		s.refuseParse(b, name)
+		s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
 		return
 	}
 	s.stmts[name] = cs
@@ -153,21 +153,24 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 	b.plan.add(op{kind: opParse, stmt: cs.server, st: st})
 }
 
-// refuseParse answers a Parse of a name the client already uses the way
-// PostgreSQL does, with 42P05, keeping the statement it has. The server
+// refuseInBatch answers a message the way PostgreSQL would have, with err: a
+// Parse of a name the client already uses (42P05, keeping the statement it
+// has), a Bind or Describe of a name it never prepared (26000, where the
+// server might have another client's statement of that name). The server
 // must fail in the same place, so that it skips the rest of the batch to
-// Sync: it gets a Parse that cannot succeed, and the client gets the
-// proxy's error in place of the server's.
-func (s *Session) refuseParse(b *batch, name string) {
-	msg := wire.Append(nil, pgerr.Response(pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name)))
+// Sync: it gets a Parse that cannot succeed, and the client gets err in
+// place of the server's error.
+func (s *Session) refuseInBatch(b *batch, err *pgerr.Error) {
+	msg := wire.Append(nil, pgerr.Response(err))
 	b.out = append(b.out, refusedParse...)
 	b.plan.add(op{kind: opParse, refusal: msg[5:]})
 }
 
 // ensureStmt makes sure the statement a Bind or Describe names exists on
 // the connection, preparing it first when not. It returns the client's
-// statement, or nil when the client never prepared that name (the server
-// then reports the error in its own words).
+// statement, or nil when the client has no such Parse'd statement: the
+// name is then left to the server if the client PREPAREd it in SQL, and
+// refused otherwise.
 func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt {
 	if name == "" {
 		cs := s.unnamed
@@ -187,6 +190,9 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 	}
 	cs := s.stmts[name]
 	if cs == nil {
+		if s.sqlStmts[name] == nil {
+			s.refuseInBatch(b, pgerr.New(pgerr.InvalidSQLStatementName, "prepared statement %q does not exist", name))
+		}
 		return nil
 	}
 	if !st.has(cs.server) {

@@ -250,3 +250,33 @@ func TestTxnPipelineFlushBeforeSync(t *testing.T) {
 		t.Fatalf("after the pipeline: %v %q", r.Err, r.Rows)
 	}
 }
+
+// A statement name another client prepared on the shared server
+// connection is not this client's: binding it fails as it would without
+// the proxy.
+func TestTxnBindOfAnotherClientsStatementFails(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	a, b := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
+	a.Send(&pgproto3.Query{String: "prepare foo as select 'a''s'"})
+	expectMessages(t, a, "CommandComplete", "ReadyForQuery")
+
+	for _, msg := range []pgproto3.FrontendMessage{
+		&pgproto3.Bind{PreparedStatement: "foo"},
+		&pgproto3.Describe{ObjectType: 'S', Name: "foo"},
+	} {
+		b.Send(msg)
+		b.Send(&pgproto3.Execute{})
+		b.Send(&pgproto3.Sync{})
+		msgs := expectMessages(t, b, "ErrorResponse", "ReadyForQuery")
+		if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "26000" || e.Message != `prepared statement "foo" does not exist` {
+			t.Fatalf("%T of another client's statement: %s %s", msg, e.Code, e.Message)
+		}
+	}
+
+	// The client that prepared it may still use it by name.
+	a.Send(&pgproto3.Query{String: "execute foo"})
+	msgs := expectMessages(t, a, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+	if got := string(msgs[1].(*pgproto3.DataRow).Values[0]); got != "a's" {
+		t.Fatalf("execute foo gave %q", got)
+	}
+}

@@ -10,21 +10,22 @@ import (
 
 // SQLSTATE codes pgninja itself raises.
 const (
-	ProtocolViolation     = "08P01"
-	ConnectionFailure     = "08006"
-	ConnectionException   = "08000"
-	InvalidAuthorization  = "28000"
-	InvalidPassword       = "28P01"
-	InvalidCatalogName    = "3D000"
-	TooManyConnections    = "53300"
-	AdminShutdown         = "57P01"
-	CannotConnectNow      = "57P03"
-	QueryCanceled         = "57014"
-	FeatureNotSupported   = "0A000"
-	InvalidParameterValue = "22023"
-	InternalError         = "XX000"
-	IdleSessionTimeout    = "25P03"
-	DuplicatePrepared     = "42P05"
+	ProtocolViolation       = "08P01"
+	ConnectionFailure       = "08006"
+	ConnectionException     = "08000"
+	InvalidAuthorization    = "28000"
+	InvalidPassword         = "28P01"
+	InvalidCatalogName      = "3D000"
+	TooManyConnections      = "53300"
+	AdminShutdown           = "57P01"
+	CannotConnectNow        = "57P03"
+	QueryCanceled           = "57014"
+	FeatureNotSupported     = "0A000"
+	InvalidParameterValue   = "22023"
+	InternalError           = "XX000"
+	IdleSessionTimeout      = "25P03"
+	DuplicatePrepared       = "42P05"
+	InvalidSQLStatementName = "26000"
 )
 
 // Severities as PostgreSQL spells them.
