@@ -38,8 +38,10 @@ make --no-print-directory build
 
 # pgx's tests expect these in their database (its testsetup/postgresql_setup.sql).
 scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+set client_min_messages = warning;
 select 'create database pgx_test' where not exists (select from pg_database where datname = 'pgx_test') \gexec
 \c pgx_test
+set client_min_messages = warning;
 create extension if not exists hstore;
 create extension if not exists ltree;
 select 'create domain uint64 as numeric(20,0)' where not exists (select from pg_type where typname = 'uint64') \gexec
@@ -108,8 +110,9 @@ YAML
 	PGNINJA_PID=
 
 	awk -v m="$mode" '$1 == m {print $2}' "$EXPECTED" | sort -u >"$WORK/$mode.expected"
+	awk -v m="$mode" '$1 == m && $3 != "maybe" {print $2}' "$EXPECTED" | sort -u >"$WORK/$mode.certain"
 	unexpected=$(comm -23 "$WORK/$mode.failed" "$WORK/$mode.expected")
-	fixed=$(comm -13 "$WORK/$mode.failed" "$WORK/$mode.expected")
+	fixed=$(comm -13 "$WORK/$mode.failed" "$WORK/$mode.certain")
 	say "$mode: $(wc -l <"$WORK/$mode.failed") failing, $(wc -l <"$WORK/$mode.expected") expected"
 	if [[ -n "$unexpected" ]]; then
 		status=1
