@@ -101,8 +101,9 @@ func (s *Session) leaseForSession() *pool.Conn {
 	if err != nil || c == nil {
 		return nil
 	}
-	// The settings attach writes go out with the first request, as
-	// they would have, not in a round trip of their own.
+	// The SET statements attach writes to bring the connection to the
+	// client's settings are flushed with the first request, not in a
+	// round trip of their own.
 	s.attach(c, router.Decision{Target: router.Primary, Backend: s.primaryName})
 	s.mu.Lock()
 	s.openBatch = false

@@ -191,9 +191,9 @@ func (s *Session) send(complete bool) error {
 }
 
 // queue records what the server owes for the request part just built; the
-// caller holds s.mu. A part ended by Flush opens an expectation that the
-// batch's later parts join, so that the whole batch, answered by one
-// ReadyForQuery, is followed by one plan.
+// caller holds s.mu. A part sent ahead of its Sync opens an expectation
+// that the batch's later parts join, so that the whole batch, answered by
+// one ReadyForQuery, is followed by one plan.
 func (s *Session) queue(e expect, complete bool) {
 	if n := len(s.pending); n > 0 && s.pending[n-1].open {
 		open := &s.pending[n-1]

@@ -51,9 +51,10 @@ type expect struct {
 	reset bool
 	// extended: the request ended with Sync (not Query or FunctionCall).
 	extended bool
-	// open: the request was sent in parts ended by Flush and its last
-	// part is still to come; the relay reads the settled fields again at
-	// its ReadyForQuery.
+	// open: the request is being sent in parts (ended by Flush, or by a
+	// pause of a session-mode client) and its last part is still to
+	// come; the relay reads the settled fields again at its
+	// ReadyForQuery.
 	open bool
 }
 
