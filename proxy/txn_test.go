@@ -453,15 +453,7 @@ func TestTxnExtendedProtocolCopyIn(t *testing.T) {
 	t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
 
 	a, b := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
-	a.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
-	a.Send(&pgproto3.Bind{})
-	a.Send(&pgproto3.Execute{})
-	a.Send(&pgproto3.Sync{})
-	expectMessages(t, a, "ParseComplete", "BindComplete", "CopyInResponse")
-	a.Send(&pgproto3.CopyData{Data: []byte("1\n2\n")})
-	a.Send(&pgproto3.CopyDone{})
-	a.Send(&pgproto3.Sync{})
-	expectMessages(t, a, "CommandComplete", "ReadyForQuery")
+	extendedCopyIn(t, a, table, "1\n2\n", &pgproto3.Sync{})
 
 	for i, fe := range []*pgproto3.Frontend{b, a} {
 		fe.Send(&pgproto3.Query{String: fmt.Sprintf("select count(*) + %d from %s", 10*i, table)})
@@ -470,6 +462,23 @@ func TestTxnExtendedProtocolCopyIn(t *testing.T) {
 			t.Fatalf("client %d got %s, want %s", i, got, want)
 		}
 	}
+}
+
+// extendedCopyIn runs COPY table FROM STDIN with the extended protocol,
+// its batch ended by end (nil: the client just pauses), and sends rows.
+func extendedCopyIn(t *testing.T, fe *pgproto3.Frontend, table, rows string, end pgproto3.FrontendMessage) {
+	t.Helper()
+	fe.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
+	fe.Send(&pgproto3.Bind{})
+	fe.Send(&pgproto3.Execute{})
+	if end != nil {
+		fe.Send(end)
+	}
+	expectMessages(t, fe, "ParseComplete", "BindComplete", "CopyInResponse")
+	fe.Send(&pgproto3.CopyData{Data: []byte(rows)})
+	fe.Send(&pgproto3.CopyDone{})
+	fe.Send(&pgproto3.Sync{})
+	expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
 }
 
 // expectMessages flushes fe and reads messages of the named types, in
@@ -514,10 +523,10 @@ func expectMessages(t *testing.T, fe *pgproto3.Frontend, types ...string) []pgpr
 func TestCopyInBatchSentInParts(t *testing.T) {
 	for _, tc := range []struct {
 		name, config string
-		flush        bool
+		end          pgproto3.FrontendMessage
 	}{
-		{"session, paused", "", false},
-		{"transaction, flushed", fmt.Sprintf(txnMode, 1, "3s"), true},
+		{"session, paused", "", nil},
+		{"transaction, flushed", fmt.Sprintf(txnMode, 1, "3s"), &pgproto3.Flush{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := startProxy(t, tc.config)
@@ -529,17 +538,7 @@ func TestCopyInBatchSentInParts(t *testing.T) {
 			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
 
 			fe := loginRaw(t, rawConn(t, h), "trusty")
-			fe.Send(&pgproto3.Parse{Query: "copy " + table + " from stdin"})
-			fe.Send(&pgproto3.Bind{})
-			fe.Send(&pgproto3.Execute{})
-			if tc.flush {
-				fe.Send(&pgproto3.Flush{})
-			}
-			expectMessages(t, fe, "ParseComplete", "BindComplete", "CopyInResponse")
-			fe.Send(&pgproto3.CopyData{Data: []byte("1\n2\n3\n")})
-			fe.Send(&pgproto3.CopyDone{})
-			fe.Send(&pgproto3.Sync{})
-			expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+			extendedCopyIn(t, fe, table, "1\n2\n3\n", tc.end)
 			fe.Send(&pgproto3.Query{String: "select count(*) from " + table})
 			msgs := expectMessages(t, fe, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
 			if got := string(msgs[1].(*pgproto3.DataRow).Values[0]); got != "3" {
