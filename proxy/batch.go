@@ -33,8 +33,8 @@ type batch struct {
 	// read again afterwards.
 	ddl bool
 	// unnamed is the hash of the client's unnamed statement when this
-	// batch parsed it and nothing since (a Sync, a Query, a stand-in
-	// Parse) may have replaced it. Only then may a Bind or Describe of
+	// batch parsed it and nothing since (a Query, a stand-in Parse) may
+	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
 	// the unnamed statement go without a Parse of its own: across
 	// batches the server's unnamed statement may be anyone's, since any
 	// simple query, pooled or the proxy's own, replaces it.
@@ -89,9 +89,6 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opExecute})
 		case 'S':
-			// After a failed Parse the server skips to this Sync, and
-			// the unnamed statement it leaves may be another client's.
-			b.unnamed = 0
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opSync})
 		case 'Q':

@@ -172,38 +172,46 @@ func waitServesReads(t testing.TB, h *harness, port int) {
 	})
 }
 
-func TestReadYourWritesWithApplyDelay(t *testing.T) {
+// eachModeWithSlowReplica runs fn under the read_your_writes and table
+// consistency modes, through a proxy whose only replica applies WAL 2 s
+// late.
+func eachModeWithSlowReplica(t *testing.T, fn func(t *testing.T, h *harness, slow *testbed.Replica, mode string)) {
 	env := testbed.Require(t)
 	slow := env.StartReplica(t, "recovery_min_apply_delay = '2s'")
 	for _, mode := range []string{"read_your_writes", "table"} {
 		t.Run(mode, func(t *testing.T) {
-			h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"slow": slow.Addr()}, 1, "  consistency: "+mode+"\n"))
-			ctx := ctxT(t, 120*time.Second)
-			writer := h.ninja(t)
-			table := "ryw_" + mode
-			if _, err := writer.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s; create table %[1]s(id int primary key)", table)); err != nil {
-				t.Fatal(err)
-			}
-			time.Sleep(2500 * time.Millisecond) // the DDL reaches the replica
-			waitServesReads(t, h, slow.Port)
-			other := h.ninja(t)
-			const n = 1000
-			for i := 0; i < n; i++ {
-				if _, err := writer.Exec(ctx, fmt.Sprintf("insert into %s values ($1)", table), i); err != nil {
-					t.Fatal(err)
-				}
-				var seen bool
-				if err := writer.QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
-					t.Fatalf("write %d not visible to its own client: %v", i, err)
-				}
-				if mode == "table" && i%5 == 0 {
-					if err := other.QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
-						t.Fatalf("table mode: write %d not visible to another client: %v", i, err)
-					}
-				}
-			}
+			fn(t, startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"slow": slow.Addr()}, 1, "  consistency: "+mode+"\n")), slow, mode)
 		})
 	}
+}
+
+func TestReadYourWritesWithApplyDelay(t *testing.T) {
+	eachModeWithSlowReplica(t, func(t *testing.T, h *harness, slow *testbed.Replica, mode string) {
+		ctx := ctxT(t, 120*time.Second)
+		writer := h.ninja(t)
+		table := "ryw_" + mode
+		if _, err := writer.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s; create table %[1]s(id int primary key)", table)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(2500 * time.Millisecond) // the DDL reaches the replica
+		waitServesReads(t, h, slow.Port)
+		other := h.ninja(t)
+		const n = 1000
+		for i := 0; i < n; i++ {
+			if _, err := writer.Exec(ctx, fmt.Sprintf("insert into %s values ($1)", table), i); err != nil {
+				t.Fatal(err)
+			}
+			var seen bool
+			if err := writer.QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
+				t.Fatalf("write %d not visible to its own client: %v", i, err)
+			}
+			if mode == "table" && i%5 == 0 {
+				if err := other.QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
+					t.Fatalf("table mode: write %d not visible to another client: %v", i, err)
+				}
+			}
+		}
+	})
 }
 
 func TestReplicaStoppedMidLoad(t *testing.T) {
@@ -319,40 +327,35 @@ func TestPromotionWritesNeverHitRecovery(t *testing.T) {
 // writer sees its rows at once, and in table mode so does another
 // client, even with the only replica 2 s behind.
 func TestRoutedCopyFromStdinReadsItsOwnRows(t *testing.T) {
-	env := testbed.Require(t)
-	slow := env.StartReplica(t, "recovery_min_apply_delay = '2s'")
-	for _, mode := range []string{"read_your_writes", "table"} {
-		t.Run(mode, func(t *testing.T) {
-			h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"slow": slow.Addr()}, 1, "  consistency: "+mode+"\n"))
-			ctx := ctxT(t, 60*time.Second)
-			c, other := h.ninja(t), h.ninja(t)
-			table := fmt.Sprintf("routed_copy_%d", time.Now().UnixNano())
-			if _, err := c.Exec(ctx, "create table "+table+" (id int)"); err != nil {
-				t.Fatal(err)
+	eachModeWithSlowReplica(t, func(t *testing.T, h *harness, slow *testbed.Replica, mode string) {
+		ctx := ctxT(t, 60*time.Second)
+		c, other := h.ninja(t), h.ninja(t)
+		table := fmt.Sprintf("routed_copy_%d", time.Now().UnixNano())
+		if _, err := c.Exec(ctx, "create table "+table+" (id int)"); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
+		time.Sleep(2500 * time.Millisecond) // the table reaches the replica
+		waitServesReads(t, h, slow.Port)
+		for round := 1; round <= 3; round++ {
+			var in strings.Builder
+			for i := 0; i < 100; i++ {
+				fmt.Fprintf(&in, "%d\n", i)
 			}
-			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
-			time.Sleep(2500 * time.Millisecond) // the table reaches the replica
-			waitServesReads(t, h, slow.Port)
-			for round := 1; round <= 3; round++ {
-				var in strings.Builder
-				for i := 0; i < 100; i++ {
-					fmt.Fprintf(&in, "%d\n", i)
-				}
-				tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(in.String()), "copy "+table+" from stdin")
-				if err != nil || tag.RowsAffected() != 100 {
-					t.Fatalf("round %d: copy: %v %v", round, tag, err)
-				}
-				readers := []*pgx.Conn{c}
-				if mode == "table" {
-					readers = append(readers, other)
-				}
-				for i, r := range readers {
-					var n int
-					if err := r.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 100*round {
-						t.Fatalf("round %d: client %d reads %d rows (%v), want %d", round, i, n, err, 100*round)
-					}
+			tag, err := c.PgConn().CopyFrom(ctx, strings.NewReader(in.String()), "copy "+table+" from stdin")
+			if err != nil || tag.RowsAffected() != 100 {
+				t.Fatalf("round %d: copy: %v %v", round, tag, err)
+			}
+			readers := []*pgx.Conn{c}
+			if mode == "table" {
+				readers = append(readers, other)
+			}
+			for i, r := range readers {
+				var n int
+				if err := r.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 100*round {
+					t.Fatalf("round %d: client %d reads %d rows (%v), want %d", round, i, n, err, 100*round)
 				}
 			}
-		})
-	}
+		}
+	})
 }
