@@ -3,10 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net"
-	"os"
 	"strconv"
 	"testing"
 	"time"
@@ -69,10 +66,7 @@ users:
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if os.Getenv("PGNINJA_TEST_LOG") != "" {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	}
+	log := testLog(t)
 	pools := pool.NewManager(nil)
 	reg := prometheus.NewRegistry()
 	rt, health, err := router.FromConfig(cfg, log, reg)

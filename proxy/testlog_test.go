@@ -1,0 +1,45 @@
+package proxy_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+)
+
+// testLog returns a logger for one test's proxy. Its lines are kept and
+// printed only if the test fails, so a failure in CI shows what the proxy
+// saw (health checks, pool errors) without flooding passing runs.
+// PGNINJA_TEST_LOG=1 prints everything, at debug level, as it happens.
+func testLog(t testing.TB) *slog.Logger {
+	if os.Getenv("PGNINJA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	b := &lockedBuffer{}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("proxy log:\n%s", b.String())
+		}
+	})
+	return slog.New(slog.NewTextHandler(b, nil))
+}
+
+// lockedBuffer is written by the proxy's goroutines, which may outlive
+// the test by a moment, and read once at cleanup.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
