@@ -2,6 +2,7 @@ package parser
 
 import (
 	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"unsafe"
 
@@ -33,8 +34,19 @@ type Classifier struct {
 	// exact holds classifications that depend on literal values (SET,
 	// EXPLAIN option values) and parse errors, keyed by the full text.
 	exact *lru.Cache[string, *Classification]
-	vol   atomic.Pointer[VolatilityFunc]
+	vol   atomic.Pointer[volSource]
+	// swap is held by SetVolatility while it swaps and purges, and shared
+	// by a miss while it checks that its answer was computed with the
+	// current volatility and caches it. Without it, a miss that started
+	// before a reload (the first statements of a database race its first
+	// pg_proc read) could cache the old answer after the purge, and keep
+	// it until evicted.
+	swap sync.RWMutex
 }
+
+// volSource wraps one volatility source; a new one is made per swap, so
+// pointer equality says whether it changed.
+type volSource struct{ fn VolatilityFunc }
 
 // NewClassifier returns a Classifier caching about cacheSize statement
 // shapes. volatility may be nil, meaning BuiltinVolatility.
@@ -67,8 +79,20 @@ func (c *Classifier) SetVolatility(v VolatilityFunc) {
 	if v == nil {
 		v = BuiltinVolatility
 	}
-	c.vol.Store(&v)
+	c.swap.Lock()
+	defer c.swap.Unlock()
+	c.vol.Store(&volSource{fn: v})
 	c.Purge()
+}
+
+// remember caches cl via add if it was computed with vol, still the
+// current volatility.
+func (c *Classifier) remember(vol *volSource, add func()) {
+	c.swap.RLock()
+	defer c.swap.RUnlock()
+	if c.vol.Load() == vol {
+		add()
+	}
 }
 
 // Purge empties the caches.
@@ -115,20 +139,23 @@ func (c *Classifier) Classify(sql string) *Classification {
 	if cl, ok := c.exact.Get(sql); ok {
 		return cl
 	}
-	cl := analyze(sql, string(norm), hint, nil, *c.vol.Load())
-	switch {
-	case cl.ParseError != nil:
-		// A literal can make the difference between parsing and not
-		// (U&'\zzzz'), so an error must not stand for every variant.
-		c.exact.Add(sql, cl)
-	case cl.literal:
-		// Remember that this shape is literal-sensitive, so later variants
-		// skip straight to the exact cache.
-		c.exact.Add(sql, cl)
-		shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
-	default:
-		shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
-	}
+	vol := c.vol.Load()
+	cl := analyze(sql, string(norm), hint, nil, vol.fn)
+	c.remember(vol, func() {
+		switch {
+		case cl.ParseError != nil:
+			// A literal can make the difference between parsing and not
+			// (U&'\zzzz'), so an error must not stand for every variant.
+			c.exact.Add(sql, cl)
+		case cl.literal:
+			// Remember that this shape is literal-sensitive, so later
+			// variants skip straight to the exact cache.
+			c.exact.Add(sql, cl)
+			shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
+		default:
+			shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
+		}
+	})
 	return cl
 }
 
@@ -136,8 +163,9 @@ func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr er
 	if cl, ok := c.exact.Get(sql); ok {
 		return cl
 	}
-	cl := analyze(sql, normalized, hint, hintErr, *c.vol.Load())
-	c.exact.Add(sql, cl)
+	vol := c.vol.Load()
+	cl := analyze(sql, normalized, hint, hintErr, vol.fn)
+	c.remember(vol, func() { c.exact.Add(sql, cl) })
 	return cl
 }
 

@@ -142,6 +142,40 @@ func TestClassifierVolatilityRefresh(t *testing.T) {
 	}
 }
 
+// A classification that was under way when the volatility changed must
+// not be cached: the first statements of a database race its first
+// pg_proc read, and a stale "volatile" stuck in the cache sent every later
+// read of that shape to the primary.
+func TestClassifierDropsAnswersOfTheOldVolatility(t *testing.T) {
+	for _, sql := range []string{
+		"SELECT my_fn(1)",                      // the shared cache
+		"EXPLAIN (ANALYZE on) SELECT my_fn(1)", // the exact cache too
+	} {
+		t.Run(sql, func(t *testing.T) {
+			entered, release := make(chan struct{}), make(chan struct{})
+			var once sync.Once
+			blocking := func(name string) Volatility {
+				once.Do(func() { close(entered); <-release })
+				return Volatile
+			}
+			c := NewClassifier(100, blocking)
+			first := make(chan *Classification)
+			go func() { first <- c.Classify(sql) }()
+			select {
+			case <-entered:
+			case cl := <-first:
+				t.Fatalf("classified without asking the volatility: %+v", cl)
+			}
+			c.SetVolatility(VolatilityLookup(map[string]Volatility{"my_fn": Stable}))
+			close(release)
+			<-first
+			if got := c.Classify(sql); got.VolatileFunc {
+				t.Errorf("after the reload my_fn is stable, but the cache kept the old answer")
+			}
+		})
+	}
+}
+
 func TestClassifierBounded(t *testing.T) {
 	c := NewClassifier(64, nil)
 	for i := range 500 {
