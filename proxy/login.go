@@ -33,7 +33,9 @@ func (s *Session) login(pkt *startupPacket) error {
 	}
 	u, secret, ok := st.resolveUser(userName)
 	if !ok {
-		return pgerr.Fatal(pgerr.InvalidAuthorization, "no such user: %q", userName)
+		// PostgreSQL's own words, which drivers' tests and users' scripts
+		// match on.
+		return pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
 	}
 	db, ok := st.cfg.Database(dbName)
 	if !ok {
@@ -64,7 +66,15 @@ func (s *Session) login(pkt *startupPacket) error {
 		return asFatal(err)
 	}
 	s.params = newParamSet(pkt.sessionParams())
-	if lease := s.leaseForSession(); lease != nil {
+	lease := s.leaseForSession()
+	if err := s.checkStartupSettings(lease); err != nil {
+		if lease != nil {
+			s.pool.Release(lease, false)
+		}
+		return err
+	}
+	if lease != nil {
+		s.attachAtLogin(lease)
 		// The relay starts once the client has its login messages, so
 		// nothing the server says can come before them.
 		defer s.startRelay(lease, false)
@@ -101,14 +111,18 @@ func (s *Session) leaseForSession() *pool.Conn {
 	if err != nil || c == nil {
 		return nil
 	}
-	// The SET statements attach writes to bring the connection to the
-	// client's settings are flushed with the first request, not in a
-	// round trip of their own.
+	return c
+}
+
+// attachAtLogin makes c the session-mode client's lease. The SET
+// statements attach writes to bring the connection to the client's
+// settings are flushed with the first request, not in a round trip of
+// their own.
+func (s *Session) attachAtLogin(c *pool.Conn) {
 	s.attach(c, router.Decision{Target: router.Primary, Backend: s.primaryName})
 	s.mu.Lock()
 	s.openBatch = false
 	s.mu.Unlock()
-	return c
 }
 
 // serverParams is the pool's ParameterStatus set; only the first logins

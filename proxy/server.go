@@ -50,9 +50,11 @@ type Server struct {
 	metrics     *metrics
 	classifiers *classifiers
 	epochs      *schemaEpochs
-	settings    atomic.Pointer[settings]
-	handlers    *workers[net.Conn]
-	relays      *workers[relayJob]
+	// settingChecks: startup settings the servers accepted.
+	settingChecks *settingChecks
+	settings      atomic.Pointer[settings]
+	handlers      *workers[net.Conn]
+	relays        *workers[relayJob]
 
 	clients  atomic.Int64
 	draining atomic.Bool
@@ -78,8 +80,9 @@ func NewServer(d Deps) (*Server, error) {
 		log: d.Log, pools: d.Pools, router: d.Router, consistency: consistency,
 		auth: auth.NewAuthenticator(), keys: newCancelKeys(),
 		metrics: newMetrics(d.Registry), sessions: map[*Session]struct{}{},
-		classifiers: newClassifiers(d.Log),
-		epochs:      newSchemaEpochs(),
+		classifiers:   newClassifiers(d.Log),
+		epochs:        newSchemaEpochs(),
+		settingChecks: newSettingChecks(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		defer s.wg.Done()

@@ -27,18 +27,23 @@ func sqlstate(err error) string {
 func TestLoginErrors(t *testing.T) {
 	h := startProxy(t, "")
 	tests := []struct {
-		name, user, pass, db, code string
+		name, user, pass, db, code, msg string
 	}{
-		{"wrong password", "ninja", "nope", "ai_ninja", "28P01"},
-		{"unknown user", "nobody", "x", "ai_ninja", "28000"},
-		{"unknown database on server", "ninja", "ninja", "no_such_db", "3D000"},
-		{"md5 wrong password", "md5user", "nope", "ai_ninja", "28P01"},
+		{"wrong password", "ninja", "nope", "ai_ninja", "28P01", `password authentication failed for user "ninja"`},
+		{"unknown user", "nobody", "x", "ai_ninja", "28000", `role "nobody" does not exist`},
+		{"unknown database on server", "ninja", "ninja", "no_such_db", "3D000", `database "no_such_db" does not exist`},
+		{"md5 wrong password", "md5user", "nope", "ai_ninja", "28P01", `password authentication failed for user "md5user"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := pgx.Connect(ctxT(t, 10*time.Second), h.dsn(tt.user, tt.pass, tt.db))
 			if got := sqlstate(err); got != tt.code {
 				t.Fatalf("want SQLSTATE %s, got %v", tt.code, err)
+			}
+			// PostgreSQL's wording: drivers' tests and scripts match on it.
+			var pe *pgconn.PgError
+			if errors.As(err, &pe); pe.Message != tt.msg {
+				t.Fatalf("message %q, want %q", pe.Message, tt.msg)
 			}
 		})
 	}
@@ -332,6 +337,81 @@ func TestStartupParamsFollowClient(t *testing.T) {
 			t.Fatalf("ParameterStatus application_name = %q", c.PgConn().ParameterStatus("application_name"))
 		}
 		c.Close(ctx)
+	}
+}
+
+// A startup setting the server rejects fails the login with the server's
+// SQLSTATE, as it does without the proxy; the check leaves nothing behind
+// on the pooled connection it ran on.
+func TestStartupSettingsCheckedAtLogin(t *testing.T) {
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startProxy(t, "pool:\n  mode: "+mode+"\n  max_size: 1\n")
+			ctx := ctxT(t, 20*time.Second)
+			connect := func(params map[string]string) (*pgx.Conn, error) {
+				cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				for k, v := range params {
+					cfg.RuntimeParams[k] = v
+				}
+				return pgx.ConnectConfig(ctx, cfg)
+			}
+			setting := func(c *pgx.Conn, name string) string {
+				var v string
+				if err := c.QueryRow(ctx, "select current_setting($1)", name).Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				return v
+			}
+			tests := []struct {
+				name    string
+				params  map[string]string
+				code    string
+				setting string
+				want    string
+			}{
+				{"unknown parameter", map[string]string{"doesnotexist": "foo"}, "42704", "", ""},
+				{"bad value", map[string]string{"work_mem": "notanumber"}, "22023", "", ""},
+				{"bad value in options", map[string]string{"options": "-c statement_timeout=soon"}, "22023", "", ""},
+				{"good value", map[string]string{"work_mem": "7MB"}, "", "work_mem", "7MB"},
+				{"checked before", map[string]string{"work_mem": "7MB"}, "", "work_mem", "7MB"},
+				{"parameter beats options", map[string]string{"options": "-c search_path=nowhere", "search_path": "public"}, "", "search_path", "public"},
+				{"custom placeholder", map[string]string{"myapp.tenant": "42"}, "", "myapp.tenant", "42"},
+			}
+			for _, tt := range tests {
+				t.Run(tt.name, func(t *testing.T) {
+					c, err := connect(tt.params)
+					if tt.code != "" {
+						if got := sqlstate(err); got != tt.code {
+							t.Fatalf("want SQLSTATE %s, got %v", tt.code, err)
+						}
+						return
+					}
+					if err != nil {
+						t.Fatal(err)
+					}
+					defer c.Close(ctx)
+					if got := setting(c, tt.setting); got != tt.want {
+						t.Fatalf("%s = %q, want %q", tt.setting, got, tt.want)
+					}
+				})
+			}
+			// The pool's one connection ran every check; a client without
+			// settings finds the server's defaults on it.
+			c, err := connect(nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close(ctx)
+			if got := setting(c, "work_mem"); got != "4MB" {
+				t.Fatalf("work_mem = %q after the checks, want the default 4MB", got)
+			}
+			if got := setting(c, "search_path"); got != `"$user", public` {
+				t.Fatalf("search_path = %q after the checks, want the default", got)
+			}
+		})
 	}
 }
 

@@ -113,18 +113,18 @@ func (p *startupPacket) protocolOptions() []string {
 // sessionParams extracts the settings the client asked for at startup,
 // including `-c name=value` entries in options, which the proxy must apply
 // on whatever server connection the client is given.
+//
+// As in PostgreSQL, a parameter named both in options and on its own
+// takes the latter's value: the server applies options first.
 func (p *startupPacket) sessionParams() map[string]string {
-	out := map[string]string{}
+	out := parseOptions(p.params["options"])
 	for k, v := range p.params {
 		switch {
 		case k == "user", k == "database", k == "options", k == "replication":
 		case strings.HasPrefix(k, "_pq_."):
 		default:
-			out[k] = v
+			out[strings.ToLower(k)] = v
 		}
-	}
-	for k, v := range parseOptions(p.params["options"]) {
-		out[k] = v
 	}
 	return out
 }
@@ -169,7 +169,7 @@ func parseOptions(s string) map[string]string {
 			continue
 		}
 		if k, v, ok := strings.Cut(w, "="); ok {
-			out[strings.ReplaceAll(k, "-", "_")] = v
+			out[strings.ToLower(strings.ReplaceAll(k, "-", "_"))] = v
 		}
 	}
 	return out

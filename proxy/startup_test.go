@@ -39,6 +39,12 @@ func TestReadStartupPacket(t *testing.T) {
 				sp := p.sessionParams()
 				return p.params["user"] == "bob" && sp["search_path"] == "a,b" && sp["statement_timeout"] == "5s" && sp["user"] == ""
 			}},
+		// The server applies options first, so a parameter of its own wins.
+		{"parameter beats options", packet(196608, "user", "bob", "options", "-c DateStyle=German -c client_encoding=SQL_ASCII", "client_encoding", "UTF8"), "",
+			func(p *startupPacket) bool {
+				sp := p.sessionParams()
+				return sp["client_encoding"] == "UTF8" && sp["datestyle"] == "German"
+			}},
 		{"ssl", packet(codeSSL), "", func(p *startupPacket) bool { return p.code == codeSSL }},
 		{"cancel", cancelPacket(7, []byte{1, 2, 3, 4}), "", func(p *startupPacket) bool {
 			return p.cancelPID == 7 && bytes.Equal(p.cancelKey, []byte{1, 2, 3, 4})
