@@ -1,22 +1,27 @@
 #!/usr/bin/env bash
-# make drivertest: run pgx's own test suite (the version go.mod pins)
-# through pgninja, once per pool mode, and compare the failures with
-# scripts/drivertest.expected. Exit 0 only when every failure is expected;
-# expected failures that now pass are reported so the list can shrink.
+# make drivertest: run drivers' own test suites through pgninja, once per
+# pool mode, and compare the failures with scripts/drivertest.expected.
+# Exit 0 only when every failure is expected; expected failures that now
+# pass are reported so the list can shrink. The suites:
+#   pgx - jackc/pgx, the version go.mod pins
+#   pq  - lib/pq at PQ_VERSION, database/sql's long-standing driver
 #
 # Knobs (environment):
+#   DRIVERTEST_SUITES="pgx pq"             suites to run
 #   DRIVERTEST_MODES="session transaction"  pool modes to run
-#   DRIVERTEST_DIRECT=1   also run the suite against PostgreSQL directly
+#   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
 #   DRIVERTEST_PORT=23440 pgninja's listen port (admin HTTP on the next)
 #   TESTBED_PORT=23432    the test bed's base port (make passes its own,
-#                         so the suite shares make test's bed)
+#                         so the suites share make test's bed)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
+SUITES=${DRIVERTEST_SUITES:-pgx pq}
 MODES=${DRIVERTEST_MODES:-session transaction}
 PORT=${DRIVERTEST_PORT:-23440}
+PQ_VERSION=v1.12.3
 EXPECTED=$ROOT/scripts/drivertest.expected
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/pgninja-drivertest.XXXXXX")
 PGNINJA_PID=
@@ -36,8 +41,23 @@ scripts/testbed.sh up
 eval "$(scripts/testbed.sh env)"
 make --no-print-directory build
 
-# pgx's tests expect these in their database (its testsetup/postgresql_setup.sql).
-scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+PRIMARY_PORT=${PGNINJA_TEST_PRIMARY##*:}
+SUPER=$PGNINJA_TEST_SUPERUSER
+SUPERPASS=$PGNINJA_TEST_SUPERPASS
+
+# copy_module MODULE@VERSION DIR: a writable copy of a module's source.
+copy_module() {
+	local src
+	src=$(go mod download -json "$1" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+	[[ -n "$src" ]] || { echo "drivertest: cannot download $1" >&2; exit 1; }
+	cp -r "$src" "$2"
+	chmod -R u+w "$2"
+}
+
+# setup_pgx: the objects pgx's tests expect in their database (its
+# testsetup/postgresql_setup.sql), and its source.
+setup_pgx() {
+	scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
 set client_min_messages = warning;
 select 'create database pgx_test' where not exists (select from pg_database where datname = 'pgx_test') \gexec
 \c pgx_test
@@ -46,22 +66,69 @@ create extension if not exists hstore;
 create extension if not exists ltree;
 select 'create domain uint64 as numeric(20,0)' where not exists (select from pg_type where typname = 'uint64') \gexec
 SQL
+	local version
+	version=$(go list -m -f '{{.Version}}' github.com/jackc/pgx/v5)
+	copy_module "github.com/jackc/pgx/v5@$version" "$WORK/pgx"
+	say "pgx $version: packages ./ ./pgconn/... ./pgtype/... ./stdlib/... ./pgxpool/..."
+}
 
-# The suite runs from a writable copy of the module go.mod pins.
-PGX_VERSION=$(go list -m -f '{{.Version}}' github.com/jackc/pgx/v5)
-go mod download github.com/jackc/pgx/v5
-PGX_SRC=$(go list -m -f '{{.Dir}}' github.com/jackc/pgx/v5)
-cp -r "$PGX_SRC" "$WORK/pgx"
-chmod -R u+w "$WORK/pgx"
-PACKAGES=(./ ./pgconn/... ./pgtype/... ./stdlib/... ./pgxpool/...)
-say "pgx $PGX_VERSION, packages ${PACKAGES[*]}"
+# setup_pq: lib/pq's test roles and database (its testdata/postgres), and
+# its source. Its listener tests give a (re)connection event 100 ms and
+# then panic, which ends the whole run; on a shared two-core machine that
+# happens without the proxy too, so the copy gives 2 s. Nothing else in
+# the suite is changed.
+setup_pq() {
+	scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+set client_min_messages = warning;
+select 'create role pqgo login superuser password ''pqgo''' where not exists (select from pg_roles where rolname = 'pqgo') \gexec
+select 'create database pqgo owner pqgo' where not exists (select from pg_database where datname = 'pqgo') \gexec
+select format('create role %I login password ''wordpass''', r)
+  from unnest(array['pqgoscram', 'pqgomd5', 'pqgopassword']) r
+ where not exists (select from pg_roles where rolname = r) \gexec
+SQL
+	copy_module "github.com/lib/pq@$PQ_VERSION" "$WORK/pq"
+	perl -0pi -e 's/(func wantEvent\(.*?time\.After\()100 \* time\.Millisecond/${1}2 * time.Second/s' "$WORK/pq/notify_test.go"
+	grep -q 'time.After(2 \* time.Second)' "$WORK/pq/notify_test.go" ||
+		{ echo "drivertest: cannot lengthen lib/pq's wantEvent timeout" >&2; exit 1; }
+	say "lib/pq $PQ_VERSION: packages ./ ./hstore"
+}
 
-# run_suite LABEL DSN: run the suite, leave the failed top-level tests in
-# $WORK/LABEL.failed and the output in $WORK/LABEL.log.
+# users_yaml SUITE: the pgninja users a suite logs in as. Its main user
+# logs in to pgninja with trust, since the suites time their connections
+# (the pool's server connections still use the password); lib/pq's auth
+# tests need its md5 and SCRAM users as they are.
+users_yaml() {
+	case $1 in
+	pgx) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
+	pq)
+		echo "  - {name: pqgo, auth: trust, password: pqgo}"
+		echo "  - {name: pqgomd5, auth: md5, password: wordpass}"
+		echo "  - {name: pqgoscram, auth: scram-sha-256, password: wordpass}"
+		echo "  - {name: pqgopassword, auth: scram-sha-256, password: wordpass}"
+		;;
+	esac
+}
+
+# run_suite SUITE LABEL PORT: run SUITE against 127.0.0.1:PORT; leave the
+# failed top-level tests in $WORK/LABEL.failed and the output in
+# $WORK/LABEL.log.
 run_suite() {
-	local label=$1 dsn=$2
+	local suite=$1 label=$2 port=$3
 	say "$label: running (about two minutes)"
-	(cd "$WORK/pgx" && PGX_TEST_DATABASE="$dsn" go test -count=1 "${PACKAGES[@]}") >"$WORK/$label.log" 2>&1 || true
+	case $suite in
+	pgx)
+		(cd "$WORK/pgx" && PGX_TEST_DATABASE="postgres://$SUPER:$SUPERPASS@127.0.0.1:$port/pgx_test?sslmode=disable" \
+			go test -count=1 ./ ./pgconn/... ./pgtype/... ./stdlib/... ./pgxpool/...) >"$WORK/$label.log" 2>&1 || true
+		;;
+	pq)
+		# Through pgninja pqgo needs no password; some of lib/pq's config
+		# tests see every PG* variable, so none is set that need not be.
+		local pass=
+		[[ $label == *.direct ]] && pass=pqgo
+		(cd "$WORK/pq" && env PGHOST=127.0.0.1 PGPORT="$port" PGUSER=pqgo PGDATABASE=pqgo ${pass:+PGPASSWORD=$pass} \
+			go test -count=1 ./ ./hstore) >"$WORK/$label.log" 2>&1 || true
+		;;
+	esac
 	grep -oE '^--- FAIL: [A-Za-z0-9_]+' "$WORK/$label.log" | awk '{print $3}' | sort -u >"$WORK/$label.failed" || true
 	if grep -qE '^(panic:|FAIL\s.*\[build failed\]|FAIL\s.*\[setup failed\])' "$WORK/$label.log"; then
 		echo "build failure or panic:" >&2
@@ -70,62 +137,74 @@ run_suite() {
 	fi
 }
 
-PRIMARY_PORT=${PGNINJA_TEST_PRIMARY##*:}
-SUPER=$PGNINJA_TEST_SUPERUSER
-SUPERPASS=$PGNINJA_TEST_SUPERPASS
-status=0
-
-if [[ "${DRIVERTEST_DIRECT:-0}" == 1 ]]; then
-	run_suite direct "postgres://$SUPER:$SUPERPASS@127.0.0.1:$PRIMARY_PORT/pgx_test?sslmode=disable"
-	if [[ -s "$WORK/direct.failed" ]]; then
-		say "direct: these fail without pgninja too:"
-		sed 's/^/  /' "$WORK/direct.failed"
-	else
-		say "direct: all pass"
-	fi
-fi
-
-for mode in $MODES; do
-	cat >"$WORK/$mode.yaml" <<YAML
+# serve SUITE MODE LABEL: start pgninja for SUITE's users in MODE.
+serve() {
+	cat >"$WORK/$3.yaml" <<YAML
 listen: 127.0.0.1:$PORT
 admin_listen: 127.0.0.1:$((PORT + 1))
 log_level: warn
 max_client_conn: 1000
 tls: {backend_sslmode: disable}
-pool: {mode: $mode, max_size: 20}
+pool: {mode: $2, max_size: 20}
 users:
-  - {name: $SUPER, auth: trust, password: $SUPERPASS}
+$(users_yaml "$1")
 backends:
   - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary}
 YAML
-	bin/pgninja serve --config "$WORK/$mode.yaml" >"$WORK/$mode.pgninja.log" 2>&1 &
+	bin/pgninja serve --config "$WORK/$3.yaml" >"$WORK/$3.pgninja.log" 2>&1 &
 	PGNINJA_PID=$!
 	for _ in $(seq 50); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
 		sleep 0.1
 	done
-	run_suite "$mode" "postgres://$SUPER:$SUPERPASS@127.0.0.1:$PORT/pgx_test?sslmode=disable" || status=1
+}
+
+stop() {
 	kill "$PGNINJA_PID"
 	wait "$PGNINJA_PID" 2>/dev/null || true
 	PGNINJA_PID=
+}
 
-	awk -v m="$mode" '$1 == m {print $2}' "$EXPECTED" | sort -u >"$WORK/$mode.expected"
-	awk -v m="$mode" '$1 == m && $3 != "maybe" {print $2}' "$EXPECTED" | sort -u >"$WORK/$mode.certain"
-	unexpected=$(comm -23 "$WORK/$mode.failed" "$WORK/$mode.expected")
-	fixed=$(comm -13 "$WORK/$mode.failed" "$WORK/$mode.certain")
-	say "$mode: $(wc -l <"$WORK/$mode.failed") failing, $(wc -l <"$WORK/$mode.expected") expected"
+# compare SUITE MODE LABEL: judge LABEL's failures by the expected list.
+compare() {
+	local suite=$1 mode=$2 label=$3 unexpected fixed
+	awk -v s="$suite" -v m="$mode" '$1 == s && $2 == m {print $3}' "$EXPECTED" | sort -u >"$WORK/$label.expected"
+	awk -v s="$suite" -v m="$mode" '$1 == s && $2 == m && $4 != "maybe" {print $3}' "$EXPECTED" | sort -u >"$WORK/$label.certain"
+	unexpected=$(comm -23 "$WORK/$label.failed" "$WORK/$label.expected")
+	fixed=$(comm -13 "$WORK/$label.failed" "$WORK/$label.certain")
+	say "$suite $mode: $(wc -l <"$WORK/$label.failed") failing, $(wc -l <"$WORK/$label.expected") expected"
 	if [[ -n "$unexpected" ]]; then
 		status=1
-		say "$mode: UNEXPECTED failures:"
+		say "$suite $mode: UNEXPECTED failures:"
 		for t in $unexpected; do
 			echo "  $t"
-			grep -A8 -E "^\s*--- FAIL: $t\b" "$WORK/$mode.log" | sed 's/^/    /' | head -12
+			grep -A8 -E "^\s*--- FAIL: $t\b" "$WORK/$label.log" | sed 's/^/    /' | head -12
 		done
 	fi
 	if [[ -n "$fixed" ]]; then
-		say "$mode: expected to fail but passed (remove from $(basename "$EXPECTED")):"
+		say "$suite $mode: expected to fail but passed (remove from $(basename "$EXPECTED")):"
 		echo "$fixed" | sed 's/^/  /'
 	fi
+}
+
+status=0
+for suite in $SUITES; do
+	"setup_$suite"
+	if [[ "${DRIVERTEST_DIRECT:-0}" == 1 ]]; then
+		run_suite "$suite" "$suite.direct" "$PRIMARY_PORT" || true
+		if [[ -s "$WORK/$suite.direct.failed" ]]; then
+			say "$suite direct: these fail without pgninja too:"
+			sed 's/^/  /' "$WORK/$suite.direct.failed"
+		else
+			say "$suite direct: all pass"
+		fi
+	fi
+	for mode in $MODES; do
+		serve "$suite" "$mode" "$suite.$mode"
+		run_suite "$suite" "$suite.$mode" "$PORT" || status=1
+		stop
+		compare "$suite" "$mode" "$suite.$mode"
+	done
 done
 
 if ((status)); then
