@@ -79,7 +79,9 @@ func (s *Session) checkStartupSettings(c *pool.Conn) error {
 	if lent {
 		var err error
 		if c, err = s.pool.Acquire(ctx); err != nil {
-			s.srv.log.Warn("cannot check startup settings now; they are applied with the first request",
+			// Debug: during an outage every login would say it, and the
+			// pool already reports the outage.
+			s.srv.log.Debug("cannot check startup settings now; they are applied with the first request",
 				"user", s.l.user.Name, "err", err)
 			return nil
 		}
