@@ -336,7 +336,12 @@ start_pgninja() {
 	cfg="$(write_pgninja_config "$group")"
 	# PGNINJA_* variables override the config file; the bench's must not.
 	for v in $(compgen -e); do [[ "$v" == PGNINJA_* ]] && envclean+=(-u "$v"); done
-	env "${envclean[@]}" "$PGNINJA_BIN" serve --config "$cfg" >>"$WORK/logs/pgninja-$group.log" 2>&1 &
+	# Its own session, as pgbouncer -d and a service manager give theirs:
+	# with the kernel's autogroup scheduling a session shares one CPU
+	# share, and pgninja must not share pgbench's while pgbouncer has its
+	# own. (setsid does not fork here: a background job of a script is no
+	# process-group leader, so $! stays pgninja's pid.)
+	setsid env "${envclean[@]}" "$PGNINJA_BIN" serve --config "$cfg" >>"$WORK/logs/pgninja-$group.log" 2>&1 </dev/null &
 	PGNINJA_PID=$!
 	if ! wait_ready "$PGNINJA_PORT" pgninja "$PGNINJA_PID"; then
 		tail -n 20 "$WORK/logs/pgninja-$group.log" >&2
