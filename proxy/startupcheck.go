@@ -75,8 +75,8 @@ func (s *Session) checkStartupSettings(c *pool.Conn) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.AcquireTimeout+s.st.cfg.Pool.ConnectTimeout)
 	defer cancel()
-	lent := c == nil
-	if lent {
+	borrowed := c == nil
+	if borrowed {
 		var err error
 		if c, err = s.pool.Acquire(ctx); err != nil {
 			// Debug: during an outage every login would say it, and the
@@ -87,13 +87,13 @@ func (s *Session) checkStartupSettings(c *pool.Conn) error {
 		}
 	}
 	err := c.Exec(ctx, sql.String())
-	if lent {
+	if borrowed {
 		s.pool.Release(c, false)
 	}
 	if err != nil {
 		if pgerr.SQLState(err) == "" {
 			// The connection failed, not the settings.
-			return asFatal(pgerr.Wrap(err, pgerr.SeverityFatal, pgerr.ConnectionFailure, "pgninja: cannot reach the server"))
+			return pgerr.Wrap(err, pgerr.SeverityFatal, pgerr.ConnectionFailure, "pgninja: cannot reach the server")
 		}
 		return asFatal(err)
 	}
