@@ -55,7 +55,7 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
 
-drivertest: ## run pgx's and lib/pq's own test suites through pgninja per pool mode (scripts/drivertest.sh)
+drivertest: ## run pgx's and lib/pq's own test suites through pgninja: session, transaction, routing (scripts/drivertest.sh)
 	scripts/drivertest.sh
 
 fmt: ## gofmt -w the tree

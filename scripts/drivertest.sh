@@ -8,7 +8,8 @@
 #
 # Knobs (environment):
 #   DRIVERTEST_SUITES="pgx pq"             suites to run
-#   DRIVERTEST_MODES="session transaction"  pool modes to run
+#   DRIVERTEST_MODES="session transaction routing"  modes to run; routing
+#                         is transaction mode with reads sent to the replica
 #   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
 #   DRIVERTEST_PORT=23440 pgninja's listen port (admin HTTP on the next)
 #   TESTBED_PORT=23432    the test bed's base port (make passes its own,
@@ -19,7 +20,7 @@ ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
 SUITES=${DRIVERTEST_SUITES:-pgx pq}
-MODES=${DRIVERTEST_MODES:-session transaction}
+MODES=${DRIVERTEST_MODES:-session transaction routing}
 PORT=${DRIVERTEST_PORT:-23440}
 PQ_VERSION=v1.12.3
 EXPECTED=$ROOT/scripts/drivertest.expected
@@ -42,6 +43,7 @@ eval "$(scripts/testbed.sh env)"
 make --no-print-directory build
 
 PRIMARY_PORT=${PGNINJA_TEST_PRIMARY##*:}
+REPLICA_PORT=${PGNINJA_TEST_REPLICA##*:}
 SUPER=$PGNINJA_TEST_SUPERUSER
 SUPERPASS=$PGNINJA_TEST_SUPERPASS
 
@@ -137,19 +139,39 @@ run_suite() {
 	fi
 }
 
+# backends_yaml MODE: the primary alone, or for routing the primary
+# (taking no reads of its own) and the replica.
+backends_yaml() {
+	if [[ $1 == routing ]]; then
+		cat <<YAML
+routing:
+  enabled: true
+  health_check_user: $SUPER
+  health_check_password: $SUPERPASS
+backends:
+  - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary, weight: 0}
+  - {name: replica, host: 127.0.0.1, port: $REPLICA_PORT, role: replica, weight: 1}
+YAML
+	else
+		echo "backends:"
+		echo "  - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary}"
+	fi
+}
+
 # serve SUITE MODE LABEL: start pgninja for SUITE's users in MODE.
 serve() {
+	local pool_mode=$2
+	[[ $2 == routing ]] && pool_mode=transaction
 	cat >"$WORK/$3.yaml" <<YAML
 listen: 127.0.0.1:$PORT
 admin_listen: 127.0.0.1:$((PORT + 1))
 log_level: warn
 max_client_conn: 1000
 tls: {backend_sslmode: disable}
-pool: {mode: $2, max_size: 20}
+pool: {mode: $pool_mode, max_size: 20}
 users:
 $(users_yaml "$1")
-backends:
-  - {name: primary, host: 127.0.0.1, port: $PRIMARY_PORT, role: primary}
+$(backends_yaml "$2")
 YAML
 	bin/pgninja serve --config "$WORK/$3.yaml" >"$WORK/$3.pgninja.log" 2>&1 &
 	PGNINJA_PID=$!
@@ -202,6 +224,12 @@ for suite in $SUITES; do
 	for mode in $MODES; do
 		serve "$suite" "$mode" "$suite.$mode"
 		run_suite "$suite" "$suite.$mode" "$PORT" || status=1
+		if [[ $mode == routing ]]; then
+			# Proof that the replica took part, from the proxy's counters.
+			say "$suite routing: $(curl -s "127.0.0.1:$((PORT + 1))/metrics" |
+				awk '/^pgninja_route_decisions_total/ {n += $2; if ($1 ~ /target="replica"/) r += $2}
+				     END {printf "%d of %d routed requests ran on the replica", r, n}')"
+		fi
 		stop
 		compare "$suite" "$mode" "$suite.$mode"
 	done
