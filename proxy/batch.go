@@ -243,6 +243,8 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 	query := s.memoQuery
 	s.noteEffects(b, class)
 	switch {
+	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement && s.stmts[class.StatementName] != nil:
+		s.refusePrepare(b, st, class.StatementName)
 	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:
 		name := class.StatementName
 		if _, ok := st.sql[name]; ok {
@@ -292,6 +294,26 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 	}
 	b.out = append(b.out, msg...)
 }
+
+// refusePrepare handles a SQL PREPARE of a name the client holds a Parse'd
+// statement under. PREPARE and Parse share one namespace, so PostgreSQL
+// refuses it (42P05); the Parse'd statement lives on the servers under
+// another name, so the server is made to refuse it itself: a stand-in of
+// the client's name is prepared first (unless the connection has a SQL
+// statement of that name already), and the client's PREPARE then fails
+// exactly as it would, in a transaction block too. The stand-in is
+// recorded under a hash no PREPARE text has, so a later PREPARE or
+// EXECUTE of the name on this connection replaces it.
+func (s *Session) refusePrepare(b *batch, st *serverState, name string) {
+	if _, ok := st.sql[name]; !ok {
+		b.out = appendQuery(b.out, "PREPARE "+quoteIdent(name)+" AS SELECT")
+		b.injected++
+		st.sql[name] = standInHash
+	}
+}
+
+// standInHash marks a SQL statement slot taken by refusePrepare's stand-in.
+const standInHash = 0
 
 // deallocatesProtocolStmt reports whether a DEALLOCATE names a statement
 // the client prepared with Parse rather than PREPARE. In a failed

@@ -159,6 +159,47 @@ func TestTxnSQLDeallocateOfParsedStatement(t *testing.T) {
 	}
 }
 
+// A SQL PREPARE of a name the client Parse'd is refused as PostgreSQL
+// refuses it (the two share one namespace), and the Parse'd statement
+// still works; after a DEALLOCATE the name is free for PREPARE.
+func TestTxnSQLPrepareOfParsedNameFails(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	if _, err := c.Prepare(ctx, "dup", "select $1::int + 1"); err != nil {
+		t.Fatal(err)
+	}
+	for _, inTxn := range []bool{false, true} {
+		if inTxn {
+			if _, err := c.Exec(ctx, "begin"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := c.Exec(ctx, "prepare dup as select 2"); sqlstate(err) != "42P05" {
+			t.Fatalf("in transaction %v: PREPARE of a Parse'd name: %v, want 42P05", inTxn, err)
+		}
+		if inTxn {
+			if _, err := c.Exec(ctx, "rollback"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var n int
+		if err := c.QueryRow(ctx, "dup", 41).Scan(&n); err != nil || n != 42 {
+			t.Fatalf("the Parse'd statement after the refusal: %d %v", n, err)
+		}
+	}
+	if _, err := c.Exec(ctx, "deallocate dup"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, "prepare dup as select 7"); err != nil {
+		t.Fatalf("PREPARE after DEALLOCATE: %v", err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "execute dup", pgx.QueryExecModeSimpleProtocol).Scan(&n); err != nil || n != 7 {
+		t.Fatalf("EXECUTE of the new statement: %d %v", n, err)
+	}
+}
+
 // A statement prepared after a schema change is planned against the new
 // schema, though identical text was prepared before it on the same server
 // connection.
