@@ -93,8 +93,8 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.plan.add(op{kind: opSync})
 		case 'Q':
 			b.unnamed = 0
-			s.buildQuery(b, st, msg, body)
-			b.plan.add(op{kind: opQuery})
+			refusal := s.buildQuery(b, st, msg, body)
+			b.plan.add(op{kind: opQuery, refusal: refusal})
 		case 'F':
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opFunc})
@@ -237,14 +237,19 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 }
 
 // buildQuery tracks a simple query's effects on session state, replaying
-// SQL-level prepared statements the connection lacks before it.
-func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
+// SQL-level prepared statements the connection lacks before it. It
+// returns the ErrorResponse body the client gets in place of the server's
+// answer when the proxy refuses the query itself, else nil.
+func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) (refusal []byte) {
 	class := s.classifyQuery(body)
 	query := s.memoQuery
 	s.noteEffects(b, class)
 	switch {
 	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement && s.stmts[class.StatementName] != nil:
-		s.refusePrepare(b, st, class.StatementName)
+		// PREPARE and Parse share one namespace, so PostgreSQL refuses
+		// this; the Parse'd statement lives on the servers under another
+		// name, where the PREPARE would succeed.
+		return s.refuseQuery(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", class.StatementName))
 	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:
 		name := class.StatementName
 		if _, ok := st.sql[name]; ok {
@@ -293,27 +298,20 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) {
 		s.pinned = 0
 	}
 	b.out = append(b.out, msg...)
+	return nil
 }
 
-// refusePrepare handles a SQL PREPARE of a name the client holds a Parse'd
-// statement under. PREPARE and Parse share one namespace, so PostgreSQL
-// refuses it (42P05); the Parse'd statement lives on the servers under
-// another name, so the server is made to refuse it itself: a stand-in of
-// the client's name is prepared first (unless the connection has a SQL
-// statement of that name already), and the client's PREPARE then fails
-// exactly as it would, in a transaction block too. The stand-in is
-// recorded under a hash no PREPARE text has, so a later PREPARE or
-// EXECUTE of the name on this connection replaces it.
-func (s *Session) refusePrepare(b *batch, st *serverState, name string) {
-	if _, ok := st.sql[name]; !ok {
-		b.out = appendQuery(b.out, "PREPARE "+quoteIdent(name)+" AS SELECT")
-		b.injected++
-		st.sql[name] = standInHash
-	}
+// refuseQuery answers a simple query the way PostgreSQL would have, with
+// err. The server gets a query that fails without side effects in its
+// place, so that a transaction block is aborted as the real error would
+// abort it, and the client gets err in place of the server's error.
+func (s *Session) refuseQuery(b *batch, err *pgerr.Error) []byte {
+	b.out = appendQuery(b.out, refusedQuery)
+	return wire.Append(nil, pgerr.Response(err))[5:]
 }
 
-// standInHash marks a SQL statement slot taken by refusePrepare's stand-in.
-const standInHash = 0
+// refusedQuery fails with a syntax error, touching nothing.
+const refusedQuery = "pgninja refused"
 
 // deallocatesProtocolStmt reports whether a DEALLOCATE names a statement
 // the client prepared with Parse rather than PREPARE. In a failed

@@ -37,8 +37,8 @@ type op struct {
 	// skipped.
 	stmt string
 	st   *serverState
-	// refusal, on a Parse the proxy made to fail, is the ErrorResponse
-	// body the client gets instead of the server's.
+	// refusal, on a Parse or Query the proxy made to fail, is the
+	// ErrorResponse body the client gets instead of the server's.
 	refusal []byte
 }
 
@@ -105,7 +105,11 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 	}
 	if o.kind == opQuery || o.kind == opFunc {
 		// A simple query or function call answers with any number of
-		// messages up to its ReadyForQuery.
+		// messages up to its ReadyForQuery; a query the proxy refused
+		// answers with its one error.
+		if typ == 'E' {
+			return false, o.refusal
+		}
 		return false, nil
 	}
 	switch typ {

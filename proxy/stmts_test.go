@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"testing"
@@ -175,7 +176,9 @@ func TestTxnSQLPrepareOfParsedNameFails(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if _, err := c.Exec(ctx, "prepare dup as select 2"); sqlstate(err) != "42P05" {
+		_, err := c.Exec(ctx, "prepare dup as select 2")
+		var pe *pgconn.PgError
+		if !errors.As(err, &pe) || pe.Code != "42P05" || pe.Message != `prepared statement "dup" already exists` {
 			t.Fatalf("in transaction %v: PREPARE of a Parse'd name: %v, want 42P05", inTxn, err)
 		}
 		if inTxn {
@@ -187,6 +190,11 @@ func TestTxnSQLPrepareOfParsedNameFails(t *testing.T) {
 		if err := c.QueryRow(ctx, "dup", 41).Scan(&n); err != nil || n != 42 {
 			t.Fatalf("the Parse'd statement after the refusal: %d %v", n, err)
 		}
+	}
+	// The refusals left nothing of that name on the server for EXECUTE
+	// to find (which does not reach Parse'd statements).
+	if _, err := c.Exec(ctx, "execute dup"); sqlstate(err) != "26000" {
+		t.Fatalf("EXECUTE after the refusals: %v, want 26000", err)
 	}
 	if _, err := c.Exec(ctx, "deallocate dup"); err != nil {
 		t.Fatal(err)
