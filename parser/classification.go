@@ -50,6 +50,10 @@ type Classification struct {
 	// SessionRoute is set by SET pgninja.route (HintAuto for RESET or
 	// 'auto'); HintNone if the string does not touch it.
 	SessionRoute Hint
+	// RouteReset: the string returns pgninja.route to the session's
+	// default (RESET, SET ... TO DEFAULT, RESET ALL), which the client's
+	// startup packet may have set.
+	RouteReset bool
 	// Hint is the leading /* pgninja:VALUE */ comment, if any.
 	Hint Hint
 	// HintErr is a *HintError when a hint comment or SET pgninja.route has

@@ -50,7 +50,7 @@ func (a *accumulator) set(st *pg.VariableSetStmt, raw *pg.RawStmt) Kind {
 	case pg.VariableSetKind_VAR_RESET_ALL:
 		a.c.SetParams = append(a.c.SetParams, SetParam{ResetAll: true, Stmt: text})
 		// RESET ALL resets every settable parameter, our own included.
-		a.c.SessionRoute = HintAuto
+		a.c.SessionRoute, a.c.RouteReset = HintAuto, true
 		return Set
 	}
 
@@ -99,6 +99,6 @@ func (a *accumulator) routeParam(p SetParam) {
 		}
 	}
 	if !p.Local {
-		a.c.SessionRoute = h
+		a.c.SessionRoute, a.c.RouteReset = h, p.Reset
 	}
 }

@@ -66,6 +66,11 @@ func (s *Session) login(pkt *startupPacket) error {
 		return asFatal(err)
 	}
 	s.params = newParamSet(pkt.sessionParams())
+	// Startup settings routing reads (pgninja.route and the like) hold from
+	// the first statement, as a SET would.
+	if err := s.rs.ApplyStartup(s.params.startup); err != nil {
+		return pgerr.Fatal(pgerr.InvalidParameterValue, "%s", err.Error())
+	}
 	lease := s.leaseForSession()
 	if err := s.checkStartupSettings(lease); err != nil {
 		if lease != nil {

@@ -359,3 +359,81 @@ func TestRoutedCopyFromStdinReadsItsOwnRows(t *testing.T) {
 		}
 	})
 }
+
+// Settings in the startup packet act on routing as a SET at the start of
+// the session would: pgninja.route pins the session, and RESET returns to
+// it; default_transaction_read_only sends transactions to the replica.
+func TestRoutingFollowsStartupSettings(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 30*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	connect := func(params map[string]string) (*pgx.Conn, error) {
+		cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range params {
+			cfg.RuntimeParams[k] = v
+		}
+		c, err := pgx.ConnectConfig(ctx, cfg)
+		if err == nil {
+			t.Cleanup(func() { _ = c.Close(context.Background()) })
+		}
+		return c, err
+	}
+	txnPort := func(c *pgx.Conn) int {
+		tx, err := c.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tx.Rollback(ctx)
+		var p int
+		if err := tx.QueryRow(ctx, "select inet_server_port()").Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	exec := func(c *pgx.Conn, sql string) {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+
+	pinned, err := connect(map[string]string{"options": "-c pgninja.route=primary"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []struct {
+		sql  string
+		want int
+	}{
+		{"", primary},
+		{"reset pgninja.route", primary},
+		{"set pgninja.route = 'auto'", replica},
+		{"reset all", primary},
+	} {
+		if step.sql != "" {
+			exec(pinned, step.sql)
+		}
+		if got := serverPort(t, pinned, "select inet_server_port()"); got != step.want {
+			t.Fatalf("startup pgninja.route=primary, then %q: read ran on %d, want %d", step.sql, got, step.want)
+		}
+	}
+
+	readOnly, err := connect(map[string]string{"default_transaction_read_only": "on"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := txnPort(readOnly); got != replica {
+		t.Fatalf("startup default_transaction_read_only=on: transaction ran on %d, want the replica", got)
+	}
+	if got := txnPort(h.ninja(t)); got != primary {
+		t.Fatalf("without it a transaction ran on %d, want the primary", got)
+	}
+
+	if _, err := connect(map[string]string{"pgninja.route": "sideways"}); sqlstate(err) != "22023" {
+		t.Fatalf("unknown startup route: %v, want 22023", err)
+	}
+}

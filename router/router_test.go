@@ -315,6 +315,59 @@ func TestSessionExecuted(t *testing.T) {
 			t.Errorf("inside: %+v", d)
 		}
 	})
+	t.Run("startup defaults", func(t *testing.T) {
+		any := Decision{Target: Primary, Backend: "primary"}
+		tests := []struct {
+			name     string
+			startup  map[string]string
+			reset    string
+			route    parser.Hint
+			readOnly bool
+			nonStd   bool
+		}{
+			{"route", map[string]string{"pgninja.route": "replica"}, "RESET pgninja.route", parser.HintReplica, false, false},
+			{"route via RESET ALL", map[string]string{"pgninja.route": " Primary "}, "RESET ALL", parser.HintPrimary, false, false},
+			{"read only", map[string]string{"default_transaction_read_only": "on"}, "RESET default_transaction_read_only", parser.HintNone, true, false},
+			{"non-standard strings", map[string]string{"standard_conforming_strings": "off"}, "SET standard_conforming_strings TO DEFAULT", parser.HintNone, false, true},
+			{"none", map[string]string{"application_name": "x"}, "RESET ALL", parser.HintNone, false, false},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				s := &SessionState{}
+				if err := s.ApplyStartup(tt.startup); err != nil {
+					t.Fatal(err)
+				}
+				check := func(when string) {
+					t.Helper()
+					if s.RouteHint != tt.route || s.DefaultReadOnly != tt.readOnly || s.NonStandardStrings != tt.nonStd {
+						t.Fatalf("%s: %+v", when, s)
+					}
+				}
+				check("at login")
+				s.Executed(c("SET pgninja.route = 'auto'"), any, Outcome{TxStatus: 'I'})
+				s.Executed(c("SET default_transaction_read_only = off"), any, Outcome{TxStatus: 'I'})
+				s.Executed(c("SET standard_conforming_strings = on"), any, Outcome{TxStatus: 'I'})
+				if s.RouteHint != parser.HintAuto || s.DefaultReadOnly || s.NonStandardStrings {
+					t.Fatalf("after SETs: %+v", s)
+				}
+				s.Executed(c("RESET ALL"), any, Outcome{TxStatus: 'I'})
+				check("after RESET ALL")
+				s.Executed(c("SET pgninja.route = 'auto'"), any, Outcome{TxStatus: 'I'})
+				s.Executed(c("SET default_transaction_read_only = off"), any, Outcome{TxStatus: 'I'})
+				s.Executed(c("SET standard_conforming_strings = on"), any, Outcome{TxStatus: 'I'})
+				s.Executed(c(tt.reset), any, Outcome{TxStatus: 'I'})
+				switch {
+				case strings.Contains(tt.reset, "route") && s.RouteHint != tt.route,
+					strings.Contains(tt.reset, "read_only") && s.DefaultReadOnly != tt.readOnly,
+					strings.Contains(tt.reset, "conforming") && s.NonStandardStrings != tt.nonStd:
+					t.Fatalf("after %s: %+v", tt.reset, s)
+				}
+			})
+		}
+		if err := (&SessionState{}).ApplyStartup(map[string]string{"pgninja.route": "sideways"}); err == nil {
+			t.Fatal("an unknown startup route was accepted")
+		}
+	})
 	t.Run("settings", func(t *testing.T) {
 		s := &SessionState{}
 		any := Decision{Target: Primary, Backend: "primary"}
@@ -333,7 +386,8 @@ func TestSessionExecuted(t *testing.T) {
 			t.Error("SET LOCAL changed the session")
 		}
 		s.Executed(c("RESET ALL"), any, Outcome{TxStatus: 'I'})
-		if s.RouteHint != parser.HintAuto || s.DefaultReadOnly || s.NonStandardStrings {
+		// Back to the session's defaults: no startup settings, so none.
+		if s.RouteHint != parser.HintNone || s.DefaultReadOnly || s.NonStandardStrings {
 			t.Fatalf("after RESET ALL: %+v", s)
 		}
 		s.Executed(c("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"), any, Outcome{TxStatus: 'I'})

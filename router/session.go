@@ -54,6 +54,40 @@ type SessionState struct {
 	txnWrote  bool
 	txnFailed bool
 	txnTables []string
+
+	// startup holds the defaults the client's startup packet set, which
+	// RESET returns to.
+	startup sessionDefaults
+}
+
+// sessionDefaults are the routing-relevant settings a session starts with.
+type sessionDefaults struct {
+	route            parser.Hint
+	readOnly, nonStd bool
+}
+
+// ApplyStartup takes the client's startup settings (lower-cased names, as
+// sent or from -c in options) as the session's defaults, as PostgreSQL
+// does: pgninja.route, default_transaction_read_only and
+// standard_conforming_strings act from the first statement, and RESET
+// returns to them. An unknown pgninja.route value is a *parser.HintError
+// (22023).
+func (s *SessionState) ApplyStartup(params map[string]string) error {
+	if v, ok := params[parser.RouteParam]; ok {
+		h, err := parser.ParseHint(strings.TrimSpace(v), parser.HintSourceSet)
+		if err != nil {
+			return err
+		}
+		s.startup.route = h
+	}
+	if v, ok := params["default_transaction_read_only"]; ok {
+		s.startup.readOnly = gucBool([]string{v})
+	}
+	if v, ok := params["standard_conforming_strings"]; ok {
+		s.startup.nonStd = !gucBool([]string{v})
+	}
+	s.RouteHint, s.DefaultReadOnly, s.NonStandardStrings = s.startup.route, s.startup.readOnly, s.startup.nonStd
+	return nil
 }
 
 // Outcome is how the server finished a query string.
@@ -163,6 +197,9 @@ func txnReason(d Decision) Reason {
 func (s *SessionState) applySettings(c *parser.Classification) {
 	if c.SessionRoute != parser.HintNone {
 		s.RouteHint = c.SessionRoute
+		if c.RouteReset {
+			s.RouteHint = s.startup.route
+		}
 	}
 	for _, p := range c.SetParams {
 		if p.Local {
@@ -170,11 +207,15 @@ func (s *SessionState) applySettings(c *parser.Classification) {
 		}
 		switch {
 		case p.ResetAll:
-			s.DefaultReadOnly, s.NonStandardStrings = false, false
+			s.DefaultReadOnly, s.NonStandardStrings = s.startup.readOnly, s.startup.nonStd
+		case p.Name == "default_transaction_read_only" && p.Reset:
+			s.DefaultReadOnly = s.startup.readOnly
 		case p.Name == "default_transaction_read_only":
-			s.DefaultReadOnly = !p.Reset && !p.FromCurrent && gucBool(p.Values)
+			s.DefaultReadOnly = !p.FromCurrent && gucBool(p.Values)
+		case p.Name == "standard_conforming_strings" && p.Reset:
+			s.NonStandardStrings = s.startup.nonStd
 		case p.Name == "standard_conforming_strings":
-			s.NonStandardStrings = !p.Reset && !p.FromCurrent && !gucBool(p.Values)
+			s.NonStandardStrings = !p.FromCurrent && !gucBool(p.Values)
 		}
 	}
 }
