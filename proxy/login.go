@@ -67,9 +67,12 @@ func (s *Session) login(pkt *startupPacket) error {
 	}
 	s.params = newParamSet(pkt.sessionParams())
 	// Startup settings routing reads (pgninja.route and the like) hold from
-	// the first statement, as a SET would.
-	if err := s.rs.ApplyStartup(s.params.startup); err != nil {
-		return pgerr.Fatal(pgerr.InvalidParameterValue, "%s", err.Error())
+	// the first statement, as a SET would. (Without routing pgninja.route
+	// is an ordinary placeholder setting, as SET treats it then.)
+	if s.routed() {
+		if err := s.rs.ApplyStartup(s.params.startup); err != nil {
+			return pgerr.Fatal(pgerr.InvalidParameterValue, "%s", err.Error())
+		}
 	}
 	lease := s.leaseForSession()
 	if err := s.checkStartupSettings(lease); err != nil {
