@@ -122,6 +122,24 @@ func (h *harness) connect(t testing.TB, user, pass, db string) *pgx.Conn {
 	return c
 }
 
+// connectWith connects as the app user to ai_ninja with extra startup
+// settings. The connection is closed when the test ends, if not before.
+func (h *harness) connectWith(t testing.TB, ctx context.Context, params map[string]string) (*pgx.Conn, error) {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range params {
+		cfg.RuntimeParams[k] = v
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err == nil {
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+	}
+	return c, err
+}
+
 // ninja connects as the app user to ai_ninja.
 func (h *harness) ninja(t testing.TB) *pgx.Conn { return h.connect(t, "ninja", "ninja", "ai_ninja") }
 

@@ -369,20 +369,7 @@ func TestRoutingFollowsStartupSettings(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
 	waitServesReads(t, h, replica)
-	connect := func(params map[string]string) (*pgx.Conn, error) {
-		cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
-		if err != nil {
-			t.Fatal(err)
-		}
-		for k, v := range params {
-			cfg.RuntimeParams[k] = v
-		}
-		c, err := pgx.ConnectConfig(ctx, cfg)
-		if err == nil {
-			t.Cleanup(func() { _ = c.Close(context.Background()) })
-		}
-		return c, err
-	}
+	connect := func(params map[string]string) (*pgx.Conn, error) { return h.connectWith(t, ctx, params) }
 	txnPort := func(c *pgx.Conn) int {
 		tx, err := c.Begin(ctx)
 		if err != nil {

@@ -348,16 +348,9 @@ func TestStartupSettingsCheckedAtLogin(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			h := startProxy(t, "pool:\n  mode: "+mode+"\n  max_size: 1\n")
 			ctx := ctxT(t, 20*time.Second)
-			connect := func(params map[string]string) (*pgx.Conn, error) {
-				cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
-				if err != nil {
-					t.Fatal(err)
-				}
-				for k, v := range params {
-					cfg.RuntimeParams[k] = v
-				}
-				return pgx.ConnectConfig(ctx, cfg)
-			}
+			// Each connection is closed as soon as its case is done: the
+			// pool has one server connection, which the next check needs.
+			connect := func(params map[string]string) (*pgx.Conn, error) { return h.connectWith(t, ctx, params) }
 			setting := func(c *pgx.Conn, name string) string {
 				var v string
 				if err := c.QueryRow(ctx, "select current_setting($1)", name).Scan(&v); err != nil {
