@@ -45,6 +45,14 @@ func startProxy(t testing.TB, extra string) *harness {
 // runs for the test's lifetime.
 func startWith(t testing.TB, env *testbed.Env, extra string) *harness {
 	t.Helper()
+	return startWithDial(t, env, extra, nil)
+}
+
+// startWithDial is startWith with the pools' server connections opened by
+// dial (nil: pool.Dial), for tests that stand between the proxy and the
+// real server.
+func startWithDial(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc) *harness {
+	t.Helper()
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
 admin_listen: 127.0.0.1:0
@@ -67,7 +75,7 @@ users:
 		t.Fatal(err)
 	}
 	log := testLog(t)
-	pools := pool.NewManager(nil)
+	pools := pool.NewManager(dial)
 	reg := prometheus.NewRegistry()
 	rt, health, err := router.FromConfig(cfg, log, reg)
 	if err != nil {

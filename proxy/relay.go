@@ -41,6 +41,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		capturedLSN router.LSN
 		haveLSN     bool
 		lastFatal   bool
+		// heldReady is a client ReadyForQuery held back until the
+		// WAL-position read behind its request has answered (0: none).
+		heldReady byte
 	)
 	for {
 		typ, n, err := wire.ReadHeader(c.R, maxServerMessage)
@@ -92,8 +95,22 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			// answer then finds its connection idle, so it is reset and
 			// reused rather than closed as busy.
 			after := s.readyForQuery(c, status, head, sawError)
-			if !swallow && !clientDead {
+			switch {
+			case swallow || clientDead:
+			case s.positionReadNext():
+				// A commit's WAL position is known before the client
+				// learns of the commit: a read it then sends on another
+				// connection (table consistency) must not be routed
+				// without it. The read's answer is right behind.
+				heldReady = status
+			default:
 				clientDead = s.forwardSmall(typ, body, true) != nil
+			}
+			if head.captureLSN && heldReady != 0 {
+				if !clientDead {
+					clientDead = s.forwardSmall('Z', []byte{heldReady}, true) != nil
+				}
+				heldReady = 0
 			}
 			haveHead, sawError, haveLSN = false, false, false
 			if s.afterReady(c, after) {
@@ -164,6 +181,14 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			return
 		}
 	}
+}
+
+// positionReadNext reports whether the next answer the server owes is an
+// injected WAL-position read.
+func (s *Session) positionReadNext() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.pending) > 0 && s.pending[0].captureLSN
 }
 
 // answersDue reports whether requests already sent still await answers.

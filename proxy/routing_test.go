@@ -424,3 +424,41 @@ func TestRoutingFollowsStartupSettings(t *testing.T) {
 		t.Fatalf("unknown startup route: %v, want 22023", err)
 	}
 }
+
+// A client learns of its commit only once the proxy knows the commit's
+// WAL position: under table consistency a read it sends next, on any
+// connection, must not be routed without that position.
+func TestCommitPositionKnownBeforeTheClientHearsOfIt(t *testing.T) {
+	env := testbed.Require(t)
+	gate := newLSNGate(t)
+	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: table\n"), gate.dial)
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	if _, err := c.Exec(ctx, "create table if not exists gate_t(id int)"); err != nil {
+		t.Fatal(err)
+	}
+	gate.armed.Store(true)
+	done := make(chan error, 1)
+	go func() {
+		// One simple query: with the extended protocol pgx would first
+		// prepare it in a request of its own.
+		_, err := c.Exec(ctx, "insert into gate_t values (1)", pgx.QueryExecModeSimpleProtocol)
+		done <- err
+	}()
+	select {
+	case <-gate.reached:
+	case err := <-done:
+		t.Fatalf("the insert finished (%v) with no WAL-position read behind it", err)
+	case <-ctx.Done():
+		t.Fatal("no WAL-position read")
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the client had its answer (%v) while the commit's WAL position was still unread", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	gate.release()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
