@@ -140,12 +140,16 @@ run_suite() {
 }
 
 # backends_yaml MODE: the primary alone, or for routing the primary
-# (taking no reads of its own) and the replica.
+# (taking no reads of its own) and the replica. The suites read through
+# pools (database/sql, pgxpool) on other connections than they wrote on,
+# which read_your_writes does not cover (it follows each connection's
+# own writes); table consistency does, as for any such application.
 backends_yaml() {
 	if [[ $1 == routing ]]; then
 		cat <<YAML
 routing:
   enabled: true
+  consistency: table
   health_check_user: $SUPER
   health_check_password: $SUPERPASS
 backends:
