@@ -236,8 +236,13 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 		// top-level handlers would, conservatively.
 		return Unknown, f
 	}
-	// Everything else changes the catalog. The statement's main relation,
-	// when it has one, is the table it writes.
+	// Everything else changes the catalog. An object made in pg_temp
+	// (a type, function, domain...) lives only in this server session.
+	if createsInTempSchema(node) {
+		f.pins |= PinTempTable
+	}
+	// The statement's main relation, when it has one, is the table it
+	// writes.
 	if top != nil {
 		if pm, ok := top.(interface {
 			GetRelation() *pg.RangeVar
@@ -458,4 +463,28 @@ func constString(n *pg.Node) string {
 		return c.GetBsval().Bsval
 	}
 	return ""
+}
+
+// createsInTempSchema reports whether node creates an object other than a
+// relation (those are isTemp's) in the session's temporary schema, named
+// pg_temp: CREATE FUNCTION pg_temp.f, CREATE TYPE pg_temp.t and the like.
+func createsInTempSchema(node *pg.Node) bool {
+	var names []*pg.Node
+	switch s := node.Node.(type) {
+	case *pg.Node_CreateFunctionStmt:
+		names = s.CreateFunctionStmt.Funcname
+	case *pg.Node_CreateEnumStmt:
+		names = s.CreateEnumStmt.TypeName
+	case *pg.Node_CreateRangeStmt:
+		names = s.CreateRangeStmt.TypeName
+	case *pg.Node_CreateDomainStmt:
+		names = s.CreateDomainStmt.Domainname
+	case *pg.Node_DefineStmt: // base types, aggregates, operators, ...
+		names = s.DefineStmt.Defnames
+	case *pg.Node_CompositeTypeStmt:
+		return s.CompositeTypeStmt.Typevar != nil && isTemp(s.CompositeTypeStmt.Typevar)
+	default:
+		return false
+	}
+	return len(names) > 1 && isTempSchema(names[0].GetString_().GetSval())
 }

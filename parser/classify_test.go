@@ -136,6 +136,17 @@ func TestClassify(t *testing.T) {
 		{"CREATE TEMP TABLE scratch (id int)", expect{kind: DDL, writes: []string{"scratch"}, pins: PinTempTable}},
 		{"CREATE TEMPORARY VIEW v AS SELECT * FROM users", expect{kind: DDL, reads: []string{"users"}, writes: []string{"v"}, pins: PinTempTable}},
 		{"CREATE TABLE pg_temp.scratch (id int)", expect{kind: DDL, writes: []string{"pg_temp.scratch"}, pins: PinTempTable}},
+		{"CREATE TABLE pg_temp_3.scratch (id int)", expect{kind: DDL, writes: []string{"pg_temp_3.scratch"}, pins: PinTempTable}},
+		// Other objects in the session's temporary schema (pgx's own tests
+		// make such types and functions).
+		{`create type pg_temp.text_bounds_range as range (subtype = text, collation = "C")`, expect{kind: DDL, pins: PinTempTable}},
+		{"CREATE TYPE pg_temp.mood AS ENUM ('ok', 'sad')", expect{kind: DDL, pins: PinTempTable}},
+		{"CREATE TYPE pg_temp.pair AS (a int, b int)", expect{kind: DDL, reads: []string{"pg_temp.pair"}, pins: PinTempTable}},
+		{"CREATE DOMAIN pg_temp.posint AS int CHECK (VALUE > 0)", expect{kind: DDL, pins: PinTempTable}},
+		{"CREATE FUNCTION pg_temp.f() RETURNS int LANGUAGE sql AS 'select 1'", expect{kind: DDL, pins: PinTempTable}},
+		{"CREATE AGGREGATE pg_temp.agg (int) (sfunc = int4pl, stype = int)", expect{kind: DDL, pins: PinTempTable}},
+		{"CREATE TYPE public.mood AS ENUM ('ok')", expect{kind: DDL}},
+		{"CREATE FUNCTION f() RETURNS int LANGUAGE sql AS 'select 1'", expect{kind: DDL}},
 		{"CREATE MATERIALIZED VIEW dash AS SELECT count(*) FROM call_records", expect{kind: DDL, reads: []string{"call_records"}, writes: []string{"dash"}, funcs: []string{"count"}}},
 		{"CREATE INDEX ON users (email)", expect{kind: DDL, writes: []string{"users"}}},
 		{"ALTER TABLE users ADD COLUMN x int", expect{kind: DDL, writes: []string{"users"}}},

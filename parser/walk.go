@@ -205,7 +205,13 @@ func relName(r *pg.RangeVar) string {
 }
 
 func isTemp(r *pg.RangeVar) bool {
-	return r.Relpersistence == "t" || r.Schemaname == "pg_temp"
+	return r.Relpersistence == "t" || isTempSchema(r.Schemaname)
+}
+
+// isTempSchema: pg_temp names the session's temporary schema, as does its
+// real name, pg_temp_N.
+func isTempSchema(name string) bool {
+	return name == "pg_temp" || strings.HasPrefix(name, "pg_temp_")
 }
 
 // unqualified strips a "pg_catalog." prefix: built-ins are the same
