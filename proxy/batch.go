@@ -132,7 +132,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		b.plan.add(op{kind: opParse})
 		return
 	}
-	if s.stmts[name] != nil || s.sqlStmts[name] != nil {
+	if s.stmt(name) != nil || s.sqlStmts[name] != nil {
 		s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
 		return
 	}
@@ -142,12 +142,12 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		// ParseComplete from a harmless stand-in.
 		b.out = append(b.out, emptyParse...)
 		b.unnamed = 0
-		b.plan.add(op{kind: opParse})
+		b.plan.add(op{kind: opParse, cs: cs})
 		return
 	}
 	st.preparing(cs.server)
 	b.out = append(b.out, cs.parse...)
-	b.plan.add(op{kind: opParse, stmt: cs.server, st: st})
+	b.plan.add(op{kind: opParse, stmt: cs.server, st: st, cs: cs})
 }
 
 // refuseInBatch answers a message the way PostgreSQL would have, with err: a
@@ -185,7 +185,7 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 		}
 		return cs
 	}
-	cs := s.stmts[name]
+	cs := s.stmt(name)
 	if cs == nil {
 		if s.sqlStmts[name] == nil {
 			s.refuseInBatch(b, pgerr.New(pgerr.InvalidSQLStatementName, "prepared statement %q does not exist", name))
@@ -245,7 +245,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) (refus
 	query := s.memoQuery
 	s.noteEffects(b, class)
 	switch {
-	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement && s.stmts[class.StatementName] != nil:
+	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement && s.stmt(class.StatementName) != nil:
 		// PREPARE and Parse share one namespace, so PostgreSQL refuses
 		// this; the Parse'd statement lives on the servers under another
 		// name, where the PREPARE would succeed.
@@ -318,7 +318,7 @@ const refusedQuery = "pgninja refused"
 // transaction it is left to the server to refuse.
 func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
 	name := class.StatementName
-	if name == "" || class.MultiStatement || s.sqlStmts[name] != nil || s.stmts[name] == nil {
+	if name == "" || class.MultiStatement || s.sqlStmts[name] != nil || s.stmt(name) == nil {
 		return false
 	}
 	s.mu.Lock()

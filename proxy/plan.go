@@ -37,6 +37,10 @@ type op struct {
 	// skipped.
 	stmt string
 	st   *serverState
+	// cs is the client's named statement a Parse makes; it is marked
+	// failed when the Parse fails or is skipped, since PostgreSQL then has
+	// no statement of that name.
+	cs *clientStmt
 	// refusal, on a Parse or Query the proxy made to fail, is the
 	// ErrorResponse body the client gets instead of the server's.
 	refusal []byte
@@ -70,8 +74,12 @@ func (p *plan) extend(more *plan) {
 // next Sync: Parses that never ran did not create their statements.
 func (p *plan) skip() {
 	for ; p.i < len(p.ops) && p.ops[p.i].kind != opSync; p.i++ {
-		if s := p.ops[p.i]; s.stmt != "" {
+		s := p.ops[p.i]
+		if s.stmt != "" {
 			s.st.drop(s.stmt)
+		}
+		if s.cs != nil {
+			s.cs.failed.Store(true)
 		}
 	}
 	p.skipping = p.i == len(p.ops)
@@ -80,7 +88,7 @@ func (p *plan) skip() {
 // needed reports whether the batch must be followed message by message.
 func (p *plan) needed() bool {
 	for _, o := range p.ops {
-		if o.swallow || o.stmt != "" || o.refusal != nil {
+		if o.swallow || o.stmt != "" || o.refusal != nil || o.cs != nil {
 			return true
 		}
 	}

@@ -59,7 +59,7 @@ func (s *Session) requestClass() *parser.Classification {
 				if name, _, ok := nameField(rest); ok {
 					cs := s.unnamed
 					if name != "" {
-						cs = s.stmts[name]
+						cs = s.stmt(name)
 					}
 					if cs != nil {
 						consider(s.classifier.Classify(cs.query))

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -23,6 +24,17 @@ type clientStmt struct {
 	// query is classified afresh at each use (an LRU hit): a verdict kept
 	// from Parse time would miss a later volatility reload.
 	query string
+	// failed: the server refused or skipped the Parse (set by the relay).
+	failed atomic.Bool
+}
+
+// stmt returns the client's Parse'd statement of that name: nil if it has
+// none, or if its Parse failed, which in PostgreSQL leaves no statement.
+func (s *Session) stmt(name string) *clientStmt {
+	if cs := s.stmts[name]; cs != nil && !cs.failed.Load() {
+		return cs
+	}
+	return nil
 }
 
 // sqlStmt is a statement prepared with SQL PREPARE, replayed by its text.

@@ -160,6 +160,30 @@ func TestTxnSQLDeallocateOfParsedStatement(t *testing.T) {
 	}
 }
 
+// A Parse the server refuses creates no statement, so the client may use
+// the name again, as pgx's statement cache does after an error; a Bind of
+// it meanwhile finds nothing (26000).
+func TestTxnFailedParseLeavesTheNameFree(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 2, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	pc := c.PgConn()
+	if _, err := pc.Prepare(ctx, "again", "select $1::no_such_type", nil); sqlstate(err) != "42704" {
+		t.Fatalf("Parse of a statement naming an unknown type: %v, want 42704", err)
+	}
+	res := pc.ExecPrepared(ctx, "again", [][]byte{[]byte("1")}, nil, nil).Read()
+	if sqlstate(res.Err) != "26000" {
+		t.Fatalf("Bind of the failed statement: %v, want 26000", res.Err)
+	}
+	if _, err := pc.Prepare(ctx, "again", "select $1::int + 1", nil); err != nil {
+		t.Fatalf("Parse of the name again: %v", err)
+	}
+	res = pc.ExecPrepared(ctx, "again", [][]byte{[]byte("41")}, nil, nil).Read()
+	if res.Err != nil || len(res.Rows) != 1 || string(res.Rows[0][0]) != "42" {
+		t.Fatalf("the statement parsed again: %v %q", res.Err, res.Rows)
+	}
+}
+
 // A SQL PREPARE of a name the client Parse'd is refused as PostgreSQL
 // refuses it (the two share one namespace), and the Parse'd statement
 // still works; after a DEALLOCATE the name is free for PREPARE.
