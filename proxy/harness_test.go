@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -146,6 +147,36 @@ func (h *harness) connectWith(t testing.TB, ctx context.Context, params map[stri
 		t.Cleanup(func() { _ = c.Close(context.Background()) })
 	}
 	return c, err
+}
+
+// clientsAtOnce runs fn for n app-user clients at the same time, each on
+// a connection of its own (adjust, if not nil, may change its config).
+// An error fn returns fails the test.
+func (h *harness) clientsAtOnce(t *testing.T, ctx context.Context, n int, adjust func(*pgx.ConnConfig), fn func(i int, c *pgx.Conn) error) {
+	t.Helper()
+	var wg sync.WaitGroup
+	for i := 0; i < n; i++ {
+		wg.Go(func() {
+			cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			if adjust != nil {
+				adjust(cfg)
+			}
+			c, err := pgx.ConnectConfig(ctx, cfg)
+			if err != nil {
+				t.Error(err)
+				return
+			}
+			defer c.Close(ctx)
+			if err := fn(i, c); err != nil {
+				t.Errorf("client %d: %v", i, err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // ninja connects as the app user to ai_ninja.

@@ -97,7 +97,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			after := s.readyForQuery(c, status, head, sawError)
 			switch {
 			case swallow || clientDead:
-			case s.positionReadNext():
+			case after.positionNext:
 				// A commit's WAL position is known before the client
 				// learns of the commit: a read it then sends on another
 				// connection (table consistency) must not be routed
@@ -183,14 +183,6 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 	}
 }
 
-// positionReadNext reports whether the next answer the server owes is an
-// injected WAL-position read.
-func (s *Session) positionReadNext() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.pending) > 0 && s.pending[0].captureLSN
-}
-
 // answersDue reports whether requests already sent still await answers.
 func (s *Session) answersDue() bool {
 	s.mu.Lock()
@@ -273,6 +265,8 @@ type readyAfter struct {
 	release   bool
 	violation bool
 	drain     bool
+	// positionNext: the next answer owed is an injected WAL-position read.
+	positionNext bool
 }
 
 // readyForQuery settles a ReadyForQuery: it pops what it answered, keeps
@@ -305,6 +299,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		violation = status != 'I' && s.l.mode == config.PoolStatement
 	}
 	safe := len(s.pending) == 0 && !s.openBatch
+	positionNext := len(s.pending) > 0 && s.pending[0].captureLSN
 	gone, draining := s.gone, s.draining
 	release := safe && (gone || s.releasable(status))
 	if release {
@@ -319,7 +314,8 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.srv.classifiers.refresh(s.l.db.DBName)
 		s.epoch.Add(1)
 	}
-	return readyAfter{release: release, violation: violation && !gone, drain: safe && draining && !gone && status == 'I'}
+	return readyAfter{release: release, violation: violation && !gone, drain: safe && draining && !gone && status == 'I',
+		positionNext: positionNext}
 }
 
 // afterReady finishes a ReadyForQuery once the client has it, and reports

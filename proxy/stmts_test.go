@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -61,45 +60,26 @@ func TestTxnUnnamedStatementIsTheClientsOwn(t *testing.T) {
 func TestTxnDescribeExecModeUnderLoad(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 2, "30s"))
 	ctx := ctxT(t, 60*time.Second)
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec
-			c, err := pgx.ConnectConfig(ctx, cfg)
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			defer c.Close(ctx)
-			for j := 0; j < 40; j++ {
-				if j%4 == 0 {
-					// A simple query replaces the server's unnamed statement.
-					if _, err := c.Exec(ctx, "select 1"); err != nil {
-						t.Errorf("client %d: %v", i, err)
-						return
-					}
-				}
-				var got string
-				q := fmt.Sprintf("select $1::text || '-%d'", j%3)
-				if err := c.QueryRow(ctx, q, fmt.Sprint(i)).Scan(&got); err != nil {
-					t.Errorf("client %d query %d: %v", i, j, err)
-					return
-				}
-				if want := fmt.Sprintf("%d-%d", i, j%3); got != want {
-					t.Errorf("client %d query %d got %q, want %q", i, j, got, want)
-					return
+	describeExec := func(cfg *pgx.ConnConfig) { cfg.DefaultQueryExecMode = pgx.QueryExecModeDescribeExec }
+	h.clientsAtOnce(t, ctx, 8, describeExec, func(i int, c *pgx.Conn) error {
+		for j := 0; j < 40; j++ {
+			if j%4 == 0 {
+				// A simple query replaces the server's unnamed statement.
+				if _, err := c.Exec(ctx, "select 1"); err != nil {
+					return err
 				}
 			}
-		}(i)
-	}
-	wg.Wait()
+			var got string
+			q := fmt.Sprintf("select $1::text || '-%d'", j%3)
+			if err := c.QueryRow(ctx, q, fmt.Sprint(i)).Scan(&got); err != nil {
+				return fmt.Errorf("query %d: %w", j, err)
+			}
+			if want := fmt.Sprintf("%d-%d", i, j%3); got != want {
+				return fmt.Errorf("query %d got %q, want %q", j, got, want)
+			}
+		}
+		return nil
+	})
 }
 
 // A Parse of a name already in use fails with 42P05 and skips the rest of

@@ -288,31 +288,18 @@ func TestStatementModeRefusesTransactions(t *testing.T) {
 func TestTxnOneConnectionManyClients(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 1, "10s"))
 	ctx := ctxT(t, 60*time.Second)
-	var wg sync.WaitGroup
-	for i := 0; i < 8; i++ {
-		wg.Add(1)
-		go func(i int) {
-			defer wg.Done()
-			c, err := pgx.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
-			if err != nil {
-				t.Error(err)
-				return
+	h.clientsAtOnce(t, ctx, 8, nil, func(i int, c *pgx.Conn) error {
+		for j := 0; j < 50; j++ {
+			var a, b int
+			if err := c.QueryRow(ctx, "select $1::int * 2, $2::int + 1", i, j).Scan(&a, &b); err != nil {
+				return fmt.Errorf("query %d: %w", j, err)
 			}
-			defer c.Close(ctx)
-			for j := 0; j < 50; j++ {
-				var a, b int
-				if err := c.QueryRow(ctx, "select $1::int * 2, $2::int + 1", i, j).Scan(&a, &b); err != nil {
-					t.Errorf("client %d query %d: %v", i, j, err)
-					return
-				}
-				if a != 2*i || b != j+1 {
-					t.Errorf("client %d query %d got another answer: %d,%d", i, j, a, b)
-					return
-				}
+			if a != 2*i || b != j+1 {
+				return fmt.Errorf("query %d got another answer: %d,%d", j, a, b)
 			}
-		}(i)
-	}
-	wg.Wait()
+		}
+		return nil
+	})
 }
 
 // An idle transaction-mode client gives its read buffer back after a
