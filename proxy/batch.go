@@ -49,6 +49,7 @@ type batch struct {
 func (s *Session) build(c *pool.Conn) *batch {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	b := &batch{out: s.out[:0], plan: &plan{}}
+	s.parsedNow = s.parsedNow[:0]
 	for _, name := range st.takeEvicted() {
 		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)
 		b.plan.add(op{kind: opClose, swallow: true})
@@ -137,6 +138,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		return
 	}
 	s.stmts[name] = cs
+	s.parsedNow = append(s.parsedNow, name)
 	if st.has(cs.server) {
 		// The connection has it already: answer in order with a
 		// ParseComplete from a harmless stand-in.

@@ -27,6 +27,7 @@ type harness struct {
 	addr   string
 	cfg    *config.Config
 	router *router.Router
+	reg    *prometheus.Registry
 }
 
 // startProxy serves a proxy on a free port; extra is YAML appended to the
@@ -105,7 +106,7 @@ users:
 		_ = srv.Shutdown(sctx)
 		pools.Close()
 	})
-	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg, router: rt}
+	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg, router: rt, reg: reg}
 }
 
 func (h *harness) port() int {

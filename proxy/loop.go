@@ -150,12 +150,25 @@ func (s *Session) send(complete bool) error {
 			return s.refuse(routeError(cls.HintErr), complete)
 		}
 	}
+	defer func() { s.rerouteOK, s.rerouting = false, false }()
+	for {
+		rerouted, err := s.sendOnce(cls, complete)
+		if err != nil || !rerouted {
+			return err
+		}
+	}
+}
+
+// sendOnce leases a server connection for the collected request and sends
+// it. rerouted means the request's replica connection died before
+// answering and the request is to be sent again, to the primary.
+func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted bool, err error) {
 	c, d, fresh, err := s.ensureLease(cls)
 	if err != nil {
-		return s.refuse(err, complete)
+		return false, s.refuse(err, complete)
 	}
 	if s.owedSync(c) {
-		return nil
+		return false, nil
 	}
 	out, e := s.req, expect{extended: s.lastReq == 'S'}
 	var injected int
@@ -184,10 +197,11 @@ func (s *Session) send(complete bool) error {
 	s.mu.Unlock()
 	s.srv.metrics.requests.Inc()
 	s.writeServer(c, out)
-	if fresh {
-		s.startRelay(c, complete)
+	if !fresh {
+		return false, nil
 	}
-	return nil
+	s.rerouteOK = !s.rerouting
+	return s.startRelay(c, complete), nil
 }
 
 // queue records what the server owes for the request part just built; the
@@ -263,12 +277,12 @@ func (s *Session) writeServer(c *pool.Conn, b []byte) {
 // nothing to say that the server must hear, and one goroutine hand-off
 // per transaction is saved. The relay moves to a goroutine of its own
 // when the client must speak while the lease lasts (see relay).
-func (s *Session) startRelay(c *pool.Conn, complete bool) {
+func (s *Session) startRelay(c *pool.Conn, complete bool) (rerouted bool) {
 	if complete && s.l.mode != config.PoolSession {
-		s.relay(c, true)
-		return
+		return s.relay(c, true)
 	}
 	s.srv.relays.Go(relayJob{s, c})
+	return false
 }
 
 // refuse answers a request that could not be sent (no server connection)

@@ -9,6 +9,7 @@ type metrics struct {
 	serverFailure prometheus.Counter
 	requests      prometheus.Counter
 	pinned        *prometheus.CounterVec
+	readsRerouted prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -26,9 +27,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		pinned: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pgninja_sessions_pinned_total",
 			Help: "Transaction-mode clients pinned to one server connection, by the feature that pinned them."}, []string{"feature"}),
+		readsRerouted: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_reads_rerouted_total",
+			Help: "Replica reads re-run on the primary because their replica connection died before answering."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned)
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted)
 	}
 	return m
 }

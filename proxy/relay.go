@@ -30,7 +30,7 @@ type relayJob struct {
 // outlive what was sent: at a ReadyForQuery that keeps c with no answer
 // still due (a transaction left open, a pinned session), and when the
 // server asks for COPY data.
-func (s *Session) relay(c *pool.Conn, inline bool) {
+func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 	var (
 		scratch    []byte
 		head       expect
@@ -44,12 +44,21 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		// heldReady is a client ReadyForQuery held back until the
 		// WAL-position read behind its request has answered (0: none).
 		heldReady byte
+		// answered: the client has been sent part of an answer (notices
+		// aside), so the request can no longer be re-run elsewhere.
+		answered bool
 	)
+	lost := func(err error) bool {
+		if inline && !answered && s.rerouteLost(c, err) {
+			return true
+		}
+		s.serverFailed(c, err, lastFatal)
+		return false
+	}
 	for {
 		typ, n, err := wire.ReadHeader(c.R, maxServerMessage)
 		if err != nil {
-			s.serverFailed(c, err, lastFatal)
-			return
+			return lost(err)
 		}
 		if !haveHead {
 			s.mu.Lock()
@@ -68,9 +77,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		}
 		if refusal != nil {
 			if err := wire.SkipBody(c.R, n); err != nil {
-				s.serverFailed(c, err, lastFatal)
-				return
+				return lost(err)
 			}
+			answered = true
 			if !clientDead {
 				clientDead = s.forwardSmall(typ, refusal, false) != nil
 			}
@@ -80,8 +89,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		if typ == 'Z' {
 			body, err := wire.Body(c.R, n, &scratch)
 			if err != nil || len(body) != 1 {
-				s.serverFailed(c, err, lastFatal)
-				return
+				return lost(err)
 			}
 			status := body[0]
 			c.TxStatus = status
@@ -95,6 +103,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			// answer then finds its connection idle, so it is reset and
 			// reused rather than closed as busy.
 			after := s.readyForQuery(c, status, head, sawError)
+			answered = answered || !swallow
 			switch {
 			case swallow || clientDead:
 			case after.positionNext:
@@ -127,8 +136,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			if typ == 'D' && head.captureLSN {
 				body, err := wire.Body(c.R, n, &scratch)
 				if err != nil {
-					s.serverFailed(c, err, lastFatal)
-					return
+					return lost(err)
 				}
 				capturedLSN, haveLSN = parseLSNRow(body)
 				continue
@@ -136,15 +144,13 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 			if typ == 'E' {
 				body, err := wire.Body(c.R, n, &scratch)
 				if err != nil {
-					s.serverFailed(c, err, lastFatal)
-					return
+					return lost(err)
 				}
 				s.injectedFailed(body)
 				continue
 			}
 			if err := wire.SkipBody(c.R, n); err != nil {
-				s.serverFailed(c, err, lastFatal)
-				return
+				return lost(err)
 			}
 			continue
 		}
@@ -161,15 +167,16 @@ func (s *Session) relay(c *pool.Conn, inline bool) {
 		}
 		if clientDead {
 			if err := wire.SkipBody(c.R, n); err != nil {
-				s.serverFailed(c, err, lastFatal)
-				return
+				return lost(err)
 			}
 			continue
 		}
+		// A notice may come before the server goes away (an immediate
+		// shutdown warns first); it is no part of the answer.
+		answered = answered || (typ != 'N' && typ != 'A')
 		werr, rerr := s.forward(c, typ, n)
 		if rerr != nil {
-			s.serverFailed(c, rerr, lastFatal)
-			return
+			return lost(rerr)
 		}
 		clientDead = werr != nil
 		if inline && (typ == 'G' || typ == 'W') {

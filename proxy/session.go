@@ -138,6 +138,14 @@ type Session struct {
 	leaseDone     chan struct{}
 	commitTables  []string
 	commitWaiting bool
+	// rerouteOK: the request being sent may be re-run on the primary if
+	// its replica connection dies before answering (see reroute.go);
+	// rerouting: it is being re-run, so it must not go to a replica.
+	rerouteOK bool
+	rerouting bool
+	// parsedNow are the statement names the request being built gave
+	// the client, undone if the request is built again for another server.
+	parsedNow []string
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
@@ -219,7 +227,9 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			s.mu.Unlock()
 			return c, d, false, nil
 		}
-		if s.routed() {
+		if s.rerouting {
+			d = s.primaryInstead()
+		} else if s.routed() {
 			d = s.srv.router.Route(cls, &s.rs)
 		}
 		s.mu.Unlock()

@@ -1,0 +1,162 @@
+package proxy_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"net"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// cutMarker in a request makes an armed replicaCutter cut the replica
+// connection it is written to.
+const cutMarker = "pgninja_cut_here"
+
+// replicaCutter stands between the proxy and the real replica. Once
+// armed, it closes the replica connection that a request naming cutMarker
+// is written to, as the request goes out: to the proxy, the replica went
+// away while running it, before any of its answer came back.
+type replicaCutter struct {
+	port  int
+	armed atomic.Bool
+	cuts  atomic.Int32
+}
+
+func (r *replicaCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
+	c, err := pool.Dial(ctx, t)
+	if err != nil || t.Port != r.port {
+		return c, err
+	}
+	c.W = bufio.NewWriter(&cuttingWriter{r: r, conn: c.Conn})
+	return c, nil
+}
+
+type cuttingWriter struct {
+	r    *replicaCutter
+	conn net.Conn
+}
+
+func (w *cuttingWriter) Write(p []byte) (int, error) {
+	if bytes.Contains(p, []byte(cutMarker)) && w.r.armed.CompareAndSwap(true, false) {
+		w.r.cuts.Add(1)
+		_ = w.conn.Close()
+		return len(p), nil
+	}
+	return w.conn.Write(p)
+}
+
+func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
+	env := testbed.Require(t)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	cut := &replicaCutter{port: replica}
+	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
+	ctx := ctxT(t, 60*time.Second)
+
+	portQuery := "select inet_server_port() as " + cutMarker
+	tests := []struct {
+		name string
+		// run sends the read that the replica drops, with whatever the
+		// client did before it on the same connection.
+		run func(c *pgx.Conn) (int, error)
+		// rerun: the request comes back from the primary; else the client
+		// gets a connection error and its connection ends. onPrimary:
+		// the cut request is the one that reads the port (pgx prepares a
+		// named statement in a request of its own).
+		rerun, onPrimary bool
+	}{
+		{"simple protocol", func(c *pgx.Conn) (int, error) {
+			var port int
+			err := c.QueryRow(ctx, portQuery, pgx.QueryExecModeSimpleProtocol).Scan(&port)
+			return port, err
+		}, true, true},
+		{"named statement prepared", func(c *pgx.Conn) (int, error) {
+			var port int
+			err := c.QueryRow(ctx, portQuery+", $1::int as named", 1).Scan(&port, new(int))
+			return port, err
+		}, true, false},
+		{"unnamed statement", func(c *pgx.Conn) (int, error) {
+			var port int
+			err := c.QueryRow(ctx, portQuery+", $1::int as unnamed", pgx.QueryExecModeExec, 1).Scan(&port, new(int))
+			return port, err
+		}, true, true},
+		{"inside a read-only transaction", func(c *pgx.Conn) (int, error) {
+			if _, err := c.Exec(ctx, "begin read only"); err != nil {
+				return 0, err
+			}
+			var port int
+			err := c.QueryRow(ctx, portQuery, pgx.QueryExecModeSimpleProtocol).Scan(&port)
+			return port, err
+		}, false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := h.ninja(t)
+			waitFor(t, 10*time.Second, "reads on the replica", func() bool {
+				return serverPort(t, c, "select inet_server_port()") == replica
+			})
+			before := cut.cuts.Load()
+			rerouted := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+			cut.armed.Store(true)
+			port, err := tt.run(c)
+			cut.armed.Store(false)
+			if cut.cuts.Load() != before+1 {
+				t.Fatalf("the replica connection was not cut (cuts %d → %d)", before, cut.cuts.Load())
+			}
+			if !tt.rerun {
+				if err == nil || sqlstate(err) != "08006" {
+					t.Fatalf("want a 08006 connection error inside a transaction, got port %d, err %v", port, err)
+				}
+				if got := counterValue(t, h.reg, "pgninja_reads_rerouted_total"); got != rerouted {
+					t.Fatalf("a read inside a transaction was rerouted (%v → %v)", rerouted, got)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("read lost with its replica connection: %v", err)
+			}
+			if tt.onPrimary && port != primary {
+				t.Fatalf("rerun read ran on port %d, want the primary's %d", port, primary)
+			}
+			if got := counterValue(t, h.reg, "pgninja_reads_rerouted_total"); got != rerouted+1 {
+				t.Fatalf("pgninja_reads_rerouted_total %v → %v, want one more", rerouted, got)
+			}
+			// The client's connection and statements carry on, and the
+			// replica stays in rotation: one lost connection is not a
+			// failed server.
+			waitFor(t, 10*time.Second, "reads back on the replica", func() bool {
+				return serverPort(t, c, "select inet_server_port()") == replica
+			})
+			if _, err := tt.run(c); err != nil {
+				t.Fatalf("the same read again: %v", err)
+			}
+		})
+	}
+}
+
+// counterValue reads a counter (summed over its labels) from reg.
+func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum float64
+	for _, mf := range mfs {
+		if mf.GetName() != name {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			sum += m.GetCounter().GetValue()
+		}
+		return sum
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
