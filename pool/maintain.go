@@ -140,3 +140,18 @@ func (p *Pool) Target() Target {
 	defer p.mu.Unlock()
 	return p.target
 }
+
+// Probe opens one connection to the server, outside the pool's count, and
+// closes it at once: it answers whether the server takes connections now
+// (a server shutting down refuses them with 57P03, a stopped one is not
+// listening).
+func (p *Pool) Probe(ctx context.Context) error {
+	p.mu.Lock()
+	t := p.target
+	p.mu.Unlock()
+	c, err := p.dial(ctx, t)
+	if err != nil {
+		return err
+	}
+	return c.Conn.Close()
+}

@@ -119,6 +119,18 @@ func (c *clientConn) flush() error {
 	return err
 }
 
+// discardPending drops output not yet flushed: the part of an answer held
+// back from a request that is being re-run elsewhere.
+func (c *clientConn) discardPending() {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if c.w != nil {
+		c.w.Reset(nil)
+		writerPool.Put(c.w)
+		c.w = nil
+	}
+}
+
 // Send writes one message and flushes; it implements auth.Conn.
 func (c *clientConn) Send(msg wire.Encoder) error {
 	return c.SendAll(msg)

@@ -44,9 +44,10 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		// heldReady is a client ReadyForQuery held back until the
 		// WAL-position read behind its request has answered (0: none).
 		heldReady byte
-		// answered: the client has been sent part of an answer (notices
-		// aside), so the request can no longer be re-run elsewhere.
-		answered bool
+		// answered: part of the answer reached the client (notices
+		// aside), so the request can no longer be re-run elsewhere;
+		// unflushed: part of it waits in the client's buffer.
+		answered, unflushed bool
 	)
 	lost := func(err error) bool {
 		if inline && !answered && s.rerouteLost(c, err) {
@@ -159,6 +160,18 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			if head.plan != nil && staleStatement(c, n) {
 				s.epoch.Add(1)
 			}
+			if lastFatal && inline && !answered && !clientDead && peekCode(c, n) == pgerr.AdminShutdown && s.mayReroute(c) {
+				body, err := wire.Body(c.R, n, &scratch)
+				if err != nil {
+					return lost(err)
+				}
+				if s.serverShuttingDown(c) && s.rerouteLost(c, errServerShutdown) {
+					return true
+				}
+				answered = true
+				clientDead = s.forwardSmall(typ, body, true) != nil
+				continue
+			}
 		}
 		if typ == 'G' && head.extended {
 			s.mu.Lock()
@@ -173,8 +186,11 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		}
 		// A notice may come before the server goes away (an immediate
 		// shutdown warns first); it is no part of the answer.
-		answered = answered || (typ != 'N' && typ != 'A')
-		werr, rerr := s.forward(c, typ, n)
+		unflushed = unflushed || (typ != 'N' && typ != 'A')
+		werr, rerr, flushed := s.forward(c, typ, n, inline && !answered && heldBack(typ))
+		if flushed && unflushed {
+			answered, unflushed = true, false
+		}
 		if rerr != nil {
 			return lost(rerr)
 		}
@@ -199,19 +215,23 @@ func (s *Session) answersDue() bool {
 
 // forward copies one message body from c to the client, flushing when
 // the server has nothing more buffered (so one server read becomes one
-// client write). It returns the client-side and server-side errors apart.
-func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
+// client write), unless hold. It returns the client-side and server-side
+// errors apart, and whether output may have reached the client.
+func (s *Session) forward(c *pool.Conn, typ byte, n int, hold bool) (werr, rerr error, flushed bool) {
 	s.c.wmu.Lock()
 	defer s.c.wmu.Unlock()
 	w := s.c.writer()
+	// A message that does not fit what is left of the buffer pushes
+	// the buffer out on its way.
+	flushed = 5+n > w.Available()
 	if err := wire.WriteHeader(w, typ, n); err != nil {
-		return err, wire.SkipBody(c.R, n)
+		return err, wire.SkipBody(c.R, n), true
 	}
 	for n > 0 {
 		avail := c.R.Buffered()
 		if avail == 0 {
 			if _, err := c.R.Peek(1); err != nil {
-				return nil, err
+				return nil, err, flushed
 			}
 			avail = c.R.Buffered()
 		}
@@ -223,13 +243,13 @@ func (s *Session) forward(c *pool.Conn, typ byte, n int) (werr, rerr error) {
 		_, _ = c.R.Discard(avail)
 		n -= avail
 		if werr != nil {
-			return werr, wire.SkipBody(c.R, n)
+			return werr, wire.SkipBody(c.R, n), true
 		}
 	}
-	if c.R.Buffered() == 0 {
-		werr = s.c.flush()
+	if c.R.Buffered() == 0 && !hold {
+		werr, flushed = s.c.flush(), true
 	}
-	return werr, nil
+	return werr, nil, flushed
 }
 
 func (s *Session) forwardSmall(typ byte, body []byte, flush bool) error {

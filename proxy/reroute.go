@@ -1,10 +1,17 @@
 package proxy
 
 import (
+	"bytes"
+	"context"
 	"encoding/binary"
+	"errors"
+	"syscall"
+	"time"
 
+	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A replica that dies (crash, immediate shutdown, a cut network) takes the
@@ -18,15 +25,14 @@ import (
 // write (it may have committed), a transaction (its snapshot and effects
 // are gone), a pinned session (its server-side state is gone), a request
 // that closes or SQL-prepares statements (building it again would not
-// give the same request), and an answer the client has begun to see. A server that
-// says FATAL before closing (pg_terminate_backend, a fast shutdown) is
-// not retried either: that may be someone stopping this very query.
+// give the same request), and an answer the client has begun to see. A
+// server's own FATAL 57P01 is retried only when the server is shutting
+// down: pg_terminate_backend sends the same error, and then someone is
+// stopping this very query.
 
-// rerouteLost decides whether the request whose server connection c just
-// failed is re-run on the primary, and if so gives c up. The caller is
-// the request's own relay, on the session goroutine, before anything of
-// the answer was forwarded.
-func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
+// mayReroute reports whether the request whose server connection c is
+// failing may be re-run on the primary.
+func (s *Session) mayReroute(c *pool.Conn) bool {
 	s.mu.Lock()
 	var e *expect
 	for i := range s.pending {
@@ -38,7 +44,16 @@ func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
 	ok := s.rerouteOK && e != nil && e.routed && !e.open && e.decision.Target == router.Replica &&
 		!s.rs.InTxn && s.pinned == 0 && !s.gone && !s.draining && s.lease == c
 	s.mu.Unlock()
-	if !ok || !s.replayable() {
+	return ok && s.replayable()
+}
+
+// rerouteLost decides whether the request whose server connection c just
+// failed is re-run on the primary, and if so gives c up and drops what of
+// the answer was held back from the client. The caller is the request's
+// own relay, on the session goroutine, before anything of the answer
+// reached the client.
+func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
+	if !s.mayReroute(c) {
 		return false
 	}
 	c.MarkBroken()
@@ -53,11 +68,63 @@ func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
 	s.rerouting = true
 	s.mu.Unlock()
 	c.Pool().Release(c, false)
+	s.c.discardPending()
 	s.srv.metrics.serverFailure.Inc()
 	s.srv.metrics.readsRerouted.Inc()
 	s.srv.log.Warn("replica connection lost before it answered; running the read on the primary",
 		"server", c.Addr, "user", s.l.user.Name, "err", err)
 	return true
+}
+
+// heldBack lists the messages that open an answer. The inline relay keeps
+// them from the client until more of the answer comes (the server always
+// sends more before its ReadyForQuery): a server that fails in between,
+// as one that runs a long query before its first row can, then leaves
+// nothing the client has seen.
+func heldBack(typ byte) bool {
+	switch typ {
+	case '1', '2', '3', 't', 'n', 'T':
+		return true
+	}
+	return false
+}
+
+// errServerShutdown is why a read whose replica said 57P01 while shutting
+// down is re-run.
+var errServerShutdown = errors.New("the server is shutting down")
+
+// serverShuttingDown tells a server being shut down from one of its
+// backends being terminated, both of which end a connection with FATAL
+// 57P01: a server shutting down refuses new connections (57P03), or no
+// longer listens.
+func (s *Session) serverShuttingDown(c *pool.Conn) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	err := c.Pool().Probe(ctx)
+	if err == nil {
+		return false
+	}
+	var pe *pgconn.PgError
+	return (errors.As(err, &pe) && pe.Code == pgerr.CannotConnectNow) || errors.Is(err, syscall.ECONNREFUSED)
+}
+
+// peekCode returns an ErrorResponse's SQLSTATE without consuming it.
+func peekCode(c *pool.Conn, n int) string {
+	b, err := c.R.Peek(min(n, 64))
+	if err != nil {
+		return ""
+	}
+	for len(b) > 1 && b[0] != 0 {
+		end := bytes.IndexByte(b[1:], 0)
+		if end < 0 {
+			return ""
+		}
+		if b[0] == 'C' {
+			return string(b[1 : 1+end])
+		}
+		b = b[2+end:]
+	}
+	return ""
 }
 
 // replayable reports whether building the collected request again for

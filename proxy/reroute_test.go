@@ -4,6 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"testing"
@@ -12,6 +15,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -23,19 +27,54 @@ const cutMarker = "pgninja_cut_here"
 // armed, it closes the replica connection that a request naming cutMarker
 // is written to, as the request goes out: to the proxy, the replica went
 // away while running it, before any of its answer came back.
+//
+// refusing makes new replica connections fail as a server that is
+// shutting down refuses them. trickle hands the proxy the replica's
+// messages one read at a time, as a slow network may.
 type replicaCutter struct {
-	port  int
-	armed atomic.Bool
-	cuts  atomic.Int32
+	port     int
+	armed    atomic.Bool
+	cuts     atomic.Int32
+	refusing atomic.Bool
+	trickle  bool
 }
 
 func (r *replicaCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
+	if t.Port == r.port && r.refusing.Load() {
+		return nil, &pgconn.PgError{Severity: "FATAL", Code: "57P03", Message: "the database system is shutting down"}
+	}
 	c, err := pool.Dial(ctx, t)
 	if err != nil || t.Port != r.port {
 		return c, err
 	}
 	c.W = bufio.NewWriter(&cuttingWriter{r: r, conn: c.Conn})
+	if r.trickle {
+		c.R = bufio.NewReader(&trickleReader{src: c.R})
+	}
 	return c, nil
+}
+
+// trickleReader returns at most one message per Read.
+type trickleReader struct {
+	src     *bufio.Reader
+	pending []byte
+}
+
+func (tr *trickleReader) Read(p []byte) (int, error) {
+	if len(tr.pending) == 0 {
+		hdr, err := tr.src.Peek(5)
+		if err != nil {
+			return 0, err
+		}
+		msg := make([]byte, 1+int(binary.BigEndian.Uint32(hdr[1:])))
+		if _, err := io.ReadFull(tr.src, msg); err != nil {
+			return 0, err
+		}
+		tr.pending = msg
+	}
+	n := copy(p, tr.pending)
+	tr.pending = tr.pending[n:]
+	return n, nil
 }
 
 type cuttingWriter struct {
@@ -135,6 +174,70 @@ func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 			})
 			if _, err := tt.run(c); err != nil {
 				t.Fatalf("the same read again: %v", err)
+			}
+		})
+	}
+}
+
+// A fast shutdown and pg_terminate_backend both end a backend with FATAL
+// 57P01, after the RowDescription of a query already running. Only the
+// shutdown re-runs the read: the proxy asks the server for a new
+// connection, which a server shutting down refuses. The replica's
+// messages trickle in one by one, so the RowDescription is alone in its
+// read, and is held back from the client until more comes.
+func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
+	env := testbed.Require(t)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	cut := &replicaCutter{port: replica, trickle: true}
+	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
+	ctx := ctxT(t, 60*time.Second)
+	admin, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable",
+		env.SuperUser, env.SuperPass, env.Replica))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+
+	for _, shuttingDown := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shutting down %v", shuttingDown), func(t *testing.T) {
+			c := h.ninja(t)
+			waitFor(t, 10*time.Second, "reads on the replica", func() bool {
+				return serverPort(t, c, "select inet_server_port()") == replica
+			})
+			tag := fmt.Sprintf("pgninja_terminate_%v", shuttingDown)
+			rerouted := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+			type result struct {
+				port int
+				err  error
+			}
+			done := make(chan result, 1)
+			go func() {
+				var r result
+				// pg_sleep is volatile: the hint keeps the read on the replica.
+				r.err = c.QueryRow(ctx, "/* pgninja:replica */ select inet_server_port() as "+tag+" from pg_sleep(2)",
+					pgx.QueryExecModeSimpleProtocol).Scan(&r.port)
+				done <- r
+			}()
+			var pid int
+			waitFor(t, 10*time.Second, "the read running on the replica", func() bool {
+				err := admin.QueryRow(ctx, "select pid from pg_stat_activity where query like '%'||$1||' from pg_sleep%' and pid <> pg_backend_pid()", tag).Scan(&pid)
+				return err == nil
+			})
+			cut.refusing.Store(shuttingDown)
+			defer cut.refusing.Store(false)
+			if _, err := admin.Exec(ctx, "select pg_terminate_backend($1)", pid); err != nil {
+				t.Fatal(err)
+			}
+			r := <-done
+			got := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+			if !shuttingDown {
+				if sqlstate(r.err) != "57P01" || got != rerouted {
+					t.Fatalf("a terminated read: want the server's FATAL 57P01 and no rerun, got port %d, err %v, reruns %v → %v", r.port, r.err, rerouted, got)
+				}
+				return
+			}
+			if r.err != nil || r.port != primary || got != rerouted+1 {
+				t.Fatalf("a read on a replica shutting down: want it re-run on the primary (%d), got port %d, err %v, reruns %v → %v", primary, r.port, r.err, rerouted, got)
 			}
 		})
 	}
