@@ -45,7 +45,7 @@ func (g *lsnGate) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
 }
 
 // gatedReader hands the server's messages on one at a time, and stops
-// before the RowDescription of pg_current_wal_insert_lsn() while armed.
+// before the RowDescription of the proxy's WAL-position read while armed.
 type gatedReader struct {
 	g       *lsnGate
 	src     io.Reader
@@ -62,7 +62,7 @@ func (r *gatedReader) Read(p []byte) (int, error) {
 		if _, err := io.ReadFull(r.src, body); err != nil {
 			return 0, err
 		}
-		if r.g.armed.Load() && hdr[0] == 'T' && bytes.Contains(body, []byte("pg_current_wal_insert_lsn")) {
+		if r.g.armed.Load() && hdr[0] == 'T' && bytes.Contains(body, []byte("pgninja_commit_lsn")) {
 			r.g.once.Do(func() { close(r.g.reached) })
 			<-r.g.released
 		}

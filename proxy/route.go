@@ -15,7 +15,18 @@ import (
 // lsnQuery reads the primary's WAL position right after a request that may
 // have committed writes; it rides in the same write as the request, so it
 // costs no extra round trip.
-const lsnQuery = "SELECT pg_current_wal_insert_lsn()"
+//
+// The insert position is at or past the end of every record written so
+// far, commits included, flushed or not (the flush position is not, under
+// synchronous_commit = off). But when the last record ended on a WAL page
+// boundary it points past the next page's header, where a replica that has
+// replayed everything reports the boundary itself: on a quiet primary the
+// client's reads would stay off the replicas until someone else wrote. So
+// a position just past a page header (24 bytes, 40 at a segment start,
+// where no record can end) is taken back to the boundary.
+const lsnQuery = "SELECT CASE WHEN o % pg_size_bytes(current_setting('wal_segment_size')) = 40 THEN l - 40 " +
+	"WHEN o % current_setting('wal_block_size')::int = 24 THEN l - 24 ELSE l END AS pgninja_commit_lsn " +
+	"FROM (SELECT l, l - '0/0' AS o FROM pg_current_wal_insert_lsn() l) s"
 
 // routed reports whether this session's requests are routed. Session mode
 // keeps one server connection for the whole session, so it stays on the
@@ -201,7 +212,7 @@ func (s *Session) committedAt(lsn router.LSN) {
 	s.srv.router.Tracker().NoteCommit(s.rs.ClientKey, s.commitTables, lsn)
 }
 
-// parseLSNRow reads the single text column of pg_current_wal_insert_lsn's
+// parseLSNRow reads the single text column of lsnQuery's
 // DataRow.
 func parseLSNRow(body []byte) (router.LSN, bool) {
 	if len(body) < 6 || binary.BigEndian.Uint16(body) != 1 {

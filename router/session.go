@@ -100,7 +100,7 @@ type Outcome struct {
 }
 
 // Commit tells the proxy that writes may have just become durable on the
-// primary. It should then read pg_current_wal_insert_lsn() from the primary
+// primary. It should then read the primary's WAL insert position
 // and pass it to SessionState.Committed and LSNTracker.NoteCommit.
 type Commit struct {
 	Needed bool
