@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // Options are a pool's limits. They may change on reload.
@@ -126,7 +128,12 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 		if p.total < p.opts.MaxSize {
 			p.total++
 			p.mu.Unlock()
-			return p.open(ctx)
+			c, err := p.open(ctx)
+			if err != nil && p.dialAgain(ctx, start, err) {
+				p.mu.Lock()
+				continue
+			}
+			return c, err
 		}
 		if !wait {
 			p.stats.Acquires-- // nothing was lent, and nobody waited
@@ -138,7 +145,12 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			return nil, err
 		}
 		if dial {
-			return p.open(ctx)
+			c, err := p.open(ctx)
+			if err != nil && p.dialAgain(ctx, start, err) {
+				p.mu.Lock()
+				continue
+			}
+			return c, err
 		}
 		if c != nil {
 			c.lend()
@@ -256,6 +268,45 @@ func (p *Pool) dequeue(w *waiter) bool {
 		}
 	}
 	return false
+}
+
+// redialPause is how long an acquire waits before dialling a server
+// again that is restarting.
+const redialPause = 200 * time.Millisecond
+
+// dialAgain reports, after a pause, whether an acquire whose dial failed
+// should try again: the server refused as one does while it restarts
+// (57P03 shutting down or starting up, or nothing listening yet), and the
+// caller may still wait that long. A restart then costs clients a wait,
+// as a full pool does, instead of an error.
+func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
+	if !serverRestarting(err) {
+		return false
+	}
+	p.mu.Lock()
+	left := p.opts.AcquireTimeout - time.Since(start)
+	p.mu.Unlock()
+	if left <= redialPause {
+		return false
+	}
+	t := time.NewTimer(redialPause)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// serverRestarting: err is how a server that is shutting down, starting
+// up, or not yet listening refuses a connection.
+func serverRestarting(err error) bool {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code == pgerr.CannotConnectNow
+	}
+	return errors.Is(err, syscall.ECONNREFUSED)
 }
 
 // open dials into a slot the caller already counted in p.total.

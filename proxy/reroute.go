@@ -9,29 +9,33 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// A replica that dies (crash, immediate shutdown, a cut network) takes the
-// reads running on it down with it. A read sent there on a fresh lease,
-// whose answer the client has seen no part of, is re-run on the primary
-// instead of failing the client: it had no effect a replica could keep,
-// and the client cannot tell the difference. This is what lets reads
-// carry on through a replica failure while the health checks catch up.
+// A server that dies (crash, immediate or fast shutdown, a cut network)
+// takes the requests running on it down with it. A request that only
+// reads, sent on a lease of its own, whose answer the client has seen no
+// part of, is run again on the primary instead of failing the client: it
+// changed nothing, and the client cannot tell the difference. Reads on a
+// replica carry on while the health checks catch up; reads on a primary
+// that restarts wait for it, since the pool dials a restarting server
+// again (pool.dialAgain).
 //
 // Anything else lost with its server still fails the client as before: a
-// write (it may have committed), a transaction (its snapshot and effects
-// are gone), a pinned session (its server-side state is gone), a request
-// that closes or SQL-prepares statements (building it again would not
-// give the same request), and an answer the client has begun to see. A
-// server's own FATAL 57P01 is retried only when the server is shutting
-// down: pg_terminate_backend sends the same error, and then someone is
-// stopping this very query.
+// write or volatile call (it may have taken effect), a transaction (its
+// snapshot and effects are gone), a pinned session (its server-side
+// state is gone), a request that closes or SQL-prepares statements
+// (building it again would not give the same request), and an answer the
+// client has begun to see. A server's own FATAL 57P01 is retried only
+// when the server is shutting down: pg_terminate_backend sends the same
+// error, and then someone is stopping this very query.
 
 // mayReroute reports whether the request whose server connection c is
-// failing may be re-run on the primary.
+// failing may be re-run on the primary: a request that only reads, sent
+// on a lease of its own (so outside any transaction).
 func (s *Session) mayReroute(c *pool.Conn) bool {
 	s.mu.Lock()
 	var e *expect
@@ -41,10 +45,36 @@ func (s *Session) mayReroute(c *pool.Conn) bool {
 			break
 		}
 	}
-	ok := s.rerouteOK && e != nil && e.routed && !e.open && e.decision.Target == router.Replica &&
-		!s.rs.InTxn && s.pinned == 0 && !s.gone && !s.draining && s.lease == c
+	ok := s.rerouteOK && e != nil && !e.open && !s.rs.InTxn && s.pinned == 0 && !s.gone && !s.draining && s.lease == c
+	var cls *parser.Classification
+	if ok && e.routed {
+		cls = e.class
+	}
 	s.mu.Unlock()
-	return ok && s.replayable()
+	if !ok || !s.replayable() {
+		return false
+	}
+	if cls == nil {
+		// Without routing nothing was classified; only now is it needed.
+		cls = s.requestClass()
+	}
+	return onlyReads(cls)
+}
+
+// onlyReads: every statement of the request reads, and calls nothing
+// volatile, so running it twice changes nothing. A read a hint sent to a
+// replica qualifies only so: a volatile function that the replica could
+// not let write could write on the primary.
+func onlyReads(c *parser.Classification) bool {
+	if c == nil || c.VolatileFunc || c.Locking || c.Pins != 0 || len(c.StatementKinds) == 0 {
+		return false
+	}
+	for _, k := range c.StatementKinds {
+		if k != parser.Read {
+			return false
+		}
+	}
+	return true
 }
 
 // rerouteLost decides whether the request whose server connection c just
@@ -71,7 +101,7 @@ func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
 	s.c.discardPending()
 	s.srv.metrics.serverFailure.Inc()
 	s.srv.metrics.readsRerouted.Inc()
-	s.srv.log.Warn("replica connection lost before it answered; running the read on the primary",
+	s.srv.log.Warn("server connection lost before it answered; running the read again on the primary",
 		"server", c.Addr, "user", s.l.user.Name, "err", err)
 	return true
 }

@@ -179,6 +179,47 @@ func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 	}
 }
 
+// Without routing, a read whose primary connection dies before answering
+// runs again on a new one; a request that may have done something does
+// not.
+func TestPrimaryLostMidRequestRerunsOnlyReads(t *testing.T) {
+	env := testbed.Require(t)
+	primary := portOf(t, env.Primary)
+	cut := &replicaCutter{port: primary}
+	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
+		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	ctx := ctxT(t, 60*time.Second)
+	tests := []struct {
+		name, sql string
+		rerun     bool
+	}{
+		// current_setting is known stable before pg_proc is read.
+		{"a read", "select current_setting('port')::int as " + cutMarker, true},
+		{"a volatile call", "select current_setting('port')::int as " + cutMarker + " from (select random()) r", false},
+		{"a read inside a transaction block", "begin; select current_setting('port')::int as " + cutMarker + "; commit", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := h.ninja(t)
+			rerun := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+			cut.armed.Store(true)
+			var port int
+			err := c.QueryRow(ctx, tt.sql, pgx.QueryExecModeSimpleProtocol).Scan(&port)
+			cut.armed.Store(false)
+			got := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+			if !tt.rerun {
+				if sqlstate(err) != "08006" || got != rerun {
+					t.Fatalf("want 08006 and no rerun, got port %d, err %v, reruns %v → %v", port, err, rerun, got)
+				}
+				return
+			}
+			if err != nil || port != primary || got != rerun+1 {
+				t.Fatalf("want the read run again, got port %d, err %v, reruns %v → %v", port, err, rerun, got)
+			}
+		})
+	}
+}
+
 // A fast shutdown and pg_terminate_backend both end a backend with FATAL
 // 57P01, after the RowDescription of a query already running. Only the
 // shutdown re-runs the read: the proxy asks the server for a new
@@ -188,15 +229,31 @@ func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
 	env := testbed.Require(t)
 	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	cut := &replicaCutter{port: replica, trickle: true}
-	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
 	ctx := ctxT(t, 60*time.Second)
-	admin, err := pgx.Connect(ctx, fmt.Sprintf("postgres://%s:%s@%s/postgres?sslmode=disable",
-		env.SuperUser, env.SuperPass, env.Replica))
+	// A read that takes a while: pg_sleep is volatile, and a volatile
+	// call is never run twice, so the test wraps it in a stable function
+	// (made before the proxy starts, so that it reads it as stable).
+	dsn := func(addr string) string {
+		return fmt.Sprintf("postgres://%s:%s@%s/ai_ninja?sslmode=disable", env.SuperUser, env.SuperPass, addr)
+	}
+	owner, err := pgx.Connect(ctx, dsn(env.Primary))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = owner.Close(context.Background()) })
+	if _, err := owner.Exec(ctx, "create or replace function pgninja_test_slow_read(float8) returns int language sql stable as 'select 1 from pg_sleep($1)'"); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := pgx.Connect(ctx, dsn(env.Replica))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = admin.Close(context.Background()) })
+	waitFor(t, 10*time.Second, "the function on the replica", func() bool {
+		return admin.QueryRow(ctx, "select 1 from pg_proc where proname = 'pgninja_test_slow_read'").Scan(new(int)) == nil
+	})
+	cut := &replicaCutter{port: replica, trickle: true}
+	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
 
 	for _, shuttingDown := range []bool{true, false} {
 		t.Run(fmt.Sprintf("shutting down %v", shuttingDown), func(t *testing.T) {
@@ -213,14 +270,13 @@ func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
 			done := make(chan result, 1)
 			go func() {
 				var r result
-				// pg_sleep is volatile: the hint keeps the read on the replica.
-				r.err = c.QueryRow(ctx, "/* pgninja:replica */ select inet_server_port() as "+tag+" from pg_sleep(2)",
+				r.err = c.QueryRow(ctx, "select inet_server_port() as "+tag+" from pgninja_test_slow_read(2)",
 					pgx.QueryExecModeSimpleProtocol).Scan(&r.port)
 				done <- r
 			}()
 			var pid int
 			waitFor(t, 10*time.Second, "the read running on the replica", func() bool {
-				err := admin.QueryRow(ctx, "select pid from pg_stat_activity where query like '%'||$1||' from pg_sleep%' and pid <> pg_backend_pid()", tag).Scan(&pid)
+				err := admin.QueryRow(ctx, "select pid from pg_stat_activity where query like '%'||$1||' from pgninja_test_slow_read%' and pid <> pg_backend_pid()", tag).Scan(&pid)
 				return err == nil
 			})
 			cut.refusing.Store(shuttingDown)

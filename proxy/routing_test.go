@@ -462,3 +462,26 @@ func TestCommitPositionKnownBeforeTheClientHearsOfIt(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// After a WAL segment switch the primary's insert position is past the
+// new segment's page header, where a replica that has replayed everything
+// reports the segment start. A client whose last request may have written
+// there must still get its reads on the replica, though nobody writes
+// again.
+func TestReadsReturnToReplicaAfterCommitOnPageBoundary(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: read_your_writes\n"))
+	c := h.connect(t, env.SuperUser, env.SuperPass, "ai_ninja")
+	replica := portOf(t, env.Replica)
+	waitFor(t, 10*time.Second, "reads on the replica", func() bool {
+		return serverPort(t, c, "select inet_server_port()") == replica
+	})
+	ctx := ctxT(t, 30*time.Second)
+	// pg_switch_wal is volatile: a possible write, whose position is read.
+	if _, err := c.Exec(ctx, "select pg_switch_wal()"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 3*time.Second, "reads back on the replica after the switch", func() bool {
+		return serverPort(t, c, "select inet_server_port()") == replica
+	})
+}
