@@ -3,6 +3,7 @@ package pool
 import (
 	"context"
 	"errors"
+	"io"
 	"sync"
 	"syscall"
 	"time"
@@ -55,6 +56,9 @@ type Pool struct {
 	paramsReady    chan struct{}
 	fetchingParams bool
 	stats          Stats
+	// suspectUntil: a connection broke lately, so every idle one is
+	// peeked at before it is lent, however briefly it sat (see vet).
+	suspectUntil time.Time
 }
 
 // Stats are counters and gauges for the admin surface and metrics.
@@ -117,8 +121,9 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			c := p.idle[n-1]
 			p.idle = p.idle[:n-1]
 			opts := p.opts
+			suspect := p.suspectUntil.After(start)
 			p.mu.Unlock()
-			if c, ok := p.vet(ctx, c, opts); ok {
+			if c, ok := p.vet(ctx, c, opts, suspect); ok {
 				c.lend()
 				return c, nil
 			}
@@ -163,15 +168,20 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 // quietCheckAfter is how long a connection must have sat idle before it
 // is peeked at when lent. A connection that went back a moment ago, the
 // usual case in a busy transaction-mode pool, skips the system call: the
-// server ending it within that moment is rare, and the client then gets a
-// connection error, as it would with any pooler.
-const quietCheckAfter = 10 * time.Millisecond
+// server ending it within that moment is rare, unless the pool has just
+// seen a connection break (suspectFor), when the server going down takes
+// the idle ones with it.
+const (
+	quietCheckAfter = 10 * time.Millisecond
+	suspectFor      = time.Second
+)
 
 // vet checks an idle connection before lending it: too old, or idle long
-// enough that the server may have gone away, means close or probe it.
-func (p *Pool) vet(ctx context.Context, c *Conn, opts Options) (*Conn, bool) {
+// enough (or suspect) that the server may have gone away, means close or
+// probe it.
+func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*Conn, bool) {
 	now := time.Now()
-	if now.Sub(c.created) > opts.MaxLifetime || (now.Sub(c.idleSince) >= quietCheckAfter && !c.quiet()) {
+	if now.Sub(c.created) > opts.MaxLifetime || ((suspect || now.Sub(c.idleSince) >= quietCheckAfter) && !c.quiet()) {
 		p.discard(c)
 		return nil, false
 	}
@@ -300,13 +310,20 @@ func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
 }
 
 // serverRestarting: err is how a server that is shutting down, starting
-// up, or not yet listening refuses a connection.
+// up, or not yet listening refuses a connection: 57P03, a backend ended
+// by the shutdown mid-login (57P01, 57P02, or the socket closed on it),
+// or nothing listening.
 func serverRestarting(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
-		return pe.Code == pgerr.CannotConnectNow
+		switch pe.Code {
+		case pgerr.CannotConnectNow, pgerr.AdminShutdown, "57P02": // 57P02: crash shutdown
+			return true
+		}
+		return false
 	}
-	return errors.Is(err, syscall.ECONNREFUSED)
+	return errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
 // open dials into a slot the caller already counted in p.total.
@@ -374,6 +391,11 @@ func (p *Pool) Release(c *Conn, reset bool) {
 	p.mu.Lock()
 	opts, closed := p.opts, p.closed
 	p.mu.Unlock()
+	if c.broken {
+		p.mu.Lock()
+		p.suspectUntil = time.Now().Add(suspectFor)
+		p.mu.Unlock()
+	}
 	if c.broken || closed || time.Since(c.created) > opts.MaxLifetime {
 		p.discard(c)
 		return

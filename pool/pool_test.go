@@ -277,3 +277,37 @@ func TestServerClosedIdleConnectionIsNotLent(t *testing.T) {
 		t.Fatal("a healthy idle connection was not reused")
 	}
 }
+
+// A server that goes down takes its idle connections with it. Once one
+// connection has broken, the others are peeked at before they are lent,
+// even moments after they went back.
+func TestBrokenConnectionMakesIdleOnesSuspect(t *testing.T) {
+	servers := make(chan net.Conn, 4)
+	p := New(Target{}, opts(3), tcpDial(t, servers))
+	a, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srvA, srvB := <-servers, <-servers
+	p.Release(b, false)
+	// The server goes down: both connections are closed by it.
+	srvA.Close()
+	srvB.Close()
+	time.Sleep(5 * time.Millisecond) // the FIN arrives; b has idled < quietCheckAfter
+	a.MarkBroken()
+	p.Release(a, false)
+	c, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c == b {
+		t.Fatal("lent an idle connection the server had closed, right after another broke")
+	}
+	if s := p.Stats(); s.Closed != 2 || s.Dials != 3 {
+		t.Fatalf("stats %+v: want both dead connections dropped and a new one dialled", s)
+	}
+}

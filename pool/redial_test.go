@@ -3,6 +3,8 @@ package pool
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
@@ -31,6 +33,7 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 		}
 		return pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure, "could not connect")
 	}()
+	closedMidLogin := pgerr.Wrap(fmt.Errorf("receive message failed: %w", io.ErrUnexpectedEOF), pgerr.SeverityError, pgerr.ConnectionFailure, "could not connect")
 	shuttingDown := &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is shutting down"}
 	badPassword := &pgconn.PgError{Severity: "FATAL", Code: "28P01", Message: "password authentication failed"}
 
@@ -44,6 +47,7 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 	}{
 		{"connection refused, then back", refused, 2, 5 * time.Second, "", 3},
 		{"shutting down, then back", shuttingDown, 3, 5 * time.Second, "", 4},
+		{"closed mid-login, then back", closedMidLogin, 1, 5 * time.Second, "", 2},
 		{"still down at the timeout", shuttingDown, 1000, 500 * time.Millisecond, pgerr.CannotConnectNow, 3},
 		{"wrong password fails at once", badPassword, 1000, 5 * time.Second, "28P01", 1},
 	}

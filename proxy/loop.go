@@ -150,7 +150,7 @@ func (s *Session) send(complete bool) error {
 			return s.refuse(routeError(cls.HintErr), complete)
 		}
 	}
-	defer func() { s.rerouteOK, s.rerouting = false, false }()
+	defer func() { s.rerouteOK, s.rerouting, s.reruns = false, false, 0 }()
 	for {
 		rerouted, err := s.sendOnce(cls, complete)
 		if err != nil || !rerouted {
@@ -200,7 +200,7 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 	if !fresh {
 		return false, nil
 	}
-	s.rerouteOK = !s.rerouting
+	s.rerouteOK = s.reruns < maxReruns
 	return s.startRelay(c, complete), nil
 }
 

@@ -33,6 +33,12 @@ import (
 // when the server is shutting down: pg_terminate_backend sends the same
 // error, and then someone is stopping this very query.
 
+// maxReruns bounds how often one request is run again: a server that has
+// just gone down may leave more dead connections than the pool's check
+// catches (one dialled as it went), but a request that keeps failing must
+// fail.
+const maxReruns = 3
+
 // mayReroute reports whether the request whose server connection c is
 // failing may be re-run on the primary: a request that only reads, sent
 // on a lease of its own (so outside any transaction).
@@ -96,6 +102,7 @@ func (s *Session) rerouteLost(c *pool.Conn, err error) bool {
 	s.pending = nil
 	s.openBatch = false
 	s.rerouting = true
+	s.reruns++
 	s.mu.Unlock()
 	c.Pool().Release(c, false)
 	s.c.discardPending()
@@ -138,7 +145,19 @@ func (s *Session) serverShuttingDown(c *pool.Conn) bool {
 	return (errors.As(err, &pe) && pe.Code == pgerr.CannotConnectNow) || errors.Is(err, syscall.ECONNREFUSED)
 }
 
-// peekCode returns an ErrorResponse's SQLSTATE without consuming it.
+// goingAway: a NoticeResponse that warns of the server ending this
+// connection because it shuts down at once (57P01) or another backend
+// crashed (57P02).
+func goingAway(c *pool.Conn, typ byte, n int) bool {
+	if typ != 'N' {
+		return false
+	}
+	code := peekCode(c, n)
+	return code == pgerr.AdminShutdown || code == "57P02"
+}
+
+// peekCode returns an ErrorResponse's (or NoticeResponse's) SQLSTATE
+// without consuming it.
 func peekCode(c *pool.Conn, n int) string {
 	b, err := c.R.Peek(min(n, 64))
 	if err != nil {

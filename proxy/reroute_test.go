@@ -16,6 +16,7 @@ import (
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -31,12 +32,16 @@ const cutMarker = "pgninja_cut_here"
 // refusing makes new replica connections fail as a server that is
 // shutting down refuses them. trickle hands the proxy the replica's
 // messages one read at a time, as a slow network may.
+//
+// With lastWords, a cut connection first hands the proxy those bytes, as
+// a server that warns before it goes away does.
 type replicaCutter struct {
-	port     int
-	armed    atomic.Bool
-	cuts     atomic.Int32
-	refusing atomic.Bool
-	trickle  bool
+	port      int
+	armed     atomic.Int32 // connections still to cut
+	cuts      atomic.Int32
+	refusing  atomic.Bool
+	trickle   bool
+	lastWords []byte
 }
 
 func (r *replicaCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
@@ -47,11 +52,30 @@ func (r *replicaCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, er
 	if err != nil || t.Port != r.port {
 		return c, err
 	}
-	c.W = bufio.NewWriter(&cuttingWriter{r: r, conn: c.Conn})
+	w := &cuttingWriter{r: r, conn: c.Conn}
+	c.W = bufio.NewWriter(w)
 	if r.trickle {
 		c.R = bufio.NewReader(&trickleReader{src: c.R})
 	}
+	if r.lastWords != nil {
+		c.R = bufio.NewReader(io.MultiReader(&untilCut{w: w, src: c.R}, &w.last))
+	}
 	return c, nil
+}
+
+// untilCut reads the server until its connection is cut, then ends, so
+// that what follows it (the last words) is read next.
+type untilCut struct {
+	w   *cuttingWriter
+	src io.Reader
+}
+
+func (u *untilCut) Read(p []byte) (int, error) {
+	n, err := u.src.Read(p)
+	if err != nil && u.w.cut.Load() {
+		return n, io.EOF
+	}
+	return n, err
 }
 
 // trickleReader returns at most one message per Read.
@@ -77,14 +101,31 @@ func (tr *trickleReader) Read(p []byte) (int, error) {
 	return n, nil
 }
 
+// disarmOnce takes one cut from those armed, if any are left.
+func (r *replicaCutter) disarmOnce() bool {
+	for {
+		n := r.armed.Load()
+		if n <= 0 {
+			return false
+		}
+		if r.armed.CompareAndSwap(n, n-1) {
+			return true
+		}
+	}
+}
+
 type cuttingWriter struct {
 	r    *replicaCutter
 	conn net.Conn
+	cut  atomic.Bool
+	last bytes.Buffer // filled before cut is set
 }
 
 func (w *cuttingWriter) Write(p []byte) (int, error) {
-	if bytes.Contains(p, []byte(cutMarker)) && w.r.armed.CompareAndSwap(true, false) {
+	if bytes.Contains(p, []byte(cutMarker)) && w.r.disarmOnce() {
 		w.r.cuts.Add(1)
+		w.last.Write(w.r.lastWords)
+		w.cut.Store(true)
 		_ = w.conn.Close()
 		return len(p), nil
 	}
@@ -142,9 +183,9 @@ func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 			})
 			before := cut.cuts.Load()
 			rerouted := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
-			cut.armed.Store(true)
+			cut.armed.Store(1)
 			port, err := tt.run(c)
-			cut.armed.Store(false)
+			cut.armed.Store(0)
 			if cut.cuts.Load() != before+1 {
 				t.Fatalf("the replica connection was not cut (cuts %d → %d)", before, cut.cuts.Load())
 			}
@@ -202,10 +243,10 @@ func TestPrimaryLostMidRequestRerunsOnlyReads(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			c := h.ninja(t)
 			rerun := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
-			cut.armed.Store(true)
+			cut.armed.Store(1)
 			var port int
 			err := c.QueryRow(ctx, tt.sql, pgx.QueryExecModeSimpleProtocol).Scan(&port)
-			cut.armed.Store(false)
+			cut.armed.Store(0)
 			got := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
 			if !tt.rerun {
 				if sqlstate(err) != "08006" || got != rerun {
@@ -217,6 +258,68 @@ func TestPrimaryLostMidRequestRerunsOnlyReads(t *testing.T) {
 				t.Fatalf("want the read run again, got port %d, err %v, reruns %v → %v", port, err, rerun, got)
 			}
 		})
+	}
+}
+
+// A read is run again at most three times: a server that has just gone
+// down may leave more dead connections than the pool's check catches, but
+// a read that keeps failing must fail.
+func TestReadRunAgainAtMostThreeTimes(t *testing.T) {
+	env := testbed.Require(t)
+	primary := portOf(t, env.Primary)
+	cut := &replicaCutter{port: primary}
+	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
+		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	ctx := ctxT(t, 30*time.Second)
+	for _, tt := range []struct {
+		cuts    int32
+		succeed bool
+	}{{3, true}, {4, false}} {
+		t.Run(fmt.Sprintf("%d cuts", tt.cuts), func(t *testing.T) {
+			c := h.ninja(t)
+			cut.armed.Store(tt.cuts)
+			var port int
+			err := c.QueryRow(ctx, "select current_setting('port')::int as "+cutMarker, pgx.QueryExecModeSimpleProtocol).Scan(&port)
+			cut.armed.Store(0)
+			if tt.succeed && (err != nil || port != primary) {
+				t.Fatalf("after %d lost connections: port %d, err %v", tt.cuts, port, err)
+			}
+			if !tt.succeed && sqlstate(err) != "08006" {
+				t.Fatalf("after %d lost connections: want 08006, got port %d, err %v", tt.cuts, port, err)
+			}
+		})
+	}
+}
+
+// An immediate shutdown warns each client (a NoticeResponse, 57P01) and
+// then drops the connection; the warning must not push out what the proxy
+// holds of the answer, or the read could not run again.
+func TestPrimaryWarnsGoingAwayMidReadRerunsIt(t *testing.T) {
+	env := testbed.Require(t)
+	primary := portOf(t, env.Primary)
+	warning, err := (&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "57P01",
+		Message: "terminating connection due to immediate shutdown command"}).Encode(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The request's opening answer, as the server flushes it with the
+	// warning: ParseComplete, BindComplete, then the warning.
+	lastWords := append([]byte{'1', 0, 0, 0, 4, '2', 0, 0, 0, 4}, warning...)
+	cut := &replicaCutter{port: primary, lastWords: lastWords}
+	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
+		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	rerun := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
+	cut.armed.Store(1)
+	var port int
+	err = c.QueryRow(ctx, "select current_setting('port')::int as "+cutMarker+", $1::int", pgx.QueryExecModeExec, 1).Scan(&port, new(int))
+	cut.armed.Store(0)
+	if cut.cuts.Load() != 1 {
+		t.Fatal("the connection was not cut")
+	}
+	if got := counterValue(t, h.reg, "pgninja_reads_rerouted_total"); err != nil || port != primary || got != rerun+1 {
+		t.Fatalf("want the read run again, got port %d, err %v, reruns %v → %v", port, err, rerun, got)
 	}
 }
 

@@ -138,11 +138,13 @@ type Session struct {
 	leaseDone     chan struct{}
 	commitTables  []string
 	commitWaiting bool
-	// rerouteOK: the request being sent may be re-run on the primary if
-	// its replica connection dies before answering (see reroute.go);
-	// rerouting: it is being re-run, so it must not go to a replica.
+	// rerouteOK: the request being sent may be run again on the primary
+	// if its server connection dies before answering (see reroute.go);
+	// rerouting: it is being run again, so it must not go to a replica;
+	// reruns counts the times.
 	rerouteOK bool
 	rerouting bool
+	reruns    int
 	// parsedNow are the statement names the request being built gave
 	// the client, undone if the request is built again for another server.
 	parsedNow []string
