@@ -290,7 +290,7 @@ const redialPause = 200 * time.Millisecond
 // caller may still wait that long. A restart then costs clients a wait,
 // as a full pool does, instead of an error.
 func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
-	if !serverRestarting(err) {
+	if !Restarting(err) {
 		return false
 	}
 	p.mu.Lock()
@@ -309,11 +309,11 @@ func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
 	}
 }
 
-// serverRestarting: err is how a server that is shutting down, starting
-// up, or not yet listening refuses a connection: 57P03, a backend ended
-// by the shutdown mid-login (57P01, 57P02, or the socket closed on it),
-// or nothing listening.
-func serverRestarting(err error) bool {
+// Restarting reports whether a dial failed as it does against a server
+// that is shutting down, starting up, or not yet listening: 57P03, a
+// backend ended by the shutdown mid-login (57P01, 57P02, or the socket
+// closed on it), or nothing listening.
+func Restarting(err error) bool {
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
 		switch pe.Code {

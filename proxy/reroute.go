@@ -3,16 +3,14 @@ package proxy
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"errors"
-	"syscall"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // A server that dies (crash, immediate or fast shutdown, a cut network)
@@ -126,8 +124,8 @@ func heldBack(typ byte) bool {
 	return false
 }
 
-// errServerShutdown is why a read whose replica said 57P01 while shutting
-// down is re-run.
+// errServerShutdown is why a read whose server said 57P01 while shutting
+// down is run again.
 var errServerShutdown = errors.New("the server is shutting down")
 
 // serverShuttingDown tells a server being shut down from one of its
@@ -138,11 +136,7 @@ func (s *Session) serverShuttingDown(c *pool.Conn) bool {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	err := c.Pool().Probe(ctx)
-	if err == nil {
-		return false
-	}
-	var pe *pgconn.PgError
-	return (errors.As(err, &pe) && pe.Code == pgerr.CannotConnectNow) || errors.Is(err, syscall.ECONNREFUSED)
+	return err != nil && pool.Restarting(err)
 }
 
 // goingAway: a NoticeResponse that warns of the server ending this
@@ -182,12 +176,7 @@ func peekCode(c *pool.Conn, n int) string {
 // DEALLOCATE, EXECUTE), and no function is called by OID. The names its
 // Parses gave are undone by rerouteLost.
 func (s *Session) replayable() bool {
-	req := s.req
-	for len(req) >= 5 {
-		typ := req[0]
-		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
-		body := req[5:n]
-		req = req[n:]
+	for typ, body := range wire.Bodies(s.req) {
 		switch typ {
 		case 'P', 'B', 'D', 'E', 'S', 'H':
 		case 'Q':

@@ -224,11 +224,7 @@ func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 // runs again on a new one; a request that may have done something does
 // not.
 func TestPrimaryLostMidRequestRerunsOnlyReads(t *testing.T) {
-	env := testbed.Require(t)
-	primary := portOf(t, env.Primary)
-	cut := &replicaCutter{port: primary}
-	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
-		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	h, cut, primary := startCuttingPrimary(t, nil)
 	ctx := ctxT(t, 60*time.Second)
 	tests := []struct {
 		name, sql string
@@ -265,11 +261,7 @@ func TestPrimaryLostMidRequestRerunsOnlyReads(t *testing.T) {
 // down may leave more dead connections than the pool's check catches, but
 // a read that keeps failing must fail.
 func TestReadRunAgainAtMostThreeTimes(t *testing.T) {
-	env := testbed.Require(t)
-	primary := portOf(t, env.Primary)
-	cut := &replicaCutter{port: primary}
-	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
-		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	h, cut, primary := startCuttingPrimary(t, nil)
 	ctx := ctxT(t, 30*time.Second)
 	for _, tt := range []struct {
 		cuts    int32
@@ -295,8 +287,6 @@ func TestReadRunAgainAtMostThreeTimes(t *testing.T) {
 // then drops the connection; the warning must not push out what the proxy
 // holds of the answer, or the read could not run again.
 func TestPrimaryWarnsGoingAwayMidReadRerunsIt(t *testing.T) {
-	env := testbed.Require(t)
-	primary := portOf(t, env.Primary)
 	warning, err := (&pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING", Code: "57P01",
 		Message: "terminating connection due to immediate shutdown command"}).Encode(nil)
 	if err != nil {
@@ -305,9 +295,7 @@ func TestPrimaryWarnsGoingAwayMidReadRerunsIt(t *testing.T) {
 	// The request's opening answer, as the server flushes it with the
 	// warning: ParseComplete, BindComplete, then the warning.
 	lastWords := append([]byte{'1', 0, 0, 0, 4, '2', 0, 0, 0, 4}, warning...)
-	cut := &replicaCutter{port: primary, lastWords: lastWords}
-	h := startWithDial(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary)+
-		fmt.Sprintf(txnMode, 5, "30s"), cut.dial)
+	h, cut, primary := startCuttingPrimary(t, lastWords)
 	ctx := ctxT(t, 30*time.Second)
 	c := h.ninja(t)
 	rerun := counterValue(t, h.reg, "pgninja_reads_rerouted_total")
@@ -400,6 +388,17 @@ func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
 			}
 		})
 	}
+}
+
+// startCuttingPrimary serves a transaction-mode proxy of the primary
+// alone, whose connections a replicaCutter (with lastWords) can cut.
+func startCuttingPrimary(t *testing.T, lastWords []byte) (*harness, *replicaCutter, int) {
+	t.Helper()
+	env := testbed.Require(t)
+	primary := portOf(t, env.Primary)
+	cut := &replicaCutter{port: primary, lastWords: lastWords}
+	cfg := fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary) + fmt.Sprintf(txnMode, 5, "30s")
+	return startWithDial(t, env, cfg, cut.dial), cut, primary
 }
 
 // counterValue reads a counter (summed over its labels) from reg.

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
@@ -52,12 +53,7 @@ func (s *Session) requestClass() *parser.Classification {
 			best = c
 		}
 	}
-	req := s.req
-	for len(req) >= 5 {
-		typ := req[0]
-		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
-		body := req[5:n]
-		req = req[n:]
+	for typ, body := range wire.Bodies(s.req) {
 		switch typ {
 		case 'Q':
 			consider(s.classifyQuery(body))

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"io"
+	"iter"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 )
@@ -88,6 +89,20 @@ func WriteHeader(w *bufio.Writer, typ byte, n int) error {
 	binary.BigEndian.PutUint32(h[1:], uint32(n+4))
 	_, err := w.Write(h[:])
 	return err
+}
+
+// Bodies yields the type and body of each whole message in buf, a run of
+// messages the proxy assembled itself (so every length is known good).
+func Bodies(buf []byte) iter.Seq2[byte, []byte] {
+	return func(yield func(byte, []byte) bool) {
+		for len(buf) >= HeaderLen {
+			n := int(binary.BigEndian.Uint32(buf[1:HeaderLen])) + 1
+			if !yield(buf[0], buf[HeaderLen:n]) {
+				return
+			}
+			buf = buf[n:]
+		}
+	}
 }
 
 // AppendHeader appends a message header for a body of n bytes to dst.

@@ -81,3 +81,36 @@ func TestBodyTruncated(t *testing.T) {
 		t.Fatalf("big: got %v", err)
 	}
 }
+
+func TestBodies(t *testing.T) {
+	var buf []byte
+	buf = Append(buf, &pgproto3.Parse{Query: "select 1"})
+	buf = Append(buf, &pgproto3.Sync{})
+	buf = Append(buf, &pgproto3.Query{String: "select 2"})
+	type msg struct {
+		typ  byte
+		body string
+	}
+	var got []msg
+	for typ, body := range Bodies(buf) {
+		got = append(got, msg{typ, string(body)})
+	}
+	want := []msg{{'P', "\x00select 1\x00\x00\x00"}, {'S', ""}, {'Q', "select 2\x00"}}
+	if len(got) != len(want) {
+		t.Fatalf("got %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("message %d: got %q, want %q", i, got[i], want[i])
+		}
+	}
+	// Stopping early stops.
+	n := 0
+	for range Bodies(buf) {
+		n++
+		break
+	}
+	if n != 1 {
+		t.Fatalf("range went on after break: %d", n)
+	}
+}
