@@ -46,9 +46,8 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		heldReady byte
 		// answered: part of the answer reached the client (notices
 		// aside), so the request can no longer be re-run elsewhere;
-		// unflushed: part of it waits in the client's buffer; done: that
-		// part includes the end of a statement.
-		answered, unflushed, done bool
+		// unflushed: part of it waits in the client's buffer.
+		answered, unflushed bool
 	)
 	lost := func(err error) bool {
 		if inline && !answered && s.rerouteLost(c, err) {
@@ -185,20 +184,18 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			continue
 		}
-		// A notice may come before the server goes away (an immediate
-		// shutdown warns first); it is no part of the answer. Nor does it
-		// push out what is held: one that comes after a statement's end
-		// waits for the ReadyForQuery due next, and the warning of a
-		// server going away waits to see whether it does, before it gave
-		// the answer (then the read runs again and the warning is moot).
+		// A notice is no part of the answer, and goes out at once, as
+		// PostgreSQL sends it; but the warning of a server going away
+		// (an immediate shutdown warns each client, with what it had
+		// buffered) waits to see whether it does before it gave the
+		// answer: then the read runs again and the warning is moot.
 		notice := typ == 'N' || typ == 'A'
-		hold := inline && !answered && (heldBack(typ) || (notice && (done || goingAway(c, typ, n))))
+		hold := inline && !answered && (heldBack(typ) || goingAway(c, typ, n))
 		unflushed = unflushed || !notice
-		done = done || typ == 'C' || typ == 'I'
 		werr, rerr, flushed := s.forward(c, typ, n, hold)
 		if flushed {
 			answered = answered || unflushed
-			unflushed, done = false, false
+			unflushed = false
 		}
 		if rerr != nil {
 			return lost(rerr)
