@@ -134,7 +134,7 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			p.total++
 			p.mu.Unlock()
 			c, err := p.open(ctx)
-			if err != nil && p.dialAgain(ctx, start, err) {
+			if err != nil && wait && p.dialAgain(ctx, start, err) {
 				p.mu.Lock()
 				continue
 			}
@@ -288,7 +288,7 @@ const redialPause = 200 * time.Millisecond
 // should try again: the server refused as one does while it restarts
 // (57P03 shutting down or starting up, or nothing listening yet), and the
 // caller may still wait that long. A restart then costs clients a wait,
-// as a full pool does, instead of an error.
+// as a full pool does, instead of an error. TryAcquire never waits.
 func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
 	if !Restarting(err) {
 		return false

@@ -80,3 +80,22 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 		})
 	}
 }
+
+// TryAcquire says at once that it has nothing, even when the server is
+// only restarting: a login checking its settings does not wait for one.
+func TestTryAcquireDoesNotWaitForARestartingServer(t *testing.T) {
+	var dials atomic.Int32
+	dial := func(ctx context.Context, tg Target) (*Conn, error) {
+		dials.Add(1)
+		return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is starting up"}
+	}
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, dial)
+	if _, err := p.TryAcquire(context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("want the server's 57P03, got %v", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("TryAcquire dialled %d times, want once", n)
+	}
+}

@@ -160,8 +160,9 @@ func (s *Session) send(complete bool) error {
 }
 
 // sendOnce leases a server connection for the collected request and sends
-// it. rerouted means the request's replica connection died before
-// answering and the request is to be sent again, to the primary.
+// it. rerouted means the request's server connection died before
+// answering and the request is to be sent again, to the primary (see
+// reroute.go).
 func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted bool, err error) {
 	c, d, fresh, err := s.ensureLease(cls)
 	if err != nil {

@@ -29,7 +29,9 @@ type relayJob struct {
 // over to a relay goroutine, at a message boundary, once the lease is to
 // outlive what was sent: at a ReadyForQuery that keeps c with no answer
 // still due (a transaction left open, a pinned session), and when the
-// server asks for COPY data.
+// server asks for COPY data. An inline relay whose server is lost before
+// the client saw any of the answer may give c up and report rerouted: the
+// request is then sent again (see reroute.go).
 func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 	var (
 		scratch    []byte
