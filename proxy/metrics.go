@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Transaction-mode clients pinned to one server connection, by the feature that pinned them."}, []string{"feature"}),
 		readsRerouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgninja_reads_rerouted_total",
-			Help: "Replica reads re-run on the primary because their replica connection died before answering."}),
+			Help: "Reads run again on the primary because their server connection died before answering."}),
 	}
 	if reg != nil {
 		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted)
