@@ -20,22 +20,23 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// cutMarker in a request makes an armed replicaCutter cut the replica
+// cutMarker in a request makes an armed serverCutter cut the server
 // connection it is written to.
 const cutMarker = "pgninja_cut_here"
 
-// replicaCutter stands between the proxy and the real replica. Once
-// armed, it closes the replica connection that a request naming cutMarker
-// is written to, as the request goes out: to the proxy, the replica went
-// away while running it, before any of its answer came back.
+// serverCutter stands between the proxy and one real server (the replica
+// or the primary, by port). Once armed, it closes the connection that a
+// request naming cutMarker is written to, as the request goes out: to the
+// proxy, the server went away while running it, before any of its answer
+// came back.
 //
-// refusing makes new replica connections fail as a server that is
-// shutting down refuses them. trickle hands the proxy the replica's
-// messages one read at a time, as a slow network may.
+// refusing makes new connections to it fail as a server that is shutting
+// down refuses them. trickle hands the proxy its messages one read at a
+// time, as a slow network may.
 //
 // With lastWords, a cut connection first hands the proxy those bytes, as
 // a server that warns before it goes away does.
-type replicaCutter struct {
+type serverCutter struct {
 	port      int
 	armed     atomic.Int32 // connections still to cut
 	cuts      atomic.Int32
@@ -44,7 +45,7 @@ type replicaCutter struct {
 	lastWords []byte
 }
 
-func (r *replicaCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
+func (r *serverCutter) dial(ctx context.Context, t pool.Target) (*pool.Conn, error) {
 	if t.Port == r.port && r.refusing.Load() {
 		return nil, &pgconn.PgError{Severity: "FATAL", Code: "57P03", Message: "the database system is shutting down"}
 	}
@@ -102,7 +103,7 @@ func (tr *trickleReader) Read(p []byte) (int, error) {
 }
 
 // disarmOnce takes one cut from those armed, if any are left.
-func (r *replicaCutter) disarmOnce() bool {
+func (r *serverCutter) disarmOnce() bool {
 	for {
 		n := r.armed.Load()
 		if n <= 0 {
@@ -115,7 +116,7 @@ func (r *replicaCutter) disarmOnce() bool {
 }
 
 type cuttingWriter struct {
-	r    *replicaCutter
+	r    *serverCutter
 	conn net.Conn
 	cut  atomic.Bool
 	last bytes.Buffer // filled before cut is set
@@ -135,7 +136,7 @@ func (w *cuttingWriter) Write(p []byte) (int, error) {
 func TestReplicaLostMidReadRerunsOnPrimary(t *testing.T) {
 	env := testbed.Require(t)
 	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	cut := &replicaCutter{port: replica}
+	cut := &serverCutter{port: replica}
 	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
 	ctx := ctxT(t, 60*time.Second)
 
@@ -343,7 +344,7 @@ func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
 	waitFor(t, 10*time.Second, "the function on the replica", func() bool {
 		return admin.QueryRow(ctx, "select 1 from pg_proc where proname = 'pgninja_test_slow_read'").Scan(new(int)) == nil
 	})
-	cut := &replicaCutter{port: replica, trickle: true}
+	cut := &serverCutter{port: replica, trickle: true}
 	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""), cut.dial)
 
 	for _, shuttingDown := range []bool{true, false} {
@@ -391,12 +392,12 @@ func TestReplicaTerminatedMidReadRerunsOnlyWhenShuttingDown(t *testing.T) {
 }
 
 // startCuttingPrimary serves a transaction-mode proxy of the primary
-// alone, whose connections a replicaCutter (with lastWords) can cut.
-func startCuttingPrimary(t *testing.T, lastWords []byte) (*harness, *replicaCutter, int) {
+// alone, whose connections a serverCutter (with lastWords) can cut.
+func startCuttingPrimary(t *testing.T, lastWords []byte) (*harness, *serverCutter, int) {
 	t.Helper()
 	env := testbed.Require(t)
 	primary := portOf(t, env.Primary)
-	cut := &replicaCutter{port: primary, lastWords: lastWords}
+	cut := &serverCutter{port: primary, lastWords: lastWords}
 	cfg := fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary) + fmt.Sprintf(txnMode, 5, "30s")
 	return startWithDial(t, env, cfg, cut.dial), cut, primary
 }
