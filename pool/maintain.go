@@ -144,8 +144,15 @@ func (p *Pool) Target() Target {
 // Probe opens one connection to the server, outside the pool's count, and
 // closes it at once: it answers whether the server takes connections now
 // (a server shutting down refuses them with 57P03, a stopped one is not
-// listening).
+// listening). It is paced with the pool's own dials: many clients whose
+// backends were terminated at once probe a live server.
 func (p *Pool) Probe(ctx context.Context) error {
+	select {
+	case p.dialing <- struct{}{}:
+		defer func() { <-p.dialing }()
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 	p.mu.Lock()
 	t := p.target
 	p.mu.Unlock()

@@ -390,12 +390,10 @@ func (p *Pool) Release(c *Conn, reset bool) {
 	}
 	p.mu.Lock()
 	opts, closed := p.opts, p.closed
-	p.mu.Unlock()
 	if c.broken {
-		p.mu.Lock()
 		p.suspectUntil = time.Now().Add(suspectFor)
-		p.mu.Unlock()
 	}
+	p.mu.Unlock()
 	if c.broken || closed || time.Since(c.created) > opts.MaxLifetime {
 		p.discard(c)
 		return
