@@ -95,6 +95,11 @@ type Pool struct {
 	// AcquireTimeout is how long a client waits for a server connection
 	// before it gets SQLSTATE 53300 (PgBouncer's query_wait_timeout).
 	AcquireTimeout time.Duration `yaml:"acquire_timeout"`
+	// RestartWait is how long requests wait for a server that refuses
+	// connections as a restarting one does (57P03, nothing listening),
+	// counted from its first refusal; then they fail at once with its
+	// error until it takes connections again. 0 fails them at once.
+	RestartWait time.Duration `yaml:"restart_wait"`
 	// ConnectTimeout bounds opening one server connection.
 	ConnectTimeout time.Duration `yaml:"connect_timeout"`
 	// IdleTimeout closes server connections unused for this long.

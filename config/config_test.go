@@ -28,6 +28,35 @@ func TestParseFillsDefaults(t *testing.T) {
 	}
 }
 
+// restart_wait's zero is a setting (do not wait), so an explicit 0 must
+// survive the defaults, from the file, a flag or the environment.
+func TestRestartWaitZeroIsKept(t *testing.T) {
+	tests := []struct {
+		name      string
+		yaml      string
+		overrides []string
+		env       []string
+		want      time.Duration
+	}{
+		{"default", minimal, nil, nil, 30 * time.Second},
+		{"file 0", minimal + "pool:\n  restart_wait: 0s\n", nil, nil, 0},
+		{"file 5s", minimal + "pool:\n  restart_wait: 5s\n", nil, nil, 5 * time.Second},
+		{"flag 0", minimal, []string{"pool.restart_wait=0s"}, nil, 0},
+		{"env 0", minimal + "pool:\n  restart_wait: 5s\n", nil, []string{"PGNINJA_POOL_RESTART_WAIT=0s"}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tt.yaml), tt.overrides, tt.env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Pool.RestartWait != tt.want {
+				t.Fatalf("restart_wait %v, want %v", cfg.Pool.RestartWait, tt.want)
+			}
+		})
+	}
+}
+
 func TestPrecedence(t *testing.T) {
 	yaml := minimal + "pool:\n  max_size: 5\n  acquire_timeout: 3s\n"
 	tests := []struct {
@@ -67,6 +96,7 @@ func TestValidationNamesFields(t *testing.T) {
 		{"no primary", "backends:\n  - name: r\n    role: replica\n", nil, []string{"backends: need exactly one backend with role primary"}},
 		{"unknown field", minimal + "pool:\n  max_sise: 3\n", nil, []string{"field max_sise not found"}},
 		{"bad env", minimal, []string{"PGNINJA_POOL_MAX_SIZE=lots"}, []string{"PGNINJA_POOL_MAX_SIZE: pool.max_size: want an integer"}},
+		{"negative restart wait", minimal + "pool:\n  restart_wait: -1s\n", nil, []string{"pool.restart_wait: must be >= 0"}},
 		{"tls half", minimal + "tls:\n  cert_file: a.pem\n", nil, []string{"tls: cert_file and key_file must be set together"}},
 	}
 	for _, tt := range tests {

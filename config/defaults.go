@@ -2,6 +2,12 @@ package config
 
 import "time"
 
+// presetDefaults sets, before decoding, the defaults whose zero is a
+// setting of its own, so that a file saying 0 keeps it.
+func (c *Config) presetDefaults() {
+	c.Pool.RestartWait = 30 * time.Second
+}
+
 func (c *Config) fillDefaults() {
 	def := func(s *string, v string) {
 		if *s == "" {

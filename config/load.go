@@ -57,6 +57,7 @@ func Load(path string, overrides []string) (*Config, error) {
 // and validates the result as a whole.
 func Parse(data []byte, overrides []string, environ []string) (*Config, error) {
 	cfg := &Config{}
+	cfg.presetDefaults()
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	dec.KnownFields(true)
 	// An empty document is a valid, all-defaults file; validation judges it.

@@ -134,6 +134,9 @@ func (pc *Pool) validate(p *problems) {
 		}
 	}
 	positive(p, "pool.max_prepared_statements", pc.MaxPreparedStatements)
+	if pc.RestartWait < 0 {
+		p.add("pool.restart_wait", "must be >= 0")
+	}
 	if pc.IdleTransactionTimeout < 0 {
 		p.add("pool.idle_transaction_timeout", "must be >= 0")
 	}

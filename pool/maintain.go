@@ -40,7 +40,7 @@ func (p *Pool) Maintain(ctx context.Context, now time.Time) {
 		}
 		p.total++
 		p.mu.Unlock()
-		c, err := p.open(ctx)
+		c, err := p.open(ctx, 0)
 		if err != nil {
 			return
 		}

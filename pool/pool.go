@@ -21,7 +21,12 @@ type Options struct {
 	// connection may be opened for it.
 	ReserveTimeout time.Duration
 	// AcquireTimeout is how long a waiter waits in all.
-	AcquireTimeout   time.Duration
+	AcquireTimeout time.Duration
+	// RestartWait is how long acquires keep dialling a server that
+	// refuses connections as a restarting one does, counted from its
+	// first refusal. After that they fail at once, with its refusal,
+	// until it accepts a connection again.
+	RestartWait      time.Duration
 	IdleTimeout      time.Duration
 	MaxLifetime      time.Duration
 	HealthCheckAfter time.Duration
@@ -59,6 +64,10 @@ type Pool struct {
 	// suspectUntil: a connection broke lately, so every idle one is
 	// peeked at before it is lent, however briefly it sat (see vet).
 	suspectUntil time.Time
+	// The server has refused connections as a restarting one does since
+	// downSince (zero while it takes them); lastRefusal came at refusedAt.
+	downSince, refusedAt time.Time
+	lastRefusal          error
 }
 
 // Stats are counters and gauges for the admin surface and metrics.
@@ -99,16 +108,29 @@ func New(t Target, opts Options, dial DialFunc) *Pool {
 // ErrClosed is returned by Acquire on a closed pool.
 var ErrClosed = pgerr.Fatal(pgerr.AdminShutdown, "pgninja: pool is closed")
 
+// How an acquire may wait.
+const (
+	queue      = 1 << iota // in FIFO order while the pool is full
+	rideOut                // for a restarting server, up to RestartWait
+	waitAnyway = queue | rideOut
+)
+
 // Acquire lends a connection, waiting up to the acquire timeout in FIFO
-// order when the pool is full.
-func (p *Pool) Acquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, true) }
+// order when the pool is full, and up to RestartWait for a server that
+// is restarting.
+func (p *Pool) Acquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, waitAnyway) }
+
+// AcquireIfUp is Acquire for a caller with another server to go to: a
+// server refusing connections fails it at once rather than being waited
+// for.
+func (p *Pool) AcquireIfUp(ctx context.Context) (*Conn, error) { return p.acquire(ctx, queue) }
 
 // TryAcquire lends a connection when one is idle or may be opened, and
 // returns nil, without waiting or passing anyone queued, when the pool is
 // full.
-func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, false) }
+func (p *Pool) TryAcquire(ctx context.Context) (*Conn, error) { return p.acquire(ctx, 0) }
 
-func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
+func (p *Pool) acquire(ctx context.Context, how int) (*Conn, error) {
 	p.mu.Lock()
 	p.stats.Acquires++
 	start := time.Now()
@@ -133,14 +155,14 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 		if p.total < p.opts.MaxSize {
 			p.total++
 			p.mu.Unlock()
-			c, err := p.open(ctx)
-			if err != nil && wait && p.dialAgain(ctx, start, err) {
+			c, err := p.open(ctx, how)
+			if err != nil && p.dialAgain(ctx, start, err, how) {
 				p.mu.Lock()
 				continue
 			}
 			return c, err
 		}
-		if !wait {
+		if how&queue == 0 {
 			p.stats.Acquires-- // nothing was lent, and nobody waited
 			p.mu.Unlock()
 			return nil, nil
@@ -150,8 +172,8 @@ func (p *Pool) acquire(ctx context.Context, wait bool) (*Conn, error) {
 			return nil, err
 		}
 		if dial {
-			c, err := p.open(ctx)
-			if err != nil && p.dialAgain(ctx, start, err) {
+			c, err := p.open(ctx, how)
+			if err != nil && p.dialAgain(ctx, start, err, how) {
 				p.mu.Lock()
 				continue
 			}
@@ -181,8 +203,12 @@ const (
 // probe it.
 func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*Conn, bool) {
 	now := time.Now()
-	if now.Sub(c.created) > opts.MaxLifetime || ((suspect || now.Sub(c.idleSince) >= quietCheckAfter) && !c.quiet()) {
+	if now.Sub(c.created) > opts.MaxLifetime {
 		p.discard(c)
+		return nil, false
+	}
+	if (suspect || now.Sub(c.idleSince) >= quietCheckAfter) && !c.quiet() {
+		p.discardDead(c, false)
 		return nil, false
 	}
 	if now.Sub(c.idleSince) > opts.HealthCheckAfter {
@@ -190,14 +216,23 @@ func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*C
 		err := c.Exec(cctx, "")
 		cancel()
 		if err != nil {
-			p.mu.Lock()
-			p.stats.HealthCheckFails++
-			p.mu.Unlock()
-			p.discard(c)
+			p.discardDead(c, true)
 			return nil, false
 		}
 	}
 	return c, true
+}
+
+// discardDead closes an idle connection found dead. The server that
+// ended it may have ended its neighbours too, so they are suspect.
+func (p *Pool) discardDead(c *Conn, checked bool) {
+	p.mu.Lock()
+	if checked {
+		p.stats.HealthCheckFails++
+	}
+	p.suspectUntil = time.Now().Add(suspectFor)
+	p.mu.Unlock()
+	p.discard(c)
 }
 
 // wait queues the caller. It returns a connection handed over by Release,
@@ -239,10 +274,7 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 			}
 			p.mu.Unlock()
 		case <-timeout.C:
-			return p.giveUp(w, pgerr.New(pgerr.TooManyConnections,
-				"pgninja: no server connection available for %s@%s within %v (pool full: %d in use)",
-				p.target.User, p.target.Database, opts.AcquireTimeout, opts.MaxSize).
-				WithHint("Raise pool.max_size or pool.acquire_timeout, or shorten transactions."))
+			return p.giveUp(w, p.timedOut(opts))
 		case <-ctx.Done():
 			return p.giveUp(w, ctx.Err())
 		}
@@ -260,6 +292,21 @@ func (p *Pool) giveUp(w *waiter, err error) (*Conn, bool, error) {
 	p.mu.Unlock()
 	g := <-w.ch
 	return g.take()
+}
+
+// timedOut is the error of a waiter whose acquire timeout ran out: the
+// server's refusal while it is down (the pool was full of connections it
+// took with it), else 53300.
+func (p *Pool) timedOut(opts Options) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.downSince.IsZero() {
+		return p.refused(time.Now())
+	}
+	return pgerr.New(pgerr.TooManyConnections,
+		"pgninja: no server connection available for %s@%s within %v (pool full: %d in use)",
+		p.target.User, p.target.Database, opts.AcquireTimeout, opts.MaxSize).
+		WithHint("Raise pool.max_size or pool.acquire_timeout, or shorten transactions.")
 }
 
 // take turns a grant into wait's results.
@@ -288,13 +335,15 @@ const redialPause = 200 * time.Millisecond
 // should try again: the server refused as one does while it restarts
 // (57P03 shutting down or starting up, or nothing listening yet), and the
 // caller may still wait that long. A restart then costs clients a wait,
-// as a full pool does, instead of an error. TryAcquire never waits.
-func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error) bool {
-	if !Restarting(err) {
+// as a full pool does, instead of an error; a server that stays down
+// costs them RestartWait at most, counted from its first refusal.
+func (p *Pool) dialAgain(ctx context.Context, start time.Time, err error, how int) bool {
+	if how&rideOut == 0 || !Restarting(err) {
 		return false
 	}
 	p.mu.Lock()
-	left := p.opts.AcquireTimeout - time.Since(start)
+	now := time.Now()
+	left := min(p.opts.AcquireTimeout-now.Sub(start), p.restartLeft(now))
 	p.mu.Unlock()
 	if left <= redialPause {
 		return false
@@ -326,10 +375,69 @@ func Restarting(err error) bool {
 		errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)
 }
 
+// refusing returns the server's last refusal when an acquire should take
+// it rather than dial: the server refused a moment ago, and this caller
+// does not wait for it (any longer). Otherwise each acquire on a down
+// server would dial, a herd of logins for a server starting up.
+// p.mu is held.
+func (p *Pool) refusing(now time.Time, how int) error {
+	if p.downSince.IsZero() || now.Sub(p.refusedAt) >= redialPause {
+		return nil
+	}
+	if how&rideOut != 0 && p.restartLeft(now) > redialPause {
+		return nil
+	}
+	return p.refused(now)
+}
+
+// restartLeft is how much longer acquires wait for the server to come
+// back. p.mu is held.
+func (p *Pool) restartLeft(now time.Time) time.Duration {
+	return p.opts.RestartWait - now.Sub(p.downSince)
+}
+
+// refused is the error for an acquire given up on a down server: its
+// own refusal, said to be lasting. p.mu is held.
+func (p *Pool) refused(now time.Time) error {
+	code := pgerr.SQLState(p.lastRefusal)
+	if code != pgerr.CannotConnectNow {
+		code = pgerr.ConnectionFailure
+	}
+	r := pgerr.Response(p.lastRefusal)
+	detail := r.Message
+	if r.Detail != "" {
+		detail += ": " + r.Detail
+	}
+	return pgerr.Wrap(p.lastRefusal, pgerr.SeverityError, code,
+		"pgninja: server %s has refused connections for %v", p.target.Addr(),
+		now.Sub(p.downSince).Round(100*time.Millisecond)).WithDetail(detail)
+}
+
+// noteDial keeps track of whether the server is down: refusing
+// connections as a restarting one does. p.mu is held.
+func (p *Pool) noteDial(err error, now time.Time) {
+	if err == nil || !Restarting(err) {
+		p.downSince, p.lastRefusal = time.Time{}, nil
+		return
+	}
+	if p.downSince.IsZero() {
+		p.downSince = now
+	}
+	p.refusedAt, p.lastRefusal = now, err
+}
+
 // open dials into a slot the caller already counted in p.total.
-func (p *Pool) open(ctx context.Context) (*Conn, error) {
+func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
+	p.mu.Lock()
+	err := p.refusing(time.Now(), how)
+	if err != nil {
+		p.total--
+		p.passSlot()
+		p.mu.Unlock()
+		return nil, err
+	}
+	p.mu.Unlock()
 	var c *Conn
-	var err error
 	select {
 	case p.dialing <- struct{}{}:
 		p.mu.Lock()
@@ -343,6 +451,9 @@ func (p *Pool) open(ctx context.Context) (*Conn, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	if ctx.Err() == nil {
+		p.noteDial(err, time.Now())
+	}
 	if err != nil {
 		p.stats.DialErrors++
 		p.total--

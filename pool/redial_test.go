@@ -42,14 +42,16 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 		err      error
 		failures int32 // dials that fail before the server is back
 		timeout  time.Duration
-		wantCode string // "" means the acquire succeeds
-		wantDial int32  // dials attempted
+		wantCode string        // "" means the acquire succeeds
+		wantDial int32         // dials attempted
+		restart  time.Duration // restart_wait, when not the timeout
 	}{
-		{"connection refused, then back", refused, 2, 5 * time.Second, "", 3},
-		{"shutting down, then back", shuttingDown, 3, 5 * time.Second, "", 4},
-		{"closed mid-login, then back", closedMidLogin, 1, 5 * time.Second, "", 2},
-		{"still down at the timeout", shuttingDown, 1000, 500 * time.Millisecond, pgerr.CannotConnectNow, 3},
-		{"wrong password fails at once", badPassword, 1000, 5 * time.Second, "28P01", 1},
+		{"connection refused, then back", refused, 2, 5 * time.Second, "", 3, 0},
+		{"shutting down, then back", shuttingDown, 3, 5 * time.Second, "", 4, 0},
+		{"closed mid-login, then back", closedMidLogin, 1, 5 * time.Second, "", 2, 0},
+		{"still down at the timeout", shuttingDown, 1000, 500 * time.Millisecond, pgerr.CannotConnectNow, 3, 0},
+		{"wrong password fails at once", badPassword, 1000, 5 * time.Second, "28P01", 1, 0},
+		{"still down after restart_wait", shuttingDown, 1000, time.Minute, pgerr.CannotConnectNow, 3, 500 * time.Millisecond},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -63,6 +65,10 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 			}
 			o := opts(1)
 			o.AcquireTimeout = tt.timeout
+			o.RestartWait = tt.timeout
+			if tt.restart != 0 {
+				o.RestartWait = tt.restart
+			}
 			p := New(Target{}, o, dial)
 			c, err := p.Acquire(context.Background())
 			if tt.wantCode == "" && err != nil {
@@ -97,5 +103,126 @@ func TestTryAcquireDoesNotWaitForARestartingServer(t *testing.T) {
 	}
 	if n := dials.Load(); n != 1 {
 		t.Fatalf("TryAcquire dialled %d times, want once", n)
+	}
+}
+
+// A server that stays down holds requests for RestartWait from its first
+// refusal, not for each request's acquire timeout. After that, requests
+// fail at once with its refusal; one dial per pause finds out whether it
+// is back, and once it is, a later outage is waited for afresh.
+func TestServerDownPastRestartWaitFailsAtOnce(t *testing.T) {
+	var dials, ok atomic.Int32
+	var down atomic.Bool
+	down.Store(true)
+	good := fakeDial(&ok, nil)
+	dial := func(ctx context.Context, tg Target) (*Conn, error) {
+		dials.Add(1)
+		if down.Load() {
+			return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is starting up"}
+		}
+		return good(ctx, tg)
+	}
+	o := opts(2)
+	o.AcquireTimeout = time.Minute
+	o.RestartWait = 300 * time.Millisecond
+	p := New(Target{}, o, dial)
+
+	start := time.Now()
+	_, err := p.Acquire(context.Background())
+	if pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("first acquire on a down server: want 57P03, got %v", err)
+	}
+	if waited := time.Since(start); waited > 20*time.Second {
+		t.Fatalf("waited %v for a down server; restart_wait is %v", waited, o.RestartWait)
+	}
+
+	before := dials.Load()
+	_, err = p.Acquire(context.Background())
+	var pe *pgerr.Error
+	if !errors.As(err, &pe) || pe.Code != pgerr.CannotConnectNow || pe.Severity != pgerr.SeverityError {
+		t.Fatalf("acquire right after: want the lasting refusal as an ERROR 57P03, got %#v", err)
+	}
+	if n := dials.Load() - before; n != 0 {
+		t.Fatalf("an acquire right after a refusal dialled %d times, want none", n)
+	}
+
+	time.Sleep(redialPause)
+	before = dials.Load()
+	if _, err := p.Acquire(context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("acquire a pause later: want 57P03, got %v", err)
+	}
+	if n := dials.Load() - before; n != 1 {
+		t.Fatalf("an acquire a pause later dialled %d times, want once", n)
+	}
+
+	down.Store(false)
+	time.Sleep(redialPause)
+	c, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("server back: %v", err)
+	}
+	p.Release(c, false)
+
+	// A new outage is waited out again: the server is back within
+	// restart_wait of its first refusal.
+	down.Store(true)
+	go func() { time.Sleep(2 * redialPause); down.Store(false) }()
+	c2, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatalf("holding the only idle one, an acquire across a new restart: %v", err)
+	}
+	p.Release(c2, false)
+}
+
+// A caller with another server to go to (a read routed to a replica)
+// is told at once that the server refuses.
+func TestAcquireIfUpDoesNotWaitForARestartingServer(t *testing.T) {
+	var dials atomic.Int32
+	dial := func(ctx context.Context, tg Target) (*Conn, error) {
+		dials.Add(1)
+		return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is shutting down"}
+	}
+	o := opts(1)
+	o.AcquireTimeout = time.Minute
+	o.RestartWait = time.Minute
+	p := New(Target{}, o, dial)
+	if _, err := p.AcquireIfUp(context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("want the server's 57P03, got %v", err)
+	}
+	if n := dials.Load(); n != 1 {
+		t.Fatalf("AcquireIfUp dialled %d times, want once", n)
+	}
+}
+
+// A client queued behind another that is dialling a down server is not
+// told the pool was full (53300) when its wait runs out, but why.
+func TestQueuedBehindADownServerGetsItsRefusal(t *testing.T) {
+	var dials atomic.Int32
+	dial := func(ctx context.Context, tg Target) (*Conn, error) {
+		if dials.Add(1) == 2 {
+			// The second login hangs, holding the only slot, while the
+			// other client's wait runs out.
+			time.Sleep(time.Second)
+		}
+		return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is starting up"}
+	}
+	o := opts(1)
+	o.AcquireTimeout = 600 * time.Millisecond
+	o.RestartWait = time.Minute
+	p := New(Target{}, o, dial)
+	first := make(chan error, 1)
+	go func() {
+		_, err := p.Acquire(context.Background())
+		first <- err
+	}()
+	for dials.Load() < 2 {
+		time.Sleep(time.Millisecond)
+	}
+	_, err := p.Acquire(context.Background())
+	if pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("queued behind a down server: want 57P03, got %v", err)
+	}
+	if err := <-first; pgerr.SQLState(err) != pgerr.CannotConnectNow {
+		t.Fatalf("the one dialling: want 57P03, got %v", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -421,4 +422,46 @@ func counterValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
 	}
 	t.Fatalf("no metric %s", name)
 	return 0
+}
+
+// A server that stays down holds a client for pool.restart_wait, not for
+// the acquire timeout; after that, requests are refused at once, on a
+// connection that stays usable, and served again once the server is back.
+func TestServerDownPastRestartWaitRefusesAtOnce(t *testing.T) {
+	env := testbed.Require(t)
+	primary := portOf(t, env.Primary)
+	cut := &serverCutter{port: primary}
+	cfg := fmt.Sprintf("backends:\n  - name: primary\n    host: 127.0.0.1\n    port: %d\n", primary) +
+		fmt.Sprintf(txnMode, 5, "60s") + "  restart_wait: 1s\n  max_lifetime: 1ms\n"
+	h := startWithDial(t, env, cfg, cut.dial)
+	ctx := ctxT(t, 60*time.Second)
+	c := h.ninja(t)
+	if _, err := c.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	// Only new connections are refused; with max_lifetime 1ms no pooled
+	// one is lent again, as after a restart.
+	cut.refusing.Store(true)
+
+	start := time.Now()
+	_, err := c.Exec(ctx, "select 1")
+	waited := time.Since(start)
+	if sqlstate(err) != "57P03" {
+		t.Fatalf("server down: want 57P03, got %v", err)
+	}
+	if waited < 500*time.Millisecond {
+		t.Fatalf("refused after %v: a restarting server is waited for, up to restart_wait (1s)", waited)
+	}
+	if waited > 30*time.Second {
+		t.Fatalf("waited %v for a down server with restart_wait 1s (acquire_timeout 60s)", waited)
+	}
+	_, err = c.Exec(ctx, "select 1")
+	if sqlstate(err) != "57P03" || !strings.Contains(err.Error(), "has refused connections") {
+		t.Fatalf("still down: want the lasting refusal, got %v", err)
+	}
+	cut.refusing.Store(false)
+	waitFor(t, 5*time.Second, "the server back", func() bool {
+		_, err := c.Exec(ctx, "select 1")
+		return err == nil
+	})
 }

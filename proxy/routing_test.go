@@ -225,6 +225,7 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 	// Load: readers that reconnect when their connection is lost.
 	var stop atomic.Bool
 	var okReads, failed atomic.Int64
+	var progress [4]atomic.Int64 // reads done by each reader
 	var errMu sync.Mutex
 	var errs []string
 	fail := func(err error) {
@@ -234,7 +235,7 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 		errMu.Unlock()
 	}
 	var wg sync.WaitGroup
-	for i := 0; i < 4; i++ {
+	for i := range progress {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -251,6 +252,7 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 						break
 					}
 					okReads.Add(1)
+					progress[i].Add(1)
 				}
 				c.Close(context.Background())
 			}
@@ -269,9 +271,20 @@ func TestReplicaStoppedMidLoad(t *testing.T) {
 	})
 	t.Logf("reads moved to the primary %v after the stop", time.Since(stoppedAt).Round(10*time.Millisecond))
 	before := failed.Load()
+	var done [len(progress)]int64
+	for i := range progress {
+		done[i] = progress[i].Load()
+	}
 	time.Sleep(time.Second)
 	if f := failed.Load() - before; f > 0 {
 		t.Fatalf("%d reads failed after reads had moved to the primary", f)
+	}
+	// A read sent to the replica as it went down must not wait for it
+	// to come back: it goes to the primary.
+	for i := range progress {
+		if progress[i].Load() == done[i] {
+			t.Fatalf("reader %d made no progress in the second after reads moved to the primary", i)
+		}
 	}
 	if err := rep.Start(); err != nil {
 		t.Fatal(err)

@@ -278,13 +278,18 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 
 // acquire leases from the decided backend. A replica that cannot give a
 // connection (before any byte of the request was sent) is not the
-// client's problem: the request goes to the primary instead.
+// client's problem: the request goes to the primary instead, rather than
+// wait for a replica that is restarting or gone.
 func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error) {
 	p, ok := s.poolFor(d.Backend)
 	if !ok {
 		p, d = s.pool, router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
 	}
-	c, err := p.Acquire(context.Background())
+	acquire := p.Acquire
+	if d.Target == router.Replica {
+		acquire = p.AcquireIfUp
+	}
+	c, err := acquire(context.Background())
 	if err != nil && d.Target == router.Replica {
 		s.srv.log.Debug("replica unavailable; using the primary", "backend", d.Backend, "err", err)
 		d = router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}

@@ -82,7 +82,7 @@ func (st *settings) poolOptions(size int) pool.Options {
 	}
 	return pool.Options{
 		MinSize: min, MaxSize: size, ReserveSize: p.ReserveSize,
-		ReserveTimeout: p.ReserveTimeout, AcquireTimeout: p.AcquireTimeout,
+		ReserveTimeout: p.ReserveTimeout, AcquireTimeout: p.AcquireTimeout, RestartWait: p.RestartWait,
 		IdleTimeout: p.IdleTimeout, MaxLifetime: p.MaxLifetime,
 		HealthCheckAfter: p.HealthCheckAfter, ResetQuery: p.ResetQuery,
 	}
