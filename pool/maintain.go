@@ -131,6 +131,10 @@ func (p *Pool) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.Total, s.Idle, s.Waiting = p.total, len(p.idle), len(p.waiters)
+	s.DownSince = p.downSince
+	if p.lastRefusal != nil {
+		s.LastRefusal = p.lastRefusal.Error()
+	}
 	return s
 }
 

@@ -76,6 +76,11 @@ type Stats struct {
 	Acquires, Waits, Timeouts      uint64
 	Dials, DialErrors, Closed      uint64
 	HealthCheckFails, ResetFailure uint64
+	// DownSince is when the server began refusing connections as a
+	// restarting one does, and LastRefusal its last refusal; both are
+	// empty while it takes connections.
+	DownSince   time.Time `json:",omitzero"`
+	LastRefusal string    `json:",omitempty"`
 }
 
 // waiter is a client queued for a connection. A grant carries either a

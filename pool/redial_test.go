@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -155,6 +156,10 @@ func TestServerDownPastRestartWaitFailsAtOnce(t *testing.T) {
 		t.Fatalf("an acquire a pause later dialled %d times, want once", n)
 	}
 
+	if st := p.Stats(); st.DownSince.IsZero() || !strings.Contains(st.LastRefusal, "57P03") {
+		t.Fatalf("stats of a down server: down since %v, last refusal %q", st.DownSince, st.LastRefusal)
+	}
+
 	down.Store(false)
 	time.Sleep(redialPause)
 	c, err := p.Acquire(context.Background())
@@ -162,6 +167,9 @@ func TestServerDownPastRestartWaitFailsAtOnce(t *testing.T) {
 		t.Fatalf("server back: %v", err)
 	}
 	p.Release(c, false)
+	if st := p.Stats(); !st.DownSince.IsZero() || st.LastRefusal != "" {
+		t.Fatalf("stats of a server back up: down since %v, last refusal %q", st.DownSince, st.LastRefusal)
+	}
 
 	// A new outage is waited out again: the server is back within
 	// restart_wait of its first refusal.

@@ -48,6 +48,7 @@ func runServe(ctx context.Context, args []string) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	pools := pool.NewManager(nil)
 	defer pools.Close()
+	reg.MustRegister(pools.Collector())
 	rt, health, err := router.FromConfig(cfg, log, reg)
 	if err != nil {
 		return err
