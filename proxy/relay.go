@@ -96,9 +96,13 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			status := body[0]
 			c.TxStatus = status
-			if head.captureLSN && haveLSN {
+			if head.captureLSN {
 				s.mu.Lock()
-				s.committedAt(capturedLSN)
+				if haveLSN {
+					s.committedAt(capturedLSN)
+				} else {
+					s.commitPositionLost()
+				}
 				s.mu.Unlock()
 			}
 			// The session's state is settled before the client sees
@@ -149,7 +153,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				if err != nil {
 					return lost(err)
 				}
-				s.injectedFailed(body)
+				if s.injectedFailed(c, body, clientDead) != nil {
+					clientDead = true
+				}
 				continue
 			}
 			if err := wire.SkipBody(c.R, n); err != nil {
@@ -432,12 +438,29 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 		"pgninja: server connection lost").WithHint("The server closed the connection unexpectedly; reconnect to continue."))
 }
 
-// injectedFailed logs a failure of the proxy's own statements; the
-// client's request still runs and reports its own errors.
-func (s *Session) injectedFailed(body []byte) {
+// injectedFailed handles a failure of the proxy's own statements (the
+// SETs that bring a server connection to the client's settings, a
+// re-PREPARE, a WAL-position read). The client's request beside them
+// still runs and reports its own errors, so the client is warned, with
+// the server's SQLSTATE, that it ran without what failed. What the proxy
+// knows of the connection's state is now wrong, so it is closed rather
+// than lent again.
+func (s *Session) injectedFailed(c *pool.Conn, body []byte, clientDead bool) error {
+	c.MarkBroken()
 	var er pgproto3.ErrorResponse
-	if err := er.Decode(body); err == nil {
-		s.srv.log.Warn("pgninja session setup statement failed", "user", s.l.user.Name,
-			"code", er.Code, "message", er.Message)
+	if err := er.Decode(body); err != nil {
+		return nil
 	}
+	s.srv.log.Warn("pgninja session setup statement failed", "user", s.l.user.Name,
+		"code", er.Code, "message", er.Message)
+	s.mu.Lock()
+	gone := s.gone
+	s.mu.Unlock()
+	if clientDead || gone {
+		return nil
+	}
+	warn := wire.Append(nil, &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING",
+		Code: er.Code, Message: "pgninja: a statement the proxy ran for this session on its server connection failed: " + er.Message,
+		Detail: er.Detail})
+	return s.forwardSmall('N', warn[5:], false)
 }

@@ -25,9 +25,17 @@ import (
 // client's reads would stay off the replicas until someone else wrote. So
 // a position just past a page header (24 bytes, 40 at a segment start,
 // where no record can end) is taken back to the boundary.
-const lsnQuery = "SELECT CASE WHEN o % pg_size_bytes(current_setting('wal_segment_size')) = 40 THEN l - 40 " +
-	"WHEN o % current_setting('wal_block_size')::int = 24 THEN l - 24 ELSE l END AS pgninja_commit_lsn " +
-	"FROM (SELECT l, l - '0/0' AS o FROM pg_current_wal_insert_lsn() l) s"
+//
+// It runs under the client's search_path, so every function, operator
+// and type is named in pg_catalog: a client's own current_setting or "-"
+// earlier in its path must not decide where its reads go. (OPERATOR()
+// forms all bind alike, left to right, which is the order meant here.)
+const lsnQuery = "SELECT CASE " +
+	"WHEN o OPERATOR(pg_catalog.%) pg_catalog.pg_size_bytes(pg_catalog.current_setting('wal_segment_size')) OPERATOR(pg_catalog.=) 40 " +
+	"THEN l OPERATOR(pg_catalog.-) 40 " +
+	"WHEN o OPERATOR(pg_catalog.%) pg_catalog.current_setting('wal_block_size')::pg_catalog.int4 OPERATOR(pg_catalog.=) 24 " +
+	"THEN l OPERATOR(pg_catalog.-) 24 ELSE l END AS pgninja_commit_lsn " +
+	"FROM (SELECT l, l OPERATOR(pg_catalog.-) '0/0'::pg_catalog.pg_lsn AS o FROM pg_catalog.pg_current_wal_insert_lsn() l) s"
 
 // routed reports whether this session's requests are routed. Session mode
 // keeps one server connection for the whole session, so it stays on the
@@ -206,6 +214,18 @@ func (s *Session) committedAt(lsn router.LSN) {
 	s.commitWaiting = false
 	s.rs.Committed(lsn)
 	s.srv.router.Tracker().NoteCommit(s.rs.ClientKey, s.commitTables, lsn)
+}
+
+// commitPositionLost settles a commit whose WAL-position read failed:
+// the position is unknown, so this client's reads stay on the primary
+// until its next known commit, as for a commit not expected. s.mu is
+// held.
+func (s *Session) commitPositionLost() {
+	if !s.commitWaiting {
+		return
+	}
+	s.commitWaiting = false
+	s.rs.Committed(router.LSN(math.MaxUint64))
 }
 
 // parseLSNRow reads the single text column of lsnQuery's

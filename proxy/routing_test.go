@@ -13,6 +13,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // routedConfig lists a primary and replicas (name → address, weight) in
@@ -497,4 +498,61 @@ func TestReadsReturnToReplicaAfterCommitOnPageBoundary(t *testing.T) {
 	waitFor(t, 3*time.Second, "reads back on the replica after the switch", func() bool {
 		return serverPort(t, c, "select inet_server_port()") == replica
 	})
+}
+
+// When the WAL-position read behind a commit fails, the commit's position
+// is unknown: the client is warned, and its reads stay on the primary
+// until its next known commit, never on a replica that may not have the
+// commit yet. The read fails here because EXECUTE on the position
+// function is revoked in this database alone.
+func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
+	env := testbed.Require(t)
+	rep := env.StartReplica(t)
+	db := env.CreateDB(t, "lsnfail")
+	ctx := ctxT(t, 60*time.Second)
+	su := env.Connect(t, env.SuperDSN(db))
+	if _, err := su.Exec(ctx, "create table w(i int); alter table w owner to ninja"); err != nil {
+		t.Fatal(err)
+	}
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"r": rep.Addr()}, 1, "  consistency: read_your_writes\n"))
+	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", db))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var warnings []string
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		warnings = append(warnings, n.Severity+" "+n.Code+" "+n.Message)
+		mu.Unlock()
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	waitFor(t, 15*time.Second, "reads on the replica", func() bool {
+		return serverPort(t, c, "select inet_server_port()") == rep.Port
+	})
+	if _, err := su.Exec(ctx, "revoke execute on function pg_catalog.pg_current_wal_insert_lsn() from public"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	warnings = nil
+	mu.Unlock()
+	if _, err := c.Exec(ctx, "insert into w values (1)"); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	got := warnings
+	mu.Unlock()
+	if len(got) != 1 || !strings.HasPrefix(got[0], "WARNING 42501 ") {
+		t.Fatalf("want one WARNING 42501 about the position read, got %q", got)
+	}
+	primary := portOf(t, env.Primary)
+	for i := 0; i < 20; i++ {
+		if p := serverPort(t, c, "select inet_server_port()"); p != primary {
+			t.Fatalf("read %d after a commit of unknown position ran on port %d, not the primary's %d", i, p, primary)
+		}
+	}
 }

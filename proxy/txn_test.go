@@ -8,7 +8,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -532,5 +534,75 @@ func TestCopyInBatchSentInParts(t *testing.T) {
 				t.Fatalf("copied %s rows, want 3", got)
 			}
 		})
+	}
+}
+
+// A session setting that no longer applies on another server connection
+// (here, a text search configuration dropped meanwhile) cannot be
+// replayed there. The client's request still runs, as it would have on
+// its own connection, but the client is warned with the server's
+// SQLSTATE, and the connection, whose settings the proxy no longer
+// knows, is not lent again.
+func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 5, "30s"))
+	ctx := ctxT(t, 60*time.Second)
+	admin := h.ninja(t)
+	if _, err := admin.Exec(ctx, "drop text search configuration if exists pgninja_test_ts; create text search configuration pgninja_test_ts (copy = english)"); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var notices []*pgconn.Notice
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
+		mu.Lock()
+		notices = append(notices, n)
+		mu.Unlock()
+	}
+	c, err := pgx.ConnectConfig(ctx, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(ctx)
+	if _, err := c.Exec(ctx, "set default_text_search_config = 'public.pgninja_test_ts'"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "drop text search configuration pgninja_test_ts"); err != nil {
+		t.Fatal(err)
+	}
+	// Another client holds the connection the setting was made on, so the
+	// next request goes to one that must be brought to it.
+	holder, err := h.ninja(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Rollback(ctx)
+	closed := func() (n uint64) {
+		h.pools.Each(func(_ pool.Key, p *pool.Pool) { n += p.Stats().Closed })
+		return n
+	}
+	closedBefore := closed()
+	var one int
+	if err := c.QueryRow(ctx, "select 1").Scan(&one); err != nil || one != 1 {
+		t.Fatalf("the request behind the failed replay: %v", err)
+	}
+	mu.Lock()
+	got := notices
+	mu.Unlock()
+	// pgx prepares and then executes: two requests, each on a connection
+	// of its own, each warned.
+	if len(got) == 0 {
+		t.Fatal("no warning that the session's setting could not be replayed")
+	}
+	for _, n := range got {
+		if n.Severity != "WARNING" || n.Code != "22023" || !strings.Contains(n.Message, "pgninja_test_ts") {
+			t.Fatalf("want WARNING 22023 naming the configuration, got %s %s %s", n.Severity, n.Code, n.Message)
+		}
+	}
+	waitFor(t, 5*time.Second, "the connection closed, not lent again", func() bool { return closed() > closedBefore })
+	if _, err := c.Exec(ctx, "reset default_text_search_config"); err != nil {
+		t.Fatal(err)
 	}
 }
