@@ -177,7 +177,7 @@ func (s *Session) executed(e expect, status byte, failed bool) {
 		return
 	}
 	if e.lsnFollows {
-		s.commitTables = commit.Tables
+		s.commitTables, s.commitSchema = commit.Tables, commit.Schema
 		s.commitWaiting = true
 		return
 	}
@@ -214,6 +214,9 @@ func (s *Session) committedAt(lsn router.LSN) {
 	s.commitWaiting = false
 	s.rs.Committed(lsn)
 	s.srv.router.Tracker().NoteCommit(s.rs.ClientKey, s.commitTables, lsn)
+	if s.commitSchema {
+		s.srv.router.Tracker().NoteSchema(lsn)
+	}
 }
 
 // commitPositionLost settles a commit whose WAL-position read failed:

@@ -137,6 +137,7 @@ type Session struct {
 	leaseDecision router.Decision
 	leaseDone     chan struct{}
 	commitTables  []string
+	commitSchema  bool
 	commitWaiting bool
 	// rerouteOK: the request being sent may be run again on the primary
 	// if its server connection dies before answering (see reroute.go);

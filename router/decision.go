@@ -64,6 +64,7 @@ const (
 	// Replica-bound reads that ended on the primary.
 	ReasonReadYourWrites   Reason = "read_your_writes"   // no replica has replayed the client's last commit
 	ReasonTableLSN         Reason = "table_lsn"          // no replica has replayed the last write to a table read
+	ReasonSchemaLSN        Reason = "schema_lsn"         // no replica has replayed the last schema change made through the proxy
 	ReasonNoHealthyReplica Reason = "no_healthy_replica" // none in rotation
 	ReasonPrimaryRead      Reason = "primary_read"       // the primary's read weight won the rotation
 

@@ -30,6 +30,7 @@ type goldenCase struct {
 	Backends    []ReplicaState    `json:"backends,omitempty"`
 	TableLSNs   map[string]LSN    `json:"table_lsns,omitempty"`
 	ClientLSNs  map[string]LSN    `json:"client_lsns,omitempty"`
+	SchemaLSN   LSN               `json:"schema_lsn,omitempty"` // the last schema change through the proxy
 	Volatility  map[string]string `json:"volatility,omitempty"` // a loaded pg_proc: name -> immutable|stable|volatile
 	Want        goldenWant        `json:"want"`
 }
@@ -143,6 +144,9 @@ func runGolden(t *testing.T, classifier *parser.Classifier, tc *goldenCase) gold
 	}
 	for client, lsn := range tc.ClientLSNs {
 		tracker.NoteCommit(client, nil, lsn)
+	}
+	if tc.SchemaLSN != 0 {
+		tracker.NoteSchema(tc.SchemaLSN)
 	}
 	r := New(Config{Consistency: tc.Consistency}, backends, WithTracker(tracker))
 

@@ -12,7 +12,7 @@ type Consistency uint8
 
 const (
 	// ReadYourWrites (the default): a client's reads see its own committed
-	// writes.
+	// writes, and every schema change made through this proxy.
 	ReadYourWrites Consistency = iota
 	// TableConsistency: additionally, reads of a table see every write to
 	// it made through this proxy, by any client.
@@ -65,11 +65,17 @@ func (c *Consistency) UnmarshalText(b []byte) error {
 // primary needlessly, while under-matching would return stale rows.
 // Writes reaching a table through a view, trigger or function are not
 // seen; read_your_writes still covers the writing client itself.
+//
+// Schema changes are shared with every client in every mode but eventual:
+// a table one client creates (or alters) must not be missing for another
+// whose read lands on a replica that has not replayed it yet, as after a
+// migration or a "pgbench -i" run through the proxy.
 type LSNTracker struct {
 	mu      sync.RWMutex
 	tables  map[string]LSN
 	clients map[string]LSN
 	max     atomic.Uint64
+	schema  atomic.Uint64
 }
 
 // NewLSNTracker returns an empty tracker.
@@ -103,6 +109,21 @@ func (t *LSNTracker) NoteCommit(client string, tables []string, lsn LSN) {
 		}
 	}
 }
+
+// NoteSchema records a commit at lsn that changed the schema.
+func (t *LSNTracker) NoteSchema(lsn LSN) {
+	t.bumpMax(lsn)
+	for {
+		cur := t.schema.Load()
+		if uint64(lsn) <= cur || t.schema.CompareAndSwap(cur, uint64(lsn)) {
+			return
+		}
+	}
+}
+
+// Schema is the LSN of the last schema change recorded: every client's
+// reads wait for it.
+func (t *LSNTracker) Schema() LSN { return LSN(t.schema.Load()) }
 
 // NoteWrite records a write to tables committed at lsn.
 func (t *LSNTracker) NoteWrite(tables []string, lsn LSN) { t.NoteCommit("", tables, lsn) }

@@ -26,7 +26,7 @@ func allReasons() []Reason {
 		ReasonWrite, ReasonDDL, ReasonVolatile, ReasonLocking, ReasonUtility, ReasonSession,
 		ReasonUnknown, ReasonParseError, ReasonExplicitTxn, ReasonSessionPin, ReasonNonstdString,
 		ReasonReplicaRead, ReasonReadOnlyTxn, ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint,
-		ReasonInvalidHint, ReasonReadYourWrites, ReasonTableLSN, ReasonNoHealthyReplica,
+		ReasonInvalidHint, ReasonReadYourWrites, ReasonTableLSN, ReasonSchemaLSN, ReasonNoHealthyReplica,
 		ReasonPrimaryRead, ReasonNoPrimary,
 	}
 }

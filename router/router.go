@@ -139,12 +139,15 @@ func (r *Router) required(c *parser.Classification, s *SessionState) (LSN, Reaso
 	if r.cfg.Consistency == Eventual {
 		return 0, ""
 	}
-	req := s.LastCommitLSN
+	req, reason := s.LastCommitLSN, ReasonReadYourWrites
 	if l := r.tracker.Client(s.ClientKey); l > req {
 		req = l
 	}
+	if l := r.tracker.Schema(); l > req {
+		req, reason = l, ReasonSchemaLSN
+	}
 	if r.cfg.Consistency != TableConsistency {
-		return req, ReasonReadYourWrites
+		return req, reason
 	}
 	// A transaction being opened will read tables not named yet.
 	var tbl LSN
@@ -156,7 +159,7 @@ func (r *Router) required(c *parser.Classification, s *SessionState) (LSN, Reaso
 	if tbl > req {
 		return tbl, ReasonTableLSN
 	}
-	return req, ReasonReadYourWrites
+	return req, reason
 }
 
 func onPrimary(snap *Snapshot, d Decision) Decision {

@@ -261,6 +261,42 @@ func TestSessionExecuted(t *testing.T) {
 			t.Fatalf("commit %+v state %+v", cm, s)
 		}
 	})
+	t.Run("schema changes are marked for every client", func(t *testing.T) {
+		onP := Decision{Target: Primary, Backend: "primary"}
+		tests := []struct {
+			name   string
+			stmts  []string
+			schema bool
+		}{
+			{"autocommit DDL", []string{"CREATE TABLE t (i int)"}, true},
+			{"autocommit write", []string{"INSERT INTO t VALUES (1)"}, false},
+			{"DDL inside a transaction", []string{"BEGIN", "INSERT INTO t VALUES (1)", "ALTER TABLE t ADD j int", "INSERT INTO t VALUES (2)", "COMMIT"}, true},
+			{"writes inside a transaction", []string{"BEGIN", "INSERT INTO t VALUES (1)", "COMMIT"}, false},
+			{"DDL in one string", []string{"BEGIN; CREATE INDEX ON t (i); COMMIT"}, true},
+		}
+		for _, tt := range tests {
+			s := &SessionState{}
+			var cm Commit
+			for i, sql := range tt.stmts {
+				status := byte('T')
+				if i == len(tt.stmts)-1 {
+					status = 'I'
+				}
+				cm = s.Executed(c(sql), onP, Outcome{TxStatus: status})
+			}
+			if !cm.Needed || cm.Schema != tt.schema {
+				t.Errorf("%s: commit %+v, want schema %v", tt.name, cm, tt.schema)
+			}
+		}
+		// The mark ends with its transaction.
+		s := &SessionState{}
+		s.Executed(c("BEGIN"), onP, Outcome{TxStatus: 'T'})
+		s.Executed(c("DROP TABLE t"), onP, Outcome{TxStatus: 'T'})
+		s.Executed(c("COMMIT"), onP, Outcome{TxStatus: 'I'})
+		if cm := s.Executed(c("INSERT INTO u VALUES (1)"), onP, Outcome{TxStatus: 'I'}); cm.Schema {
+			t.Errorf("a later write inherited the schema mark: %+v", cm)
+		}
+	})
 	t.Run("rollback and failed transactions commit nothing", func(t *testing.T) {
 		s := &SessionState{}
 		s.Executed(c("BEGIN"), onPrimary, Outcome{TxStatus: 'T'})

@@ -53,6 +53,7 @@ type SessionState struct {
 
 	txnWrote  bool
 	txnFailed bool
+	txnSchema bool
 	txnTables []string
 
 	// startup holds the defaults the client's startup packet set, which
@@ -107,6 +108,9 @@ type Commit struct {
 	// Tables written, for per-table tracking (may be incomplete: a
 	// function can write anything).
 	Tables []string
+	// Schema: the commit changed the schema (DDL), which every client's
+	// reads wait for (LSNTracker.NoteSchema).
+	Schema bool
 }
 
 // pinning are the Pins that tie a session to its server connection.
@@ -123,6 +127,7 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 		}
 	}
 	wrote := d.Target == Primary && c.MayWrite()
+	schema := wrote && c.Kind == parser.DDL
 
 	if out.TxStatus == 'T' || out.TxStatus == 'E' {
 		if !s.InTxn || !s.TxnBound {
@@ -134,6 +139,7 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 		}
 		if wrote {
 			s.txnWrote = true
+			s.txnSchema = s.txnSchema || schema
 			s.txnTables = appendNew(s.txnTables, c.WriteTables)
 		}
 		s.txnFailed = out.TxStatus == 'E'
@@ -144,7 +150,8 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 	commit := Commit{}
 	if (s.InTxn && s.txnWrote) || wrote {
 		if !onlyEnds(c, s.InTxn && s.txnFailed) {
-			commit = Commit{Needed: true, Tables: appendNew(s.txnTables, c.WriteTables)}
+			commit = Commit{Needed: true, Tables: appendNew(s.txnTables, c.WriteTables),
+				Schema: (s.InTxn && s.txnSchema) || schema}
 		}
 	}
 	s.endTxn()
@@ -173,7 +180,7 @@ func onlyEnds(c *parser.Classification, failed bool) bool {
 func (s *SessionState) endTxn() {
 	s.InTxn, s.TxnBound, s.TxnBackend, s.TxnReason = false, false, "", ""
 	s.TxnTarget, s.TxnReadOnly = Primary, parser.AccessUnspecified
-	s.txnWrote, s.txnFailed, s.txnTables = false, false, nil
+	s.txnWrote, s.txnFailed, s.txnSchema, s.txnTables = false, false, false, nil
 }
 
 // txnReason is the reason reported for every statement of a transaction
