@@ -73,14 +73,6 @@ func (s *Session) login(pkt *startupPacket) error {
 		if err := s.rs.ApplyStartup(s.params.startup); err != nil {
 			return pgerr.Fatal(pgerr.InvalidParameterValue, "%s", err.Error())
 		}
-		// A new connection reads nothing older than the commits made
-		// through this proxy before it connected: an application that
-		// writes on one connection and reads on the next (a connection
-		// per request, a pool handing out another) never reads back in
-		// time. Replicas pass that position within moments.
-		if s.srv.consistency != router.Eventual {
-			s.rs.Committed(s.srv.router.Tracker().Max())
-		}
 	}
 	lease := s.leaseForSession()
 	if err := s.checkStartupSettings(lease); err != nil {

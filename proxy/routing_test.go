@@ -244,34 +244,6 @@ func TestSchemaChangeSeenByEveryClient(t *testing.T) {
 	})
 }
 
-// A client that writes and leaves, and the client that connects next,
-// are one application to its users (a connection per request): the new
-// connection sees the commit, in read_your_writes mode too, though the
-// only replica applies WAL 2 s late.
-func TestNewConnectionSeesCommitsMadeBeforeIt(t *testing.T) {
-	eachModeWithSlowReplica(t, func(t *testing.T, h *harness, slow *testbed.Replica, mode string) {
-		ctx := ctxT(t, 60*time.Second)
-		table := "conn_seen_" + mode
-		setup := h.ninja(t)
-		if _, err := setup.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s; create table %[1]s(id int primary key)", table)); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(2500 * time.Millisecond) // the DDL reaches the replica
-		waitServesReads(t, h, slow.Port)
-		for i := 0; i < 5; i++ {
-			w := h.ninja(t)
-			if _, err := w.Exec(ctx, fmt.Sprintf("insert into %s values ($1)", table), i); err != nil {
-				t.Fatal(err)
-			}
-			w.Close(ctx)
-			var seen bool
-			if err := h.ninja(t).QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
-				t.Fatalf("write %d not visible to the next connection: %v", i, err)
-			}
-		}
-	})
-}
-
 func TestReplicaStoppedMidLoad(t *testing.T) {
 	env := testbed.Require(t)
 	rep := env.StartReplica(t)
