@@ -273,6 +273,8 @@ func TestSessionExecuted(t *testing.T) {
 			{"DDL inside a transaction", []string{"BEGIN", "INSERT INTO t VALUES (1)", "ALTER TABLE t ADD j int", "INSERT INTO t VALUES (2)", "COMMIT"}, true},
 			{"writes inside a transaction", []string{"BEGIN", "INSERT INTO t VALUES (1)", "COMMIT"}, false},
 			{"DDL in one string", []string{"BEGIN; CREATE INDEX ON t (i); COMMIT"}, true},
+			{"a temp table is no one else's", []string{"CREATE TEMP TABLE tt (i int)"}, false},
+			{"a temp table beside real DDL", []string{"CREATE TEMP TABLE tt (i int); CREATE TABLE t2 (i int)"}, true},
 		}
 		for _, tt := range tests {
 			s := &SessionState{}

@@ -127,7 +127,7 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 		}
 	}
 	wrote := d.Target == Primary && c.MayWrite()
-	schema := wrote && c.Kind == parser.DDL
+	schema := wrote && c.Kind == parser.DDL && !onlyTemp(c)
 
 	if out.TxStatus == 'T' || out.TxStatus == 'E' {
 		if !s.InTxn || !s.TxnBound {
@@ -156,6 +156,15 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 	}
 	s.endTxn()
 	return commit
+}
+
+// onlyTemp reports whether c is a single statement that creates a
+// temporary object: no other session can see it, so it is no schema
+// change that their reads should wait for. (Each such wait lasts until
+// the next replica poll, and some applications make a temp table per
+// request.)
+func onlyTemp(c *parser.Classification) bool {
+	return c.Pins.Has(parser.PinTempTable) && len(c.StatementKinds) == 1
 }
 
 // onlyEnds reports whether c cannot have committed anything: it is nothing
