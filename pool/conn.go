@@ -105,48 +105,71 @@ func newConn(hj *pgconn.HijackedConn, addr string) *Conn {
 // for the proxy's own housekeeping (reset, liveness), never for client
 // traffic, and returns the first server error.
 func (c *Conn) Exec(ctx context.Context, sql string) error {
+	failed, err := c.ExecEach(ctx, []string{sql})
+	if err != nil {
+		return err
+	}
+	return failed[0]
+}
+
+// ExecEach runs each statement as a simple query of its own, all sent in
+// one write, so that one failing does not stop the rest, and returns each
+// one's first server error (nil when it succeeded). err is a failure of
+// the connection itself, which is then broken.
+func (c *Conn) ExecEach(ctx context.Context, stmts []string) (failed []error, err error) {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 		defer c.SetDeadline(time.Time{})
 	}
-	buf := wire.Append(c.scratch[:0], &pgproto3.Query{String: sql})
+	buf := c.scratch[:0]
+	for _, sql := range stmts {
+		buf = wire.Append(buf, &pgproto3.Query{String: sql})
+	}
 	if _, err := c.W.Write(buf); err != nil {
 		c.broken = true
-		return err
+		return nil, err
 	}
 	if err := c.W.Flush(); err != nil {
 		c.broken = true
-		return err
+		return nil, err
 	}
-	var firstErr error
+	failed = make([]error, len(stmts))
+	for i := range stmts {
+		if failed[i], err = c.untilReady(); err != nil {
+			c.broken = true
+			return nil, err
+		}
+	}
+	return failed, nil
+}
+
+// untilReady reads one query's answer up to its ReadyForQuery, skipping
+// everything but errors, and returns the first server error in it.
+func (c *Conn) untilReady() (firstErr, err error) {
 	for {
 		typ, n, err := wire.ReadHeader(c.R, 1<<30)
 		if err != nil {
-			c.broken = true
-			return err
+			return nil, err
 		}
 		body, err := wire.Body(c.R, n, &c.scratch)
 		if err != nil {
-			c.broken = true
-			return err
+			return nil, err
 		}
 		switch typ {
 		case 'E':
 			if firstErr == nil {
 				var er pgproto3.ErrorResponse
 				if err := er.Decode(body); err != nil {
-					c.broken = true
-					return err
+					return nil, err
 				}
 				firstErr = pgconn.ErrorResponseToPgError(&er)
 			}
 		case 'Z':
 			if len(body) != 1 {
-				c.broken = true
-				return fmt.Errorf("malformed ReadyForQuery")
+				return nil, fmt.Errorf("malformed ReadyForQuery")
 			}
 			c.TxStatus = body[0]
-			return firstErr
+			return firstErr, nil
 		}
 	}
 }

@@ -108,10 +108,10 @@ func (p *paramSet) reported(server map[string]string) map[string]string {
 var emptyParamsHash = hashParams(nil)
 
 // syncSQL returns the statements that bring a server connection in state
-// st to p, and records that they will have run; "" when st matches.
-func (p *paramSet) syncSQL(st *serverState) string {
+// st to p, and records that they will have run; none when st matches.
+func (p *paramSet) syncSQL(st *serverState) []string {
 	if st.paramsHash == p.hash {
-		return ""
+		return nil
 	}
 	var stmts []string
 	for k, sql := range p.apply {
@@ -130,7 +130,7 @@ func (p *paramSet) syncSQL(st *serverState) string {
 		st.params[k] = v
 	}
 	st.paramsHash = p.hash
-	return strings.Join(stmts, "; ")
+	return stmts
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

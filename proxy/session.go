@@ -3,15 +3,19 @@ package proxy
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // phase is where the client side of a session stands.
@@ -217,6 +221,7 @@ func (s *Session) releasable(status byte) bool {
 // replica waits for that lease to end rather than run on the replica.
 func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d router.Decision, fresh bool, err error) {
 	noPrimaryUntil := time.Now().Add(2 * s.st.cfg.Routing.HealthCheckInterval)
+	syncTries := 0
 	for {
 		s.mu.Lock()
 		c, d, done := s.lease, s.leaseDecision, s.leaseDone
@@ -248,6 +253,11 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		c, d, err := s.acquire(d)
 		if err != nil {
 			return nil, d, false, err
+		}
+		if ok, err := s.bringUp(c, &syncTries); err != nil {
+			return nil, d, false, err
+		} else if !ok {
+			continue
 		}
 		s.attach(c, d)
 		return c, d, true, nil
@@ -299,12 +309,74 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 	return c, d, err
 }
 
+// bringUp brings a newly leased connection to the client's session
+// settings before anything of the client's goes out on it. That costs a
+// round trip, and only when the connection's last client had other
+// settings; pipelined ahead of the request, a setting that failed to
+// apply (a RESET cancelled by the 1 ms statement_timeout it was removing,
+// left by the last client) let the request run with another client's
+// setting. Each setting runs as a query of its own, so one failing does
+// not leave the rest (search_path, say) unset.
+//
+// When one fails the connection is closed, whatever it then holds, and
+// bringUp answers false once so that the caller leases another. If that
+// fails too, the failure is the client's own (a setting that no longer
+// applies, such as a dropped text search configuration): the request
+// runs without it, and the client is warned with the server's SQLSTATE.
+// A connection that breaks meanwhile is replaced twice, then its error
+// is the request's.
+func (s *Session) bringUp(c *pool.Conn, tries *int) (ok bool, err error) {
+	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
+	s.mu.Lock()
+	stmts := s.params.syncSQL(st)
+	s.mu.Unlock()
+	if len(stmts) == 0 {
+		return true, nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
+	failed, err := c.ExecEach(ctx, stmts)
+	cancel()
+	if err == nil && !slices.ContainsFunc(failed, func(e error) bool { return e != nil }) {
+		return true, nil
+	}
+	c.MarkBroken()
+	if err != nil || *tries == 0 {
+		*tries++
+		c.Pool().Release(c, false)
+		if err != nil && *tries > 2 {
+			return false, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure,
+				"pgninja: server connection lost while applying this session's settings")
+		}
+		s.srv.log.Debug("bringing a server connection to the session's settings failed; trying another",
+			"user", s.l.user.Name, "err", err, "failed", failed)
+		return false, nil
+	}
+	for _, e := range failed {
+		if e != nil {
+			s.warnSetting(e)
+		}
+	}
+	return true, nil
+}
+
+// warnSetting tells the client that one of its session settings could
+// not be applied on its new server connection.
+func (s *Session) warnSetting(err error) {
+	r := pgerr.Response(err)
+	s.srv.log.Warn("pgninja session setting failed on a server connection", "user", s.l.user.Name,
+		"code", r.Code, "message", r.Message)
+	warn := wire.Append(nil, &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING",
+		Code: r.Code, Message: "pgninja: a setting of this session could not be applied on its server connection: " + r.Message,
+		Detail: r.Detail, Hint: "The request runs without it; RESET the setting, or set it again, to stop this warning."})
+	_ = s.forwardSmall('N', warn[5:], false)
+}
+
 // attach makes c the session's lease and brings it to the client's
 // session settings; the caller starts the relay once the request is out.
 func (s *Session) attach(c *pool.Conn, d router.Decision) {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
-	sync := s.params.syncSQL(st)
+	sync := strings.Join(s.params.syncSQL(st), "; ")
 	s.lease = c
 	s.leaseDecision = d
 	s.leaseDone = make(chan struct{})
