@@ -72,6 +72,18 @@ func (p *paramSet) track(sets []parser.SetParam) {
 	p.rehash()
 }
 
+// forget drops the setting that stmt (from syncSQL) establishes: it no
+// longer applies on the servers, and replaying it on every connection
+// would only fail there again.
+func (p *paramSet) forget(stmt string) {
+	for k, sql := range p.apply {
+		if sql == stmt {
+			delete(p.apply, k)
+		}
+	}
+	p.rehash()
+}
+
 func hashParams(m map[string]string) uint64 {
 	keys := make([]string, 0, len(m))
 	for k := range m {

@@ -254,10 +254,15 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		if err != nil {
 			return nil, d, false, err
 		}
-		if ok, err := s.bringUp(c, &syncTries); err != nil {
-			return nil, d, false, err
-		} else if !ok {
-			continue
+		// A session-mode lease comes reset (DISCARD ALL), so nothing of
+		// another client's can break its settings: they go out with the
+		// request, as at login.
+		if s.l.mode != config.PoolSession {
+			if ok, err := s.bringUp(c, &syncTries); err != nil {
+				return nil, d, false, err
+			} else if !ok {
+				continue
+			}
 		}
 		s.attach(c, d)
 		return c, d, true, nil
@@ -322,7 +327,9 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 // bringUp answers false once so that the caller leases another. If that
 // fails too, the failure is the client's own (a setting that no longer
 // applies, such as a dropped text search configuration): the request
-// runs without it, and the client is warned with the server's SQLSTATE.
+// runs without it, the client is warned with the server's SQLSTATE, and
+// the session stops replaying it, rather than fail and close two server
+// connections on every request.
 // A connection that breaks meanwhile is replaced twice, then its error
 // is the request's.
 func (s *Session) bringUp(c *pool.Conn, tries *int) (ok bool, err error) {
@@ -351,8 +358,11 @@ func (s *Session) bringUp(c *pool.Conn, tries *int) (ok bool, err error) {
 			"user", s.l.user.Name, "err", err, "failed", failed)
 		return false, nil
 	}
-	for _, e := range failed {
+	for i, e := range failed {
 		if e != nil {
+			s.mu.Lock()
+			s.params.forget(stmts[i])
+			s.mu.Unlock()
 			s.warnSetting(e)
 		}
 	}
@@ -367,7 +377,7 @@ func (s *Session) warnSetting(err error) {
 		"code", r.Code, "message", r.Message)
 	warn := wire.Append(nil, &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING",
 		Code: r.Code, Message: "pgninja: a setting of this session could not be applied on its server connection: " + r.Message,
-		Detail: r.Detail, Hint: "The request runs without it; RESET the setting, or set it again, to stop this warning."})
+		Detail: r.Detail, Hint: "This session goes on without it; set it again once it applies."})
 	_ = s.forwardSmall('N', warn[5:], false)
 }
 
