@@ -88,22 +88,35 @@ func TestAcquireRedialsARestartingServer(t *testing.T) {
 	}
 }
 
-// TryAcquire says at once that it has nothing, even when the server is
-// only restarting: a login checking its settings does not wait for one.
-func TestTryAcquireDoesNotWaitForARestartingServer(t *testing.T) {
-	var dials atomic.Int32
-	dial := func(ctx context.Context, tg Target) (*Conn, error) {
-		dials.Add(1)
-		return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is starting up"}
+// Callers that do not wait for a restarting server are told at once:
+// TryAcquire (a login checking its settings) and AcquireIfUp (a read
+// routed to a replica, which has the primary to go to).
+func TestAcquireWithoutWaitingForARestartingServer(t *testing.T) {
+	tests := []struct {
+		name    string
+		acquire func(*Pool, context.Context) (*Conn, error)
+	}{
+		{"TryAcquire", (*Pool).TryAcquire},
+		{"AcquireIfUp", (*Pool).AcquireIfUp},
 	}
-	o := opts(1)
-	o.AcquireTimeout = 5 * time.Second
-	p := New(Target{}, o, dial)
-	if _, err := p.TryAcquire(context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
-		t.Fatalf("want the server's 57P03, got %v", err)
-	}
-	if n := dials.Load(); n != 1 {
-		t.Fatalf("TryAcquire dialled %d times, want once", n)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var dials atomic.Int32
+			dial := func(ctx context.Context, tg Target) (*Conn, error) {
+				dials.Add(1)
+				return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is starting up"}
+			}
+			o := opts(1)
+			o.AcquireTimeout = time.Minute
+			o.RestartWait = time.Minute
+			p := New(Target{}, o, dial)
+			if _, err := tt.acquire(p, context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
+				t.Fatalf("want the server's 57P03, got %v", err)
+			}
+			if n := dials.Load(); n != 1 {
+				t.Fatalf("dialled %d times, want once", n)
+			}
+		})
 	}
 }
 
@@ -180,26 +193,6 @@ func TestServerDownPastRestartWaitFailsAtOnce(t *testing.T) {
 		t.Fatalf("holding the only idle one, an acquire across a new restart: %v", err)
 	}
 	p.Release(c2, false)
-}
-
-// A caller with another server to go to (a read routed to a replica)
-// is told at once that the server refuses.
-func TestAcquireIfUpDoesNotWaitForARestartingServer(t *testing.T) {
-	var dials atomic.Int32
-	dial := func(ctx context.Context, tg Target) (*Conn, error) {
-		dials.Add(1)
-		return nil, &pgconn.PgError{Severity: "FATAL", Code: pgerr.CannotConnectNow, Message: "the database system is shutting down"}
-	}
-	o := opts(1)
-	o.AcquireTimeout = time.Minute
-	o.RestartWait = time.Minute
-	p := New(Target{}, o, dial)
-	if _, err := p.AcquireIfUp(context.Background()); pgerr.SQLState(err) != pgerr.CannotConnectNow {
-		t.Fatalf("want the server's 57P03, got %v", err)
-	}
-	if n := dials.Load(); n != 1 {
-		t.Fatalf("AcquireIfUp dialled %d times, want once", n)
-	}
 }
 
 // A client queued behind another that is dialling a down server is not
