@@ -329,9 +329,8 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 // applies, such as a dropped text search configuration): the request
 // runs without it, the client is warned with the server's SQLSTATE, and
 // the session stops replaying it, rather than fail and close two server
-// connections on every request.
-// A connection that breaks meanwhile is replaced twice, then its error
-// is the request's.
+// connections on every request. A connection that breaks meanwhile is
+// replaced twice, then its error is the request's.
 func (s *Session) bringUp(c *pool.Conn, tries *int) (ok bool, err error) {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
