@@ -104,9 +104,10 @@ func newConn(hj *pgconn.HijackedConn, addr string) *Conn {
 // Exec runs sql with the simple protocol and waits for ReadyForQuery. It is
 // for the proxy's own housekeeping (reset, liveness), never for client
 // traffic, and returns the first server error.
+// Every session's reset runs through it, so it allocates nothing.
 func (c *Conn) Exec(ctx context.Context, sql string) error {
-	failed, err := c.ExecEach(ctx, []string{sql})
-	if err != nil {
+	var failed [1]error
+	if err := c.execInto(ctx, []string{sql}, failed[:]); err != nil {
 		return err
 	}
 	return failed[0]
@@ -117,6 +118,15 @@ func (c *Conn) Exec(ctx context.Context, sql string) error {
 // one's first server error (nil when it succeeded). err is a failure of
 // the connection itself, which is then broken.
 func (c *Conn) ExecEach(ctx context.Context, stmts []string) (failed []error, err error) {
+	failed = make([]error, len(stmts))
+	if err := c.execInto(ctx, stmts, failed); err != nil {
+		return nil, err
+	}
+	return failed, nil
+}
+
+// execInto is ExecEach with failed given, one slot per statement.
+func (c *Conn) execInto(ctx context.Context, stmts []string, failed []error) error {
 	if dl, ok := ctx.Deadline(); ok {
 		_ = c.SetDeadline(dl)
 		defer c.SetDeadline(time.Time{})
@@ -127,20 +137,20 @@ func (c *Conn) ExecEach(ctx context.Context, stmts []string) (failed []error, er
 	}
 	if _, err := c.W.Write(buf); err != nil {
 		c.broken = true
-		return nil, err
+		return err
 	}
 	if err := c.W.Flush(); err != nil {
 		c.broken = true
-		return nil, err
+		return err
 	}
-	failed = make([]error, len(stmts))
 	for i := range stmts {
+		var err error
 		if failed[i], err = c.untilReady(); err != nil {
 			c.broken = true
-			return nil, err
+			return err
 		}
 	}
-	return failed, nil
+	return nil
 }
 
 // untilReady reads one query's answer up to its ReadyForQuery, skipping

@@ -1,7 +1,6 @@
 package pool
 
 import (
-	"context"
 	"sync/atomic"
 	"testing"
 
@@ -12,14 +11,7 @@ func TestCollectorReportsEachPool(t *testing.T) {
 	var n atomic.Int32
 	m := NewManager(fakeDial(&n, nil))
 	p := m.Get(Key{Backend: "primary", Database: "db", User: "u"}, Target{}, opts(3))
-	a, err := p.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := mustAcquire(t, p), mustAcquire(t, p)
 	p.Release(b, false)
 	defer p.Release(a, false)
 

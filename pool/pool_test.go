@@ -28,6 +28,16 @@ func fakeDial(count *atomic.Int32, fail *atomic.Bool) DialFunc {
 	}
 }
 
+// mustAcquire lends a connection from p or fails the test.
+func mustAcquire(t *testing.T, p *Pool) *Conn {
+	t.Helper()
+	c, err := p.Acquire(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
 func opts(max int) Options {
 	return Options{MaxSize: max, AcquireTimeout: 200 * time.Millisecond, ReserveTimeout: time.Hour,
 		IdleTimeout: time.Hour, MaxLifetime: time.Hour, HealthCheckAfter: time.Hour}
@@ -284,14 +294,7 @@ func TestServerClosedIdleConnectionIsNotLent(t *testing.T) {
 func TestBrokenConnectionMakesIdleOnesSuspect(t *testing.T) {
 	servers := make(chan net.Conn, 4)
 	p := New(Target{}, opts(3), tcpDial(t, servers))
-	a, err := p.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := p.Acquire(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b := mustAcquire(t, p), mustAcquire(t, p)
 	srvA, srvB := <-servers, <-servers
 	p.Release(b, false)
 	// The server goes down: both connections are closed by it.

@@ -322,10 +322,6 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.pending = s.pending[1:]
 	}
 	injected := e.injected
-	if injected && s.gone && sawError {
-		// A cleanup statement failed: the connection's state is unknown.
-		c.MarkBroken()
-	}
 	if e.reset && !sawError {
 		c.State = nil // what the proxy knew of the session is gone with it
 	}
@@ -459,8 +455,14 @@ func (s *Session) injectedFailed(c *pool.Conn, body []byte, clientDead bool) err
 	if clientDead || gone {
 		return nil
 	}
-	warn := wire.Append(nil, &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING",
-		Code: er.Code, Message: "pgninja: a statement the proxy ran for this session on its server connection failed: " + er.Message,
-		Detail: er.Detail})
-	return s.forwardSmall('N', warn[5:], false)
+	return s.warn(&pgproto3.NoticeResponse{Code: er.Code, Detail: er.Detail,
+		Message: "pgninja: a statement the proxy ran for this session on its server connection failed: " + er.Message})
+}
+
+// warn queues a WARNING for the client, to go out with what it is sent
+// next; n's Severity is filled in.
+func (s *Session) warn(n *pgproto3.NoticeResponse) error {
+	n.Severity, n.SeverityUnlocalized = "WARNING", "WARNING"
+	msg := wire.Append(nil, n)
+	return s.forwardSmall('N', msg[wire.HeaderLen:], false)
 }

@@ -190,7 +190,9 @@ func (s *Session) replayable() bool {
 	return true
 }
 
-// primaryInstead is where a rerouted read goes.
+// primaryInstead is where a read goes that its replica cannot take: one
+// run again after its server died, or one whose replica has no
+// connection to give.
 func (s *Session) primaryInstead() router.Decision {
 	return router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
 }

@@ -11,7 +11,6 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
-	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
@@ -299,7 +298,7 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error) {
 	p, ok := s.poolFor(d.Backend)
 	if !ok {
-		p, d = s.pool, router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
+		p, d = s.pool, s.primaryInstead()
 	}
 	acquire := p.Acquire
 	if d.Target == router.Replica {
@@ -308,7 +307,7 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 	c, err := acquire(context.Background())
 	if err != nil && d.Target == router.Replica {
 		s.srv.log.Debug("replica unavailable; using the primary", "backend", d.Backend, "err", err)
-		d = router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoHealthyReplica}
+		d = s.primaryInstead()
 		c, err = s.pool.Acquire(context.Background())
 	}
 	return c, d, err
@@ -374,10 +373,9 @@ func (s *Session) warnSetting(err error) {
 	r := pgerr.Response(err)
 	s.srv.log.Warn("pgninja session setting failed on a server connection", "user", s.l.user.Name,
 		"code", r.Code, "message", r.Message)
-	warn := wire.Append(nil, &pgproto3.NoticeResponse{Severity: "WARNING", SeverityUnlocalized: "WARNING",
-		Code: r.Code, Message: "pgninja: a setting of this session could not be applied on its server connection: " + r.Message,
-		Detail: r.Detail, Hint: "This session goes on without it; set it again once it applies."})
-	_ = s.forwardSmall('N', warn[5:], false)
+	_ = s.warn(&pgproto3.NoticeResponse{Code: r.Code, Detail: r.Detail,
+		Message: "pgninja: a setting of this session could not be applied on its server connection: " + r.Message,
+		Hint:    "This session goes on without it; set it again once it applies."})
 }
 
 // attach makes c the session's lease and brings it to the client's
