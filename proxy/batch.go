@@ -21,8 +21,10 @@ const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock 
 // batch is a request rewritten for one server connection.
 type batch struct {
 	out []byte
-	// injected counts whole queries placed before the client's request,
-	// each owed one ReadyForQuery the client must not see.
+	// pre holds whole queries the proxy places before the client's
+	// request (see inject); injected counts them, each owed one
+	// ReadyForQuery the client must not see.
+	pre      []byte
 	injected int
 	plan     *plan
 	// sets are the session settings the request changes if it commits.
@@ -94,8 +96,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.plan.add(op{kind: opSync})
 		case 'Q':
 			b.unnamed = 0
-			refusal := s.buildQuery(b, st, msg, body)
-			b.plan.add(op{kind: opQuery, refusal: refusal})
+			b.plan.add(s.buildQuery(b, st, msg, body))
 		case 'F':
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opFunc})
@@ -103,8 +104,18 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.out = append(b.out, msg...)
 		}
 	}
+	if len(b.pre) > 0 {
+		b.out = append(b.pre, b.out...)
+	}
 	s.out = b.out
 	return b
+}
+
+// inject places query before the client's request, whatever the request
+// holds: its answer then precedes all of the request's answers.
+func (b *batch) inject(query string) {
+	b.pre = appendQuery(b.pre, query)
+	b.injected++
 }
 
 func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
@@ -133,7 +144,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		b.plan.add(op{kind: opParse})
 		return
 	}
-	if s.stmt(name) != nil || s.sqlStmts[name] != nil {
+	if s.stmt(name) != nil || s.sqlStmt(name) != nil {
 		s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
 		return
 	}
@@ -189,8 +200,12 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 	}
 	cs := s.stmt(name)
 	if cs == nil {
-		if s.sqlStmts[name] == nil {
+		switch {
+		case s.sqlOpaque || s.inFailedTxn():
+		case s.sqlStmt(name) == nil:
 			s.refuseInBatch(b, pgerr.New(pgerr.InvalidSQLStatementName, "prepared statement %q does not exist", name))
+		default:
+			s.syncSQLStmt(b, st, name)
 		}
 		return nil
 	}
@@ -238,55 +253,63 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 	b.out = appendRenamed(b.out, 'C', []byte{'S'}, noopStatement, nil)
 }
 
-// buildQuery tracks a simple query's effects on session state, replaying
-// SQL-level prepared statements the connection lacks before it. It
-// returns the ErrorResponse body the client gets in place of the server's
-// answer when the proxy refuses the query itself, else nil.
-func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) (refusal []byte) {
+// buildQuery tracks a simple query's effects on session state. SQL
+// prepared statements live on every server connection the client uses as
+// if it had only the one: those it lacks are prepared first, and another
+// client's of the same name are deallocated first, so that EXECUTE and
+// DEALLOCATE meet what PostgreSQL would have held for this client. It
+// returns the query's op, with the ErrorResponse body the client gets in
+// place of the server's answer when the proxy refuses the query itself.
+func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
+	o := op{kind: opQuery, st: st}
 	class := s.classifyQuery(body)
 	query := s.memoQuery
 	s.noteEffects(b, class)
+	const sqlPins = parser.PinPrepare | parser.PinExecute | parser.PinDeallocate
 	switch {
-	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement && s.stmt(class.StatementName) != nil:
-		// PREPARE and Parse share one namespace, so PostgreSQL refuses
-		// this; the Parse'd statement lives on the servers under another
-		// name, where the PREPARE would succeed.
-		return s.refuseQuery(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", class.StatementName))
-	case class.Pins.Has(parser.PinPrepare) && !class.MultiStatement:
+	case class.Pins&sqlPins != 0 && (s.sqlOpaque || s.inFailedTxn()):
+		// The server refuses everything but the transaction's end in
+		// a failed transaction, and holds for an opaque client just
+		// what it prepared.
+	case class.Pins&sqlPins != 0 && class.MultiStatement:
+		s.syncSQL(b, st)
+		if class.Pins&(parser.PinPrepare|parser.PinDeallocate) != 0 {
+			// Which statements the string leaves is known only to the
+			// server: the client keeps this connection, which is
+			// reset when it leaves.
+			s.sqlOpaque = true
+			s.pin(parser.PinPrepare)
+		}
+	case class.Pins.Has(parser.PinPrepare):
 		name := class.StatementName
-		if _, ok := st.sql[name]; ok {
-			b.out = appendQuery(b.out, "DEALLOCATE "+quoteIdent(name))
-			b.injected++
+		if s.stmt(name) != nil || s.sqlStmt(name) != nil {
+			o.refusal = s.refuseQuery(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
+			return o
+		}
+		if _, ok := st.sqlHash(name); ok {
+			b.inject("DEALLOCATE " + quoteIdent(name))
 		}
 		h := fnv.New64a()
 		h.Write([]byte(query))
 		ps := &sqlStmt{text: query, hash: h.Sum64()}
 		s.sqlStmts[name] = ps
-		st.sql[name] = ps.hash
+		st.setSQL(name, ps.hash)
+		o.prep, o.prepName = ps, name
 	case class.Pins.Has(parser.PinDeallocate) && s.deallocatesProtocolStmt(class):
 		// PREPARE and Parse share one namespace, but a Parse'd statement
 		// lives on the servers under another name, shared with other
 		// clients: forget the client's name, and let the server run a
 		// DEALLOCATE of its own so the client gets the answer it expects.
 		delete(s.stmts, class.StatementName)
-		b.out = appendQuery(b.out, "PREPARE "+noopStatement+" AS SELECT")
-		b.injected++
+		b.inject("PREPARE " + noopStatement + " AS SELECT")
 		b.out = appendQuery(b.out, "DEALLOCATE "+noopStatement)
-		return
+		return o
 	case class.Pins.Has(parser.PinExecute) || (class.Pins.Has(parser.PinDeallocate) && class.StatementName != ""):
 		name := class.StatementName
-		if ps := s.sqlStmts[name]; ps != nil && st.sql[name] != ps.hash {
-			if _, ok := st.sql[name]; ok {
-				b.out = appendQuery(b.out, "DEALLOCATE "+quoteIdent(name))
-				b.injected++
-			}
-			b.out = appendQuery(b.out, ps.text)
-			b.injected++
-			st.sql[name] = ps.hash
-		}
+		s.syncSQLStmt(b, st, name)
 		if class.Pins.Has(parser.PinDeallocate) {
 			delete(s.sqlStmts, name)
-			delete(st.sql, name)
+			st.forgetSQL(name)
 		}
 	case class.Pins.Has(parser.PinDeallocate):
 		// DEALLOCATE ALL drops protocol-level statements too.
@@ -298,9 +321,39 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) (refus
 		st.params, st.paramsHash = map[string]string{}, emptyParamsHash
 		b.sets = append(b.sets, parser.SetParam{ResetAll: true})
 		s.pinned = 0
+		s.sqlOpaque = false
 	}
 	b.out = append(b.out, msg...)
-	return nil
+	return o
+}
+
+// syncSQLStmt makes the server connection hold the client's SQL statement
+// name, or none of that name when the client has none.
+func (s *Session) syncSQLStmt(b *batch, st *serverState, name string) {
+	ps := s.sqlStmt(name)
+	h, onServer := st.sqlHash(name)
+	if ps != nil && onServer && h == ps.hash || ps == nil && !onServer {
+		return
+	}
+	if onServer {
+		b.inject("DEALLOCATE " + quoteIdent(name))
+		st.forgetSQL(name)
+	}
+	if ps != nil {
+		b.inject(ps.text)
+		st.setSQL(name, ps.hash)
+	}
+}
+
+// syncSQL makes the server connection hold exactly the client's SQL
+// statements, for a string whose statements are not followed one by one.
+func (s *Session) syncSQL(b *batch, st *serverState) {
+	for name := range st.sqlNames() {
+		s.syncSQLStmt(b, st, name)
+	}
+	for name := range s.sqlStmts {
+		s.syncSQLStmt(b, st, name)
+	}
 }
 
 // refuseQuery answers a simple query the way PostgreSQL would have, with
@@ -320,12 +373,18 @@ const refusedQuery = "pgninja refused"
 // transaction it is left to the server to refuse.
 func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
 	name := class.StatementName
-	if name == "" || class.MultiStatement || s.sqlStmts[name] != nil || s.stmt(name) == nil {
+	if name == "" || class.MultiStatement || s.sqlStmt(name) != nil || s.stmt(name) == nil {
 		return false
 	}
+	return !s.inFailedTxn()
+}
+
+// inFailedTxn reports whether the server refuses all but the end of the
+// client's transaction, as far as the answers so far tell.
+func (s *Session) inFailedTxn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.txStatus != 'E'
+	return s.txStatus == 'E'
 }
 
 func isDiscardAll(c *parser.Classification) bool {
@@ -361,8 +420,9 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 
 // notePins ties the client to its server connection when the statement
 // uses session state that cannot be moved.
-func (s *Session) notePins(class *parser.Classification) {
-	p := class.Pins & pinning
+func (s *Session) notePins(class *parser.Classification) { s.pin(class.Pins & pinning) }
+
+func (s *Session) pin(p parser.Pins) {
 	if p == 0 || s.pinned&p == p {
 		return
 	}

@@ -15,6 +15,7 @@ import (
 	"github.com/ai-ninja/pgninja/proxy"
 	"github.com/ai-ninja/pgninja/router"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -182,6 +183,29 @@ func (h *harness) clientsAtOnce(t *testing.T, ctx context.Context, n int, adjust
 
 // ninja connects as the app user to ai_ninja.
 func (h *harness) ninja(t testing.TB) *pgx.Conn { return h.connect(t, "ninja", "ninja", "ai_ninja") }
+
+// ninjaNoticed connects as ninja, appending each notice's message to
+// notices.
+func (h *harness) ninjaNoticed(t testing.TB, notices *[]string) *pgx.Conn {
+	t.Helper()
+	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { *notices = append(*notices, n.Message) }
+	c, err := pgx.ConnectConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = c.Close(context.Background()) })
+	return c
+}
+
+// closedConns is how many server connections the proxy's pools closed.
+func closedConns(h *harness) (n uint64) {
+	h.pools.Each(func(_ pool.Key, p *pool.Pool) { n += p.Stats().Closed })
+	return n
+}
 
 // direct connects to the primary as superuser, bypassing the proxy.
 func (h *harness) direct(t testing.TB) *pgx.Conn {

@@ -44,6 +44,10 @@ type op struct {
 	// refusal, on a Parse or Query the proxy made to fail, is the
 	// ErrorResponse body the client gets instead of the server's.
 	refusal []byte
+	// prep is the client's SQL PREPARE a Query makes, under prepName on
+	// st; if the Query fails, PostgreSQL has no statement of that name.
+	prep     *sqlStmt
+	prepName string
 }
 
 type plan struct {
@@ -88,7 +92,7 @@ func (p *plan) skip() {
 // needed reports whether the batch must be followed message by message.
 func (p *plan) needed() bool {
 	for _, o := range p.ops {
-		if o.swallow || o.stmt != "" || o.refusal != nil || o.cs != nil {
+		if o.swallow || o.stmt != "" || o.refusal != nil || o.cs != nil || o.prep != nil {
 			return true
 		}
 	}
@@ -116,6 +120,10 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 		// messages up to its ReadyForQuery; a query the proxy refused
 		// answers with its one error.
 		if typ == 'E' {
+			if o.prep != nil {
+				o.prep.failed.Store(true)
+				o.st.sqlFailed(o.prepName, o.prep.hash)
+			}
 			return false, o.refusal
 		}
 		return false, nil

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"maps"
 	"sync"
 
 	"github.com/ai-ninja/pgninja/pool"
@@ -31,7 +32,8 @@ type serverState struct {
 	evicted []string
 	// dropping: a failed Parse is being forgotten, which is no eviction.
 	dropping bool
-	// sql holds SQL-level PREPAREs: name → hash of the PREPARE text.
+	// sql holds SQL-level PREPAREs: name → hash of the PREPARE text. A
+	// failed PREPARE is dropped by the relay.
 	sql map[string]uint64
 }
 
@@ -92,6 +94,43 @@ func (st *serverState) forgetAll() {
 	st.dropping = false
 	st.evicted = nil
 	st.sql = map[string]uint64{}
+	st.mu.Unlock()
+}
+
+// sqlHash is the hash of the PREPARE text the connection holds under name.
+func (st *serverState) sqlHash(name string) (uint64, bool) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	h, ok := st.sql[name]
+	return h, ok
+}
+
+// sqlNames lists the SQL-level statements the connection holds.
+func (st *serverState) sqlNames() map[string]uint64 {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return maps.Clone(st.sql)
+}
+
+func (st *serverState) setSQL(name string, hash uint64) {
+	st.mu.Lock()
+	st.sql[name] = hash
+	st.mu.Unlock()
+}
+
+func (st *serverState) forgetSQL(name string) {
+	st.mu.Lock()
+	delete(st.sql, name)
+	st.mu.Unlock()
+}
+
+// sqlFailed forgets a PREPARE that failed, unless the name has since been
+// prepared again.
+func (st *serverState) sqlFailed(name string, hash uint64) {
+	st.mu.Lock()
+	if h, ok := st.sql[name]; ok && h == hash {
+		delete(st.sql, name)
+	}
 	st.mu.Unlock()
 }
 

@@ -104,7 +104,11 @@ type Session struct {
 	// whichever server connection it is given (transaction mode).
 	stmts    map[string]*clientStmt
 	sqlStmts map[string]*sqlStmt
-	unnamed  *clientStmt
+	// sqlOpaque: a string of several statements prepared or deallocated
+	// SQL statements, so only the server knows which it holds; the client
+	// is pinned to it, and its SQL statements are left to it.
+	sqlOpaque bool
+	unnamed   *clientStmt
 	// lastReq is the type of the request's final message.
 	lastReq byte
 

@@ -41,6 +41,20 @@ func (s *Session) stmt(name string) *clientStmt {
 type sqlStmt struct {
 	text string
 	hash uint64
+	// failed: the PREPARE failed, so PostgreSQL has no statement of
+	// this name. Set by the relay.
+	failed atomic.Bool
+}
+
+// sqlStmt returns the client's SQL-prepared statement of that name: nil if
+// it has none, or if its PREPARE failed.
+func (s *Session) sqlStmt(name string) *sqlStmt {
+	ps := s.sqlStmts[name]
+	if ps != nil && ps.failed.Load() {
+		delete(s.sqlStmts, name)
+		return nil
+	}
+	return ps
 }
 
 // parseMsg splits a Parse body: name, query, and the raw parameter types.

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -579,11 +578,7 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer holder.Rollback(ctx)
-	closed := func() (n uint64) {
-		h.pools.Each(func(_ pool.Key, p *pool.Pool) { n += p.Stats().Closed })
-		return n
-	}
-	closedBefore := closed()
+	closedBefore := closedConns(h)
 	// The setting that still applies is in effect: one failing does not
 	// leave the others (here one sorted after it) unset.
 	var path string
@@ -603,7 +598,7 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 			t.Fatalf("want WARNING 22023 naming the configuration, got %s %s %s", n.Severity, n.Code, n.Message)
 		}
 	}
-	waitFor(t, 5*time.Second, "the connection closed, not lent again", func() bool { return closed() > closedBefore })
+	waitFor(t, 5*time.Second, "the connection closed, not lent again", func() bool { return closedConns(h) > closedBefore })
 
 	// Warned once, the session goes on without the setting: later
 	// requests, on whichever connection, neither warn again nor cost
@@ -611,7 +606,7 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	mu.Lock()
 	notices = nil
 	mu.Unlock()
-	closedBefore = closed()
+	closedBefore = closedConns(h)
 	for i := 0; i < 3; i++ {
 		if err := c.QueryRow(ctx, "select current_setting('search_path')").Scan(&path); err != nil || path != "pgninja_sync, public" {
 			t.Fatalf("a later request: search_path %q, %v", path, err)
@@ -620,7 +615,7 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	mu.Lock()
 	got = notices
 	mu.Unlock()
-	if len(got) != 0 || closed() != closedBefore {
-		t.Fatalf("later requests: %d more warnings, %d more connections closed", len(got), closed()-closedBefore)
+	if len(got) != 0 || closedConns(h) != closedBefore {
+		t.Fatalf("later requests: %d more warnings, %d more connections closed", len(got), closedConns(h)-closedBefore)
 	}
 }
