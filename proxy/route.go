@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"math"
+	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -181,7 +182,18 @@ func (s *Session) executed(e expect, status byte, failed bool) {
 		s.commitWaiting = true
 		return
 	}
+	s.positionUnknown(commit.Tables, commit.Schema)
+}
+
+// positionUnknown settles a commit whose WAL position was not read: this
+// client's reads stay on the primary until its next known commit, and so
+// do other clients' reads that would have waited for it, until the health
+// checker next reads the primary's position. s.mu is held.
+func (s *Session) positionUnknown(tables []string, schema bool) {
 	s.rs.Committed(router.LSN(math.MaxUint64))
+	if s.srv.consistency != router.Eventual {
+		s.srv.router.Tracker().NoteUnknown(s.rs.ClientKey, tables, schema, time.Now())
+	}
 }
 
 // readLSNAfter sends the WAL-position read of a request that could not
@@ -199,7 +211,7 @@ func (s *Session) readLSNAfter(c *pool.Conn, e expect) {
 	}
 	if len(s.pending) > 0 {
 		s.commitWaiting = false
-		s.rs.Committed(router.LSN(math.MaxUint64))
+		s.positionUnknown(s.commitTables, s.commitSchema)
 		return
 	}
 	s.pending = append(s.pending, expect{injected: true, captureLSN: true})
@@ -219,16 +231,14 @@ func (s *Session) committedAt(lsn router.LSN) {
 	}
 }
 
-// commitPositionLost settles a commit whose WAL-position read failed:
-// the position is unknown, so this client's reads stay on the primary
-// until its next known commit, as for a commit not expected. s.mu is
-// held.
+// commitPositionLost settles a commit whose WAL-position read failed, as
+// one whose position was never read. s.mu is held.
 func (s *Session) commitPositionLost() {
 	if !s.commitWaiting {
 		return
 	}
 	s.commitWaiting = false
-	s.rs.Committed(router.LSN(math.MaxUint64))
+	s.positionUnknown(s.commitTables, s.commitSchema)
 }
 
 // parseLSNRow reads the single text column of lsnQuery's

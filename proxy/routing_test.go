@@ -92,7 +92,7 @@ func TestRoutingReadsToReplicaWritesToPrimary(t *testing.T) {
 		{"volatile function", "select inet_server_port() from (select random()) r", primary},
 		{"locking read", "select inet_server_port() from route_t limit 1 for update", primary},
 		{"hint primary", "/* pgninja:primary */ select inet_server_port()", primary},
-		{"cte write", "with w as (insert into route_t(port) values (0) returning id) select inet_server_port() from w", primary},
+		{"cte write", "with w as (insert into route_t(port) values (0) returning id) select inet_server_port() + 0 * (select count(*) from w)::int", primary},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -529,11 +529,13 @@ func TestReadsReturnToReplicaAfterCommitOnPageBoundary(t *testing.T) {
 	})
 }
 
-// When the WAL-position read behind a commit fails, the commit's position
-// is unknown: the client is warned, and its reads stay on the primary
-// until its next known commit, never on a replica that may not have the
-// commit yet. The read fails here because EXECUTE on the position
-// function is revoked in this database alone.
+// A commit whose WAL-position read fails keeps the client's reads on the
+// primary until its next known commit. Under table consistency another
+// client's read of the table written waits on the primary too, until the
+// health checker has read the primary's position after the commit and a
+// replica has replayed it: here the replica's replay is paused, so a read
+// there would miss the row. The read fails because EXECUTE on the
+// position function is revoked in this database alone.
 func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 	env := testbed.Require(t)
 	rep := env.StartReplica(t)
@@ -543,7 +545,7 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 	if _, err := su.Exec(ctx, "create table w(i int); alter table w owner to ninja"); err != nil {
 		t.Fatal(err)
 	}
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"r": rep.Addr()}, 1, "  consistency: read_your_writes\n"))
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"r": rep.Addr()}, 1, "  consistency: table\n"))
 	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", db))
 	if err != nil {
 		t.Fatal(err)
@@ -560,12 +562,29 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close(ctx)
-	waitFor(t, 15*time.Second, "reads on the replica", func() bool {
-		return serverPort(t, c, "select inet_server_port()") == rep.Port
-	})
+	other := h.connect(t, "ninja", "ninja", db)
+	for _, conn := range []*pgx.Conn{c, other} {
+		waitFor(t, 15*time.Second, "reads on the replica", func() bool {
+			return serverPort(t, conn, "select inet_server_port() + 0 * (select count(*) from w)::int") == rep.Port
+		})
+	}
 	if _, err := su.Exec(ctx, "revoke execute on function pg_catalog.pg_current_wal_insert_lsn() from public"); err != nil {
 		t.Fatal(err)
 	}
+	repSU := env.Connect(t, fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=disable", env.SuperUser, env.SuperPass, rep.Addr(), db))
+	if _, err := repSU.Exec(ctx, "select pg_wal_replay_pause()"); err != nil {
+		t.Fatal(err)
+	}
+	resumed := false
+	resume := func() {
+		if !resumed {
+			resumed = true
+			if _, err := repSU.Exec(context.Background(), "select pg_wal_replay_resume()"); err != nil {
+				t.Error(err)
+			}
+		}
+	}
+	defer resume()
 	mu.Lock()
 	warnings = nil
 	mu.Unlock()
@@ -583,5 +602,17 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 		if p := serverPort(t, c, "select inet_server_port()"); p != primary {
 			t.Fatalf("read %d after a commit of unknown position ran on port %d, not the primary's %d", i, p, primary)
 		}
+		var n, port int
+		if err := other.QueryRow(ctx, "select count(*), inet_server_port() from w").Scan(&n, &port); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("read %d of another client found %d rows on port %d: the committed row is missing", i, n, port)
+		}
+		time.Sleep(50 * time.Millisecond) // across several health checks
 	}
+	resume()
+	waitFor(t, 15*time.Second, "the other client's reads back on the replica", func() bool {
+		return serverPort(t, other, "select inet_server_port() + 0 * (select count(*) from w)::int") == rep.Port
+	})
 }

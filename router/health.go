@@ -221,6 +221,9 @@ func (h *HealthChecker) publish(i int, o backendObservation) {
 		if st.Primary {
 			h.lastPrimary = st.Name
 			h.ref.Store(&lsnSample{lsn: h.latest[j].lsn, at: h.latest[j].at})
+			if h.tracker != nil {
+				h.tracker.Settle(h.latest[j].lsn, h.latest[j].at)
+			}
 		}
 	}
 	if err := h.backends.Replace(states); err != nil {

@@ -76,11 +76,13 @@ type LSNTracker struct {
 	clients map[string]LSN
 	max     atomic.Uint64
 	schema  atomic.Uint64
+	unknown unknownCommits
 }
 
 // NewLSNTracker returns an empty tracker.
 func NewLSNTracker() *LSNTracker {
-	return &LSNTracker{tables: make(map[string]LSN), clients: make(map[string]LSN)}
+	return &LSNTracker{tables: make(map[string]LSN), clients: make(map[string]LSN),
+		unknown: unknownCommits{tables: make(map[string]int), clients: make(map[string]int)}}
 }
 
 func tableKey(name string) string {
@@ -123,7 +125,12 @@ func (t *LSNTracker) NoteSchema(lsn LSN) {
 
 // Schema is the LSN of the last schema change recorded: every client's
 // reads wait for it.
-func (t *LSNTracker) Schema() LSN { return LSN(t.schema.Load()) }
+func (t *LSNTracker) Schema() LSN {
+	if t.unknown.schema.Load() > 0 {
+		return unknownLSN
+	}
+	return LSN(t.schema.Load())
+}
 
 // NoteWrite records a write to tables committed at lsn.
 func (t *LSNTracker) NoteWrite(tables []string, lsn LSN) { t.NoteCommit("", tables, lsn) }
@@ -146,7 +153,11 @@ func (t *LSNTracker) Required(tables []string) LSN {
 	defer t.mu.RUnlock()
 	var req LSN
 	for _, name := range tables {
-		if l := t.tables[tableKey(name)]; l > req {
+		k := tableKey(name)
+		if t.unknown.tables[k] > 0 {
+			return unknownLSN
+		}
+		if l := t.tables[k]; l > req {
 			req = l
 		}
 	}
@@ -160,12 +171,20 @@ func (t *LSNTracker) Client(client string) LSN {
 	}
 	t.mu.RLock()
 	defer t.mu.RUnlock()
+	if t.unknown.clients[client] > 0 {
+		return unknownLSN
+	}
 	return t.clients[client]
 }
 
 // Max is the highest LSN recorded: what a transaction must wait for under
 // table consistency when the tables it will read are not known yet.
-func (t *LSNTracker) Max() LSN { return LSN(t.max.Load()) }
+func (t *LSNTracker) Max() LSN {
+	if t.unknown.n.Load() > 0 {
+		return unknownLSN
+	}
+	return LSN(t.max.Load())
+}
 
 // Prune forgets entries at or below replayed (typically
 // Snapshot.MinReplayLSN): every replica already satisfies them. The health
