@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"hash/fnv"
+	"maps"
 	"sort"
 	"strings"
 
@@ -137,12 +138,14 @@ func (p *paramSet) syncSQL(st *serverState) []string {
 		}
 	}
 	sort.Strings(stmts)
-	st.params = make(map[string]string, len(p.apply))
-	for k, v := range p.apply {
-		st.params[k] = v
-	}
-	st.paramsHash = p.hash
+	p.installed(st)
 	return stmts
+}
+
+// installed records that the server connection in state st holds p.
+func (p *paramSet) installed(st *serverState) {
+	st.params = maps.Clone(p.apply)
+	st.paramsHash = p.hash
 }
 
 func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }

@@ -327,7 +327,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	}
 	var violation bool
 	if !injected {
-		s.settleSets(e, status, sawError)
+		s.settleSets(c, e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)
 			s.readLSNAfter(c, e)
@@ -383,13 +383,17 @@ func (s *Session) afterReady(c *pool.Conn, a readyAfter) bool {
 // settleSets keeps SETs that took effect: at once outside a transaction,
 // at COMMIT inside one; a failure or rollback discards them, as the
 // server does. s.mu is held.
-func (s *Session) settleSets(e expect, status byte, sawError bool) {
+func (s *Session) settleSets(c *pool.Conn, e expect, status byte, sawError bool) {
 	s.txnSets = append(s.txnSets, e.sets...)
 	if status != 'I' || len(s.txnSets) == 0 {
 		return
 	}
 	if !sawError && !e.rollback && s.txStatus != 'E' {
 		s.params.track(s.txnSets)
+		// c was brought to the client's settings before the request,
+		// and now holds what it committed too: the next client of c
+		// must not find them in place of its own.
+		s.params.installed(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements))
 	}
 	s.txnSets = s.txnSets[:0]
 }

@@ -619,3 +619,51 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 		t.Fatalf("later requests: %d more warnings, %d more connections closed", len(got), closedConns(h)-closedBefore)
 	}
 }
+
+// A setting one client commits stays its own: the next client lent the
+// same server connection, with the same startup settings, finds the
+// server's default, whether or not the first has left.
+func TestTxnSettingsStayWithTheirClient(t *testing.T) {
+	for _, tc := range []struct {
+		name, set, setting, value string
+	}{
+		{"search_path", "set search_path = pgninja_elsewhere, public", "search_path", "pgninja_elsewhere, public"},
+		{"statement_timeout", "set statement_timeout = '1234ms'", "statement_timeout", "1234ms"},
+		{"in a transaction", "begin; set timezone = 'Asia/Tokyo'; commit", "timezone", "Asia/Tokyo"},
+		{"application_name", "set application_name = 'leaky'", "application_name", "leaky"},
+	} {
+		for _, leaves := range []bool{false, true} {
+			t.Run(fmt.Sprintf("%s/leaves=%v", tc.name, leaves), func(t *testing.T) {
+				h := startProxy(t, fmt.Sprintf(txnMode, 1, "10s"))
+				ctx := ctxT(t, 30*time.Second)
+				show := func(c *pgx.Conn) string {
+					t.Helper()
+					var v string
+					if err := c.QueryRow(ctx, "select current_setting('"+tc.setting+"')").Scan(&v); err != nil {
+						t.Fatal(err)
+					}
+					return v
+				}
+				b := h.ninja(t)
+				def := show(b)
+				a := h.ninja(t)
+				if _, err := a.Exec(ctx, tc.set); err != nil {
+					t.Fatal(err)
+				}
+				if leaves {
+					if err := a.Close(ctx); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if got := show(b); got != def {
+					t.Errorf("the other client's %s is %q, not its own %q", tc.setting, got, def)
+				}
+				if !leaves {
+					if got := show(a); got != tc.value {
+						t.Errorf("the client's own %s is %q, want %q", tc.setting, got, tc.value)
+					}
+				}
+			})
+		}
+	}
+}
