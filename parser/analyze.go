@@ -385,8 +385,20 @@ func (a *accumulator) transaction(st *pg.TransactionStmt) Kind {
 		// Makes a prepared transaction's writes visible: a write as far
 		// as routing and read-your-writes are concerned.
 		return Write
+	case pg.TransactionStmtKind_TRANS_STMT_SAVEPOINT:
+		a.savepoint(SavepointDefine, st.SavepointName)
+	case pg.TransactionStmtKind_TRANS_STMT_RELEASE:
+		a.savepoint(SavepointRelease, st.SavepointName)
+	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK_TO:
+		a.savepoint(SavepointRollback, st.SavepointName)
 	}
 	return TxnOther
+}
+
+// savepoint records a savepoint statement among the settings, whose
+// tracker must undo what a ROLLBACK TO undoes.
+func (a *accumulator) savepoint(op SavepointOp, name string) {
+	a.c.SetParams = append(a.c.SetParams, SetParam{Savepoint: op, SavepointName: name})
 }
 
 // accessMode reads transaction_read_only from BEGIN / SET TRANSACTION

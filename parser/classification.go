@@ -99,7 +99,22 @@ type SetParam struct {
 	Local bool
 	// FromCurrent is true for SET name FROM CURRENT.
 	FromCurrent bool
+	// Savepoint, when set, makes this entry no setting but a SAVEPOINT,
+	// RELEASE or ROLLBACK TO of SavepointName, kept in order among the
+	// settings: a ROLLBACK TO undoes the settings made since.
+	Savepoint     SavepointOp
+	SavepointName string
 }
+
+// SavepointOp is what a savepoint statement does.
+type SavepointOp uint8
+
+const (
+	SavepointNone     SavepointOp = iota
+	SavepointDefine               // SAVEPOINT name
+	SavepointRelease              // RELEASE [SAVEPOINT] name
+	SavepointRollback             // ROLLBACK TO [SAVEPOINT] name
+)
 
 // MayWrite reports whether running the string may have changed data or
 // schema on the server that ran it, so a commit afterwards must advance the

@@ -78,6 +78,11 @@ func TestSetParamDetails(t *testing.T) {
 		{"SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY", SetParam{Name: "default_transaction_read_only", Value: "on", Values: []string{"on"}, Stmt: "SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY"}},
 		{"SET default_transaction_read_only = on", SetParam{Name: "default_transaction_read_only", Value: "on", Values: []string{"on"}, Stmt: "SET default_transaction_read_only = on"}},
 		{"SET ROLE admin", SetParam{Name: "role", Value: "admin", Values: []string{"admin"}, Stmt: "SET ROLE admin"}},
+		{"SAVEPOINT s1", SetParam{Savepoint: SavepointDefine, SavepointName: "s1"}},
+		{"RELEASE SAVEPOINT s1", SetParam{Savepoint: SavepointRelease, SavepointName: "s1"}},
+		{"release s1", SetParam{Savepoint: SavepointRelease, SavepointName: "s1"}},
+		{`ROLLBACK TO SAVEPOINT "S 1"`, SetParam{Savepoint: SavepointRollback, SavepointName: "S 1"}},
+		{"rollback to s1", SetParam{Savepoint: SavepointRollback, SavepointName: "s1"}},
 	}
 	for _, tc := range cases {
 		got := Analyze(tc.sql, nil)

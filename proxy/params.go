@@ -48,13 +48,41 @@ func (p *paramSet) resetAll() {
 
 func (p *paramSet) rehash() { p.hash = hashParams(p.apply) }
 
-// track applies committed SET/RESET statements.
+// track applies the SET/RESET statements of a committed transaction (or
+// of one statement outside any), in order; a ROLLBACK TO among them
+// undoes those made since its savepoint, as PostgreSQL does.
 func (p *paramSet) track(sets []parser.SetParam) {
 	if len(sets) == 0 {
 		return
 	}
+	type savepoint struct {
+		name  string
+		apply map[string]string
+	}
+	var savepoints []savepoint
+	// last finds the newest savepoint of that name, which is the one
+	// RELEASE and ROLLBACK TO mean.
+	last := func(name string) int {
+		for i := len(savepoints) - 1; i >= 0; i-- {
+			if savepoints[i].name == name {
+				return i
+			}
+		}
+		return -1
+	}
 	for _, sp := range sets {
 		switch {
+		case sp.Savepoint == parser.SavepointDefine:
+			savepoints = append(savepoints, savepoint{sp.SavepointName, maps.Clone(p.apply)})
+		case sp.Savepoint == parser.SavepointRelease:
+			if i := last(sp.SavepointName); i >= 0 {
+				savepoints = savepoints[:i]
+			}
+		case sp.Savepoint == parser.SavepointRollback:
+			if i := last(sp.SavepointName); i >= 0 {
+				p.apply = maps.Clone(savepoints[i].apply)
+				savepoints = savepoints[:i+1]
+			}
 		case sp.Local || sp.FromCurrent:
 		case sp.ResetAll:
 			p.resetAll()

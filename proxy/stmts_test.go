@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 	"testing"
 	"time"
 
@@ -336,12 +335,8 @@ func TestTxnBindOfAnotherClientsStatementFails(t *testing.T) {
 }
 
 // SQL prepared statements through transaction mode answer as PostgreSQL
-// answers a client alone: the same script runs straight on the primary
-// (one connection per client) and through the proxy, where one server
-// connection serves every client. The proxy must neither warn nor close a
-// server connection on the way.
+// answers a client alone, where one server connection serves every client.
 func TestTxnSQLPreparedStatementsAnswerAsPostgreSQL(t *testing.T) {
-	type step struct{ client, sql string }
 	for _, tc := range []struct {
 		name string
 		// pool is the server connections the proxy may open; 1 unless a
@@ -372,64 +367,6 @@ func TestTxnSQLPreparedStatementsAnswerAsPostgreSQL(t *testing.T) {
 			{"a", "select 1; deallocate m"}, {"a", "execute m"}, {"a", "prepare m as select 7"}, {"a", "execute m"},
 			{"b", "execute n"}}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			ctx := ctxT(t, 30*time.Second)
-			h := startProxy(t, fmt.Sprintf(txnMode, tc.pool, "10s"))
-			run := func(connect func() *pgx.Conn) []string {
-				clients := map[string]*pgx.Conn{}
-				var got []string
-				for _, s := range tc.steps {
-					c := clients[s.client]
-					if c == nil {
-						c = connect()
-						clients[s.client] = c
-					}
-					got = append(got, s.client+": "+s.sql+" → "+answer(ctx, c, s.sql))
-				}
-				for _, c := range clients {
-					// Through the proxy the server connection is not
-					// reset between clients: leave it as it was.
-					_, _ = c.Exec(ctx, "deallocate all")
-				}
-				return got
-			}
-			want := run(func() *pgx.Conn { return h.direct(t) })
-			var notices []string
-			closedBefore := closedConns(h)
-			got := run(func() *pgx.Conn { return h.ninjaNoticed(t, &notices) })
-			for i := range want {
-				if got[i] != want[i] {
-					t.Errorf("through the proxy %s\n                   PostgreSQL %s", got[i], want[i])
-				}
-			}
-			if len(notices) > 0 {
-				t.Errorf("notices: %q", notices)
-			}
-			if n := closedConns(h) - closedBefore; n > 0 {
-				t.Errorf("%d server connections closed", n)
-			}
-		})
+		t.Run(tc.name, func(t *testing.T) { answersAsPostgreSQL(t, tc.pool, tc.steps) })
 	}
-}
-
-// answer runs sql with the simple protocol, or "bind NAME" as a Bind and
-// Execute of the prepared statement NAME, and describes what came back:
-// the last result's first value, or the error's SQLSTATE.
-func answer(ctx context.Context, c *pgx.Conn, sql string) string {
-	var res []*pgconn.Result
-	var err error
-	if name, ok := strings.CutPrefix(sql, "bind "); ok {
-		r := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
-		res, err = []*pgconn.Result{r}, r.Err
-	} else {
-		res, err = c.PgConn().Exec(ctx, sql).ReadAll()
-	}
-	if err != nil {
-		return "ERROR " + sqlstate(err)
-	}
-	last := res[len(res)-1]
-	if len(last.Rows) > 0 {
-		return string(last.Rows[0][0])
-	}
-	return last.CommandTag.String()
 }

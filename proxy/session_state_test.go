@@ -1,0 +1,113 @@
+package proxy_test
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+// step is one statement a script's client sends.
+type step struct{ client, sql string }
+
+// answersAsPostgreSQL runs a script straight on the primary (one
+// connection per client) and through a transaction-mode proxy with pool
+// server connections, and fails on every answer that differs. The proxy
+// must neither send a notice nor close a server connection on the way.
+func answersAsPostgreSQL(t *testing.T, pool int, steps []step) {
+	t.Helper()
+	ctx := ctxT(t, 30*time.Second)
+	h := startProxy(t, fmt.Sprintf(txnMode, pool, "10s"))
+	run := func(connect func() *pgx.Conn) []string {
+		clients := map[string]*pgx.Conn{}
+		var got []string
+		for _, s := range steps {
+			c := clients[s.client]
+			if c == nil {
+				c = connect()
+				clients[s.client] = c
+			}
+			got = append(got, s.client+": "+s.sql+" → "+answer(ctx, c, s.sql))
+		}
+		for _, c := range clients {
+			// Through the proxy the server connection is not reset
+			// between clients: leave it as it was.
+			_, _ = c.Exec(ctx, "deallocate all")
+		}
+		return got
+	}
+	want := run(func() *pgx.Conn { return h.direct(t) })
+	var notices []string
+	closedBefore := closedConns(h)
+	got := run(func() *pgx.Conn { return h.ninjaNoticed(t, &notices) })
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("through the proxy %s\n                   PostgreSQL %s", got[i], want[i])
+		}
+	}
+	if len(notices) > 0 {
+		t.Errorf("notices: %q", notices)
+	}
+	if n := closedConns(h) - closedBefore; n > 0 {
+		t.Errorf("%d server connections closed", n)
+	}
+}
+
+// answer runs sql with the simple protocol, or "bind NAME" as a Bind and
+// Execute of the prepared statement NAME, and describes what came back:
+// the last result's first value, or the error's SQLSTATE.
+func answer(ctx context.Context, c *pgx.Conn, sql string) string {
+	var res []*pgconn.Result
+	var err error
+	if name, ok := strings.CutPrefix(sql, "bind "); ok {
+		r := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
+		res, err = []*pgconn.Result{r}, r.Err
+	} else {
+		res, err = c.PgConn().Exec(ctx, sql).ReadAll()
+	}
+	if err != nil {
+		return "ERROR " + sqlstate(err)
+	}
+	last := res[len(res)-1]
+	if len(last.Rows) > 0 {
+		return string(last.Rows[0][0])
+	}
+	return last.CommandTag.String()
+}
+
+// Settings through transaction mode are each client's own as PostgreSQL
+// keeps them, savepoints included. The other client's request between
+// makes the server connection hold its settings, so that the first
+// client's next request has the proxy bring the connection back to what
+// it tracked.
+func TestTxnSettingsAnswerAsPostgreSQL(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"ROLLBACK TO undoes a SET", []step{
+			{"a", "begin"}, {"a", "savepoint s"}, {"a", "set search_path = pgninja_elsewhere"},
+			{"a", "rollback to savepoint s"}, {"a", "commit"}, {"b", "select 1"}, {"a", "show search_path"}}},
+		{"RELEASE keeps it", []step{
+			{"a", "begin"}, {"a", "savepoint s"}, {"a", "set search_path = pgninja_elsewhere"},
+			{"a", "release savepoint s"}, {"a", "commit"}, {"b", "select 1"}, {"a", "show search_path"}}},
+		{"nested savepoints", []step{
+			{"a", "begin; savepoint x; set timezone = 'Asia/Tokyo'; savepoint y; set timezone = 'Europe/Paris'; rollback to y; commit"},
+			{"b", "select 1"}, {"a", "show timezone"},
+			{"a", "begin; savepoint x; set timezone = 'America/Lima'; savepoint y; set timezone = 'Europe/Paris'; rollback to x; commit"},
+			{"b", "select 1"}, {"a", "show timezone"}}},
+		{"a failed subtransaction", []step{
+			{"a", "begin"}, {"a", "savepoint s"}, {"a", "set statement_timeout = '3s'"}, {"a", "select nosuch"},
+			{"a", "rollback to s"}, {"a", "set work_mem = '7MB'"}, {"a", "commit"},
+			{"b", "select 1"}, {"a", "show statement_timeout"}, {"a", "show work_mem"}}},
+		{"a savepoint name used twice", []step{
+			{"a", "begin; savepoint s; set work_mem = '5MB'; savepoint s; set work_mem = '6MB'; rollback to s; release s; commit"},
+			{"b", "select 1"}, {"a", "show work_mem"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { answersAsPostgreSQL(t, 1, tc.steps) })
+	}
+}
