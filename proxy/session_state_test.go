@@ -11,7 +11,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
-// step is one statement a script's client sends.
+// step is one statement a script's client sends; "quit" closes the
+// client's connection, and its next step opens another.
 type step struct{ client, sql string }
 
 // answersAsPostgreSQL runs a script straight on the primary (one
@@ -27,6 +28,13 @@ func answersAsPostgreSQL(t *testing.T, pool int, steps []step) {
 		var got []string
 		for _, s := range steps {
 			c := clients[s.client]
+			if s.sql == "quit" {
+				if c != nil {
+					_ = c.Close(ctx)
+				}
+				delete(clients, s.client)
+				continue
+			}
 			if c == nil {
 				c = connect()
 				clients[s.client] = c
@@ -104,10 +112,44 @@ func TestTxnSettingsAnswerAsPostgreSQL(t *testing.T) {
 			{"a", "begin"}, {"a", "savepoint s"}, {"a", "set statement_timeout = '3s'"}, {"a", "select nosuch"},
 			{"a", "rollback to s"}, {"a", "set work_mem = '7MB'"}, {"a", "commit"},
 			{"b", "select 1"}, {"a", "show statement_timeout"}, {"a", "show work_mem"}}},
+		{"RESET ALL and DISCARD ALL", []step{
+			{"a", "set work_mem = '5MB'"}, {"a", "prepare d as select 1"}, {"b", "select 1"},
+			{"a", "reset all"}, {"b", "select 1"}, {"a", "show work_mem"}, {"a", "execute d"},
+			{"a", "set work_mem = '6MB'"}, {"a", "discard all"}, {"b", "select 1"}, {"a", "show work_mem"},
+			{"a", "execute d"}}},
+		{"a SET that fails", []step{
+			{"a", "set work_mem = 'lots'"}, {"b", "select 1"}, {"a", "show work_mem"},
+			{"a", "set work_mem = '5MB'; select nosuch"}, {"b", "select 1"}, {"a", "show work_mem"}}},
 		{"a savepoint name used twice", []step{
 			{"a", "begin; savepoint s; set work_mem = '5MB'; savepoint s; set work_mem = '6MB'; rollback to s; release s; commit"},
 			{"b", "select 1"}, {"a", "show work_mem"}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) { answersAsPostgreSQL(t, 1, tc.steps) })
+	}
+}
+
+// State that pins a client to its server connection is never seen by
+// another client, during the session or after it.
+func TestTxnPinnedStateAnswersAsPostgreSQL(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		steps []step
+	}{
+		{"temporary table", []step{
+			{"a", "create temp table pgninja_tmp (i int)"}, {"a", "insert into pgninja_tmp values (1)"},
+			{"b", "select count(*) from pgninja_tmp"}, {"a", "select count(*) from pgninja_tmp"},
+			{"a", "quit"}, {"b", "select count(*) from pgninja_tmp"}, {"c", "select count(*) from pgninja_tmp"}}},
+		{"cursor WITH HOLD", []step{
+			{"a", "declare cur cursor with hold for select 42"}, {"b", "fetch cur"}, {"a", "fetch cur"},
+			{"a", "quit"}, {"b", "fetch cur"}, {"c", "fetch cur"}}},
+		{"set_config for the session", []step{
+			{"a", "select set_config('work_mem', '9MB', false)"}, {"b", "show work_mem"},
+			{"a", "show work_mem"}, {"a", "quit"}, {"b", "show work_mem"}, {"c", "show work_mem"}}},
+		{"advisory lock", []step{
+			{"a", "select pg_advisory_lock(4242)"}, {"b", "select pg_try_advisory_lock(4242)"},
+			{"a", "quit"}, {"b", "select pg_try_advisory_lock(4243)"}, {"c", "select pg_try_advisory_lock(4242)"},
+			{"b", "select pg_advisory_unlock_all()"}, {"c", "select pg_advisory_unlock_all()"}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { answersAsPostgreSQL(t, 2, tc.steps) })
 	}
 }
