@@ -11,13 +11,19 @@ import (
 	"testing"
 
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // lsnGate stands between the proxy and the real server and, once armed,
 // holds back the answer to the proxy's WAL-position read until released:
 // a test can then see what the client has been told meanwhile.
 type lsnGate struct {
-	armed    atomic.Bool
+	armed atomic.Bool
+	// cut: an armed gate loses the server connection there instead, as
+	// when the server stops between a commit and the read behind it
+	// (after a FATAL error, as a fast shutdown sends, with fatal).
+	cut      atomic.Bool
+	fatal    atomic.Bool
 	once     sync.Once
 	reached  chan struct{} // closed when an answer is held
 	released chan struct{}
@@ -50,9 +56,13 @@ type gatedReader struct {
 	g       *lsnGate
 	src     io.Reader
 	pending []byte
+	cut     bool
 }
 
 func (r *gatedReader) Read(p []byte) (int, error) {
+	if len(r.pending) == 0 && r.cut {
+		return 0, io.ErrUnexpectedEOF
+	}
 	if len(r.pending) == 0 {
 		hdr := make([]byte, 5)
 		if _, err := io.ReadFull(r.src, hdr); err != nil {
@@ -64,11 +74,23 @@ func (r *gatedReader) Read(p []byte) (int, error) {
 		}
 		if r.g.armed.Load() && hdr[0] == 'T' && bytes.Contains(body, []byte("pgninja_commit_lsn")) {
 			r.g.once.Do(func() { close(r.g.reached) })
-			<-r.g.released
+			if r.g.cut.Load() {
+				r.cut = true
+				if !r.g.fatal.Load() {
+					return 0, io.ErrUnexpectedEOF
+				}
+				hdr, body = nil, adminShutdown
+			} else {
+				<-r.g.released
+			}
 		}
-		r.pending = append(hdr, body...)
+		r.pending = append(append(r.pending, hdr...), body...)
 	}
 	n := copy(p, r.pending)
 	r.pending = r.pending[n:]
 	return n, nil
 }
+
+// adminShutdown is the FATAL error a server's fast shutdown sends.
+var adminShutdown, _ = (&pgproto3.ErrorResponse{Severity: "FATAL", SeverityUnlocalized: "FATAL", Code: "57P01",
+	Message: "terminating connection due to administrator command"}).Encode(nil)

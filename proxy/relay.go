@@ -52,6 +52,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		answered, unflushed bool
 	)
 	lost := func(err error) bool {
+		if heldReady != 0 && s.positionReadLost(c, err, heldReady, clientDead) {
+			return false
+		}
 		if inline && !answered && s.rerouteLost(c, err) {
 			return true
 		}
@@ -153,7 +156,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				if err != nil {
 					return lost(err)
 				}
-				if s.injectedFailed(c, body, clientDead) != nil {
+				if s.injectedFailed(c, body, clientDead, head.captureLSN) != nil {
 					clientDead = true
 				}
 				continue
@@ -438,6 +441,34 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 		"pgninja: server connection lost").WithHint("The server closed the connection unexpectedly; reconnect to continue."))
 }
 
+// positionReadLost handles a server connection lost while only the
+// WAL-position read behind a finished request was due. The request's
+// answer is complete and its commit done: the client gets the
+// ReadyForQuery held for it, not an error that would have it believe
+// the commit lost (and run it again), and the session goes on with
+// another server connection. The commit counts as of an unknown
+// position.
+func (s *Session) positionReadLost(c *pool.Conn, err error, ready byte, clientDead bool) bool {
+	s.mu.Lock()
+	if len(s.pending) != 1 || !s.pending[0].captureLSN || s.openBatch || s.gone {
+		s.mu.Unlock()
+		return false
+	}
+	c.MarkBroken()
+	s.detach(c)
+	s.pending = nil
+	s.commitPositionLost()
+	s.mu.Unlock()
+	c.Pool().Release(c, false)
+	s.srv.metrics.serverFailure.Inc()
+	s.srv.log.Warn("server connection lost after answering; the commit's WAL position is unknown",
+		"server", c.Addr, "user", s.l.user.Name, "err", err)
+	if !clientDead {
+		_ = s.forwardSmall('Z', []byte{ready}, true)
+	}
+	return true
+}
+
 // injectedFailed handles a failure of the proxy's own statements (the
 // SETs that bring a server connection to the client's settings, a
 // re-PREPARE, a WAL-position read). The client's request beside them
@@ -445,7 +476,11 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 // the server's SQLSTATE, that it ran without what failed. What the proxy
 // knows of the connection's state is now wrong, so it is closed rather
 // than lent again.
-func (s *Session) injectedFailed(c *pool.Conn, body []byte, clientDead bool) error {
+//
+// A WAL-position read cut short by the server's end (a FATAL error) is no
+// concern of the client's: its commit stands, and the connection's loss
+// is handled next (see positionReadLost).
+func (s *Session) injectedFailed(c *pool.Conn, body []byte, clientDead, positionRead bool) error {
 	c.MarkBroken()
 	var er pgproto3.ErrorResponse
 	if err := er.Decode(body); err != nil {
@@ -456,7 +491,7 @@ func (s *Session) injectedFailed(c *pool.Conn, body []byte, clientDead bool) err
 	s.mu.Lock()
 	gone := s.gone
 	s.mu.Unlock()
-	if clientDead || gone {
+	if clientDead || gone || positionRead && (er.Severity == "FATAL" || er.Severity == "PANIC") {
 		return nil
 	}
 	return s.warn(&pgproto3.NoticeResponse{Code: er.Code, Detail: er.Detail,

@@ -506,6 +506,58 @@ func TestCommitPositionKnownBeforeTheClientHearsOfIt(t *testing.T) {
 	}
 }
 
+// A server connection lost after a commit was answered, with only the
+// WAL-position read behind it due, costs the client nothing: it hears of
+// its commit (an error would have it believe the commit lost and run it
+// again), and its next requests run on another connection, reads on the
+// primary while the commit's position is unknown.
+func TestConnectionLostBehindACommitKeepsTheCommit(t *testing.T) {
+	for _, fatal := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fatal=%v", fatal), func(t *testing.T) { connectionLostBehindACommit(t, fatal) })
+	}
+}
+
+// connectionLostBehindACommit loses the server connection at the
+// WAL-position read, after a FATAL error from the server or without a
+// word.
+func connectionLostBehindACommit(t *testing.T, fatal bool) {
+	env := testbed.Require(t)
+	gate := newLSNGate(t)
+	gate.cut.Store(true)
+	gate.fatal.Store(fatal)
+	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: table\n"), gate.dial)
+	ctx := ctxT(t, 30*time.Second)
+	var notices []string
+	c := h.ninjaNoticed(t, &notices)
+	table := fmt.Sprintf("cut_t_%d", time.Now().UnixNano())
+	if _, err := c.Exec(ctx, "create table "+table+"(id int)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
+	})
+	gate.armed.Store(true)
+	if _, err := c.Exec(ctx, "insert into "+table+" values (1)", pgx.QueryExecModeSimpleProtocol); err != nil {
+		t.Fatalf("a committed insert whose server connection was lost behind it: %v", err)
+	}
+	select {
+	case <-gate.reached:
+	default:
+		t.Fatal("no WAL-position read was cut")
+	}
+	gate.armed.Store(false)
+	var n, port int
+	if err := c.QueryRow(ctx, "select count(*), inet_server_port() from "+table).Scan(&n, &port); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 || port != portOf(t, env.Primary) {
+		t.Fatalf("the next read found %d rows on port %d; want the committed row, on the primary", n, port)
+	}
+	if len(notices) > 0 {
+		t.Fatalf("the client was warned of what did not concern it: %q", notices)
+	}
+}
+
 // After a WAL segment switch the primary's insert position is past the
 // new segment's page header, where a replica that has replayed everything
 // reports the segment start. A client whose last request may have written
