@@ -177,12 +177,22 @@ users:
 $(users_yaml "$1")
 $(backends_yaml "$2")
 YAML
+	if (exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null; then
+		# Another server there would take the suites' connections.
+		echo "drivertest: 127.0.0.1:$PORT is in use; set DRIVERTEST_PORT" >&2
+		exit 1
+	fi
 	bin/pgninja serve --config "$WORK/$3.yaml" >"$WORK/$3.pgninja.log" 2>&1 &
 	PGNINJA_PID=$!
 	for _ in $(seq 50); do
 		(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && break
 		sleep 0.1
 	done
+	if ! kill -0 "$PGNINJA_PID" 2>/dev/null; then
+		echo "drivertest: pgninja did not start:" >&2
+		cat "$WORK/$3.pgninja.log" >&2
+		exit 1
+	fi
 }
 
 stop() {
