@@ -183,3 +183,56 @@ func (c *Conn) untilReady() (firstErr, err error) {
 		}
 	}
 }
+
+// Describe sends parse (a Parse message), a Describe of the statement it
+// makes (the unnamed one, whose name parse must give) and a Sync, and
+// returns the statement's RowDescription or NoData: its type and a copy
+// of its body. srvErr is the server's refusal of the Parse; err is a
+// failure of the connection itself, which is then broken.
+func (c *Conn) Describe(ctx context.Context, parse []byte) (typ byte, desc []byte, srvErr, err error) {
+	if dl, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(dl)
+		defer c.SetDeadline(time.Time{})
+	}
+	buf := append(c.scratch[:0], parse...)
+	buf = wire.Append(buf, &pgproto3.Describe{ObjectType: 'S'})
+	buf = wire.Append(buf, &pgproto3.Sync{})
+	if _, err := c.W.Write(buf); err != nil {
+		c.broken = true
+		return 0, nil, nil, err
+	}
+	if err := c.W.Flush(); err != nil {
+		c.broken = true
+		return 0, nil, nil, err
+	}
+	for {
+		t, n, err := wire.ReadHeader(c.R, 1<<30)
+		if err != nil {
+			c.broken = true
+			return 0, nil, nil, err
+		}
+		body, err := wire.Body(c.R, n, &c.scratch)
+		if err != nil {
+			c.broken = true
+			return 0, nil, nil, err
+		}
+		switch t {
+		case 'T', 'n':
+			typ, desc = t, append([]byte(nil), body...)
+		case 'E':
+			var er pgproto3.ErrorResponse
+			if err := er.Decode(body); err != nil {
+				c.broken = true
+				return 0, nil, nil, err
+			}
+			srvErr = pgconn.ErrorResponseToPgError(&er)
+		case 'Z':
+			if len(body) != 1 {
+				c.broken = true
+				return 0, nil, nil, fmt.Errorf("malformed ReadyForQuery")
+			}
+			c.TxStatus = body[0]
+			return typ, desc, srvErr, nil
+		}
+	}
+}

@@ -83,8 +83,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 			}
 			b.plan.add(op{kind: opBind})
 		case 'D':
-			s.buildDescribe(b, st, msg, body)
-			b.plan.add(op{kind: opDescribe})
+			b.plan.add(op{kind: opDescribe, shapeOf: s.buildDescribe(b, st, msg, body)})
 		case 'C':
 			s.buildClose(b, st, msg, body)
 			b.plan.add(op{kind: opClose})
@@ -199,6 +198,10 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 		return cs
 	}
 	cs := s.stmt(name)
+	if cs != nil && cs.changed.Load() {
+		s.refuseInBatch(b, pgerr.New(pgerr.FeatureNotSupported, "cached plan must not change result type"))
+		return nil
+	}
 	if cs == nil {
 		switch {
 		case s.sqlOpaque || s.inFailedTxn():
@@ -217,21 +220,24 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 	return cs
 }
 
-func (s *Session) buildDescribe(b *batch, st *serverState, msg, body []byte) {
+// buildDescribe renames a Describe of a client's statement; it returns
+// the named statement described, whose result shape the answer shows.
+func (s *Session) buildDescribe(b *batch, st *serverState, msg, body []byte) *clientStmt {
 	if len(body) < 2 || body[0] != 'S' {
 		b.out = append(b.out, msg...)
-		return
+		return nil
 	}
 	name, rest, ok := nameField(body[1:])
 	if !ok {
 		b.out = append(b.out, msg...)
-		return
+		return nil
 	}
 	if cs := s.ensureStmt(b, st, name); cs != nil && cs.server != "" {
 		b.out = appendRenamed(b.out, 'D', []byte{'S'}, cs.server, rest)
-		return
+		return cs
 	}
 	b.out = append(b.out, msg...)
+	return nil
 }
 
 func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {

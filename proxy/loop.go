@@ -171,6 +171,12 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 	if s.owedSync(c) {
 		return false, nil
 	}
+	if fresh && s.l.mode != config.PoolSession {
+		if err := s.vetStatements(c); err != nil {
+			s.serverFailed(c, err, false)
+			return false, err
+		}
+	}
 	out, e := s.req, expect{extended: s.lastReq == 'S'}
 	var injected int
 	if s.l.mode != config.PoolSession {

@@ -48,6 +48,9 @@ type op struct {
 	// st; if the Query fails, PostgreSQL has no statement of that name.
 	prep     *sqlStmt
 	prepName string
+	// shapeOf, on a Describe of a client's named statement, is that
+	// statement: the answer is the result shape the client is shown.
+	shapeOf *clientStmt
 }
 
 type plan struct {
@@ -92,7 +95,7 @@ func (p *plan) skip() {
 // needed reports whether the batch must be followed message by message.
 func (p *plan) needed() bool {
 	for _, o := range p.ops {
-		if o.swallow || o.stmt != "" || o.refusal != nil || o.cs != nil || o.prep != nil {
+		if o.swallow || o.stmt != "" || o.refusal != nil || o.cs != nil || o.prep != nil || o.shapeOf != nil {
 			return true
 		}
 	}
@@ -102,6 +105,21 @@ func (p *plan) needed() bool {
 func (p *plan) head() *op {
 	if p.i < len(p.ops) {
 		return &p.ops[p.i]
+	}
+	return nil
+}
+
+// shapeFor returns the client's statement whose Describe a RowDescription
+// or NoData (typ) answers, when the plan follows one; call it before
+// response.
+func (p *plan) shapeFor(typ byte) *clientStmt {
+	if typ != 'T' && typ != 'n' {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if o := p.head(); o != nil && o.kind == opDescribe {
+		return o.shapeOf
 	}
 	return nil
 }

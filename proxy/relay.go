@@ -75,7 +75,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		}
 		swallow := haveHead && head.injected
 		var refusal []byte
+		var shapeOf *clientStmt
 		if haveHead && head.plan != nil && !swallow {
+			shapeOf = head.plan.shapeFor(typ)
 			swallow, refusal = head.plan.response(typ)
 		}
 		if typ == 'E' {
@@ -203,6 +205,23 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		notice := typ == 'N' || typ == 'A'
 		hold := inline && !answered && (heldBack(typ) || goingAway(c, typ, n))
 		unflushed = unflushed || !notice
+		if shapeOf != nil {
+			// The shape the client is shown is the one it will rely on
+			// when it runs the statement (see vetStatements).
+			body, err := wire.Body(c.R, n, &scratch)
+			if err != nil {
+				return lost(err)
+			}
+			if shape, ok := resultShape(typ, body); ok {
+				shapeOf.shape.Store(&shape)
+			}
+			flush := !hold && c.R.Buffered() == 0
+			clientDead = s.forwardSmall(typ, body, flush) != nil
+			if flush {
+				answered, unflushed = true, false
+			}
+			continue
+		}
 		werr, rerr, flushed := s.forward(c, typ, n, hold)
 		if flushed {
 			answered = answered || unflushed

@@ -2,12 +2,14 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
 	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -26,6 +28,15 @@ type clientStmt struct {
 	query string
 	// failed: the server refused or skipped the Parse (set by the relay).
 	failed atomic.Bool
+	// epoch is the database's schema epoch when the client parsed it.
+	epoch uint64
+	// shape is the result the client was last shown for the statement
+	// (see resultShape), nil until it describes it; set by the relay.
+	shape atomic.Pointer[string]
+	// changed: since the client parsed it, its result no longer has the
+	// shape the client was shown, so PostgreSQL would refuse it with
+	// "cached plan must not change result type" until parsed again.
+	changed atomic.Bool
 }
 
 // stmt returns the client's Parse'd statement of that name: nil if it has
@@ -79,7 +90,7 @@ func newClientStmt(name, query string, types []byte, epoch uint64) *clientStmt {
 	sum.Write([]byte{0})
 	sum.Write(types)
 	digest := sum.Sum(nil)
-	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query}
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query, epoch: epoch}
 	if name != "" {
 		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
 	}
@@ -126,3 +137,109 @@ var closeUnnamed = []byte{'C', 0, 0, 0, 6, 'S', 0}
 // refusedParse is a Parse that fails without side effects: a syntax error
 // under a name of its own, so that no statement is replaced.
 var refusedParse = wire.Append(nil, &pgproto3.Parse{Name: "pgninja_refused", Query: "pgninja refused"})
+
+// unnamedParse is cs's Parse as the unnamed statement, which replaces
+// nothing another client relies on.
+func (cs *clientStmt) unnamedParse() []byte {
+	rest := cs.parse[wire.HeaderLen+len(cs.server):] // from the name's NUL
+	return append(wire.AppendHeader(make([]byte, 0, wire.HeaderLen+len(rest)), 'P', len(rest)), rest...)
+}
+
+// resultShape is what of a RowDescription a client relies on when it runs
+// a statement it described: each column's name, type and type modifier.
+// Table OIDs and column numbers may change under it (a table made anew)
+// as they may under PostgreSQL's own check. NoData is "n". ok is false for
+// a malformed body.
+func resultShape(typ byte, body []byte) (shape string, ok bool) {
+	if typ == 'n' {
+		return "n", true
+	}
+	if len(body) < 2 {
+		return "", false
+	}
+	n := int(binary.BigEndian.Uint16(body))
+	b := make([]byte, 0, len(body))
+	rest := body[2:]
+	for i := 0; i < n; i++ {
+		end := bytes.IndexByte(rest, 0)
+		if end < 0 || len(rest) < end+1+18 {
+			return "", false
+		}
+		f := rest[end+1:]
+		b = append(b, rest[:end+1]...)
+		b = append(b, f[6:10]...)  // type OID
+		b = append(b, f[12:16]...) // type modifier
+		rest = f[18:]
+	}
+	return string(b), true
+}
+
+// vetStatements runs before a request goes out on a server connection
+// just leased. A statement the request binds or describes that the
+// connection lacks is prepared there again, planned against the schema of
+// now; if the client parsed it before a schema change the proxy saw, its
+// rows might no longer have the shape the client was shown, which
+// PostgreSQL refuses ("cached plan must not change result type") rather
+// than return. Each such statement is described here first, as the
+// unnamed statement (which no request relies on across batches), and
+// marked changed when its shape differs, so that building the request
+// refuses it.
+func (s *Session) vetStatements(c *pool.Conn) error {
+	cur := s.epoch.Load()
+	var st *serverState
+	for req := s.req; len(req) >= wire.HeaderLen; {
+		typ := req[0]
+		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
+		body := req[wire.HeaderLen:n]
+		req = req[n:]
+		name, ok := boundOrDescribed(typ, body)
+		if !ok {
+			continue
+		}
+		cs := s.stmt(name)
+		if cs == nil || cs.server == "" || cs.epoch == cur || cs.changed.Load() {
+			continue
+		}
+		shown := cs.shape.Load()
+		if shown == nil {
+			continue
+		}
+		if st == nil {
+			st = stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
+		}
+		if st.has(cs.server) {
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
+		t, desc, srvErr, err := c.Describe(ctx, cs.unnamedParse())
+		cancel()
+		if err != nil {
+			return err
+		}
+		if srvErr != nil {
+			continue // the request's own Parse meets it, and says so
+		}
+		if now, ok := resultShape(t, desc); ok && now != *shown {
+			cs.changed.Store(true)
+		}
+	}
+	return nil
+}
+
+// boundOrDescribed is the statement name a Bind or a Describe of a
+// statement names.
+func boundOrDescribed(typ byte, body []byte) (string, bool) {
+	switch typ {
+	case 'B':
+		if _, rest, ok := nameField(body); ok {
+			name, _, ok := nameField(rest)
+			return name, ok
+		}
+	case 'D':
+		if len(body) >= 2 && body[0] == 'S' {
+			name, _, ok := nameField(body[1:])
+			return name, ok
+		}
+	}
+	return "", false
+}

@@ -370,3 +370,66 @@ func TestTxnSQLPreparedStatementsAnswerAsPostgreSQL(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) { answersAsPostgreSQL(t, tc.pool, tc.steps) })
 	}
 }
+
+// A statement parsed before a schema change whose result it changes, and
+// bound on a server connection that has to prepare it again, is refused
+// as PostgreSQL refuses it ("cached plan must not change result type"),
+// not run for rows of a shape the client was not shown; one whose shape
+// stayed runs. Each server connection keeps one statement, so the
+// client's next Parse evicts it from the only one.
+func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
+	for _, tc := range []struct {
+		name, ddl string
+		changed   bool
+	}{
+		{"a column dropped", "alter table %s drop column f1", true},
+		{"a column's type changed", "alter table %s alter column f2 type text", true},
+		{"an index added", "create index on %s (f2)", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 1\n  max_prepared_statements: 1\n")
+			ctx := ctxT(t, 30*time.Second)
+			table := fmt.Sprintf("shape_%d", time.Now().UnixNano())
+			admin := h.ninja(t)
+			if _, err := admin.Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
+			})
+			fe := loginRaw(t, rawConn(t, h), "trusty")
+			fe.Send(&pgproto3.Parse{Name: "s1", Query: "select * from " + table + " where id = $1", ParameterOIDs: []uint32{23}})
+			fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: "s1"})
+			fe.Send(&pgproto3.Sync{})
+			expectMessages(t, fe, "ParseComplete", "ParameterDescription", "RowDescription", "ReadyForQuery")
+			if _, err := admin.Exec(ctx, fmt.Sprintf(tc.ddl, table)); err != nil {
+				t.Fatal(err)
+			}
+			fe.Send(&pgproto3.Parse{Name: "s2", Query: "select 2"})
+			fe.Send(&pgproto3.Sync{})
+			expectMessages(t, fe, "ParseComplete", "ReadyForQuery")
+
+			fe.Send(&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}})
+			fe.Send(&pgproto3.Execute{})
+			fe.Send(&pgproto3.Sync{})
+			if !tc.changed {
+				msgs := expectMessages(t, fe, "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
+				if n := len(msgs[1].(*pgproto3.DataRow).Values); n != 3 {
+					t.Fatalf("%d columns, want the 3 the client was shown", n)
+				}
+				return
+			}
+			msgs := expectMessages(t, fe, "ErrorResponse", "ReadyForQuery")
+			if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" || e.Message != "cached plan must not change result type" {
+				t.Fatalf("got %s %q, want PostgreSQL's 0A000", e.Code, e.Message)
+			}
+			// Parsed again, the statement runs with its new shape.
+			fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "s1"})
+			fe.Send(&pgproto3.Parse{Name: "s1", Query: "select * from " + table + " where id = $1", ParameterOIDs: []uint32{23}})
+			fe.Send(&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}})
+			fe.Send(&pgproto3.Execute{})
+			fe.Send(&pgproto3.Sync{})
+			expectMessages(t, fe, "CloseComplete", "ParseComplete", "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
+		})
+	}
+}
