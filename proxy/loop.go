@@ -164,6 +164,11 @@ func (s *Session) send(complete bool) error {
 // answering and the request is to be sent again, to the primary (see
 // reroute.go).
 func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted bool, err error) {
+	s.mu.Lock()
+	// A batch sent in parts goes on where its last part stopped: nothing
+	// of the proxy's may come between.
+	continuing := s.openBatch
+	s.mu.Unlock()
 	c, d, fresh, err := s.ensureLease(cls)
 	if err != nil {
 		return false, s.refuse(err, complete)
@@ -171,11 +176,15 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 	if s.owedSync(c) {
 		return false, nil
 	}
-	if fresh && s.l.mode != config.PoolSession {
+	switch {
+	case s.l.mode == config.PoolSession:
+	case fresh:
 		if err := s.vetStatements(c); err != nil {
 			s.serverFailed(c, err, false)
 			return false, err
 		}
+	case !continuing && !s.vetStatementsInUse(c):
+		return false, errServerLost
 	}
 	out, e := s.req, expect{extended: s.lastReq == 'S'}
 	var injected int

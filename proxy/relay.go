@@ -115,6 +115,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			// answer then finds its connection idle, so it is reset and
 			// reused rather than closed as busy.
 			after := s.readyForQuery(c, status, head, sawError)
+			if head.vetDone != nil {
+				close(head.vetDone)
+			}
 			answered = answered || !swallow
 			switch {
 			case swallow || clientDead:
@@ -145,6 +148,12 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		}
 
 		if swallow {
+			if head.vet != nil && typ != 'Z' {
+				if err := s.vetAnswer(c, head.vet, typ, n, &scratch); err != nil {
+					return lost(err)
+				}
+				continue
+			}
 			if typ == 'D' && head.captureLSN {
 				body, err := wire.Body(c.R, n, &scratch)
 				if err != nil {

@@ -128,6 +128,10 @@ func heldBack(typ byte) bool {
 // down is run again.
 var errServerShutdown = errors.New("the server is shutting down")
 
+// errServerLost ends a request whose server connection was lost before
+// it went out; the client has been told.
+var errServerLost = errors.New("server connection lost")
+
 // serverShuttingDown tells a server being shut down from one of its
 // backends being terminated, both of which end a connection with FATAL
 // 57P01: a server shutting down refuses new connections (57P03), or no

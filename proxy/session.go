@@ -52,6 +52,11 @@ type expect struct {
 	captureLSN bool
 	// reset: this is the reset query sent after the client left.
 	reset bool
+	// vet: this is a Describe of the client's statement run to see
+	// whether its result changed shape (see vetStatementsInUse); vetDone
+	// is closed at its ReadyForQuery.
+	vet     *clientStmt
+	vetDone chan struct{}
 	// extended: the request ended with Sync (not Query or FunctionCall).
 	extended bool
 	// open: the request is being sent in parts (ended by Flush, or by a

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"slices"
 	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -174,6 +175,88 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 	return string(b), true
 }
 
+// staleStatements lists the client's statements the collected request
+// binds or describes that st lacks, that the client parsed before the
+// latest schema change and whose shape it was shown: prepared on st now,
+// their rows might have another shape.
+func (s *Session) staleStatements(st *serverState) []*clientStmt {
+	cur := s.epoch.Load()
+	var stale []*clientStmt
+	for req := s.req; len(req) >= wire.HeaderLen; {
+		typ := req[0]
+		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
+		body := req[wire.HeaderLen:n]
+		req = req[n:]
+		name, ok := boundOrDescribed(typ, body)
+		if !ok {
+			continue
+		}
+		cs := s.stmt(name)
+		if cs == nil || cs.server == "" || cs.epoch == cur || cs.changed.Load() || cs.shape.Load() == nil ||
+			slices.Contains(stale, cs) || st.has(cs.server) {
+			continue
+		}
+		stale = append(stale, cs)
+	}
+	return stale
+}
+
+// vetStatementsInUse is vetStatements for a server connection the
+// session already holds (inside a transaction), whose answers its relay
+// reads: each Describe goes out as a request of the proxy's own, and the
+// request waits for the relay's verdict. In a failed transaction the
+// server refuses the request anyway.
+//
+// It reports false when the connection was lost meanwhile (the client has
+// been told).
+func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
+	if s.inFailedTxn() {
+		return true
+	}
+	for _, cs := range s.staleStatements(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)) {
+		done := make(chan struct{})
+		s.mu.Lock()
+		if s.lease != c {
+			s.mu.Unlock()
+			return false
+		}
+		leaseDone := s.leaseDone
+		s.pending = append(s.pending, expect{injected: true, vet: cs, vetDone: done})
+		s.mu.Unlock()
+		msg := append(cs.unnamedParse(), describeUnnamed...)
+		s.writeServer(c, append(msg, syncMsg...))
+		select {
+		case <-done:
+		case <-leaseDone:
+			return false
+		}
+	}
+	return true
+}
+
+// vetAnswer takes one message of the answer to vetStatementsInUse's
+// Describe: the RowDescription or NoData marks the statement changed when
+// its shape is not the one the client was shown. An error (the statement
+// no longer parses) is left for the request's own Parse to meet.
+func (s *Session) vetAnswer(c *pool.Conn, cs *clientStmt, typ byte, n int, scratch *[]byte) error {
+	if typ != 'T' && typ != 'n' {
+		return wire.SkipBody(c.R, n)
+	}
+	body, err := wire.Body(c.R, n, scratch)
+	if err != nil {
+		return err
+	}
+	if now, ok := resultShape(typ, body); ok && now != *cs.shape.Load() {
+		cs.changed.Store(true)
+	}
+	return nil
+}
+
+var (
+	describeUnnamed = wire.Append(nil, &pgproto3.Describe{ObjectType: 'S'})
+	syncMsg         = wire.Append(nil, &pgproto3.Sync{})
+)
+
 // vetStatements runs before a request goes out on a server connection
 // just leased. A statement the request binds or describes that the
 // connection lacks is prepared there again, planned against the schema of
@@ -185,31 +268,7 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 // marked changed when its shape differs, so that building the request
 // refuses it.
 func (s *Session) vetStatements(c *pool.Conn) error {
-	cur := s.epoch.Load()
-	var st *serverState
-	for req := s.req; len(req) >= wire.HeaderLen; {
-		typ := req[0]
-		n := int(binary.BigEndian.Uint32(req[1:5])) + 1
-		body := req[wire.HeaderLen:n]
-		req = req[n:]
-		name, ok := boundOrDescribed(typ, body)
-		if !ok {
-			continue
-		}
-		cs := s.stmt(name)
-		if cs == nil || cs.server == "" || cs.epoch == cur || cs.changed.Load() {
-			continue
-		}
-		shown := cs.shape.Load()
-		if shown == nil {
-			continue
-		}
-		if st == nil {
-			st = stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
-		}
-		if st.has(cs.server) {
-			continue
-		}
+	for _, cs := range s.staleStatements(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
 		t, desc, srvErr, err := c.Describe(ctx, cs.unnamedParse())
 		cancel()
@@ -219,7 +278,7 @@ func (s *Session) vetStatements(c *pool.Conn) error {
 		if srvErr != nil {
 			continue // the request's own Parse meets it, and says so
 		}
-		if now, ok := resultShape(t, desc); ok && now != *shown {
+		if now, ok := resultShape(t, desc); ok && now != *cs.shape.Load() {
 			cs.changed.Store(true)
 		}
 	}

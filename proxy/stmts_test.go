@@ -376,17 +376,27 @@ func TestTxnSQLPreparedStatementsAnswerAsPostgreSQL(t *testing.T) {
 // as PostgreSQL refuses it ("cached plan must not change result type"),
 // not run for rows of a shape the client was not shown; one whose shape
 // stayed runs. Each server connection keeps one statement, so the
-// client's next Parse evicts it from the only one.
+// client's next Parse evicts it from the only one. Inside a transaction
+// the connection is the client's already, and the check goes out as a
+// request of the proxy's own.
 func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
-	for _, tc := range []struct {
+	type testCase struct {
 		name, ddl string
 		changed   bool
-	}{
-		{"a column dropped", "alter table %s drop column f1", true},
-		{"a column's type changed", "alter table %s alter column f2 type text", true},
-		{"an index added", "create index on %s (f2)", false},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
+		inTxn     bool
+	}
+	var cases []testCase
+	for _, inTxn := range []bool{false, true} {
+		for _, tc := range []testCase{
+			{"a column dropped", "alter table %s drop column f1", true, inTxn},
+			{"a column's type changed", "alter table %s alter column f2 type text", true, inTxn},
+			{"an index added", "create index on %s (f2)", false, inTxn},
+		} {
+			cases = append(cases, tc)
+		}
+	}
+	for _, tc := range cases {
+		t.Run(fmt.Sprintf("%s/in transaction=%v", tc.name, tc.inTxn), func(t *testing.T) {
 			h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 1\n  max_prepared_statements: 1\n")
 			ctx := ctxT(t, 30*time.Second)
 			table := fmt.Sprintf("shape_%d", time.Now().UnixNano())
@@ -405,6 +415,10 @@ func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
 			if _, err := admin.Exec(ctx, fmt.Sprintf(tc.ddl, table)); err != nil {
 				t.Fatal(err)
 			}
+			if tc.inTxn {
+				fe.Send(&pgproto3.Query{String: "begin"})
+				expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+			}
 			fe.Send(&pgproto3.Parse{Name: "s2", Query: "select 2"})
 			fe.Send(&pgproto3.Sync{})
 			expectMessages(t, fe, "ParseComplete", "ReadyForQuery")
@@ -422,6 +436,13 @@ func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
 			msgs := expectMessages(t, fe, "ErrorResponse", "ReadyForQuery")
 			if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" || e.Message != "cached plan must not change result type" {
 				t.Fatalf("got %s %q, want PostgreSQL's 0A000", e.Code, e.Message)
+			}
+			if tc.inTxn {
+				if st := msgs[1].(*pgproto3.ReadyForQuery).TxStatus; st != 'E' {
+					t.Fatalf("transaction status %c after the refusal, want E", st)
+				}
+				fe.Send(&pgproto3.Query{String: "rollback"})
+				expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
 			}
 			// Parsed again, the statement runs with its new shape.
 			fe.Send(&pgproto3.Close{ObjectType: 'S', Name: "s1"})
