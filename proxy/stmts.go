@@ -26,8 +26,6 @@ type clientStmt struct {
 	query string
 	// failed: the server refused or skipped the Parse (set by the relay).
 	failed atomic.Bool
-	// epoch is the database's schema epoch when the client parsed it.
-	epoch uint64
 	// shape is the result the client was last shown for the statement
 	// (see resultShape), nil until it describes it; set by the relay.
 	shape atomic.Pointer[string]
@@ -88,7 +86,7 @@ func newClientStmt(name, query string, types []byte, epoch uint64) *clientStmt {
 	sum.Write([]byte{0})
 	sum.Write(types)
 	digest := sum.Sum(nil)
-	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query, epoch: epoch}
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query}
 	if name != "" {
 		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
 	}

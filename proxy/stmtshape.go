@@ -49,11 +49,12 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 }
 
 // staleStatements lists the client's statements the collected request
-// binds or describes that st lacks, that the client parsed before the
-// latest schema change and whose shape it was shown: prepared on st now,
-// their rows might have another shape.
+// binds or describes, whose shape the client was shown, and that st
+// lacks: prepared on st now, against the schema of now, their rows might
+// have another shape. Whether the schema changed is not asked, since a
+// change made around the proxy is seen by nobody; the check costs a
+// round trip only where a statement is prepared anew.
 func (s *Session) staleStatements(st *serverState) []*clientStmt {
-	cur := s.epoch.Load()
 	var stale []*clientStmt
 	for req := s.req; len(req) >= wire.HeaderLen; {
 		typ := req[0]
@@ -65,7 +66,7 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 			continue
 		}
 		cs := s.stmt(name)
-		if cs == nil || cs.server == "" || cs.epoch == cur || cs.changed.Load() || cs.shape.Load() == nil ||
+		if cs == nil || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
 			slices.Contains(stale, cs) || st.has(cs.server) {
 			continue
 		}
@@ -133,8 +134,8 @@ var (
 // vetStatements runs before a request goes out on a server connection
 // just leased. A statement the request binds or describes that the
 // connection lacks is prepared there again, planned against the schema of
-// now; if the client parsed it before a schema change the proxy saw, its
-// rows might no longer have the shape the client was shown, which
+// now; if the schema changed since the client parsed it, its rows might
+// no longer have the shape the client was shown, which
 // PostgreSQL refuses ("cached plan must not change result type") rather
 // than return. Each such statement is described here first, as the
 // unnamed statement (which no request relies on across batches), and
