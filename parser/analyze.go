@@ -43,6 +43,7 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 		c.Kind = Unknown
 	}
 	c.MultiStatement = len(tree.Stmts) > 1
+	c.FixedResult = len(tree.Stmts) == 1 && fixedResult(tree.Stmts[0].Stmt)
 	if vol == nil {
 		vol = BuiltinVolatility
 	}
@@ -53,6 +54,21 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 		}
 	}
 	return c
+}
+
+// fixedResult reports whether node is a query whose result PostgreSQL
+// fixes when it is prepared, refusing to run it once a schema change gave
+// it another ("cached plan must not change result type"); a utility
+// statement's result (FETCH, SHOW, EXPLAIN, CALL) may change freely.
+func fixedResult(node *pg.Node) bool {
+	if node == nil {
+		return false
+	}
+	switch node.Node.(type) {
+	case *pg.Node_SelectStmt, *pg.Node_InsertStmt, *pg.Node_UpdateStmt, *pg.Node_DeleteStmt, *pg.Node_MergeStmt:
+		return true
+	}
+	return false
 }
 
 // fallbackFingerprint identifies unparseable text for stats.

@@ -12,6 +12,10 @@ type Classification struct {
 	StatementKinds []Kind
 	// MultiStatement is true when the string holds more than one statement.
 	MultiStatement bool
+	// FixedResult: the string is one query (SELECT, VALUES, INSERT,
+	// UPDATE, DELETE, MERGE) whose result shape PostgreSQL fixes when it
+	// is prepared.
+	FixedResult bool
 
 	// TxnReadOnly is the access mode requested by BEGIN / START TRANSACTION /
 	// SET TRANSACTION in this string (the last one that says anything).

@@ -240,3 +240,25 @@ func TestMayWrite(t *testing.T) {
 		}
 	}
 }
+
+func TestFixedResult(t *testing.T) {
+	for sql, want := range map[string]bool{
+		"SELECT * FROM t WHERE id = $1":        true,
+		"VALUES (1), (2)":                      true,
+		"INSERT INTO t VALUES (1) RETURNING *": true,
+		"UPDATE t SET a = 1":                   true,
+		"DELETE FROM t RETURNING id":           true,
+		"WITH x AS (SELECT 1) SELECT * FROM x": true,
+		`FETCH ALL IN "c"`:                     false,
+		"SHOW search_path":                     false,
+		"EXPLAIN SELECT 1":                     false,
+		"CALL p()":                             false,
+		"SELECT 1; SELECT 2":                   false,
+		"DECLARE c CURSOR FOR SELECT * FROM t": false,
+		"CREATE TABLE t2 AS SELECT * FROM t":   false,
+	} {
+		if got := Analyze(sql, nil).FixedResult; got != want {
+			t.Errorf("%q: FixedResult %v, want %v", sql, got, want)
+		}
+	}
+}

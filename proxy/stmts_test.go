@@ -464,3 +464,29 @@ func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
 		})
 	}
 }
+
+// A utility statement's result may change without PostgreSQL objecting: a
+// FETCH prepared before its cursor existed describes as NoData and then
+// returns the cursor's rows. Prepared anew on another server connection it
+// must run, not be refused as reshaped (pgx's
+// TestConnQueryPreparedCursorFetch).
+func TestTxnPreparedFetchIsNotRefusedAsReshaped(t *testing.T) {
+	h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 1\n  max_prepared_statements: 1\n")
+	fe := loginRaw(t, rawConn(t, h), "trusty")
+	fe.Send(&pgproto3.Parse{Name: "f", Query: `fetch all in "cur"`})
+	fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: "f"})
+	fe.Send(&pgproto3.Sync{})
+	expectMessages(t, fe, "ParseComplete", "ParameterDescription", "NoData", "ReadyForQuery")
+	fe.Send(&pgproto3.Parse{Name: "other", Query: "select 2"}) // evicts f
+	fe.Send(&pgproto3.Sync{})
+	expectMessages(t, fe, "ParseComplete", "ReadyForQuery")
+	fe.Send(&pgproto3.Query{String: `begin; declare "cur" cursor for select 1 as n`})
+	expectMessages(t, fe, "CommandComplete", "CommandComplete", "ReadyForQuery")
+	fe.Send(&pgproto3.Bind{PreparedStatement: "f"})
+	fe.Send(&pgproto3.Describe{ObjectType: 'P'})
+	fe.Send(&pgproto3.Execute{})
+	fe.Send(&pgproto3.Sync{})
+	expectMessages(t, fe, "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+	fe.Send(&pgproto3.Query{String: "rollback"})
+	expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+}

@@ -49,7 +49,8 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 }
 
 // staleStatements lists the client's statements the collected request
-// binds or describes, whose shape the client was shown, and that st
+// binds or describes, queries whose shape the client was shown (not
+// utility statements, whose result PostgreSQL lets change), and that st
 // lacks: prepared on st now, against the schema of now, their rows might
 // have another shape. Whether the schema changed is not asked, since a
 // change made around the proxy is seen by nobody; the check costs a
@@ -67,7 +68,7 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 		}
 		cs := s.stmt(name)
 		if cs == nil || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
-			slices.Contains(stale, cs) || st.has(cs.server) {
+			slices.Contains(stale, cs) || st.has(cs.server) || !s.classifier.Classify(cs.query).FixedResult {
 			continue
 		}
 		stale = append(stale, cs)
