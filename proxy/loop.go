@@ -164,11 +164,6 @@ func (s *Session) send(complete bool) error {
 // answering and the request is to be sent again, to the primary (see
 // reroute.go).
 func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted bool, err error) {
-	s.mu.Lock()
-	// A batch sent in parts goes on where its last part stopped: nothing
-	// of the proxy's may come between.
-	continuing := s.openBatch
-	s.mu.Unlock()
 	c, d, fresh, err := s.ensureLease(cls)
 	if err != nil {
 		return false, s.refuse(err, complete)
@@ -183,7 +178,7 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 			s.serverFailed(c, err, false)
 			return false, err
 		}
-	case !continuing && !s.vetStatementsInUse(c):
+	case !s.vetStatementsInUse(c):
 		return false, errServerLost
 	}
 	out, e := s.req, expect{extended: s.lastReq == 'S'}

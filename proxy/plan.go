@@ -109,29 +109,15 @@ func (p *plan) head() *op {
 	return nil
 }
 
-// shapeFor returns the client's statement whose Describe a RowDescription
-// or NoData (typ) answers, when the plan follows one; call it before
-// response.
-func (p *plan) shapeFor(typ byte) *clientStmt {
-	if typ != 'T' && typ != 'n' {
-		return nil
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	if o := p.head(); o != nil && o.kind == opDescribe {
-		return o.shapeOf
-	}
-	return nil
-}
-
 // response accounts for one server message and says whether the client
-// must not see it, or must see refusal in its place.
-func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
+// must not see it, or must see refusal in its place; for the answer to a
+// Describe of a client's statement, it names that statement (shapeOf).
+func (p *plan) response(typ byte) (swallow bool, refusal []byte, shapeOf *clientStmt) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	o := p.head()
 	if o == nil {
-		return false, nil
+		return false, nil, nil
 	}
 	if o.kind == opQuery || o.kind == opFunc {
 		// A simple query or function call answers with any number of
@@ -142,9 +128,9 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 				o.prep.failed.Store(true)
 				o.st.sqlFailed(o.prepName, o.prep.hash)
 			}
-			return false, o.refusal
+			return false, o.refusal, nil
 		}
-		return false, nil
+		return false, nil, nil
 	}
 	switch typ {
 	case '1': // ParseComplete
@@ -153,7 +139,7 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 				o.st.confirm(o.stmt)
 			}
 			p.i++
-			return o.swallow, nil
+			return o.swallow, nil, nil
 		}
 	case '2': // BindComplete
 		if o.kind == opBind {
@@ -162,10 +148,11 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 	case '3': // CloseComplete
 		if o.kind == opClose {
 			p.i++
-			return o.swallow, nil
+			return o.swallow, nil, nil
 		}
 	case 'T', 'n': // RowDescription, NoData end a Describe
 		if o.kind == opDescribe {
+			shapeOf = o.shapeOf
 			p.i++
 		}
 	case 'C', 'I', 's': // CommandComplete, EmptyQuery, PortalSuspended
@@ -179,5 +166,5 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte) {
 		p.i = len(p.ops)
 		p.skipping = false
 	}
-	return false, refusal
+	return false, refusal, shapeOf
 }

@@ -77,8 +77,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		var refusal []byte
 		var shapeOf *clientStmt
 		if haveHead && head.plan != nil && !swallow {
-			shapeOf = head.plan.shapeFor(typ)
-			swallow, refusal = head.plan.response(typ)
+			swallow, refusal, shapeOf = head.plan.response(typ)
 		}
 		if typ == 'E' {
 			sawError = true

@@ -66,8 +66,10 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 		if !ok {
 			continue
 		}
-		cs := s.stmt(name)
-		if cs == nil || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
+		// Indexed by the name's bytes, which costs no allocation on
+		// every Bind; a failed Parse leaves no statement (see stmt).
+		cs := s.stmts[string(name)]
+		if cs == nil || cs.failed.Load() || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
 			slices.Contains(stale, cs) || st.has(cs.server) || !s.classifier.Classify(cs.query).FixedResult {
 			continue
 		}
@@ -80,7 +82,8 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 // session already holds (inside a transaction), whose answers its relay
 // reads: each Describe goes out as a request of the proxy's own, and the
 // request waits for the relay's verdict. In a failed transaction the
-// server refuses the request anyway.
+// server refuses the request anyway, and nothing of the proxy's may come
+// between the parts of a batch sent in parts.
 //
 // It reports false when the connection was lost meanwhile (the client has
 // been told).
@@ -94,6 +97,10 @@ func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
 		if s.lease != c {
 			s.mu.Unlock()
 			return false
+		}
+		if n := len(s.pending); n > 0 && s.pending[n-1].open {
+			s.mu.Unlock()
+			return true
 		}
 		leaseDone := s.leaseDone
 		s.pending = append(s.pending, expect{injected: true, vet: cs, vetDone: done})
@@ -161,19 +168,23 @@ func (s *Session) vetStatements(c *pool.Conn) error {
 }
 
 // boundOrDescribed is the statement name a Bind or a Describe of a
-// statement names.
-func boundOrDescribed(typ byte, body []byte) (string, bool) {
+// statement names, as the bytes of body.
+func boundOrDescribed(typ byte, body []byte) ([]byte, bool) {
 	switch typ {
 	case 'B':
-		if _, rest, ok := nameField(body); ok {
-			name, _, ok := nameField(rest)
-			return name, ok
+		if i := bytes.IndexByte(body, 0); i >= 0 {
+			body = body[i+1:] // past the portal's name
+		} else {
+			return nil, false
 		}
 	case 'D':
-		if len(body) >= 2 && body[0] == 'S' {
-			name, _, ok := nameField(body[1:])
-			return name, ok
+		if len(body) < 2 || body[0] != 'S' {
+			return nil, false
 		}
+		body = body[1:]
+	default:
+		return nil, false
 	}
-	return "", false
+	i := bytes.IndexByte(body, 0)
+	return body[:max(i, 0)], i >= 0
 }
