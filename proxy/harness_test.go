@@ -184,15 +184,44 @@ func (h *harness) clientsAtOnce(t *testing.T, ctx context.Context, n int, adjust
 // ninja connects as the app user to ai_ninja.
 func (h *harness) ninja(t testing.TB) *pgx.Conn { return h.connect(t, "ninja", "ninja", "ai_ninja") }
 
-// ninjaNoticed connects as ninja, appending each notice's message to
-// notices.
-func (h *harness) ninjaNoticed(t testing.TB, notices *[]string) *pgx.Conn {
+// notices keeps what servers tell the connections it was given to; it is
+// safe for the connections' goroutines.
+type notices struct {
+	mu  sync.Mutex
+	got []*pgconn.Notice
+}
+
+// take returns the notices since the last take.
+func (n *notices) take() []*pgconn.Notice {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	got := n.got
+	n.got = nil
+	return got
+}
+
+// describeNotices lists notices as "SEVERITY CODE message", for a
+// failure message.
+func describeNotices(got []*pgconn.Notice) []string {
+	var out []string
+	for _, x := range got {
+		out = append(out, x.Severity+" "+x.Code+" "+x.Message)
+	}
+	return out
+}
+
+// connectNoticed connects to dsn, keeping every notice in n.
+func connectNoticed(t testing.TB, dsn string, n *notices) *pgx.Conn {
 	t.Helper()
-	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
+	cfg, err := pgx.ParseConfig(dsn)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) { *notices = append(*notices, n.Message) }
+	cfg.OnNotice = func(_ *pgconn.PgConn, x *pgconn.Notice) {
+		n.mu.Lock()
+		n.got = append(n.got, x)
+		n.mu.Unlock()
+	}
 	c, err := pgx.ConnectConfig(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

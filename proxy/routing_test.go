@@ -13,7 +13,6 @@ import (
 
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // routedConfig lists a primary and replicas (name → address, weight) in
@@ -527,8 +526,8 @@ func connectionLostBehindACommit(t *testing.T, fatal bool) {
 	gate.fatal.Store(fatal)
 	h := startWithDial(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: table\n"), gate.dial)
 	ctx := ctxT(t, 30*time.Second)
-	var notices []string
-	c := h.ninjaNoticed(t, &notices)
+	var ns notices
+	c := connectNoticed(t, h.dsn("ninja", "ninja", "ai_ninja"), &ns)
 	table := fmt.Sprintf("cut_t_%d", time.Now().UnixNano())
 	if _, err := c.Exec(ctx, "create table "+table+"(id int)"); err != nil {
 		t.Fatal(err)
@@ -553,8 +552,8 @@ func connectionLostBehindACommit(t *testing.T, fatal bool) {
 	if n != 1 || port != portOf(t, env.Primary) {
 		t.Fatalf("the next read found %d rows on port %d; want the committed row, on the primary", n, port)
 	}
-	if len(notices) > 0 {
-		t.Fatalf("the client was warned of what did not concern it: %q", notices)
+	if got := ns.take(); len(got) > 0 {
+		t.Fatalf("the client was warned of what did not concern it: %q", describeNotices(got))
 	}
 }
 
@@ -598,22 +597,8 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"r": rep.Addr()}, 1, "  consistency: table\n"))
-	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", db))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var warnings []string
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		warnings = append(warnings, n.Severity+" "+n.Code+" "+n.Message)
-		mu.Unlock()
-	}
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	var ns notices
+	c := connectNoticed(t, h.dsn("ninja", "ninja", db), &ns)
 	other := h.connect(t, "ninja", "ninja", db)
 	for _, conn := range []*pgx.Conn{c, other} {
 		waitFor(t, 15*time.Second, "reads on the replica", func() bool {
@@ -637,15 +622,11 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 		}
 	}
 	defer resume()
-	mu.Lock()
-	warnings = nil
-	mu.Unlock()
+	ns.take()
 	if _, err := c.Exec(ctx, "insert into w values (1)"); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	got := warnings
-	mu.Unlock()
+	got := describeNotices(ns.take())
 	if len(got) != 1 || !strings.HasPrefix(got[0], "WARNING 42501 ") {
 		t.Fatalf("want one WARNING 42501 about the position read, got %q", got)
 	}

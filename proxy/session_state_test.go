@@ -49,16 +49,16 @@ func answersAsPostgreSQL(t *testing.T, pool int, steps []step) {
 		return got
 	}
 	want := run(func() *pgx.Conn { return h.direct(t) })
-	var notices []string
+	var ns notices
 	closedBefore := closedConns(h)
-	got := run(func() *pgx.Conn { return h.ninjaNoticed(t, &notices) })
+	got := run(func() *pgx.Conn { return connectNoticed(t, h.dsn("ninja", "ninja", "ai_ninja"), &ns) })
 	for i := range want {
 		if got[i] != want[i] {
 			t.Errorf("through the proxy %s\n                   PostgreSQL %s", got[i], want[i])
 		}
 	}
-	if len(notices) > 0 {
-		t.Errorf("notices: %q", notices)
+	if got := ns.take(); len(got) > 0 {
+		t.Errorf("notices: %q", describeNotices(got))
 	}
 	if n := closedConns(h) - closedBefore; n > 0 {
 		t.Errorf("%d server connections closed", n)

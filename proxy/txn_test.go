@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -549,22 +548,8 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	if _, err := admin.Exec(ctx, "drop text search configuration if exists pgninja_test_ts; create text search configuration pgninja_test_ts (copy = english)"); err != nil {
 		t.Fatal(err)
 	}
-	cfg, err := pgx.ParseConfig(h.dsn("ninja", "ninja", "ai_ninja"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var notices []*pgconn.Notice
-	cfg.OnNotice = func(_ *pgconn.PgConn, n *pgconn.Notice) {
-		mu.Lock()
-		notices = append(notices, n)
-		mu.Unlock()
-	}
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close(ctx)
+	var ns notices
+	c := connectNoticed(t, h.dsn("ninja", "ninja", "ai_ninja"), &ns)
 	if _, err := c.Exec(ctx, "set default_text_search_config = 'public.pgninja_test_ts'; set search_path = pgninja_sync, public"); err != nil {
 		t.Fatal(err)
 	}
@@ -585,9 +570,7 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	if err := c.QueryRow(ctx, "select current_setting('search_path')").Scan(&path); err != nil || path != "pgninja_sync, public" {
 		t.Fatalf("the request behind the failed replay: search_path %q, %v", path, err)
 	}
-	mu.Lock()
-	got := notices
-	mu.Unlock()
+	got := ns.take()
 	// pgx prepares and then executes: two requests, each on a connection
 	// of its own, each warned.
 	if len(got) == 0 {
@@ -603,18 +586,14 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	// Warned once, the session goes on without the setting: later
 	// requests, on whichever connection, neither warn again nor cost
 	// connections, and keep the rest.
-	mu.Lock()
-	notices = nil
-	mu.Unlock()
+	ns.take()
 	closedBefore = closedConns(h)
 	for i := 0; i < 3; i++ {
 		if err := c.QueryRow(ctx, "select current_setting('search_path')").Scan(&path); err != nil || path != "pgninja_sync, public" {
 			t.Fatalf("a later request: search_path %q, %v", path, err)
 		}
 	}
-	mu.Lock()
-	got = notices
-	mu.Unlock()
+	got = ns.take()
 	if len(got) != 0 || closedConns(h) != closedBefore {
 		t.Fatalf("later requests: %d more warnings, %d more connections closed", len(got), closedConns(h)-closedBefore)
 	}
