@@ -24,7 +24,7 @@ var (
 	descDown      = poolDesc("pgninja_pool_server_down_seconds", "How long the server has refused connections as a restarting one does; 0 while it takes them.")
 	descAcquires  = poolDesc("pgninja_pool_acquires_total", "Server connections asked for.")
 	descWaits     = poolDesc("pgninja_pool_waits_total", "Acquires that queued because the pool was full.")
-	descTimeouts  = poolDesc("pgninja_pool_acquire_timeouts_total", "Queued acquires that gave up.")
+	descTimeouts  = poolDesc("pgninja_pool_acquire_timeouts_total", "Queued acquires whose acquire timeout ran out.")
 	descDials     = poolDesc("pgninja_pool_dials_total", "Server logins attempted.")
 	descDialErrs  = poolDesc("pgninja_pool_dial_errors_total", "Server logins that failed.")
 	descClosed    = poolDesc("pgninja_pool_closed_total", "Server connections closed.")

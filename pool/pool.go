@@ -279,18 +279,21 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 			}
 			p.mu.Unlock()
 		case <-timeout.C:
-			return p.giveUp(w, p.timedOut(opts))
+			return p.giveUp(w, p.timedOut(opts), true)
 		case <-ctx.Done():
-			return p.giveUp(w, ctx.Err())
+			return p.giveUp(w, ctx.Err(), false)
 		}
 	}
 }
 
 // giveUp leaves the queue; if a grant raced in, it is honoured instead.
-func (p *Pool) giveUp(w *waiter, err error) (*Conn, bool, error) {
+// timeout: the acquire timeout ran out (rather than the caller's context).
+func (p *Pool) giveUp(w *waiter, err error, timeout bool) (*Conn, bool, error) {
 	p.mu.Lock()
 	if p.dequeue(w) {
-		p.stats.Timeouts++
+		if timeout {
+			p.stats.Timeouts++
+		}
 		p.mu.Unlock()
 		return nil, false, err
 	}

@@ -161,6 +161,11 @@ type Session struct {
 	// parsedNow are the statement names the request being built gave
 	// the client, undone if the request is built again for another server.
 	parsedNow []string
+	// waiting: the session waits for a server connection under waitCtx,
+	// which a CancelRequest stops (see waitcancel.go).
+	waiting  bool
+	waitCtx  context.Context
+	waitStop context.CancelCauseFunc
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
@@ -258,21 +263,26 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		if d.Err != nil {
 			return nil, d, false, routeError(d.Err)
 		}
-		c, d, err := s.acquire(d)
+		ctx := s.beginWait()
+		c, d, err := s.acquire(ctx, d)
 		if err != nil {
-			return nil, d, false, err
+			return nil, d, false, s.waitFailed(err)
 		}
 		// A session-mode lease comes reset (DISCARD ALL), so nothing of
 		// another client's can break its settings: they go out with the
 		// request, as at login.
 		if s.l.mode != config.PoolSession {
-			if ok, err := s.bringUp(c, &syncTries); err != nil {
-				return nil, d, false, err
-			} else if !ok {
+			if ok, err := s.bringUp(c, &syncTries); !ok {
+				// c went back; a cancel meanwhile ends the request.
+				if err = s.waitFailed(err); err != nil {
+					return nil, d, false, err
+				}
 				continue
 			}
 		}
-		s.attach(c, d)
+		if !s.attach(c, d) {
+			return nil, d, false, abandon(c)
+		}
 		return c, d, true, nil
 	}
 }
@@ -304,7 +314,7 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 // connection (before any byte of the request was sent) is not the
 // client's problem: the request goes to the primary instead, rather than
 // wait for a replica that is restarting or gone.
-func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error) {
+func (s *Session) acquire(ctx context.Context, d router.Decision) (*pool.Conn, router.Decision, error) {
 	p, ok := s.poolFor(d.Backend)
 	if !ok {
 		p, d = s.pool, s.primaryInstead()
@@ -313,11 +323,11 @@ func (s *Session) acquire(d router.Decision) (*pool.Conn, router.Decision, error
 	if d.Target == router.Replica {
 		acquire = p.AcquireIfUp
 	}
-	c, err := acquire(context.Background())
-	if err != nil && d.Target == router.Replica {
+	c, err := acquire(ctx)
+	if err != nil && d.Target == router.Replica && ctx.Err() == nil {
 		s.srv.log.Debug("replica unavailable; using the primary", "backend", d.Backend, "err", err)
 		d = s.primaryInstead()
-		c, err = s.pool.Acquire(context.Background())
+		c, err = s.pool.Acquire(ctx)
 	}
 	return c, d, err
 }
@@ -389,9 +399,14 @@ func (s *Session) warnSetting(err error) {
 
 // attach makes c the session's lease and brings it to the client's
 // session settings; the caller starts the relay once the request is out.
-func (s *Session) attach(c *pool.Conn, d router.Decision) {
+// It refuses c (false) when a CancelRequest ended the wait for it.
+func (s *Session) attach(c *pool.Conn, d router.Decision) bool {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
+	if s.endWait() {
+		s.mu.Unlock()
+		return false
+	}
 	sync := strings.Join(s.params.syncSQL(st), "; ")
 	s.lease = c
 	s.leaseDecision = d
@@ -406,6 +421,7 @@ func (s *Session) attach(c *pool.Conn, d router.Decision) {
 		_, _ = c.W.Write(appendQuery(nil, sync))
 		s.serverWrite.Unlock()
 	}
+	return true
 }
 
 // detach ends the lease on c, if it is still the session's; the caller
@@ -427,7 +443,11 @@ func (s *Session) cancel() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := s.lease
-	if c == nil || (len(s.pending) == 0 && !s.openBatch) {
+	if c == nil {
+		s.cancelWait()
+		return
+	}
+	if len(s.pending) == 0 && !s.openBatch {
 		return
 	}
 	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {

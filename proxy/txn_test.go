@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -198,6 +199,68 @@ func TestTxnPoolExhaustion(t *testing.T) {
 	}
 }
 
+// TestCancelEndsWaitForServer: a client whose statement waits for a
+// server connection (the pool full) and is cancelled gets 57014 at once,
+// and the statement never runs, in both pool modes that queue.
+func TestCancelEndsWaitForServer(t *testing.T) {
+	for _, mode := range []string{"transaction", "session"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf("pool:\n  mode: %s\n  max_size: 1\n  acquire_timeout: 30s\n", mode))
+			ctx := ctxT(t, 20*time.Second)
+			table := "cancel_wait_" + mode
+			holder := h.ninja(t)
+			if _, err := holder.Exec(ctx, "drop table if exists "+table+"; create table "+table+" (v int)"); err != nil {
+				t.Fatal(err)
+			}
+			tx, err := holder.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			waiter := h.ninja(t)
+			done := make(chan error, 1)
+			start := time.Now()
+			go func() {
+				_, err := waiter.Exec(ctx, "insert into "+table+" values (1)", pgx.QueryExecModeSimpleProtocol)
+				done <- err
+			}()
+			waitFor(t, 10*time.Second, "the waiter to queue", func() bool { return poolWaiting(h) == 1 })
+			if err := waiter.PgConn().CancelRequest(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := <-done; sqlstate(err) != "57014" || time.Since(start) > 10*time.Second {
+				t.Fatalf("cancelled waiter: %v after %v", err, time.Since(start))
+			}
+			if n := poolWaiting(h); n != 0 {
+				t.Fatalf("%d still queued after the cancel", n)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if mode == "session" {
+				// The holder keeps its server connection until it leaves.
+				if err := holder.Close(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var n int
+			if err := waiter.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 0 {
+				t.Fatalf("after the cancel: %d rows, %v (the cancelled insert must not run)", n, err)
+			}
+			var timeouts uint64
+			h.pools.Each(func(_ pool.Key, p *pool.Pool) { timeouts += p.Stats().Timeouts })
+			if timeouts != 0 {
+				t.Fatalf("a cancelled wait counted as %d acquire timeouts", timeouts)
+			}
+		})
+	}
+}
+
+// poolWaiting is how many clients wait for a server connection.
+func poolWaiting(h *harness) (n int) {
+	h.pools.Each(func(_ pool.Key, p *pool.Pool) { n += p.Stats().Waiting })
+	return n
+}
+
 func TestTxnCancelReachesTheRightBackend(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 4, "30s"))
 	ctx := ctxT(t, 30*time.Second)
@@ -209,13 +272,22 @@ func TestTxnCancelReachesTheRightBackend(t *testing.T) {
 		_, err := bystander.Exec(ctx, "select pg_sleep(1.5)")
 		done <- err
 	}()
+	direct := h.direct(t)
 	go func() {
-		time.Sleep(400 * time.Millisecond)
+		// A cancel that reaches the server before the query does is
+		// ignored there, with or without a proxy; wait until it runs.
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+			var n int
+			_ = direct.QueryRow(ctx, "select count(*) from pg_stat_activity where query = 'select pg_sleep(10)' and state = 'active'").Scan(&n)
+			if n == 1 {
+				break
+			}
+		}
 		_ = victim.PgConn().CancelRequest(context.Background())
 	}()
 	start := time.Now()
 	_, err := victim.Exec(ctx, "select pg_sleep(10)")
-	if sqlstate(err) != "57014" || time.Since(start) > 2*time.Second {
+	if sqlstate(err) != "57014" || time.Since(start) > 8*time.Second {
 		t.Fatalf("victim: %v after %v", err, time.Since(start))
 	}
 	if err := <-done; err != nil {
