@@ -43,6 +43,16 @@ type batch struct {
 	unnamed uint64
 }
 
+// takePlan returns the spare plan, or a new one.
+func (s *Session) takePlan() *plan {
+	p := s.sparePlan
+	if p == nil {
+		p = new(plan)
+	}
+	s.sparePlan = nil
+	return p.reuse()
+}
+
 // build rewrites the collected request for server connection c: client
 // statement names become server-side names, statements c lacks are
 // prepared first, a Close of a named statement is answered without
@@ -50,7 +60,8 @@ type batch struct {
 // tracked. It runs only where server connections change hands.
 func (s *Session) build(c *pool.Conn) *batch {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
-	b := &batch{out: s.out[:0], plan: &plan{}}
+	b := &s.batch
+	*b = batch{out: s.out[:0], plan: s.takePlan()}
 	s.parsedNow = s.parsedNow[:0]
 	for _, name := range st.takeEvicted() {
 		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)

@@ -62,8 +62,7 @@ func (s *Session) readHeader() (byte, int, error) {
 	_ = s.c.Conn.SetReadDeadline(time.Now().Add(parkAfter))
 	typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
 	_ = s.c.Conn.SetReadDeadline(time.Time{})
-	var ne net.Error
-	if err == nil || !errors.As(err, &ne) || !ne.Timeout() {
+	if err == nil || !isTimeout(err) {
 		return typ, n, err
 	}
 	if s.c.r.Buffered() > 0 {
@@ -77,14 +76,20 @@ func (s *Session) readHeader() (byte, int, error) {
 	return wire.ReadHeader(s.c.r, s.c.maxMsg)
 }
 
+// isTimeout is kept apart from its caller so that the error target it
+// declares is allocated only when a read fails.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}
+
 // readFailed tells a client that left from one that timed out or sent
 // something the proxy must refuse.
 func (s *Session) readFailed(err error) error {
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, net.ErrClosed) {
 		return nil
 	}
-	var ne net.Error
-	if errors.As(err, &ne) && ne.Timeout() {
+	if isTimeout(err) {
 		return pgerr.Fatal(pgerr.IdleSessionTimeout, "terminating connection due to idle-in-transaction timeout")
 	}
 	if pgerr.SQLState(err) != "" {
@@ -224,6 +229,7 @@ func (s *Session) queue(e expect, complete bool) {
 		open := &s.pending[n-1]
 		if open.plan != nil && e.plan != nil {
 			open.plan.extend(e.plan)
+			s.sparePlan = e.plan
 		}
 		open.sets = append(open.sets, e.sets...)
 		open.rollback = open.rollback || e.rollback
@@ -238,7 +244,7 @@ func (s *Session) queue(e expect, complete bool) {
 	}
 	if complete {
 		if e.plan != nil && !e.plan.needed() {
-			e.plan = nil
+			s.sparePlan, e.plan = e.plan, nil
 		}
 	} else {
 		e.open = true

@@ -62,6 +62,22 @@ type plan struct {
 	// skipping: an error was answered and the Sync the server skips to
 	// is still to come.
 	skipping bool
+	// first backs ops for a typical batch, so that building one takes no
+	// allocation beyond the plan's own.
+	first [typicalOps]op
+}
+
+// typicalOps is how many ops a plan holds without growing: a driver's
+// Parse, Bind, Describe, Execute and Sync.
+const typicalOps = 5
+
+// reuse readies a plan for another request. Only a plan nothing refers
+// to any more may be reused: one queue found unneeded (see
+// Session.sparePlan).
+func (p *plan) reuse() *plan {
+	clear(p.first[:])
+	p.ops, p.i, p.skipping = p.first[:0], 0, false
+	return p
 }
 
 // add appends an op to a plan still being built.

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"slices"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -349,7 +350,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	if len(s.pending) > 0 {
 		// The relay's copy of a batch sent in parts predates its last.
 		e = s.pending[0]
-		s.pending = s.pending[1:]
+		// Shifted down rather than resliced, so the queue's array is
+		// reused rather than outgrown one request at a time.
+		s.pending = slices.Delete(s.pending, 0, 1)
 	}
 	injected := e.injected
 	if e.reset && !sawError {

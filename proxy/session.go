@@ -147,7 +147,7 @@ type Session struct {
 	// lease went, and a commit waiting for its WAL position.
 	rs            router.SessionState
 	leaseDecision router.Decision
-	leaseDone     chan struct{}
+	leaseDone     chan struct{} // see leaseEnded
 	commitTables  []string
 	commitSchema  bool
 	commitWaiting bool
@@ -161,6 +161,11 @@ type Session struct {
 	// parsedNow are the statement names the request being built gave
 	// the client, undone if the request is built again for another server.
 	parsedNow []string
+	// batch is the request being rewritten for its server connection
+	// (see build), kept to save an allocation per request; sparePlan is a
+	// plan no expectation took, for the next request.
+	batch     batch
+	sparePlan *plan
 	// waiting: the session waits for a server connection under waitCtx,
 	// which a CancelRequest stops (see waitcancel.go).
 	waiting  bool
@@ -237,8 +242,9 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 	syncTries := 0
 	for {
 		s.mu.Lock()
-		c, d, done := s.lease, s.leaseDecision, s.leaseDone
+		c, d := s.lease, s.leaseDecision
 		if c != nil && s.mustLeaveReplica(cls) {
+			done := s.leaseEnded()
 			s.mu.Unlock()
 			<-done
 			continue
@@ -410,7 +416,6 @@ func (s *Session) attach(c *pool.Conn, d router.Decision) bool {
 	sync := strings.Join(s.params.syncSQL(st), "; ")
 	s.lease = c
 	s.leaseDecision = d
-	s.leaseDone = make(chan struct{})
 	s.openBatch = true
 	if sync != "" {
 		s.pending = append(s.pending, expect{injected: true})
@@ -433,7 +438,20 @@ func (s *Session) detach(c *pool.Conn) {
 	s.lease = nil
 	// A Sync owed to this connection's server means nothing to the next.
 	s.copySyncOwed = false
-	close(s.leaseDone)
+	if s.leaseDone != nil {
+		close(s.leaseDone)
+		s.leaseDone = nil
+	}
+}
+
+// leaseEnded returns a channel closed when the current lease ends; the
+// caller holds s.mu and the session holds a lease. It is made only for
+// those who wait, not per lease.
+func (s *Session) leaseEnded() <-chan struct{} {
+	if s.leaseDone == nil {
+		s.leaseDone = make(chan struct{})
+	}
+	return s.leaseDone
 }
 
 // cancel forwards a client's CancelRequest to the server connection

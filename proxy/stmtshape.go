@@ -102,7 +102,7 @@ func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
 			s.mu.Unlock()
 			return true
 		}
-		leaseDone := s.leaseDone
+		leaseDone := s.leaseEnded()
 		s.pending = append(s.pending, expect{injected: true, vet: cs, vetDone: done})
 		s.mu.Unlock()
 		msg := append(cs.unnamedParse(), describeUnnamed...)

@@ -82,12 +82,18 @@ func SkipBody(r *bufio.Reader, n int) error {
 	return unexpected(err)
 }
 
-// WriteHeader writes a message header for a body of n bytes.
+// WriteHeader writes a message header for a body of n bytes. It builds
+// the header in w's own buffer: a local array handed to Write would
+// escape to the heap, one allocation per forwarded message.
 func WriteHeader(w *bufio.Writer, typ byte, n int) error {
-	var h [HeaderLen]byte
-	h[0] = typ
+	if w.Available() < HeaderLen {
+		if err := w.Flush(); err != nil {
+			return err
+		}
+	}
+	h := append(w.AvailableBuffer(), typ, 0, 0, 0, 0)
 	binary.BigEndian.PutUint32(h[1:], uint32(n+4))
-	_, err := w.Write(h[:])
+	_, err := w.Write(h)
 	return err
 }
 

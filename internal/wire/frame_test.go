@@ -114,3 +114,26 @@ func TestBodies(t *testing.T) {
 		t.Fatalf("range went on after break: %d", n)
 	}
 }
+
+// TestWriteHeader: the header is framed right whether or not it fits in
+// what is left of the buffer, and writing it allocates nothing (it runs
+// once per forwarded message).
+func TestWriteHeader(t *testing.T) {
+	for _, room := range []int{64, 3} {
+		var out bytes.Buffer
+		w := bufio.NewWriterSize(&out, 64)
+		_, _ = w.Write(make([]byte, 64-room))
+		if err := WriteHeader(w, 'D', 10); err != nil {
+			t.Fatal(err)
+		}
+		_ = w.Flush()
+		got := out.Bytes()[64-room:]
+		if want := []byte{'D', 0, 0, 0, 14}; !bytes.Equal(got, want) {
+			t.Fatalf("room %d: header %v, want %v", room, got, want)
+		}
+	}
+	w := bufio.NewWriterSize(io.Discard, 4096)
+	if n := testing.AllocsPerRun(100, func() { _ = WriteHeader(w, 'D', 10) }); n != 0 {
+		t.Fatalf("WriteHeader allocates %v times", n)
+	}
+}
