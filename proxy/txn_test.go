@@ -255,6 +255,16 @@ func TestCancelEndsWaitForServer(t *testing.T) {
 	}
 }
 
+// allIdle: every server connection of the proxy's pools is back in them.
+func allIdle(h *harness) bool {
+	idle := true
+	h.pools.Each(func(_ pool.Key, p *pool.Pool) {
+		s := p.Stats()
+		idle = idle && s.Idle == s.Total
+	})
+	return idle
+}
+
 // poolWaiting is how many clients wait for a server connection.
 func poolWaiting(h *harness) (n int) {
 	h.pools.Each(func(_ pool.Key, p *pool.Pool) { n += p.Stats().Waiting })
@@ -625,9 +635,15 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	if _, err := c.Exec(ctx, "set default_text_search_config = 'public.pgninja_test_ts'; set search_path = pgninja_sync, public"); err != nil {
 		t.Fatal(err)
 	}
+	// A connection goes back to the pool just after its client has the
+	// answer. Idle connections are lent newest first, so once it is back
+	// the drop runs on the connection the setting was made on, and then
+	// the holder's transaction does.
+	waitFor(t, 5*time.Second, "the connection back in the pool", func() bool { return allIdle(h) })
 	if _, err := admin.Exec(ctx, "drop text search configuration pgninja_test_ts"); err != nil {
 		t.Fatal(err)
 	}
+	waitFor(t, 5*time.Second, "the connection back in the pool", func() bool { return allIdle(h) })
 	// Another client holds the connection the setting was made on, so the
 	// next request goes to one that must be brought to it.
 	holder, err := h.ninja(t).Begin(ctx)
