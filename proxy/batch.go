@@ -146,7 +146,7 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 	}
 	class := s.classifier.Classify(query)
 	s.notePins(class)
-	cs := newClientStmt(name, query, types, s.epoch.Load())
+	cs := newClientStmt(name, query, types, s.epoch.Load(), s.params.parseHash.Load())
 	if name == "" {
 		s.unnamed = cs
 		b.unnamed = cs.hash
@@ -306,7 +306,10 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		if _, ok := st.sqlHash(name); ok {
 			b.inject("DEALLOCATE " + quoteIdent(name))
 		}
+		// The text and the settings it is read under name the statement,
+		// as for a Parse (see parseSettings).
 		h := fnv.New64a()
+		h.Write(binary.BigEndian.AppendUint64(nil, s.params.parseHash.Load()))
 		h.Write([]byte(query))
 		ps := &sqlStmt{text: query, hash: h.Sum64()}
 		s.sqlStmts[name] = ps

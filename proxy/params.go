@@ -5,6 +5,7 @@ import (
 	"maps"
 	"sort"
 	"strings"
+	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
@@ -21,6 +22,25 @@ type paramSet struct {
 	startup map[string]string // lower-cased name → startup value
 	apply   map[string]string // lower-cased name → SQL that sets it
 	hash    uint64
+	// parseHash covers only the settings that change what a statement's
+	// text means when it is prepared (see parseSettings). The session
+	// goroutine reads it, without the session's lock, to name the server
+	// copies of the statements it prepares.
+	parseHash atomic.Uint64
+}
+
+// parseSettings are the settings under which the same statement text,
+// prepared, means something else: the tables and functions its names
+// resolve to, how its bytes and literals are read, constants folded at
+// parse time. Server copies of prepared statements are shared only
+// between clients that agree on all of them; otherwise a tenant's
+// statement could run, prepared under another tenant's search_path, with
+// that tenant's result shape (0A000 where PostgreSQL itself succeeds) or
+// that tenant's time zone folded into its literals.
+var parseSettings = map[string]bool{
+	"search_path": true, "client_encoding": true, "standard_conforming_strings": true,
+	"backslash_quote": true, "datestyle": true, "intervalstyle": true, "timezone": true,
+	"transform_null_equals": true, "array_nulls": true, "lc_monetary": true,
 }
 
 func newParamSet(startup map[string]string) *paramSet {
@@ -46,7 +66,16 @@ func (p *paramSet) resetAll() {
 	p.rehash()
 }
 
-func (p *paramSet) rehash() { p.hash = hashParams(p.apply) }
+func (p *paramSet) rehash() {
+	p.hash = hashParams(p.apply)
+	parse := make(map[string]string, len(parseSettings))
+	for k, v := range p.apply {
+		if parseSettings[k] {
+			parse[k] = v
+		}
+	}
+	p.parseHash.Store(hashParams(parse))
+}
 
 // track applies the SET/RESET statements of a committed transaction (or
 // of one statement outside any), in order; a ROLLBACK TO among them

@@ -78,10 +78,12 @@ func parseMsg(body []byte) (name, query string, types []byte, ok bool) {
 }
 
 // newClientStmt builds the server-side form of a client's Parse, for the
-// database's current schema epoch.
-func newClientStmt(name, query string, types []byte, epoch uint64) *clientStmt {
+// database's current schema epoch and the client's parse settings (see
+// parseSettings): clients share a server copy only where both agree.
+func newClientStmt(name, query string, types []byte, epoch, parseHash uint64) *clientStmt {
 	sum := sha256.New()
 	sum.Write(binary.BigEndian.AppendUint64(nil, epoch))
+	sum.Write(binary.BigEndian.AppendUint64(nil, parseHash))
 	sum.Write([]byte(query))
 	sum.Write([]byte{0})
 	sum.Write(types)

@@ -490,3 +490,61 @@ func TestTxnPreparedFetchIsNotRefusedAsReshaped(t *testing.T) {
 	fe.Send(&pgproto3.Query{String: "rollback"})
 	expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
 }
+
+// Clients on one server connection that prepare the same text under
+// different search paths (a schema per tenant) each run their own
+// statement: a server copy prepared under one tenant's path is not lent
+// to the other. Shared, PostgreSQL replans it under the other's path and
+// refuses the other's result shape with 0A000, which no direct client
+// sees; the same goes for SQL PREPARE.
+func TestTxnStatementsOfDifferentSearchPathsAreNotShared(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	admin := h.ninja(t)
+	for _, q := range []string{
+		"drop schema if exists tenant_a cascade", "drop schema if exists tenant_b cascade",
+		"create schema tenant_a", "create schema tenant_b",
+		"create table tenant_a.acct (v int)", "insert into tenant_a.acct values (1)",
+		"create table tenant_b.acct (v int, w text)", "insert into tenant_b.acct values (2, 'two')",
+	} {
+		if _, err := admin.Exec(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	a, b := h.ninja(t), h.ninja(t)
+	simple := pgx.QueryExecModeSimpleProtocol
+	for c, path := range map[*pgx.Conn]string{a: "tenant_a", b: "tenant_b"} {
+		if _, err := c.Exec(ctx, "set search_path = "+path, simple); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Exec(ctx, "prepare acct_all as select * from acct", simple); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < 3; i++ {
+		for _, step := range []struct {
+			c    *pgx.Conn
+			sql  string
+			mode pgx.QueryExecMode
+			want string
+		}{
+			{b, "select * from acct", pgx.QueryExecModeCacheStatement, "[2 two]"},
+			{a, "select * from acct", pgx.QueryExecModeCacheStatement, "[1]"},
+			{b, "execute acct_all", simple, "[2 two]"},
+			{a, "execute acct_all", simple, "[1]"},
+		} {
+			rows, err := step.c.Query(ctx, step.sql, step.mode)
+			if err != nil {
+				t.Fatalf("round %d, %s: %v", i, step.sql, err)
+			}
+			var got []string
+			for rows.Next() {
+				vals, _ := rows.Values()
+				got = append(got, fmt.Sprint(vals))
+			}
+			if err := rows.Err(); err != nil || len(got) != 1 || got[0] != step.want {
+				t.Fatalf("round %d, %s: %v %v, want %s", i, step.sql, got, err, step.want)
+			}
+		}
+	}
+}
