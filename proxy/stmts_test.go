@@ -548,3 +548,28 @@ func TestTxnStatementsOfDifferentSearchPathsAreNotShared(t *testing.T) {
 		}
 	}
 }
+
+// A literal of a type read under the session's time zone is folded when
+// the statement is prepared. A copy prepared for a client in another time
+// zone would answer with that zone's instant: a wrong answer, not an
+// error.
+func TestTxnStatementsOfDifferentTimeZonesAreNotShared(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "5s"))
+	ctx := ctxT(t, 30*time.Second)
+	utc, tokyo := h.ninja(t), h.ninja(t)
+	for c, zone := range map[*pgx.Conn]string{utc: "UTC", tokyo: "Asia/Tokyo"} {
+		if _, err := c.Exec(ctx, "set timezone = '"+zone+"'", pgx.QueryExecModeSimpleProtocol); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const q = "select extract(epoch from '2024-01-01 00:00'::timestamptz)::bigint"
+	for _, step := range []struct {
+		c    *pgx.Conn
+		want int64
+	}{{utc, 1704067200}, {tokyo, 1704067200 - 9*3600}, {utc, 1704067200}} {
+		var got int64
+		if err := step.c.QueryRow(ctx, q).Scan(&got); err != nil || got != step.want {
+			t.Fatalf("midnight, 1 January 2024: %d %v, want %d", got, err, step.want)
+		}
+	}
+}
