@@ -17,7 +17,8 @@ import (
 // 1222).
 //
 // The wait's context lives on the session and is made anew only after a
-// cancel used it, so a lease taken without waiting costs nothing extra.
+// cancel used it, so a lease costs one uncontended lock more, and no
+// allocation.
 
 // errWaitCancelled is the cause a CancelRequest gives the wait's context.
 var errWaitCancelled = errors.New("pgninja: cancel request while waiting for a server connection")
