@@ -81,14 +81,19 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 // vetStatementsInUse is vetStatements for a server connection the
 // session already holds (inside a transaction), whose answers its relay
 // reads: each Describe goes out as a request of the proxy's own, and the
-// request waits for the relay's verdict. In a failed transaction the
-// server refuses the request anyway, and nothing of the proxy's may come
-// between the parts of a batch sent in parts.
+// request waits for the relay's verdict. Inside a transaction the check
+// runs in a savepoint, so that its own failure cannot abort the
+// transaction. In a failed transaction the server refuses the request
+// anyway, and nothing of the proxy's may come between the parts of a
+// batch sent in parts.
 //
 // It reports false when the connection was lost meanwhile (the client has
 // been told).
 func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
-	if s.inFailedTxn() {
+	s.mu.Lock()
+	status := s.txStatus
+	s.mu.Unlock()
+	if status == 'E' {
 		return true
 	}
 	for _, cs := range s.staleStatements(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)) {
@@ -103,10 +108,24 @@ func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
 			return true
 		}
 		leaseDone := s.leaseEnded()
+		var msg []byte
+		if status == 'T' {
+			// A statement that no longer parses (its table dropped)
+			// would abort the client's transaction here, and the client
+			// get 25P02 where PostgreSQL gives the table's error: the
+			// check runs in a savepoint it always rolls back, and the
+			// request's own Parse meets the error.
+			s.pending = append(s.pending, expect{injected: true})
+			msg = appendQuery(msg, "SAVEPOINT "+vetSavepoint)
+		}
 		s.pending = append(s.pending, expect{injected: true, vet: cs, vetDone: done})
+		msg = append(append(append(msg, cs.unnamedParse()...), describeUnnamed...), syncMsg...)
+		if status == 'T' {
+			s.pending = append(s.pending, expect{injected: true})
+			msg = appendQuery(msg, "ROLLBACK TO SAVEPOINT "+vetSavepoint+"; RELEASE SAVEPOINT "+vetSavepoint)
+		}
 		s.mu.Unlock()
-		msg := append(cs.unnamedParse(), describeUnnamed...)
-		s.writeServer(c, append(msg, syncMsg...))
+		s.writeServer(c, msg)
 		select {
 		case <-done:
 		case <-leaseDone:
@@ -133,6 +152,9 @@ func (s *Session) vetAnswer(c *pool.Conn, cs *clientStmt, typ byte, n int, scrat
 	}
 	return nil
 }
+
+// vetSavepoint is the savepoint vetStatementsInUse checks statements in.
+const vetSavepoint = "pgninja_shape_check"
 
 var (
 	describeUnnamed = wire.Append(nil, &pgproto3.Describe{ObjectType: 'S'})
