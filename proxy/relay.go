@@ -223,6 +223,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			if shape, ok := resultShape(typ, body); ok {
 				shapeOf.shape.Store(&shape)
+				stateOf(c, s.st.cfg.Pool.MaxPreparedStatements).noteShape(shapeOf.server, shape)
 			}
 			flush := !hold && c.R.Buffered() == 0
 			clientDead = s.forwardSmall(typ, body, flush) != nil

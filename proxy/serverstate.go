@@ -35,6 +35,9 @@ type serverState struct {
 	// sql holds SQL-level PREPAREs: name → hash of the PREPARE text. A
 	// failed PREPARE is dropped by the relay.
 	sql map[string]uint64
+	// shapes holds, by server-side name, the result shape the last
+	// Describe of a statement here showed (see reshaped).
+	shapes map[string]string
 }
 
 func stateOf(c *pool.Conn, maxStmts int) *serverState {
@@ -43,6 +46,7 @@ func stateOf(c *pool.Conn, maxStmts int) *serverState {
 	}
 	st := &serverState{params: map[string]string{}, paramsHash: emptyParamsHash, sql: map[string]uint64{}}
 	st.stmts, _ = simplelru.NewLRU[string, uint8](maxStmts, func(name string, _ uint8) {
+		delete(st.shapes, name)
 		if !st.dropping {
 			st.evicted = append(st.evicted, name)
 		}
@@ -64,7 +68,38 @@ func (st *serverState) has(name string) bool {
 func (st *serverState) preparing(name string) {
 	st.mu.Lock()
 	st.stmts.Add(name, stmtPending)
+	delete(st.shapes, name)
 	st.mu.Unlock()
+}
+
+// noteShape records the result shape a Describe of the statement name
+// showed on this connection.
+func (st *serverState) noteShape(name, shape string) {
+	st.mu.Lock()
+	if _, ok := st.stmts.Peek(name); ok {
+		if st.shapes == nil {
+			st.shapes = map[string]string{}
+		}
+		st.shapes[name] = shape
+	}
+	st.mu.Unlock()
+}
+
+// reshaped reports whether the connection's copy of statement name was
+// seen with a result shape other than shape, the one a client was shown
+// elsewhere. Clients with the same text share the copy, so it may have
+// been prepared for another client after a schema change made around the
+// proxy. Such a copy is closed (in the next batch) so that the request
+// prepares and checks it anew.
+func (st *serverState) reshaped(name, shape string) bool {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	seen, ok := st.shapes[name]
+	if !ok || seen == shape {
+		return false
+	}
+	st.stmts.Remove(name)
+	return true
 }
 
 func (st *serverState) confirm(name string) {
@@ -94,6 +129,7 @@ func (st *serverState) forgetAll() {
 	st.dropping = false
 	st.evicted = nil
 	st.sql = map[string]uint64{}
+	st.shapes = nil
 	st.mu.Unlock()
 }
 

@@ -585,3 +585,62 @@ func TestTxnStatementsOfDifferentTimeZonesAreNotShared(t *testing.T) {
 		}
 	}
 }
+
+// Clients with the same text share a server copy per connection. After a
+// schema change made around the proxy, a client that described the
+// statement before it may be lent a connection whose copy another client
+// prepared after it, and the other way round. PostgreSQL refuses the
+// first (the statement's result changed under it) and runs the second.
+func TestTxnSharedStatementCopyOfAnotherShape(t *testing.T) {
+	h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 2\n")
+	ctx := ctxT(t, 30*time.Second)
+	table := fmt.Sprintf("shared_shape_%d", time.Now().UnixNano())
+	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
+	})
+	query := "select * from " + table + " where id = $1"
+	prepare := func(fe *pgproto3.Frontend) int {
+		fe.Send(&pgproto3.Parse{Name: "s1", Query: query, ParameterOIDs: []uint32{23}})
+		fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: "s1"})
+		fe.Send(&pgproto3.Sync{})
+		msgs := expectMessages(t, fe, "ParseComplete", "ParameterDescription", "RowDescription", "ReadyForQuery")
+		return len(msgs[2].(*pgproto3.RowDescription).Fields)
+	}
+	run := func(fe *pgproto3.Frontend) {
+		fe.Send(&pgproto3.Bind{PreparedStatement: "s1", Parameters: [][]byte{[]byte("1")}})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+	}
+	before, after, holder := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
+	if n := prepare(before); n != 3 {
+		t.Fatalf("%d columns before the change", n)
+	}
+	if _, err := h.env.Connect(t, h.env.AppDSN("ai_ninja")).Exec(ctx, "alter table "+table+" drop column f1"); err != nil {
+		t.Fatal(err)
+	}
+	// The holder keeps the connection with the copy prepared before the
+	// change, so the other client prepares its own on a second one.
+	holder.Send(&pgproto3.Query{String: "begin"})
+	expectMessages(t, holder, "CommandComplete", "ReadyForQuery")
+	if n := prepare(after); n != 2 {
+		t.Fatalf("%d columns after the change", n)
+	}
+	run(before)
+	msgs := expectMessages(t, before, "ErrorResponse", "ReadyForQuery")
+	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" {
+		t.Fatalf("statement described before the change, on the copy made after it: %s %q, want 0A000", e.Code, e.Message)
+	}
+	holder.Send(&pgproto3.Query{String: "rollback"})
+	expectMessages(t, holder, "CommandComplete", "ReadyForQuery")
+	// Both connections are idle; the newest back, lent first, is the one
+	// whose copy was prepared before the change.
+	waitFor(t, 5*time.Second, "the connections back in the pool", func() bool { return allIdle(h) })
+	run(after)
+	msgs = expectMessages(t, after, "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
+	if n := len(msgs[1].(*pgproto3.DataRow).Values); n != 2 {
+		t.Fatalf("statement described after the change: %d columns, want 2", n)
+	}
+}

@@ -52,7 +52,9 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 // binds or describes, queries whose shape the client was shown (not
 // utility statements, whose result PostgreSQL lets change), and that st
 // lacks: prepared on st now, against the schema of now, their rows might
-// have another shape. Whether the schema changed is not asked, since a
+// have another shape. So might those of a copy st holds that was seen
+// with another shape than the client's (prepared for another client
+// after a schema change); st closes it, and it is checked as if lacking. Whether the schema changed is not asked, since a
 // change made around the proxy is seen by nobody; the check costs a
 // round trip only where a statement is prepared anew.
 func (s *Session) staleStatements(st *serverState) []*clientStmt {
@@ -70,7 +72,8 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 		// every Bind; a failed Parse leaves no statement (see stmt).
 		cs := s.stmts[string(name)]
 		if cs == nil || cs.failed.Load() || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
-			slices.Contains(stale, cs) || st.has(cs.server) || !s.classifier.Classify(cs.query).FixedResult {
+			slices.Contains(stale, cs) || st.has(cs.server) && !st.reshaped(cs.server, *cs.shape.Load()) ||
+			!s.classifier.Classify(cs.query).FixedResult {
 			continue
 		}
 		stale = append(stale, cs)
