@@ -115,6 +115,7 @@ func (a *accumulator) merge(f *facts, asRead bool) {
 	a.add(&a.c.Functions, 'f', f.funcs)
 	a.c.Locking = a.c.Locking || f.locking
 	a.c.Pins |= f.pins
+	a.c.Releases |= f.releases
 }
 
 // statement classifies one top-level statement and merges its facts.
@@ -227,6 +228,9 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 		return Utility, f
 	case *pg.Node_UnlistenStmt:
 		f.pins |= PinUnlisten
+		if s.UnlistenStmt.Conditionname == "" {
+			f.releases |= PinListen // UNLISTEN *
+		}
 		return Utility, f
 	case *pg.Node_PrepareStmt:
 		f.pins |= PinPrepare
@@ -241,8 +245,18 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 		f.pins |= PinDeallocate
 		a.c.StatementName = s.DeallocateStmt.Name
 		return Utility, f
-	case *pg.Node_VariableShowStmt, *pg.Node_NotifyStmt, *pg.Node_DiscardStmt,
-		*pg.Node_FetchStmt, *pg.Node_ClosePortalStmt, *pg.Node_VacuumStmt,
+	case *pg.Node_DiscardStmt:
+		if s.DiscardStmt.Target == pg.DiscardMode_DISCARD_TEMP {
+			f.releases |= PinTempTable
+		}
+		return Utility, f
+	case *pg.Node_ClosePortalStmt:
+		if s.ClosePortalStmt.Portalname == "" {
+			f.releases |= PinHoldCursor // CLOSE ALL
+		}
+		return Utility, f
+	case *pg.Node_VariableShowStmt, *pg.Node_NotifyStmt,
+		*pg.Node_FetchStmt, *pg.Node_VacuumStmt,
 		*pg.Node_ClusterStmt, *pg.Node_ReindexStmt, *pg.Node_CheckPointStmt,
 		*pg.Node_LoadStmt, *pg.Node_ConstraintsSetStmt:
 		f.walkNode(node)

@@ -44,6 +44,11 @@ type Classification struct {
 
 	// Pins lists session-state features used (see Pins).
 	Pins Pins
+	// Releases lists the pinning features whose whole session state the
+	// statement ends for good: UNLISTEN * (PinListen),
+	// pg_advisory_unlock_all() (PinAdvisoryLock), DISCARD TEMP
+	// (PinTempTable), CLOSE ALL (PinHoldCursor).
+	Releases Pins
 	// StatementName is the prepared statement named by PREPARE, EXECUTE or
 	// DEALLOCATE ("" for DEALLOCATE ALL).
 	StatementName string

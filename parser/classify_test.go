@@ -22,6 +22,7 @@ type expect struct {
 	multi        bool
 	readOnly     AccessMode
 	pins         Pins
+	releases     Pins
 	stmtName     string
 	hint         Hint
 	hintErr      bool
@@ -156,7 +157,13 @@ func TestClassify(t *testing.T) {
 		{"VACUUM ANALYZE users", expect{kind: Utility, reads: []string{"users"}}},
 		{"SHOW search_path", expect{kind: Utility}},
 		{"LISTEN calls", expect{kind: Utility, pins: PinListen}},
-		{"UNLISTEN *", expect{kind: Utility, pins: PinUnlisten}},
+		{"UNLISTEN *", expect{kind: Utility, pins: PinUnlisten, releases: PinListen}},
+		{"UNLISTEN calls", expect{kind: Utility, pins: PinUnlisten}},
+		{"SELECT pg_advisory_unlock_all()", expect{kind: Read, funcs: []string{"pg_advisory_unlock_all"}, volatile: true, releases: PinAdvisoryLock}},
+		{"SELECT pg_advisory_unlock(42)", expect{kind: Read, funcs: []string{"pg_advisory_unlock"}, volatile: true}},
+		{"DISCARD TEMP", expect{kind: Utility, releases: PinTempTable}},
+		{"CLOSE ALL", expect{kind: Utility, releases: PinHoldCursor}},
+		{"CLOSE c", expect{kind: Utility}},
 		{"NOTIFY calls, 'x'", expect{kind: Utility}},
 		{"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM users", expect{kind: Read, reads: []string{"users"}, pins: PinHoldCursor}},
 		{"DECLARE c CURSOR FOR SELECT * FROM users", expect{kind: Read, reads: []string{"users"}}},
@@ -232,6 +239,7 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("MultiStatement", got.MultiStatement == w.multi, got.MultiStatement, w.multi)
 	check("TxnReadOnly", got.TxnReadOnly == w.readOnly, got.TxnReadOnly, w.readOnly)
 	check("Pins", got.Pins == w.pins, got.Pins, w.pins)
+	check("Releases", got.Releases == w.releases, got.Releases, w.releases)
 	check("StatementName", got.StatementName == w.stmtName, got.StatementName, w.stmtName)
 	check("Hint", got.Hint == w.hint, got.Hint, w.hint)
 	check("SessionRoute", got.SessionRoute == w.route, got.SessionRoute, w.route)

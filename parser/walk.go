@@ -23,6 +23,7 @@ type facts struct {
 	selectInto bool
 	copyIn     bool // COPY FROM STDIN
 	pins       Pins
+	releases   Pins // see Classification.Releases
 }
 
 func newFacts(top any) *facts { return &facts{top: top} }
@@ -165,6 +166,8 @@ func (f *facts) funcCall(n *pg.FuncCall) {
 	switch unqualified(name) {
 	case "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared":
 		f.pins |= PinAdvisoryLock
+	case "pg_advisory_unlock_all":
+		f.releases |= PinAdvisoryLock
 	case "set_config":
 		// set_config(name, value, true) only lasts for the transaction.
 		// TRUE/FALSE are keywords, not literals, so they survive

@@ -34,6 +34,9 @@ type batch struct {
 	// ddl: the request changes the schema, so function volatility is
 	// read again afterwards.
 	ddl bool
+	// releases are the pins whose session state the request ends (see
+	// Session.unpin).
+	releases parser.Pins
 	// unnamed is the hash of the client's unnamed statement when this
 	// batch parsed it and nothing since (a Query, a stand-in Parse) may
 	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
@@ -423,6 +426,7 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 		return
 	}
 	s.notePins(class)
+	b.releases |= class.Releases &^ class.Pins
 	for _, sp := range class.SetParams {
 		if !sp.Local {
 			b.sets = append(b.sets, sp)
@@ -435,6 +439,22 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 		case parser.DDL:
 			b.ddl = true
 		}
+	}
+}
+
+// unpin lets the client go from its server connection once nothing it
+// pinned for is left there: UNLISTEN *, pg_advisory_unlock_all(),
+// DISCARD TEMP and CLOSE ALL end all of their kind of state. The caller
+// holds s.mu, and only calls it for a request that succeeded outside any
+// transaction with nothing sent behind it, so that neither a rollback nor
+// a pipelined LISTEN can bring the state back unseen.
+func (s *Session) unpin(p parser.Pins) {
+	if s.pinned&p == 0 || s.sqlOpaque {
+		return
+	}
+	s.pinned &^= p
+	if s.pinned == 0 {
+		s.srv.log.Debug("client unpinned from its server connection", "user", s.l.user.Name, "released", p.String())
 	}
 }
 

@@ -360,7 +360,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		c.State = nil // what the proxy knew of the session is gone with it
 	}
 	var violation bool
+	unpin := false
 	if !injected {
+		unpin = e.releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
 		s.settleSets(c, e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)
@@ -370,6 +372,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		violation = status != 'I' && s.l.mode == config.PoolStatement
 	}
 	safe := len(s.pending) == 0 && !s.openBatch
+	if unpin && safe {
+		s.unpin(e.releases)
+	}
 	positionNext := len(s.pending) > 0 && s.pending[0].captureLSN
 	gone, draining := s.gone, s.draining
 	release := safe && (gone || s.releasable(status))

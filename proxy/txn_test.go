@@ -142,6 +142,53 @@ func TestTxnListenPins(t *testing.T) {
 	}
 }
 
+// TestTxnReleasingStatementsUnpin: a client pinned to its server
+// connection goes back to sharing one when a statement ends all of the
+// state it was pinned for, and only then: not for a partial release, not
+// for one rolled back with its transaction.
+func TestTxnReleasingStatementsUnpin(t *testing.T) {
+	for _, tc := range []struct {
+		name, pin, release string
+		unpins             bool
+	}{
+		{"UNLISTEN *", "listen unpin_events", "unlisten *", true},
+		{"UNLISTEN of one channel", "listen unpin_events; listen unpin_other", "unlisten unpin_events", false},
+		{"UNLISTEN * rolled back", "listen unpin_events", "begin; unlisten *; rollback", false},
+		{"pg_advisory_unlock_all", "select pg_advisory_lock(7)", "select pg_advisory_unlock_all()", true},
+		{"pg_advisory_unlock of one lock", "select pg_advisory_lock(7)", "select pg_advisory_unlock(7)", false},
+		{"DISCARD TEMP", "create temp table unpin_scratch (x int)", "discard temp", true},
+		{"CLOSE ALL", "declare unpin_cur cursor with hold for select 1", "close all", true},
+		{"two kinds, one released", "listen unpin_events; select pg_advisory_lock(7)", "unlisten *", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+			ctx := ctxT(t, 20*time.Second)
+			simple := pgx.QueryExecModeSimpleProtocol
+			pinned, other := h.ninja(t), h.ninja(t)
+			if _, err := pinned.Exec(ctx, tc.pin, simple); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Exec(ctx, "select 1", simple); sqlstate(err) != "53300" {
+				t.Fatalf("while the only server connection is pinned: %v, want 53300", err)
+			}
+			if _, err := pinned.Exec(ctx, tc.release, simple); err != nil {
+				t.Fatal(err)
+			}
+			_, err := other.Exec(ctx, "select 1", simple)
+			if tc.unpins && err != nil {
+				t.Fatalf("after %q: %v, want the connection free", tc.release, err)
+			}
+			if !tc.unpins && sqlstate(err) != "53300" {
+				t.Fatalf("after %q: %v, want the client still pinned (53300)", tc.release, err)
+			}
+			// Unpinned or not, the client itself carries on.
+			if _, err := pinned.Exec(ctx, "select 1", simple); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestTxnDisconnectMidTransaction(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 1, "30s"))
 	ctx := ctxT(t, 20*time.Second)
