@@ -343,7 +343,9 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		st.forgetAll()
 		st.params, st.paramsHash = map[string]string{}, emptyParamsHash
 		b.sets = append(b.sets, parser.SetParam{ResetAll: true})
+		s.mu.Lock()
 		s.pinned = 0
+		s.mu.Unlock()
 		s.sqlOpaque = false
 	}
 	b.out = append(b.out, msg...)
@@ -449,7 +451,7 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 // transaction with nothing sent behind it, so that neither a rollback nor
 // a pipelined LISTEN can bring the state back unseen.
 func (s *Session) unpin(p parser.Pins) {
-	if s.pinned&p == 0 || s.sqlOpaque {
+	if s.pinned&p == 0 {
 		return
 	}
 	s.pinned &^= p
@@ -462,12 +464,19 @@ func (s *Session) unpin(p parser.Pins) {
 // uses session state that cannot be moved.
 func (s *Session) notePins(class *parser.Classification) { s.pin(class.Pins & pinning) }
 
+// pin takes s.mu, which the relay holds when it reads the pins at a safe
+// point; only statements that pin pay for it.
 func (s *Session) pin(p parser.Pins) {
-	if p == 0 || s.pinned&p == p {
+	if p == 0 {
 		return
 	}
-	first := s.pinned == 0
+	s.mu.Lock()
+	first, already := s.pinned == 0, s.pinned&p == p
 	s.pinned |= p
+	s.mu.Unlock()
+	if already {
+		return
+	}
 	if first {
 		s.srv.metrics.pinned.WithLabelValues(pinLabel(p)).Inc()
 		s.srv.log.Debug("client pinned to its server connection", "user", s.l.user.Name, "feature", p.String())
