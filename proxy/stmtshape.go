@@ -54,9 +54,10 @@ func resultShape(typ byte, body []byte) (shape string, ok bool) {
 // lacks: prepared on st now, against the schema of now, their rows might
 // have another shape. So might those of a copy st holds that was seen
 // with another shape than the client's (prepared for another client
-// after a schema change); st closes it, and it is checked as if lacking. Whether the schema changed is not asked, since a
-// change made around the proxy is seen by nobody; the check costs a
-// round trip only where a statement is prepared anew.
+// after a schema change); st closes it, and it is checked as if lacking.
+// Whether the schema changed is not asked, since a change made around the
+// proxy is seen by nobody; the check costs a round trip only where a
+// statement is prepared anew.
 func (s *Session) staleStatements(st *serverState) []*clientStmt {
 	var stale []*clientStmt
 	for req := s.req; len(req) >= wire.HeaderLen; {
