@@ -127,25 +127,19 @@ func (c *Conn) ExecEach(ctx context.Context, stmts []string) (failed []error, er
 
 // execInto is ExecEach with failed given, one slot per statement.
 func (c *Conn) execInto(ctx context.Context, stmts []string, failed []error) error {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
+	if c.deadline(ctx) {
 		defer c.SetDeadline(time.Time{})
 	}
 	buf := c.scratch[:0]
 	for _, sql := range stmts {
 		buf = wire.Append(buf, &pgproto3.Query{String: sql})
 	}
-	if _, err := c.W.Write(buf); err != nil {
-		c.broken = true
-		return err
-	}
-	if err := c.W.Flush(); err != nil {
-		c.broken = true
+	if err := c.send(buf); err != nil {
 		return err
 	}
 	for i := range stmts {
 		var err error
-		if failed[i], err = c.untilReady(); err != nil {
+		if failed[i], err = c.untilReady(nil); err != nil {
 			c.broken = true
 			return err
 		}
@@ -153,9 +147,32 @@ func (c *Conn) execInto(ctx context.Context, stmts []string, failed []error) err
 	return nil
 }
 
-// untilReady reads one query's answer up to its ReadyForQuery, skipping
-// everything but errors, and returns the first server error in it.
-func (c *Conn) untilReady() (firstErr, err error) {
+// deadline applies ctx's deadline, if it has one, to the socket and
+// reports whether it did (the caller then lifts it).
+func (c *Conn) deadline(ctx context.Context) bool {
+	dl, ok := ctx.Deadline()
+	if ok {
+		_ = c.SetDeadline(dl)
+	}
+	return ok
+}
+
+// send writes and flushes buf; a failure breaks the connection.
+func (c *Conn) send(buf []byte) error {
+	_, err := c.W.Write(buf)
+	if err == nil {
+		err = c.W.Flush()
+	}
+	if err != nil {
+		c.broken = true
+	}
+	return err
+}
+
+// untilReady reads one request's answer up to its ReadyForQuery and
+// returns the first server error in it. Other messages are handed to
+// other, when given, and skipped.
+func (c *Conn) untilReady(other func(typ byte, body []byte)) (firstErr, err error) {
 	for {
 		typ, n, err := wire.ReadHeader(c.R, 1<<30)
 		if err != nil {
@@ -166,6 +183,10 @@ func (c *Conn) untilReady() (firstErr, err error) {
 			return nil, err
 		}
 		switch typ {
+		default:
+			if other != nil {
+				other(typ, body)
+			}
 		case 'E':
 			if firstErr == nil {
 				var er pgproto3.ErrorResponse
@@ -190,49 +211,23 @@ func (c *Conn) untilReady() (firstErr, err error) {
 // of its body. srvErr is the server's refusal of the Parse; err is a
 // failure of the connection itself, which is then broken.
 func (c *Conn) Describe(ctx context.Context, parse []byte) (typ byte, desc []byte, srvErr, err error) {
-	if dl, ok := ctx.Deadline(); ok {
-		_ = c.SetDeadline(dl)
+	if c.deadline(ctx) {
 		defer c.SetDeadline(time.Time{})
 	}
 	buf := append(c.scratch[:0], parse...)
 	buf = wire.Append(buf, &pgproto3.Describe{ObjectType: 'S'})
 	buf = wire.Append(buf, &pgproto3.Sync{})
-	if _, err := c.W.Write(buf); err != nil {
-		c.broken = true
+	if err := c.send(buf); err != nil {
 		return 0, nil, nil, err
 	}
-	if err := c.W.Flush(); err != nil {
-		c.broken = true
-		return 0, nil, nil, err
-	}
-	for {
-		t, n, err := wire.ReadHeader(c.R, 1<<30)
-		if err != nil {
-			c.broken = true
-			return 0, nil, nil, err
-		}
-		body, err := wire.Body(c.R, n, &c.scratch)
-		if err != nil {
-			c.broken = true
-			return 0, nil, nil, err
-		}
-		switch t {
-		case 'T', 'n':
+	srvErr, err = c.untilReady(func(t byte, body []byte) {
+		if t == 'T' || t == 'n' {
 			typ, desc = t, append([]byte(nil), body...)
-		case 'E':
-			var er pgproto3.ErrorResponse
-			if err := er.Decode(body); err != nil {
-				c.broken = true
-				return 0, nil, nil, err
-			}
-			srvErr = pgconn.ErrorResponseToPgError(&er)
-		case 'Z':
-			if len(body) != 1 {
-				c.broken = true
-				return 0, nil, nil, fmt.Errorf("malformed ReadyForQuery")
-			}
-			c.TxStatus = body[0]
-			return typ, desc, srvErr, nil
 		}
+	})
+	if err != nil {
+		c.broken = true
+		return 0, nil, nil, err
 	}
+	return typ, desc, srvErr, nil
 }
