@@ -19,6 +19,7 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	if err != nil {
 		c.Kind = Unknown
 		c.ParseError = err
+		c.Sequences = SeqMaySet
 		c.Fingerprint = fallbackFingerprint(normalized)
 		return c
 	}
@@ -27,9 +28,14 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	} else {
 		c.Fingerprint = fallbackFingerprint(normalized)
 	}
+	if vol == nil {
+		vol = BuiltinVolatility
+	}
 	a := &accumulator{c: c, sql: sql}
 	for i, raw := range tree.Stmts {
+		a.stmtFuncs = a.stmtFuncs[:0]
 		k := a.statement(raw)
+		c.Sequences = c.Sequences.then(sequenceUse(k, a.stmtFuncs, vol))
 		c.StatementKinds = append(c.StatementKinds, k)
 		if i == 0 {
 			c.Kind = k
@@ -44,9 +50,6 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	}
 	c.MultiStatement = len(tree.Stmts) > 1
 	c.FixedResult = len(tree.Stmts) == 1 && fixedResult(tree.Stmts[0].Stmt)
-	if vol == nil {
-		vol = BuiltinVolatility
-	}
 	for _, fn := range c.Functions {
 		if v := vol(fn); v != Immutable && v != Stable {
 			c.VolatileFunc = true
@@ -84,6 +87,8 @@ type accumulator struct {
 	c    *Classification
 	sql  string
 	seen map[string]struct{}
+	// stmtFuncs are the functions the current statement runs.
+	stmtFuncs []string
 }
 
 func (a *accumulator) add(list *[]string, prefix byte, names []string) {
@@ -111,6 +116,7 @@ func (a *accumulator) merge(f *facts, asRead bool) {
 		a.c.SelectInto = a.c.SelectInto || f.selectInto
 		a.c.CopyFromClient = a.c.CopyFromClient || f.copyIn
 		a.c.ModifyingCTE = a.c.ModifyingCTE || f.nestedDML
+		a.stmtFuncs = append(a.stmtFuncs, f.funcs...)
 	}
 	a.add(&a.c.Functions, 'f', f.funcs)
 	a.c.Locking = a.c.Locking || f.locking

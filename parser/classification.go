@@ -49,6 +49,9 @@ type Classification struct {
 	// pg_advisory_unlock_all() (PinAdvisoryLock), DISCARD TEMP
 	// (PinTempTable), CLOSE ALL (PinHoldCursor).
 	Releases Pins
+	// Sequences is how the string uses the session's sequence values,
+	// which currval and lastval read (see SeqUse).
+	Sequences SeqUse
 	// StatementName is the prepared statement named by PREPARE, EXECUTE or
 	// DEALLOCATE ("" for DEALLOCATE ALL).
 	StatementName string

@@ -87,7 +87,13 @@ func (s *Session) build(c *pool.Conn) *batch {
 			} else {
 				cs := s.ensureStmt(b, st, stmt)
 				if cs != nil {
-					s.noteEffects(b, s.classifier.Classify(cs.query))
+					class := s.classifier.Classify(cs.query)
+					if err := s.sequencesHere(st, class); err != nil {
+						// The server skips the Bind, after the refusal.
+						s.refuseInBatch(b, err)
+					} else {
+						s.noteEffects(b, class)
+					}
 				}
 				if cs != nil && cs.server != "" {
 					b.out = appendRenamed(b.out, 'B', append([]byte(portal), 0), cs.server, rest2)
@@ -284,6 +290,10 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 	o := op{kind: opQuery, st: st}
 	class := s.classifyQuery(body)
 	query := s.memoQuery
+	if err := s.sequencesHere(st, class); err != nil {
+		o.refusal = s.refuseQuery(b, err)
+		return o
+	}
 	s.noteEffects(b, class)
 	const sqlPins = parser.PinPrepare | parser.PinExecute | parser.PinDeallocate
 	switch {

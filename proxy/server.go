@@ -56,6 +56,9 @@ type Server struct {
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
 
+	// seqClock stamps sequence values (see sequences.go).
+	seqClock atomic.Uint64
+
 	clients  atomic.Int64
 	draining atomic.Bool
 

@@ -38,6 +38,9 @@ type serverState struct {
 	// shapes holds, by server-side name, the result shape the last
 	// Describe of a statement here showed (see reshaped).
 	shapes map[string]string
+	// seqStamp changes with every statement that may set sequence
+	// values here (see sequences.go).
+	seqStamp uint64
 }
 
 func stateOf(c *pool.Conn, maxStmts int) *serverState {

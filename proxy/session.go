@@ -117,6 +117,9 @@ type Session struct {
 	// is pinned to it, and its SQL statements are left to it.
 	sqlOpaque bool
 	unnamed   *clientStmt
+	// seqStamp marks where the client's sequence values are (see
+	// sequences.go).
+	seqStamp uint64
 	// lastReq is the type of the request's final message.
 	lastReq byte
 

@@ -781,3 +781,4 @@ func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 		}
 	}
 }
+

@@ -1,0 +1,88 @@
+package proxy_test
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// TestTxnSequenceValuesStayWithTheirClient: with one server connection
+// shared, a client's currval or lastval would return the value another
+// client's nextval set there. Directly, each client sees its own.
+func TestTxnSequenceValuesStayWithTheirClient(t *testing.T) {
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 1, "30s"))
+			ctx := ctxT(t, 30*time.Second)
+			a, b, fresh := h.ninja(t), h.ninja(t), h.ninja(t)
+			if _, err := a.Exec(ctx, "create sequence if not exists seqstay_s; create table if not exists seqstay_t (id serial primary key, x int)"); err != nil {
+				t.Fatal(err)
+			}
+			one := func(c *pgx.Conn, sql string) (int64, error) {
+				var v int64
+				err := c.QueryRow(ctx, sql, mode).Scan(&v)
+				return v, err
+			}
+			must := func(c *pgx.Conn, sql string) int64 {
+				t.Helper()
+				v, err := one(c, sql)
+				if err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+				return v
+			}
+			refused := func(c *pgx.Conn, sql string) {
+				t.Helper()
+				if v, err := one(c, sql); sqlstate(err) != "55000" {
+					t.Fatalf("%s = %d, %v; want SQLSTATE 55000", sql, v, err)
+				}
+			}
+
+			must(a, "select nextval('seqstay_s')")
+			vb := must(b, "select nextval('seqstay_s')")
+			// a's value is not on the connection any more: b's is.
+			refused(a, "select currval('seqstay_s')")
+			refused(a, "select lastval()")
+			refused(fresh, "select currval('seqstay_s')")
+			if got := must(b, "select currval('seqstay_s')"); got != vb {
+				t.Fatalf("b's currval = %d, want %d", got, vb)
+			}
+			if got := must(b, "select lastval()"); got != vb {
+				t.Fatalf("b's lastval = %d, want %d", got, vb)
+			}
+
+			// A serial column's default sets them too, and the client's
+			// next transaction may read them while nobody else ran.
+			id := must(a, "insert into seqstay_t (x) values (1) returning id")
+			if got := must(a, "select lastval()"); got != id {
+				t.Fatalf("lastval after insert = %d, want %d", got, id)
+			}
+			if _, err := b.Exec(ctx, "insert into seqstay_t (x) values (2)", mode); err != nil {
+				t.Fatal(err)
+			}
+			refused(a, "select currval('seqstay_t_id_seq')")
+
+			// Within one transaction the values are always the client's.
+			tx, err := a.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var v, cur int64
+			if err := tx.QueryRow(ctx, "select nextval('seqstay_s')", mode).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if err := tx.QueryRow(ctx, "select currval('seqstay_s')", mode).Scan(&cur); err != nil || cur != v {
+				t.Fatalf("currval in the transaction = %d, %v; want %d", cur, err, v)
+			}
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			// After its commit, nobody else has run there.
+			if got := must(a, "select currval('seqstay_s')"); got != v {
+				t.Fatalf("currval after commit = %d, want %d", got, v)
+			}
+		})
+	}
+}
