@@ -348,7 +348,10 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		// DEALLOCATE ALL drops protocol-level statements too.
 		s.forgetStatements()
 		st.forgetAll()
-	case isDiscardAll(class):
+	case isDiscardAll(class) && !class.MultiStatement && !s.inTxnBlock():
+		// Only a DISCARD ALL that runs alone outside a transaction
+		// block succeeds; anywhere else the server refuses it with
+		// 25001 and keeps everything.
 		s.forgetStatements()
 		st.forgetAll()
 		st.params, st.paramsHash = map[string]string{}, emptyParamsHash
@@ -420,6 +423,14 @@ func (s *Session) inFailedTxn() bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.txStatus == 'E'
+}
+
+// inTxnBlock reports whether the client is inside a transaction block, as
+// far as the answers so far tell.
+func (s *Session) inTxnBlock() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.txStatus != 'I'
 }
 
 func isDiscardAll(c *parser.Classification) bool {

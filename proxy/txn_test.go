@@ -782,3 +782,38 @@ func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 	}
 }
 
+// TestTxnRefusedDiscardAllKeepsSessionState: DISCARD ALL inside a
+// transaction block fails, so the temp table and prepared statement it
+// would have dropped are still the client's, on its server connection.
+func TestTxnRefusedDiscardAllKeepsSessionState(t *testing.T) {
+	for _, before := range []string{"begin", "begin; select 1"} {
+		t.Run(before, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+			ctx := ctxT(t, 20*time.Second)
+			simple := pgx.QueryExecModeSimpleProtocol
+			pinned, other := h.ninja(t), h.ninja(t)
+			if _, err := pinned.Exec(ctx, "create temp table kept_scratch (x int); prepare kept_q as select 7", simple); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pinned.Exec(ctx, before, simple); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := pinned.Exec(ctx, "discard all", simple); sqlstate(err) != "25001" {
+				t.Fatalf("discard all after %q: %v, want 25001", before, err)
+			}
+			if _, err := pinned.Exec(ctx, "rollback", simple); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := other.Exec(ctx, "select 1", simple); sqlstate(err) != "53300" {
+				t.Fatalf("another client: %v, want 53300 while the client stays pinned", err)
+			}
+			var n int
+			if err := pinned.QueryRow(ctx, "execute kept_q", simple).Scan(&n); err != nil || n != 7 {
+				t.Fatalf("execute kept_q = %d, %v; want 7", n, err)
+			}
+			if _, err := pinned.Exec(ctx, "insert into kept_scratch values (1)", simple); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
