@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
@@ -190,6 +191,28 @@ func (p *Pool) acquire(ctx context.Context, how int) (*Conn, error) {
 		}
 		p.mu.Lock()
 	}
+}
+
+// AcquireIdle lends c itself when it sits idle in this pool, and nil
+// otherwise, without waiting: for a client whose session state is on c.
+// An idle connection means nobody is queued, so nobody is passed.
+func (p *Pool) AcquireIdle(ctx context.Context, c *Conn) *Conn {
+	p.mu.Lock()
+	i := slices.Index(p.idle, c)
+	if i < 0 || p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.idle = slices.Delete(p.idle, i, i+1)
+	p.stats.Acquires++
+	opts := p.opts
+	suspect := p.suspectUntil.After(time.Now())
+	p.mu.Unlock()
+	if _, ok := p.vet(ctx, c, opts, suspect); !ok {
+		return nil
+	}
+	c.lend()
+	return c
 }
 
 // quietCheckAfter is how long a connection must have sat idle before it

@@ -92,6 +92,30 @@ func TestTryAcquireNeverWaits(t *testing.T) {
 	}
 }
 
+func TestAcquireIdleLendsThatConnection(t *testing.T) {
+	var n atomic.Int32
+	ctx := context.Background()
+	p := New(Target{}, opts(2), fakeDial(&n, nil))
+	a, b := mustAcquire(t, p), mustAcquire(t, p)
+	if got := p.AcquireIdle(ctx, a); got != nil {
+		t.Fatal("a lent connection was lent again")
+	}
+	p.Release(a, false)
+	p.Release(b, false) // b on top
+	if got := p.AcquireIdle(ctx, a); got != a {
+		t.Fatalf("AcquireIdle(a) = %p, want a (%p)", got, a)
+	}
+	if got := New(Target{}, opts(2), fakeDial(&n, nil)).AcquireIdle(ctx, b); got != nil {
+		t.Fatal("another pool lent this pool's connection")
+	}
+	if got := mustAcquire(t, p); got != b {
+		t.Fatal("the other idle connection was not left in place")
+	}
+	if s := p.Stats(); s.Acquires != 4 || s.Waits != 0 {
+		t.Fatalf("stats %+v", s)
+	}
+}
+
 func TestWaitersServedInOrder(t *testing.T) {
 	var n atomic.Int32
 	o := opts(1)

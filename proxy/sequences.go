@@ -4,6 +4,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/parser"
+	"github.com/ai-ninja/pgninja/pool"
 )
 
 // A session's sequence values, which currval and lastval return, live on
@@ -21,6 +22,24 @@ import (
 // Both are 0 before anything was set, and then PostgreSQL answers as it
 // would have answered the client alone.
 
+// sequenceConn is the idle connection a new lease for cls should take,
+// if any: the one holding the client's sequence values, when cls reads
+// them and goes to that connection's pool. Other clients' reads there
+// leave the values alone, so it often still has them. Without routing
+// the request is classified here, only for a client that has set some.
+func (s *Session) sequenceConn(cls *parser.Classification, p *pool.Pool) *pool.Conn {
+	if s.seqConn == nil || s.seqConn.Pool() != p || s.l.mode == config.PoolSession {
+		return nil
+	}
+	if cls == nil {
+		cls = s.requestClass()
+	}
+	if cls.Sequences&parser.SeqReadsPrior == 0 {
+		return nil
+	}
+	return s.seqConn
+}
+
 // sequencesHere checks a statement about to run on st, and stamps st and
 // the session when the statement may set sequence values. It returns the
 // error the client gets in place of running it.
@@ -37,7 +56,7 @@ func (s *Session) sequencesHere(st *serverState, class *parser.Classification) *
 	}
 	if class.Sequences&parser.SeqMaySet != 0 {
 		st.seqStamp = s.srv.seqClock.Add(1)
-		s.seqStamp = st.seqStamp
+		s.seqStamp, s.seqConn = st.seqStamp, st.conn
 	}
 	return nil
 }

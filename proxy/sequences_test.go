@@ -86,3 +86,52 @@ func TestTxnSequenceValuesStayWithTheirClient(t *testing.T) {
 		})
 	}
 }
+
+// TestTxnSequenceValuesFollowTheirClient: a client reading its sequence
+// values gets the connection holding them when it is idle, even when
+// another is on top of the pool, and other clients' transactions there
+// that set none leave them alone.
+func TestTxnSequenceValuesFollowTheirClient(t *testing.T) {
+	const routingOn = "routing:\n  enabled: true\n  health_check_interval: 200ms\n" +
+		"  health_check_user: postgres\n  health_check_password: postgres\n"
+	for _, routing := range []string{"", routingOn} {
+		t.Run(fmt.Sprint("routing=", routing != ""), func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 2, "30s")+routing)
+			ctx := ctxT(t, 30*time.Second)
+			a, b, c := h.ninja(t), h.ninja(t), h.ninja(t)
+			if _, err := a.Exec(ctx, "create sequence if not exists seqfollow_s"); err != nil {
+				t.Fatal(err)
+			}
+			var v int64
+			if err := a.QueryRow(ctx, "select nextval('seqfollow_s')").Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			// b takes a's connection (the only idle one) and c opens the
+			// second; c gives its back last, so that one is on top.
+			tb, err := b.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tb.Exec(ctx, "select count(*) from pg_class"); err != nil {
+				t.Fatal(err)
+			}
+			tc, err := c.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tc.Exec(ctx, "select 1"); err != nil {
+				t.Fatal(err)
+			}
+			if err := tb.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			if err := tc.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			var cur int64
+			if err := a.QueryRow(ctx, "select currval('seqfollow_s')").Scan(&cur); err != nil || cur != v {
+				t.Fatalf("currval = %d, %v; want %d", cur, err, v)
+			}
+		})
+	}
+}

@@ -41,13 +41,15 @@ type serverState struct {
 	// seqStamp changes with every statement that may set sequence
 	// values here (see sequences.go).
 	seqStamp uint64
+	// conn is the connection this state describes.
+	conn *pool.Conn
 }
 
 func stateOf(c *pool.Conn, maxStmts int) *serverState {
 	if st, ok := c.State.(*serverState); ok {
 		return st
 	}
-	st := &serverState{params: map[string]string{}, paramsHash: emptyParamsHash, sql: map[string]uint64{}}
+	st := &serverState{params: map[string]string{}, paramsHash: emptyParamsHash, sql: map[string]uint64{}, conn: c}
 	st.stmts, _ = simplelru.NewLRU[string, uint8](maxStmts, func(name string, _ uint8) {
 		delete(st.shapes, name)
 		if !st.dropping {

@@ -120,6 +120,7 @@ type Session struct {
 	// seqStamp marks where the client's sequence values are (see
 	// sequences.go).
 	seqStamp uint64
+	seqConn  *pool.Conn
 	// lastReq is the type of the request's final message.
 	lastReq byte
 
@@ -276,7 +277,7 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			return nil, d, false, routeError(d.Err)
 		}
 		ctx := s.beginWait()
-		c, d, err := s.acquire(ctx, d)
+		c, d, err := s.acquire(ctx, cls, d)
 		if err != nil {
 			return nil, d, false, s.waitFailed(err)
 		}
@@ -325,11 +326,18 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 // acquire leases from the decided backend. A replica that cannot give a
 // connection (before any byte of the request was sent) is not the
 // client's problem: the request goes to the primary instead, rather than
-// wait for a replica that is restarting or gone.
-func (s *Session) acquire(ctx context.Context, d router.Decision) (*pool.Conn, router.Decision, error) {
+// wait for a replica that is restarting or gone. A request reading the
+// client's sequence values takes the connection holding them if it is
+// idle.
+func (s *Session) acquire(ctx context.Context, cls *parser.Classification, d router.Decision) (*pool.Conn, router.Decision, error) {
 	p, ok := s.poolFor(d.Backend)
 	if !ok {
 		p, d = s.pool, s.primaryInstead()
+	}
+	if want := s.sequenceConn(cls, p); want != nil {
+		if c := p.AcquireIdle(ctx, want); c != nil {
+			return c, d, nil
+		}
 	}
 	acquire := p.Acquire
 	if d.Target == router.Replica {
