@@ -22,6 +22,10 @@ import (
 // Both are 0 before anything was set, and then PostgreSQL answers as it
 // would have answered the client alone.
 
+// fastPathCall stands for a FunctionCall message, whose function (named
+// by OID) may set sequence values.
+var fastPathCall = &parser.Classification{Sequences: parser.SeqMaySet}
+
 // sequenceConn is the idle connection a new lease for cls should take,
 // if any: the one holding the client's sequence values, when cls reads
 // them and goes to that connection's pool. Other clients' reads there

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestTxnSequenceValuesStayWithTheirClient: with one server connection
@@ -133,5 +134,32 @@ func TestTxnSequenceValuesFollowTheirClient(t *testing.T) {
 				t.Fatalf("currval = %d, %v; want %d", cur, err, v)
 			}
 		})
+	}
+}
+
+// TestTxnFunctionCallMaySetSequenceValues: a FunctionCall names its
+// function by OID, so the proxy cannot tell nextval from any other; it
+// counts as setting sequence values.
+func TestTxnFunctionCallMaySetSequenceValues(t *testing.T) {
+	h := startProxy(t, fmt.Sprintf(txnMode, 1, "30s"))
+	ctx := ctxT(t, 30*time.Second)
+	b := h.ninja(t)
+	if _, err := b.Exec(ctx, "create sequence if not exists seqfp_s"); err != nil {
+		t.Fatal(err)
+	}
+	var vb int64
+	if err := b.QueryRow(ctx, "select nextval('seqfp_s')").Scan(&vb); err != nil {
+		t.Fatal(err)
+	}
+	a := loginRaw(t, rawConn(t, h), "trusty")
+	const nextvalOID = 1574 // nextval(regclass)
+	a.Send(&pgproto3.FunctionCall{Function: nextvalOID, Arguments: [][]byte{[]byte("seqfp_s")}})
+	msgs := expectMessages(t, a, "FunctionCallResponse", "ReadyForQuery")
+	if got := string(msgs[0].(*pgproto3.FunctionCallResponse).Result); got == fmt.Sprint(vb) {
+		t.Fatalf("nextval by FunctionCall = %s, the value b had", got)
+	}
+	var cur int64
+	if err := b.QueryRow(ctx, "select currval('seqfp_s')").Scan(&cur); sqlstate(err) != "55000" {
+		t.Fatalf("b's currval after a's FunctionCall = %d, %v; want 55000 (b's value was %d)", cur, err, vb)
 	}
 }
