@@ -214,6 +214,19 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		notice := typ == 'N' || typ == 'A'
 		hold := inline && !answered && (heldBack(typ) || goingAway(c, typ, n))
 		unflushed = unflushed || !notice
+		if typ == 'S' {
+			body, err := wire.Body(c.R, n, &scratch)
+			if err != nil {
+				return lost(err)
+			}
+			s.observeParam(body)
+			flush := !hold && c.R.Buffered() == 0
+			clientDead = s.forwardSmall(typ, body, flush) != nil
+			if flush {
+				answered, unflushed = true, false
+			}
+			continue
+		}
 		if shapeOf != nil {
 			// The shape the client is shown is the one it will rely on
 			// when it runs the statement (see vetStatements).
@@ -424,6 +437,8 @@ func (s *Session) afterReady(c *pool.Conn, a readyAfter) bool {
 // server does. s.mu is held.
 func (s *Session) settleSets(c *pool.Conn, e expect, status byte, sawError bool) {
 	s.txnSets = append(s.txnSets, e.sets...)
+	s.txnSets = append(s.txnSets, s.observed...)
+	s.observed = s.observed[:0]
 	if status != 'I' || len(s.txnSets) == 0 {
 		return
 	}

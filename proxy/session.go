@@ -149,6 +149,9 @@ type Session struct {
 	// txnSets are SETs run inside the open transaction: they count only if
 	// it commits.
 	txnSets []parser.SetParam
+	// observed are the settings the server reported changed while
+	// answering the request (see observeParam).
+	observed []parser.SetParam
 
 	// Routing state: the router's view of this client, where the current
 	// lease went, and a commit waiting for its WAL position.

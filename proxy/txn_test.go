@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"strings"
@@ -737,6 +738,9 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 // A setting one client commits stays its own: the next client lent the
 // same server connection, with the same startup settings, finds the
 // server's default, whether or not the first has left.
+const tokyoFunc = "create or replace function pgninja_tokyo() returns text language sql as " +
+	"$$ select set_config('TimeZone', 'Asia/Tokyo', false) $$"
+
 func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 	for _, tc := range []struct {
 		name, set, setting, value string
@@ -745,6 +749,12 @@ func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 		{"statement_timeout", "set statement_timeout = '1234ms'", "statement_timeout", "1234ms"},
 		{"in a transaction", "begin; set timezone = 'Asia/Tokyo'; commit", "timezone", "Asia/Tokyo"},
 		{"application_name", "set application_name = 'leaky'", "application_name", "leaky"},
+		// Changed where the parser cannot see, and reported by the server.
+		{"timezone by a function", tokyoFunc + "; select pgninja_tokyo()", "timezone", "Asia/Tokyo"},
+		{"by a function in a transaction", tokyoFunc + "; begin; select pgninja_tokyo(); commit", "timezone", "Asia/Tokyo"},
+		{"by a function, rolled back", tokyoFunc + "; begin; select pgninja_tokyo(); rollback", "timezone", ""},
+		{"datestyle by a function", "create or replace function pgninja_dmy() returns text language sql as " +
+			"$$ select set_config('DateStyle', 'SQL, DMY', false) $$; select pgninja_dmy()", "datestyle", "SQL, DMY"},
 	} {
 		for _, leaves := range []bool{false, true} {
 			t.Run(fmt.Sprintf("%s/leaves=%v", tc.name, leaves), func(t *testing.T) {
@@ -772,9 +782,9 @@ func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 				if got := show(b); got != def {
 					t.Errorf("the other client's %s is %q, not its own %q", tc.setting, got, def)
 				}
-				if !leaves {
-					if got := show(a); got != tc.value {
-						t.Errorf("the client's own %s is %q, want %q", tc.setting, got, tc.value)
+				if want := cmp.Or(tc.value, def); !leaves {
+					if got := show(a); got != want {
+						t.Errorf("the client's own %s is %q, want %q", tc.setting, got, want)
 					}
 				}
 			})
