@@ -117,8 +117,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.unnamed = 0
 			b.plan.add(s.buildQuery(b, st, msg, body))
 		case 'F':
-			// A function called by OID may be nextval.
-			s.sequencesHere(st, fastPathCall)
+			s.stampSequences(st)
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opFunc})
 		default: // Flush

@@ -200,6 +200,23 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			s.copySyncOwed = true
 			s.mu.Unlock()
 		}
+		if typ == 'S' {
+			// Noted even for a client that is gone: the server
+			// connection keeps the setting for its next client.
+			body, err := wire.Body(c.R, n, &scratch)
+			if err != nil {
+				return lost(err)
+			}
+			s.observeParam(body)
+			if clientDead {
+				continue
+			}
+			flush := c.R.Buffered() == 0
+			clientDead = s.forwardSmall(typ, body, flush) != nil
+			unflushed = !flush
+			answered = answered || flush
+			continue
+		}
 		if clientDead {
 			if err := wire.SkipBody(c.R, n); err != nil {
 				return lost(err)
@@ -214,19 +231,6 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		notice := typ == 'N' || typ == 'A'
 		hold := inline && !answered && (heldBack(typ) || goingAway(c, typ, n))
 		unflushed = unflushed || !notice
-		if typ == 'S' {
-			body, err := wire.Body(c.R, n, &scratch)
-			if err != nil {
-				return lost(err)
-			}
-			s.observeParam(body)
-			flush := !hold && c.R.Buffered() == 0
-			clientDead = s.forwardSmall(typ, body, flush) != nil
-			if flush {
-				answered, unflushed = true, false
-			}
-			continue
-		}
 		if shapeOf != nil {
 			// The shape the client is shown is the one it will rely on
 			// when it runs the statement (see vetStatements).

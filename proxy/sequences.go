@@ -22,10 +22,6 @@ import (
 // Both are 0 before anything was set, and then PostgreSQL answers as it
 // would have answered the client alone.
 
-// fastPathCall stands for a FunctionCall message, whose function (named
-// by OID) may set sequence values.
-var fastPathCall = &parser.Classification{Sequences: parser.SeqMaySet}
-
 // sequenceConn is the idle connection a new lease for cls should take,
 // if any: the one holding the client's sequence values, when cls reads
 // them and goes to that connection's pool. Other clients' reads there
@@ -59,8 +55,18 @@ func (s *Session) sequencesHere(st *serverState, class *parser.Classification) *
 			WithHint("Call currval or lastval in the transaction that called nextval, use INSERT ... RETURNING, or use session pooling.")
 	}
 	if class.Sequences&parser.SeqMaySet != 0 {
-		st.seqStamp = s.srv.seqClock.Add(1)
-		s.seqStamp, s.seqConn = st.seqStamp, st.conn
+		s.stampSequences(st)
 	}
 	return nil
+}
+
+// stampSequences records that what runs next on st may set sequence
+// values: a FunctionCall, say, whose function (named by OID) may be
+// nextval.
+func (s *Session) stampSequences(st *serverState) {
+	if s.l.mode == config.PoolSession {
+		return
+	}
+	st.seqStamp = s.srv.seqClock.Add(1)
+	s.seqStamp, s.seqConn = st.seqStamp, st.conn
 }
