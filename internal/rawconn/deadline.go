@@ -31,6 +31,11 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 		// go back to waiting and Close with it.
 		return nil
 	}
+	if t.Equal(c.userRD) {
+		// The session clears its deadline at every ReadyForQuery outside
+		// a transaction; the poller's timer need not hear of it again.
+		return nil
+	}
 	c.userRD = t
 	return c.applyLocked()
 }
