@@ -15,7 +15,7 @@ TEST_TIMEOUT ?= 30m
 DEMO_TESTBED_PORT ?= 15432
 GOTESTFLAGS ?=
 
-.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench drivertest fmt clean
+.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench chaos drivertest fmt clean
 
 help: ## list targets
 	@echo "pgninja make targets:"
@@ -54,6 +54,9 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
+
+chaos: ## faults under load: backends terminated, replica and primary restarted; every answer and commit checked (bench/chaos.sh)
+	bench/chaos.sh
 
 drivertest: ## run pgx's and lib/pq's own test suites through pgninja: session, transaction, routing (scripts/drivertest.sh)
 	scripts/drivertest.sh

@@ -588,6 +588,27 @@ cmd_down() {
 	log "down"
 }
 
+# cmd_restart stops one server, leaves it down for a while, and starts it
+# again: a fault to inject under load (bench/chaos.sh).
+cmd_restart() {
+	local pause="${2:-0}"
+	lock_dir
+	case "${1:-}" in
+	primary)
+		pg_stop "$PRIMARY_DIR" primary
+		sleep "$pause"
+		pg_start "$PRIMARY_DIR" "$PRIMARY_LOG" primary "$PRIMARY_PORT"
+		;;
+	replica)
+		pg_stop "$REPLICA_DIR" replica
+		sleep "$pause"
+		pg_start "$REPLICA_DIR" "$REPLICA_LOG" replica "$REPLICA_PORT"
+		;;
+	*) die "usage: $0 restart primary|replica [SECONDS]" ;;
+	esac
+	log "$1 restarted"
+}
+
 cmd_status() {
 	local ok=0 state
 	if [[ -x "$PGBIN/pg_isready" ]] && pg_ready "$PRIMARY_PORT"; then
@@ -646,6 +667,8 @@ usage: $0 up|down [--purge]|status|env|psql [psql args]
   status    show each service; exit 0 only if all are up
   env       print 'export PGNINJA_TEST_*=...' lines for the Go integration tests
   psql      run psql on the primary as the superuser
+  restart primary|replica [SECONDS]
+            stop one server, wait SECONDS, start it again
 
 environment: TESTBED_PORT (base port, default 25432; uses base..base+3)
              TESTBED_DIR  (default \${TMPDIR:-/tmp}/pgninja-testbed-\$TESTBED_PORT)
@@ -667,7 +690,7 @@ main() {
 	local cmd="${1:-}"
 	[[ $# -gt 0 ]] && shift
 	case "$cmd" in
-	up | down | status | env | psql) resolve_dir ;;
+	up | down | status | env | psql | restart) resolve_dir ;;
 	esac
 	case "$cmd" in
 	up) cmd_up "$@" ;;
@@ -675,6 +698,7 @@ main() {
 	status) cmd_status ;;
 	env) cmd_env ;;
 	psql) cmd_psql "$@" ;;
+	restart) cmd_restart "$@" ;;
 	-h | --help | help) usage ;;
 	*)
 		usage >&2
