@@ -270,11 +270,18 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			d = s.srv.router.Route(cls, &s.rs)
 		}
 		s.mu.Unlock()
-		if errors.Is(d.Err, router.ErrNoPrimary) && time.Now().Before(noPrimaryUntil) {
-			// Health checks may be mid-way through finding the primary
-			// (at start, or during a failover): give them a moment.
-			time.Sleep(50 * time.Millisecond)
-			continue
+		rideOut := false
+		if errors.Is(d.Err, router.ErrNoPrimary) {
+			if time.Now().Before(noPrimaryUntil) {
+				// Health checks may be mid-way through finding the
+				// primary (at start, or during a failover): give them a
+				// moment.
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			if rd, ok := s.restartingPrimary(); ok {
+				d, rideOut = rd, true
+			}
 		}
 		if d.Err != nil {
 			return nil, d, false, routeError(d.Err)
@@ -283,6 +290,15 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		c, d, err := s.acquire(ctx, cls, d)
 		if err != nil {
 			return nil, d, false, s.waitFailed(err)
+		}
+		if rideOut && !s.stillPrimary() {
+			// Another server became the primary while this one was
+			// down: it must not take writes any more.
+			c.Pool().Release(c, false)
+			if err := s.waitFailed(nil); err != nil {
+				return nil, d, false, err
+			}
+			continue
 		}
 		// A session-mode lease comes reset (DISCARD ALL), so nothing of
 		// another client's can break its settings: they go out with the
