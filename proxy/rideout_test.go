@@ -1,9 +1,11 @@
 package proxy_test
 
 import (
+	"bytes"
 	"io"
 	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -21,10 +23,17 @@ type forwarder struct {
 	ln     net.Listener
 	conns  []net.Conn
 	closed bool
+	// marker, when set, is looked for in what clients send; seen
+	// reports whether it went through.
+	marker []byte
+	seen   atomic.Bool
 }
 
-func newForwarder(t *testing.T, to string) *forwarder {
+func newForwarder(t *testing.T, to string, marker string) *forwarder {
 	f := &forwarder{t: t, to: to}
+	if marker != "" {
+		f.marker = []byte(marker)
+	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -58,11 +67,29 @@ func (f *forwarder) serve(ln net.Listener) {
 			f.mu.Lock()
 			f.conns = append(f.conns, c, s)
 			f.mu.Unlock()
-			go func() { _, _ = io.Copy(s, c); s.Close() }()
+			go func() { _, _ = io.Copy(s, f.watch(c)); s.Close() }()
 			go func() { _, _ = io.Copy(c, s); c.Close() }()
 		}
 	}()
 }
+
+// watch returns what r reads, noting the marker as it passes.
+func (f *forwarder) watch(r io.Reader) io.Reader {
+	if f.marker == nil {
+		return r
+	}
+	return readFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		if bytes.Contains(p[:n], f.marker) {
+			f.seen.Store(true)
+		}
+		return n, err
+	})
+}
+
+type readFunc func([]byte) (int, error)
+
+func (f readFunc) Read(p []byte) (int, error) { return f(p) }
 
 // down closes the listener and every connection through it, as a server
 // that stops does.
@@ -94,7 +121,7 @@ func (f *forwarder) up() {
 // routing, rather than fail with 57P03 once the health checks miss it.
 func TestRoutingRidesOutARestartingPrimary(t *testing.T) {
 	env := testbed.Require(t)
-	fw := newForwarder(t, env.Primary)
+	fw := newForwarder(t, env.Primary, "")
 	h := startWith(t, env, routedConfig(t, fw.addr, 0, map[string]string{"replica": env.Replica}, 1, ""))
 	ctx := ctxT(t, 30*time.Second)
 	c := h.ninja(t)
@@ -113,5 +140,48 @@ func TestRoutingRidesOutARestartingPrimary(t *testing.T) {
 	}
 	if waited := time.Since(start); waited < time.Second {
 		t.Fatalf("the write ran after %v, before the primary was back", waited)
+	}
+}
+
+// TestRoutingRideOutYieldsToAPromotedServer: a write waiting for the
+// configured primary to come back goes to another server promoted
+// meanwhile, at once, rather than wait out a primary that may never
+// return, or write to it as well when it does (two timelines). The
+// promoted server is a second path to the test bed's primary, configured
+// as a replica and down until the old primary is.
+func TestRoutingRideOutYieldsToAPromotedServer(t *testing.T) {
+	env := testbed.Require(t)
+	const marker = "rideout-promoted-marker"
+	old := newForwarder(t, env.Primary, marker)
+	promoted := newForwarder(t, env.Primary, marker)
+	promoted.down()
+	h := startWith(t, env, routedConfig(t, old.addr, 0, map[string]string{"promoted": promoted.addr}, 1, ""))
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	if _, err := c.Exec(ctx, "create table if not exists rideout_t (x int)"); err != nil {
+		t.Fatal(err)
+	}
+	old.down()
+	time.Sleep(time.Second) // the health checks find no primary
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := c.Exec(ctx, "insert into rideout_t select length('"+marker+"')")
+		done <- err
+	}()
+	time.Sleep(500 * time.Millisecond) // the write waits for the old primary
+	promoted.up()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the write still waits for the old primary after another was promoted")
+	}
+	old.up()
+	if old.seen.Load() || !promoted.seen.Load() {
+		t.Fatalf("the write went to the old primary (%v) / the promoted server (%v); want only the promoted one",
+			old.seen.Load(), promoted.seen.Load())
 	}
 }

@@ -123,28 +123,6 @@ func routeError(err error) error {
 	return pgerr.Wrap(err, pgerr.SeverityError, pgerr.InternalError, "pgninja: routing failed")
 }
 
-// restartingPrimary is where a request goes that needs the primary when
-// routing knows none: the configured primary, if it is the one that stopped
-// answering (restarting, say). The request then waits for it as it would
-// without routing, up to pool.restart_wait, rather than fail once the
-// health checks have missed it twice. A configured primary that answers
-// in recovery (demoted by a failover) never takes writes, so then the
-// request fails as before.
-func (s *Session) restartingPrimary() (router.Decision, bool) {
-	st, ok := s.srv.router.Backends().Snapshot().Get(s.primaryName)
-	if !ok || st.Healthy {
-		return router.Decision{}, false
-	}
-	return router.Decision{Target: router.Primary, Backend: s.primaryName, Reason: router.ReasonNoPrimary}, true
-}
-
-// stillPrimary reports whether no server but the configured primary has
-// been found writable, after waiting for it to come back.
-func (s *Session) stillPrimary() bool {
-	p, ok := s.srv.router.Backends().Snapshot().Primary()
-	return !ok || p.Name == s.primaryName
-}
-
 // poolFor returns the pool of the named backend for this client.
 func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 	if name == "" || name == s.primaryName {

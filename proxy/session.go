@@ -287,7 +287,19 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			return nil, d, false, routeError(d.Err)
 		}
 		ctx := s.beginWait()
+		var stopWatch func() bool
+		if rideOut {
+			ctx, stopWatch = s.untilPrimaryFound(ctx)
+		}
 		c, d, err := s.acquire(ctx, cls, d)
+		if stopWatch != nil && stopWatch() && err != nil {
+			// Routing found a primary while this waited for the
+			// configured one: route afresh.
+			if err := s.waitFailed(nil); err != nil {
+				return nil, d, false, err
+			}
+			continue
+		}
 		if err != nil {
 			return nil, d, false, s.waitFailed(err)
 		}
