@@ -16,12 +16,10 @@ import (
 // the old primary after another server was promoted is not used.
 
 // restartingPrimary is where a request goes that needs the primary when
-// routing knows none: the configured primary, if it is the one that stopped
-// answering (restarting, say). The request then waits for it as it would
-// without routing, up to pool.restart_wait, rather than fail once the
-// health checks have missed it twice. A configured primary that answers
-// in recovery (demoted by a failover) never takes writes, so then the
-// request fails as before.
+// routing knows none: the configured primary, if it is the one that
+// stopped answering; its pool waits for it up to pool.restart_wait. One
+// that answers in recovery (demoted by a failover) never takes writes, so
+// then the request fails with 57P03 as before.
 func (s *Session) restartingPrimary() (router.Decision, bool) {
 	st, ok := s.srv.router.Backends().Snapshot().Get(s.primaryName)
 	if !ok || st.Healthy {
