@@ -735,12 +735,14 @@ func TestTxnFailedSettingReplayWarnsTheClient(t *testing.T) {
 	}
 }
 
-// A setting one client commits stays its own: the next client lent the
-// same server connection, with the same startup settings, finds the
-// server's default, whether or not the first has left.
+// tokyoFunc makes a function that sets the time zone where the parser
+// cannot see it.
 const tokyoFunc = "create or replace function pgninja_tokyo() returns text language sql as " +
 	"$$ select set_config('TimeZone', 'Asia/Tokyo', false) $$"
 
+// A setting one client commits stays its own: the next client lent the
+// same server connection, with the same startup settings, finds the
+// server's default, whether or not the first has left.
 func TestTxnSettingsStayWithTheirClient(t *testing.T) {
 	for _, tc := range []struct {
 		name, set, setting, value string
