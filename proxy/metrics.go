@@ -10,6 +10,7 @@ type metrics struct {
 	requests      prometheus.Counter
 	pinned        *prometheus.CounterVec
 	readsRerouted prometheus.Counter
+	seqRefused    prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -30,9 +31,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		readsRerouted: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgninja_reads_rerouted_total",
 			Help: "Reads run again on the primary because their server connection died before answering."}),
+		seqRefused: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_sequence_reads_refused_total",
+			Help: "currval/lastval refused (55000) because the client's sequence values were on another server connection."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted)
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted, m.seqRefused)
 	}
 	return m
 }

@@ -48,6 +48,7 @@ func (s *Session) sequencesHere(st *serverState, class *parser.Classification) *
 		return nil
 	}
 	if class.Sequences&parser.SeqReadsPrior != 0 && st.seqStamp != s.seqStamp {
+		s.srv.metrics.seqRefused.Inc()
 		s.srv.log.Debug("refused currval/lastval away from the client's sequence values", "user", s.l.user.Name)
 		return pgerr.New(pgerr.ObjectNotInPrerequisiteState,
 			"this session's sequence values are not on this server connection").

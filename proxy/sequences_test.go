@@ -47,6 +47,9 @@ func TestTxnSequenceValuesStayWithTheirClient(t *testing.T) {
 			refused(a, "select currval('seqstay_s')")
 			refused(a, "select lastval()")
 			refused(fresh, "select currval('seqstay_s')")
+			if got := counterValue(t, h.reg, "pgninja_sequence_reads_refused_total"); got != 3 {
+				t.Fatalf("pgninja_sequence_reads_refused_total = %v, want 3", got)
+			}
 			if got := must(b, "select currval('seqstay_s')"); got != vb {
 				t.Fatalf("b's currval = %d, want %d", got, vb)
 			}
