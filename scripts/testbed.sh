@@ -606,6 +606,9 @@ cmd_restart() {
 		;;
 	*) die "usage: $0 restart primary|replica [SECONDS]" ;;
 	esac
+	local dd="$PRIMARY_DIR"
+	[[ "$1" == replica ]] && dd="$REPLICA_DIR"
+	pg_running "$dd" || die "$1 did not start again"
 	log "$1 restarted"
 }
 
