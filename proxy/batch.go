@@ -225,7 +225,7 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 	}
 	if cs == nil {
 		switch {
-		case s.sqlOpaque || s.inFailedTxn():
+		case s.sqlOpaque || s.lastTxStatus() == 'E':
 		case s.sqlStmt(name) == nil:
 			s.refuseInBatch(b, pgerr.New(pgerr.InvalidSQLStatementName, "prepared statement %q does not exist", name))
 		default:
@@ -298,7 +298,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 	s.noteEffects(b, class)
 	const sqlPins = parser.PinPrepare | parser.PinExecute | parser.PinDeallocate
 	switch {
-	case class.Pins&sqlPins != 0 && (s.sqlOpaque || s.inFailedTxn()):
+	case class.Pins&sqlPins != 0 && (s.sqlOpaque || s.lastTxStatus() == 'E'):
 		// The server refuses everything but the transaction's end in
 		// a failed transaction, and holds for an opaque client just
 		// what it prepared.
@@ -349,7 +349,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		// DEALLOCATE ALL drops protocol-level statements too.
 		s.forgetStatements()
 		st.forgetAll()
-	case isDiscardAll(class) && !class.MultiStatement && !s.inTxnBlock():
+	case isDiscardAll(class) && !class.MultiStatement && s.lastTxStatus() == 'I':
 		// Only a DISCARD ALL that runs alone outside a transaction
 		// block succeeds; anywhere else the server refuses it with
 		// 25001 and keeps everything.
@@ -415,23 +415,16 @@ func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
 	if name == "" || class.MultiStatement || s.sqlStmt(name) != nil || s.stmt(name) == nil {
 		return false
 	}
-	return !s.inFailedTxn()
+	return s.lastTxStatus() != 'E'
 }
 
-// inFailedTxn reports whether the server refuses all but the end of the
-// client's transaction, as far as the answers so far tell.
-func (s *Session) inFailedTxn() bool {
+// lastTxStatus is the transaction status of the client's last
+// ReadyForQuery: 'E' means the server refuses all but the end of the
+// transaction, anything but 'I' a transaction block.
+func (s *Session) lastTxStatus() byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.txStatus == 'E'
-}
-
-// inTxnBlock reports whether the client is inside a transaction block, as
-// far as the answers so far tell.
-func (s *Session) inTxnBlock() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.txStatus != 'I'
+	return s.txStatus
 }
 
 func isDiscardAll(c *parser.Classification) bool {
