@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"encoding/binary"
-	"hash/fnv"
 	"strings"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -44,6 +43,10 @@ type batch struct {
 	// batches the server's unnamed statement may be anyone's, since any
 	// simple query, pooled or the proxy's own, replaces it.
 	unnamed uint64
+	// prep is a SQL PREPARE just bound, for the Execute that runs it
+	// (see boundSQLStatements).
+	prep     *sqlStmt
+	prepName string
 }
 
 // takePlan returns the spare plan, or a new one.
@@ -93,6 +96,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 						s.refuseInBatch(b, err)
 					} else {
 						s.noteEffects(b, class)
+						s.boundSQLStatements(b, st, class, cs.query)
 					}
 				}
 				if cs != nil && cs.server != "" {
@@ -109,7 +113,8 @@ func (s *Session) build(c *pool.Conn) *batch {
 			b.plan.add(op{kind: opClose})
 		case 'E':
 			b.out = append(b.out, msg...)
-			b.plan.add(op{kind: opExecute})
+			b.plan.add(op{kind: opExecute, st: st, prep: b.prep, prepName: b.prepName})
+			b.prep, b.prepName = nil, ""
 		case 'S':
 			b.out = append(b.out, msg...)
 			b.plan.add(op{kind: opSync})
@@ -296,7 +301,6 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		return o
 	}
 	s.noteEffects(b, class)
-	const sqlPins = parser.PinPrepare | parser.PinExecute | parser.PinDeallocate
 	switch {
 	case class.Pins&sqlPins != 0 && (s.sqlOpaque || s.lastTxStatus() == 'E'):
 		// The server refuses everything but the transaction's end in
@@ -320,12 +324,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 		if _, ok := st.sqlHash(name); ok {
 			b.inject("DEALLOCATE " + quoteIdent(name))
 		}
-		// The text and the settings it is read under name the statement,
-		// as for a Parse (see parseSettings).
-		h := fnv.New64a()
-		h.Write(binary.BigEndian.AppendUint64(nil, s.params.parseHash.Load()))
-		h.Write([]byte(query))
-		ps := &sqlStmt{text: query, hash: h.Sum64()}
+		ps := s.newSQLStmt(query)
 		s.sqlStmts[name] = ps
 		st.setSQL(name, ps.hash)
 		o.prep, o.prepName = ps, name
@@ -346,53 +345,17 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 			st.forgetSQL(name)
 		}
 	case class.Pins.Has(parser.PinDeallocate):
-		// DEALLOCATE ALL drops protocol-level statements too.
-		s.forgetStatements()
-		st.forgetAll()
+		s.deallocateAll(st)
+		s.unnamed = nil
 	case isDiscardAll(class) && !class.MultiStatement && s.lastTxStatus() == 'I':
 		// Only a DISCARD ALL that runs alone outside a transaction
 		// block succeeds; anywhere else the server refuses it with
 		// 25001 and keeps everything.
-		s.forgetStatements()
-		st.forgetAll()
-		st.params, st.paramsHash = map[string]string{}, emptyParamsHash
-		b.sets = append(b.sets, parser.SetParam{ResetAll: true})
-		s.mu.Lock()
-		s.pinned = 0
-		s.mu.Unlock()
-		s.sqlOpaque = false
+		s.discardAll(b, st)
+		s.unnamed = nil
 	}
 	b.out = append(b.out, msg...)
 	return o
-}
-
-// syncSQLStmt makes the server connection hold the client's SQL statement
-// name, or none of that name when the client has none.
-func (s *Session) syncSQLStmt(b *batch, st *serverState, name string) {
-	ps := s.sqlStmt(name)
-	h, onServer := st.sqlHash(name)
-	if ps != nil && onServer && h == ps.hash || ps == nil && !onServer {
-		return
-	}
-	if onServer {
-		b.inject("DEALLOCATE " + quoteIdent(name))
-		st.forgetSQL(name)
-	}
-	if ps != nil {
-		b.inject(ps.text)
-		st.setSQL(name, ps.hash)
-	}
-}
-
-// syncSQL makes the server connection hold exactly the client's SQL
-// statements, for a string whose statements are not followed one by one.
-func (s *Session) syncSQL(b *batch, st *serverState) {
-	for name := range st.sqlNames() {
-		s.syncSQLStmt(b, st, name)
-	}
-	for name := range s.sqlStmts {
-		s.syncSQLStmt(b, st, name)
-	}
 }
 
 // refuseQuery answers a simple query the way PostgreSQL would have, with
@@ -407,20 +370,6 @@ func (s *Session) refuseQuery(b *batch, err *pgerr.Error) []byte {
 // refusedQuery fails with a syntax error, touching nothing.
 const refusedQuery = "pgninja refused"
 
-// deallocatesProtocolStmt reports whether a DEALLOCATE names a statement
-// the client prepared with Parse rather than PREPARE. In a failed
-// transaction it is left to the server to refuse.
-func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
-	name := class.StatementName
-	if name == "" || class.MultiStatement || s.sqlStmt(name) != nil || s.stmt(name) == nil {
-		return false
-	}
-	return s.lastTxStatus() != 'E'
-}
-
-// lastTxStatus is the transaction status of the client's last
-// ReadyForQuery: 'E' means the server refuses all but the end of the
-// transaction, anything but 'I' a transaction block.
 func (s *Session) lastTxStatus() byte {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -429,12 +378,6 @@ func (s *Session) lastTxStatus() byte {
 
 func isDiscardAll(c *parser.Classification) bool {
 	return c.Kind == parser.Utility && strings.HasPrefix(strings.ToUpper(strings.TrimSpace(c.Normalized)), "DISCARD ALL")
-}
-
-func (s *Session) forgetStatements() {
-	s.stmts = map[string]*clientStmt{}
-	s.sqlStmts = map[string]*sqlStmt{}
-	s.unnamed = nil
 }
 
 // noteEffects records what a statement about to run does to the session.

@@ -104,6 +104,11 @@ func (p *plan) skip() {
 		if s.cs != nil {
 			s.cs.failed.Store(true)
 		}
+		if s.prep != nil {
+			// A PREPARE that failed or never ran made no statement.
+			s.prep.failed.Store(true)
+			s.st.sqlFailed(s.prepName, s.prep.hash)
+		}
 	}
 	p.skipping = p.i == len(p.ops)
 }
@@ -183,4 +188,16 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte, shapeOf *client
 		p.skipping = false
 	}
 	return false, refusal, shapeOf
+}
+
+// executedSinceSync reports whether the plan being built runs a statement
+// after its last Sync: one more before the next Sync then runs in the
+// same implicit transaction block.
+func (p *plan) executedSinceSync() bool {
+	for i := len(p.ops) - 1; i >= 0 && p.ops[i].kind != opSync; i-- {
+		if p.ops[i].kind == opExecute {
+			return true
+		}
+	}
+	return false
 }

@@ -65,14 +65,25 @@ func answersAsPostgreSQL(t *testing.T, pool int, steps []step) {
 	}
 }
 
-// answer runs sql with the simple protocol, or "bind NAME" as a Bind and
-// Execute of the prepared statement NAME, and describes what came back:
-// the last result's first value, or the error's SQLSTATE.
+// answer runs sql with the simple protocol; "bind NAME" as a Bind and
+// Execute of the prepared statement NAME; "parse NAME SQL" as a Parse of
+// SQL under NAME; "ext SQL" through the extended protocol's unnamed
+// statement, as psycopg 3 sends its own commands. It describes what came
+// back: the last result's first value, or the error's SQLSTATE.
 func answer(ctx context.Context, c *pgx.Conn, sql string) string {
 	var res []*pgconn.Result
 	var err error
 	if name, ok := strings.CutPrefix(sql, "bind "); ok {
 		r := c.PgConn().ExecPrepared(ctx, name, nil, nil, nil).Read()
+		res, err = []*pgconn.Result{r}, r.Err
+	} else if rest, ok := strings.CutPrefix(sql, "parse "); ok {
+		name, query, _ := strings.Cut(rest, " ")
+		if _, err := c.PgConn().Prepare(ctx, name, query, nil); err != nil {
+			return "ERROR " + sqlstate(err)
+		}
+		return "PARSE"
+	} else if query, ok := strings.CutPrefix(sql, "ext "); ok {
+		r := c.PgConn().ExecParams(ctx, query, nil, nil, nil, nil).Read()
 		res, err = []*pgconn.Result{r}, r.Err
 	} else {
 		res, err = c.PgConn().Exec(ctx, sql).ReadAll()

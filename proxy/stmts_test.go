@@ -361,6 +361,23 @@ func TestTxnSQLPreparedStatementsAnswerAsPostgreSQL(t *testing.T) {
 			{"a", "prepare f as select 8"}, {"a", "begin"}, {"a", "select nosuch"},
 			{"a", "prepare f as select 9"}, {"a", "execute f"}, {"a", "deallocate f"}, {"a", "rollback"},
 			{"a", "execute f"}}},
+		// psycopg 3 sends DEALLOCATE ALL, after a ROLLBACK, as a Bind
+		// and Execute; the shared server copies go with it.
+		{"DEALLOCATE ALL through the extended protocol", 1, []step{
+			{"a", "parse s select 1"}, {"b", "parse t select 1"}, {"a", "ext deallocate all"},
+			{"b", "bind t"}, {"a", "bind s"}, {"a", "parse s select 2"}, {"a", "bind s"}, {"b", "bind t"}}},
+		{"DISCARD ALL through the extended protocol", 1, []step{
+			{"a", "parse s select 1"}, {"b", "parse t select 1"}, {"a", "prepare q as select 3"},
+			{"a", "begin"}, {"a", "ext discard all"}, {"a", "rollback"}, {"a", "bind s"}, {"a", "execute q"},
+			{"a", "ext discard all"}, {"b", "bind t"}, {"a", "bind s"}, {"a", "execute q"}, {"a", "prepare q as select 4"},
+			{"a", "execute q"}}},
+		{"PREPARE, EXECUTE and DEALLOCATE through the extended protocol", 1, []step{
+			{"a", "ext prepare q as select 42"}, {"b", "ext discard all"}, {"a", "ext execute q"},
+			{"b", "ext execute q"}, {"a", "ext prepare q as select 44"}, {"a", "ext deallocate q"},
+			{"a", "ext execute q"}, {"a", "ext prepare q as select 43"}, {"a", "execute q"},
+			{"a", "ext prepare bad as select nosuch"}, {"a", "ext execute bad"}, {"b", "prepare bad as select 7"},
+			{"a", "ext prepare bad as select 8"}, {"a", "ext execute bad"}, {"b", "ext execute bad"},
+			{"a", "parse p select 5"}, {"a", "ext deallocate p"}, {"a", "bind p"}, {"a", "ext deallocate p"}}},
 		{"several statements in one string", 2, []step{
 			{"a", "prepare m as select 5; execute m"}, {"a", "execute m"}, {"b", "execute m"},
 			{"b", "prepare n as select 6"}, {"b", "select 1; execute n"}, {"a", "execute n"},

@@ -1,0 +1,151 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"hash/fnv"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/parser"
+)
+
+// SQL-level prepared statements (PREPARE, EXECUTE, DEALLOCATE) and the
+// commands that drop every statement (DEALLOCATE ALL, DISCARD ALL), as
+// they reach the proxy in a simple query (buildQuery) or through Parse,
+// Bind and Execute, as psycopg 3 sends its own DEALLOCATE ALL after a
+// ROLLBACK (boundSQLStatements).
+
+// sqlPins are the statements that act on SQL prepared statements.
+const sqlPins = parser.PinPrepare | parser.PinExecute | parser.PinDeallocate
+
+// newSQLStmt names a PREPARE by its text and the settings it is read
+// under, as for a Parse (see parseSettings).
+func (s *Session) newSQLStmt(text string) *sqlStmt {
+	h := fnv.New64a()
+	h.Write(binary.BigEndian.AppendUint64(nil, s.params.parseHash.Load()))
+	h.Write([]byte(text))
+	return &sqlStmt{text: text, hash: h.Sum64()}
+}
+
+// syncSQLStmt makes the server connection hold the client's SQL statement
+// name, or none of that name when the client has none.
+func (s *Session) syncSQLStmt(b *batch, st *serverState, name string) {
+	ps := s.sqlStmt(name)
+	h, onServer := st.sqlHash(name)
+	if ps != nil && onServer && h == ps.hash || ps == nil && !onServer {
+		return
+	}
+	if onServer {
+		b.inject("DEALLOCATE " + quoteIdent(name))
+		st.forgetSQL(name)
+	}
+	if ps != nil {
+		b.inject(ps.text)
+		st.setSQL(name, ps.hash)
+	}
+}
+
+// syncSQL makes the server connection hold exactly the client's SQL
+// statements, for a string whose statements are not followed one by one.
+func (s *Session) syncSQL(b *batch, st *serverState) {
+	for name := range st.sqlNames() {
+		s.syncSQLStmt(b, st, name)
+	}
+	for name := range s.sqlStmts {
+		s.syncSQLStmt(b, st, name)
+	}
+}
+
+// deallocatesProtocolStmt reports whether a DEALLOCATE names a statement
+// the client prepared with Parse rather than PREPARE. In a failed
+// transaction it is left to the server to refuse.
+func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
+	name := class.StatementName
+	if name == "" || class.MultiStatement || s.sqlStmt(name) != nil || s.stmt(name) == nil {
+		return false
+	}
+	return s.lastTxStatus() != 'E'
+}
+
+// deallocateAll records a DEALLOCATE ALL: the server drops every named
+// statement on st, the shared copies of other clients' statements too, and
+// the client has none left. The unnamed statement stays.
+func (s *Session) deallocateAll(st *serverState) {
+	s.stmts = map[string]*clientStmt{}
+	s.sqlStmts = map[string]*sqlStmt{}
+	st.forgetAll()
+}
+
+// discardAll records a DISCARD ALL, which also resets every setting and
+// ends the session state that pins.
+func (s *Session) discardAll(b *batch, st *serverState) {
+	s.deallocateAll(st)
+	st.params, st.paramsHash = map[string]string{}, emptyParamsHash
+	b.sets = append(b.sets, parser.SetParam{ResetAll: true})
+	s.mu.Lock()
+	s.pinned = 0
+	s.mu.Unlock()
+	s.sqlOpaque = false
+}
+
+// boundSQLStatements does for a statement bound to run (a Bind) what
+// buildQuery does for one in a simple query: without it a DEALLOCATE ALL
+// or DISCARD ALL sent this way left the proxy believing the connection
+// still held the statements every client shares there, and a PREPARE
+// went untracked, so that another client's statement of the name ran in
+// its place. A Parse holds one statement only, so there is no string of
+// several to follow.
+func (s *Session) boundSQLStatements(b *batch, st *serverState, class *parser.Classification, text string) {
+	discard := isDiscardAll(class)
+	if class.Pins&sqlPins == 0 && !discard || class.MultiStatement || s.sqlOpaque {
+		return
+	}
+	s.mu.Lock()
+	status := s.txStatus
+	continued := len(s.pending) > 0 && s.pending[len(s.pending)-1].open
+	s.mu.Unlock()
+	// The server refuses everything but the transaction's end in a
+	// failed transaction. In a batch already partly sent, a query the
+	// proxy placed first would land in its middle.
+	if status == 'E' || continued {
+		return
+	}
+	name := class.StatementName
+	switch {
+	case discard:
+		// It succeeds only outside a transaction block and as the
+		// first statement since the last Sync.
+		if status == 'I' && !b.plan.executedSinceSync() {
+			s.discardAll(b, st)
+		}
+	case class.Pins.Has(parser.PinPrepare):
+		if s.stmt(name) != nil || s.sqlStmt(name) != nil {
+			s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
+			return
+		}
+		if _, ok := st.sqlHash(name); ok {
+			b.inject("DEALLOCATE " + quoteIdent(name))
+		}
+		ps := s.newSQLStmt(text)
+		s.sqlStmts[name] = ps
+		st.setSQL(name, ps.hash)
+		b.prep, b.prepName = ps, name
+	case class.Pins.Has(parser.PinDeallocate) && name == "":
+		s.deallocateAll(st)
+	case class.Pins.Has(parser.PinDeallocate) && s.deallocatesProtocolStmt(class):
+		// The client's statement lives on the server under another
+		// name: a stand-in of the client's name lets the server's
+		// DEALLOCATE answer as it would have.
+		delete(s.stmts, name)
+		if _, ok := st.sqlHash(name); ok {
+			b.inject("DEALLOCATE " + quoteIdent(name))
+			st.forgetSQL(name)
+		}
+		b.inject("PREPARE " + quoteIdent(name) + " AS SELECT")
+	case class.Pins&(parser.PinExecute|parser.PinDeallocate) != 0:
+		s.syncSQLStmt(b, st, name)
+		if class.Pins.Has(parser.PinDeallocate) {
+			delete(s.sqlStmts, name)
+			st.forgetSQL(name)
+		}
+	}
+}
