@@ -412,6 +412,9 @@ func (a *accumulator) transaction(st *pg.TransactionStmt) Kind {
 		if m := accessMode(st.Options); m != AccessUnspecified {
 			a.c.TxnReadOnly = m
 		}
+		if l := isolationLevel(st.Options); l != "" {
+			a.c.TxnIsolation = l
+		}
 		return TxnBegin
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
 		return TxnCommit
@@ -453,6 +456,18 @@ func accessMode(opts []*pg.Node) AccessMode {
 		}
 	}
 	return m
+}
+
+// isolationLevel reads transaction_isolation from BEGIN / SET TRANSACTION
+// options: "" when they name none.
+func isolationLevel(opts []*pg.Node) string {
+	l := ""
+	for _, o := range opts {
+		if d := o.GetDefElem(); d != nil && d.Defname == "transaction_isolation" {
+			l = strings.ToLower(constString(d.Arg))
+		}
+	}
+	return l
 }
 
 // stmtText is the original text of raw without leading comments and

@@ -20,6 +20,10 @@ type Classification struct {
 	// TxnReadOnly is the access mode requested by BEGIN / START TRANSACTION /
 	// SET TRANSACTION in this string (the last one that says anything).
 	TxnReadOnly AccessMode
+	// TxnIsolation is the isolation level BEGIN / START TRANSACTION / SET
+	// TRANSACTION in this string asks for, lower-case ("serializable"),
+	// or "" where none does.
+	TxnIsolation string
 
 	// ReadTables and WriteTables are relation names as written in the SQL:
 	// "public.t" if the SQL says public.t, "t" otherwise. CTE names are not

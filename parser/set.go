@@ -24,6 +24,9 @@ func (a *accumulator) set(st *pg.VariableSetStmt, raw *pg.RawStmt) Kind {
 			if m := accessMode(st.Args); m != AccessUnspecified {
 				a.c.TxnReadOnly = m
 			}
+			if l := isolationLevel(st.Args); l != "" {
+				a.c.TxnIsolation = l
+			}
 			return TxnOther
 		case "SESSION CHARACTERISTICS":
 			// SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY is

@@ -16,14 +16,16 @@ import "github.com/ai-ninja/pgninja/parser"
 //     trust its own reading of the text).
 //  7. Parse errors: primary, where PostgreSQL reports them.
 //  8. Starting a transaction (BEGIN, or the first statement of a
-//     transaction whose BEGIN the proxy deferred): a replica if the
+//     transaction whose BEGIN the proxy deferred): the primary if it is
+//     SERIALIZABLE (a hot standby refuses those), else a replica if the
 //     transaction is read-only (BEGIN READ ONLY, SET TRANSACTION READ ONLY,
 //     default_transaction_read_only), else the primary.
 //  9. Statements that pin the session (LISTEN, temp tables, session
 //     advisory locks, WITH HOLD cursors, SET ROLE, PREPARE): primary.
 //  10. By kind: writes, DDL, utility, session commands and unknown
 //     statements go to the primary; reads go to the primary if they lock
-//     rows or call volatile/unknown functions, else to a replica.
+//     rows, call volatile/unknown functions or run under
+//     default_transaction_isolation = serializable, else to a replica.
 //
 // Hints deliberately beat rules 6-10, writes included: a client that asks
 // for a replica gets one, and PostgreSQL rejects a write there itself.
@@ -68,6 +70,8 @@ func Decide(c *parser.Classification, s *SessionState) Decision {
 			return Decision{Target: Primary, Reason: ReasonLocking}
 		case c.VolatileFunc:
 			return Decision{Target: Primary, Reason: ReasonVolatile}
+		case s.DefaultSerializable:
+			return Decision{Target: Primary, Reason: ReasonSerializable}
 		}
 		return Decision{Target: Replica, Reason: ReasonReplicaRead}
 	case parser.Write:
@@ -86,6 +90,13 @@ func Decide(c *parser.Classification, s *SessionState) Decision {
 // transaction follows this decision, so only its declared access mode
 // counts: a read-only transaction cannot write wherever it runs.
 func startTxn(c *parser.Classification, s *SessionState) Decision {
+	level := s.TxnIsolation
+	if c.TxnIsolation != "" {
+		level = c.TxnIsolation
+	}
+	if level == "serializable" || level == "" && s.DefaultSerializable {
+		return Decision{Target: Primary, Reason: ReasonSerializable}
+	}
 	mode := s.TxnReadOnly
 	if c.TxnReadOnly != parser.AccessUnspecified {
 		mode = c.TxnReadOnly

@@ -437,6 +437,55 @@ func TestSessionExecuted(t *testing.T) {
 			t.Error("TO DEFAULT")
 		}
 	})
+	t.Run("serializable", func(t *testing.T) {
+		any := Decision{Target: Primary, Backend: "primary"}
+		for _, tt := range []struct {
+			name    string
+			startup map[string]string
+			stmts   []string
+			want    bool
+		}{
+			{"SET", nil, []string{"SET default_transaction_isolation = 'serializable'"}, true},
+			{"SET in capitals", nil, []string{"SET default_transaction_isolation TO 'SERIALIZABLE'"}, true},
+			{"SESSION CHARACTERISTICS", nil, []string{"SET SESSION CHARACTERISTICS AS TRANSACTION ISOLATION LEVEL SERIALIZABLE"}, true},
+			{"another level", nil, []string{"SET default_transaction_isolation = 'repeatable read'"}, false},
+			{"SET LOCAL", nil, []string{"SET LOCAL default_transaction_isolation = 'serializable'"}, false},
+			{"RESET", nil, []string{"SET default_transaction_isolation = 'serializable'", "RESET default_transaction_isolation"}, false},
+			{"startup", map[string]string{"default_transaction_isolation": "serializable"}, nil, true},
+			{"startup, then RESET ALL", map[string]string{"default_transaction_isolation": "serializable"},
+				[]string{"SET default_transaction_isolation = 'read committed'", "RESET ALL"}, true},
+		} {
+			t.Run(tt.name, func(t *testing.T) {
+				s := &SessionState{}
+				if err := s.ApplyStartup(tt.startup); err != nil {
+					t.Fatal(err)
+				}
+				for _, q := range tt.stmts {
+					s.Executed(c(q), any, Outcome{TxStatus: 'I'})
+				}
+				if s.DefaultSerializable != tt.want {
+					t.Fatalf("DefaultSerializable = %v, want %v", s.DefaultSerializable, tt.want)
+				}
+				want := ReasonReplicaRead
+				if tt.want {
+					want = ReasonSerializable
+				}
+				if d := Decide(c("SELECT * FROM t"), s); d.Reason != want {
+					t.Errorf("a read went by %s, want %s", d.Reason, want)
+				}
+			})
+		}
+		s := &SessionState{}
+		s.Executed(c("BEGIN READ ONLY"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'T'})
+		s.Executed(c("SET TRANSACTION ISOLATION LEVEL SERIALIZABLE"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'T'})
+		if s.TxnIsolation != "serializable" {
+			t.Fatalf("in the transaction: %+v", s)
+		}
+		s.Executed(c("COMMIT"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'I'})
+		if s.TxnIsolation != "" {
+			t.Fatalf("after COMMIT: %+v", s)
+		}
+	})
 	t.Run("pins", func(t *testing.T) {
 		s := &SessionState{}
 		s.Executed(c("SELECT 1"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'I'})

@@ -22,6 +22,8 @@ type SessionState struct {
 	TxnReason  Reason `json:"txn_reason,omitempty"`
 	// TxnReadOnly is the access mode the open transaction declared.
 	TxnReadOnly parser.AccessMode `json:"txn_read_only,omitempty"`
+	// TxnIsolation is the isolation level the open transaction declared.
+	TxnIsolation string `json:"txn_isolation,omitempty"`
 
 	// RouteHint comes from SET pgninja.route; HintNone and HintAuto both
 	// mean "use the policy".
@@ -29,6 +31,10 @@ type SessionState struct {
 	// DefaultReadOnly mirrors default_transaction_read_only: every
 	// transaction the client opens is read-only unless it says otherwise.
 	DefaultReadOnly bool `json:"default_read_only,omitempty"`
+	// DefaultSerializable mirrors default_transaction_isolation =
+	// serializable: every transaction the client opens is serializable
+	// unless it says otherwise, and a hot standby refuses those.
+	DefaultSerializable bool `json:"default_serializable,omitempty"`
 	// NonStandardStrings mirrors standard_conforming_strings = off. The
 	// classifier lexes strings the standard way, so such a client's
 	// statements all go to the primary.
@@ -63,15 +69,15 @@ type SessionState struct {
 
 // sessionDefaults are the routing-relevant settings a session starts with.
 type sessionDefaults struct {
-	route            parser.Hint
-	readOnly, nonStd bool
+	route                          parser.Hint
+	readOnly, serializable, nonStd bool
 }
 
 // ApplyStartup takes the client's startup settings (lower-cased names, as
 // sent or from -c in options) as the session's defaults, as PostgreSQL
-// does: pgninja.route, default_transaction_read_only and
-// standard_conforming_strings act from the first statement, and RESET
-// returns to them. An unknown pgninja.route value is a *parser.HintError
+// does: pgninja.route, default_transaction_read_only,
+// default_transaction_isolation and standard_conforming_strings act from
+// the first statement, and RESET returns to them. An unknown pgninja.route value is a *parser.HintError
 // (22023).
 func (s *SessionState) ApplyStartup(params map[string]string) error {
 	if v, ok := params[parser.RouteParam]; ok {
@@ -84,10 +90,14 @@ func (s *SessionState) ApplyStartup(params map[string]string) error {
 	if v, ok := params["default_transaction_read_only"]; ok {
 		s.startup.readOnly = gucBool([]string{v})
 	}
+	if v, ok := params["default_transaction_isolation"]; ok {
+		s.startup.serializable = serializable([]string{v})
+	}
 	if v, ok := params["standard_conforming_strings"]; ok {
 		s.startup.nonStd = !gucBool([]string{v})
 	}
 	s.RouteHint, s.DefaultReadOnly, s.NonStandardStrings = s.startup.route, s.startup.readOnly, s.startup.nonStd
+	s.DefaultSerializable = s.startup.serializable
 	return nil
 }
 
@@ -136,6 +146,9 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 		}
 		if c.TxnReadOnly != parser.AccessUnspecified {
 			s.TxnReadOnly = c.TxnReadOnly
+		}
+		if c.TxnIsolation != "" {
+			s.TxnIsolation = c.TxnIsolation
 		}
 		if wrote {
 			s.txnWrote = true
@@ -188,7 +201,7 @@ func onlyEnds(c *parser.Classification, failed bool) bool {
 
 func (s *SessionState) endTxn() {
 	s.InTxn, s.TxnBound, s.TxnBackend, s.TxnReason = false, false, "", ""
-	s.TxnTarget, s.TxnReadOnly = Primary, parser.AccessUnspecified
+	s.TxnTarget, s.TxnReadOnly, s.TxnIsolation = Primary, parser.AccessUnspecified, ""
 	s.txnWrote, s.txnFailed, s.txnSchema, s.txnTables = false, false, false, nil
 }
 
@@ -197,7 +210,7 @@ func (s *SessionState) endTxn() {
 // on the primary is just an explicit transaction.
 func txnReason(d Decision) Reason {
 	switch d.Reason {
-	case ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint, ReasonReadOnlyTxn:
+	case ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint, ReasonReadOnlyTxn, ReasonSerializable:
 		return d.Reason
 	}
 	if d.Target == Replica {
@@ -224,6 +237,11 @@ func (s *SessionState) applySettings(c *parser.Classification) {
 		switch {
 		case p.ResetAll:
 			s.DefaultReadOnly, s.NonStandardStrings = s.startup.readOnly, s.startup.nonStd
+			s.DefaultSerializable = s.startup.serializable
+		case p.Name == "default_transaction_isolation" && p.Reset:
+			s.DefaultSerializable = s.startup.serializable
+		case p.Name == "default_transaction_isolation":
+			s.DefaultSerializable = !p.FromCurrent && serializable(p.Values)
 		case p.Name == "default_transaction_read_only" && p.Reset:
 			s.DefaultReadOnly = s.startup.readOnly
 		case p.Name == "default_transaction_read_only":
@@ -234,6 +252,12 @@ func (s *SessionState) applySettings(c *parser.Classification) {
 			s.NonStandardStrings = !p.FromCurrent && !gucBool(p.Values)
 		}
 	}
+}
+
+// serializable reports whether an isolation setting's value is
+// serializable.
+func serializable(vals []string) bool {
+	return len(vals) == 1 && strings.EqualFold(strings.TrimSpace(vals[0]), "serializable")
 }
 
 // gucBool parses a boolean setting the way PostgreSQL does (on, true,
