@@ -33,9 +33,10 @@ type batch struct {
 	// ddl: the request changes the schema, so function volatility is
 	// read again afterwards.
 	ddl bool
-	// releases are the pins whose session state the request ends (see
-	// Session.unpin).
-	releases parser.Pins
+	// pins are the session state the request makes that ties the client
+	// to the connection, if it succeeds (see Session.pin); releases are
+	// the pins whose state it ends (see Session.unpin).
+	pins, releases parser.Pins
 	// unnamed is the hash of the client's unnamed statement when this
 	// batch parsed it and nothing since (a Query, a stand-in Parse) may
 	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
@@ -147,7 +148,6 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 	if cs := s.unnamed; cs != nil && len(body) > 0 && body[0] == 0 && bytes.Equal(cs.parse[5:], body) {
 		// The unnamed statement again, as drivers send it for each
 		// query: no new hash or copies.
-		s.notePins(s.classifier.Classify(cs.query))
 		b.unnamed = cs.hash
 		b.out = append(b.out, msg...)
 		b.plan.add(op{kind: opParse})
@@ -159,8 +159,6 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		b.plan.add(op{kind: opParse})
 		return
 	}
-	class := s.classifier.Classify(query)
-	s.notePins(class)
 	cs := newClientStmt(name, query, types, s.epoch.Load(), s.params.parseHash.Load())
 	if name == "" {
 		s.unnamed = cs
@@ -313,7 +311,9 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 			// server: the client keeps this connection, which is
 			// reset when it leaves.
 			s.sqlOpaque = true
+			s.mu.Lock()
 			s.pin(parser.PinPrepare)
+			s.mu.Unlock()
 		}
 	case class.Pins.Has(parser.PinPrepare):
 		name := class.StatementName
@@ -385,7 +385,7 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 	if class == nil {
 		return
 	}
-	s.notePins(class)
+	b.pins |= class.Pins & pinning
 	b.releases |= class.Releases &^ class.Pins
 	for _, sp := range class.SetParams {
 		if !sp.Local {
@@ -418,23 +418,19 @@ func (s *Session) unpin(p parser.Pins) {
 	}
 }
 
-// notePins ties the client to its server connection when the statement
-// uses session state that cannot be moved.
-func (s *Session) notePins(class *parser.Classification) { s.pin(class.Pins & pinning) }
-
-// pin takes s.mu, which the relay holds when it reads the pins at a safe
-// point; only statements that pin pay for it.
+// pin ties the client to its server connection for session state that
+// cannot be moved. The caller holds s.mu: the relay pins at the
+// ReadyForQuery of a request that made such state and succeeded, in the
+// same critical section that decides whether to release the connection.
+// A request that failed made nothing: a CREATE TEMP TABLE refused in a
+// read-only transaction on a replica no longer keeps the client on the
+// replica, where its writes would fail.
 func (s *Session) pin(p parser.Pins) {
-	if p == 0 {
+	if p == 0 || s.pinned&p == p {
 		return
 	}
-	s.mu.Lock()
-	first, already := s.pinned == 0, s.pinned&p == p
+	first := s.pinned == 0
 	s.pinned |= p
-	s.mu.Unlock()
-	if already {
-		return
-	}
 	if first {
 		s.srv.metrics.pinned.WithLabelValues(pinLabel(p)).Inc()
 		s.srv.log.Debug("client pinned to its server connection", "user", s.l.user.Name, "feature", p.String())

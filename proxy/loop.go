@@ -191,7 +191,7 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 	if s.l.mode != config.PoolSession {
 		b := s.build(c)
 		out, injected = b.out, b.injected
-		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, releases: b.releases, extended: e.extended}
+		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases, extended: e.extended}
 	}
 	s.mu.Lock()
 	if cls != nil && complete {
@@ -234,6 +234,7 @@ func (s *Session) queue(e expect, complete bool) {
 		open.sets = append(open.sets, e.sets...)
 		open.rollback = open.rollback || e.rollback
 		open.ddl = open.ddl || e.ddl
+		open.pins |= e.pins
 		open.releases |= e.releases
 		if complete {
 			open.open = false

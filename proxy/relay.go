@@ -380,6 +380,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	unpin := false
 	if !injected {
 		unpin = e.releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
+		if !sawError {
+			s.pin(e.pins)
+		}
 		s.settleSets(c, e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)

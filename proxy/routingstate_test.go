@@ -1,11 +1,73 @@
 package proxy_test
 
 import (
+	"fmt"
 	"testing"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/jackc/pgx/v5"
 )
+
+// Session state a client asks for in a read-only transaction, which runs
+// on a replica, must not keep it there when the server refused it: a
+// CREATE TEMP TABLE or LISTEN fails on a hot standby, and a client pinned
+// to the replica for it had every later write refused with 25006.
+func TestRoutingRefusedSessionStateLeavesNoPin(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
+		for _, refused := range []string{"create temp table pin_me (a int)", "listen pin_me"} {
+			t.Run(fmt.Sprintf("%s/%s", mode, refused), func(t *testing.T) {
+				c := h.ninja(t)
+				exec := func(sql string) error { _, err := c.Exec(ctx, sql, mode); return err }
+				if err := exec("begin read only"); err != nil {
+					t.Fatal(err)
+				}
+				if got := serverPort(t, c, "select inet_server_port()", mode); got != replica {
+					t.Fatalf("the read-only transaction ran on %d, want the replica", got)
+				}
+				if err := exec(refused); err == nil {
+					t.Fatalf("%s succeeded on a replica", refused)
+				}
+				if err := exec("rollback"); err != nil {
+					t.Fatal(err)
+				}
+				if err := exec("insert into routing_pin_probe values (1)"); err != nil {
+					t.Fatalf("a write after the refused %q: %v", refused, err)
+				}
+				if got := serverPort(t, c, "select inet_server_port()", mode); got != replica {
+					t.Fatalf("a read after it ran on %d, want the replica", got)
+				}
+			})
+		}
+	}
+	// Session state the server made does pin: the temp table is there.
+	c := h.ninja(t)
+	if _, err := c.Exec(ctx, "create temp table kept (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	if got := serverPort(t, c, "select inet_server_port() from (select count(*) from kept) k"); got != primary {
+		t.Fatalf("a read of the temp table ran on %d, want the primary", got)
+	}
+	// The proxy prepares a SQL statement again where its EXECUTE runs,
+	// so PREPARE keeps no client off the replicas.
+	c = h.ninja(t)
+	for _, sql := range []string{"prepare q as select 1", "execute q"} {
+		if _, err := c.Exec(ctx, sql); err != nil {
+			t.Fatalf("%s: %v", sql, err)
+		}
+	}
+	if got := serverPort(t, c, "select inet_server_port()"); got != replica {
+		t.Fatalf("a read after PREPARE ran on %d, want the replica", got)
+	}
+}
 
 // SERIALIZABLE transactions run on the primary: a hot standby refuses
 // them, read-only ones included, and refuses every statement of a client

@@ -57,9 +57,10 @@ type expect struct {
 	// is closed at its ReadyForQuery.
 	vet     *clientStmt
 	vetDone chan struct{}
-	// releases: pins whose state the request ends, if it succeeds
-	// outside a transaction (see unpin).
-	releases parser.Pins
+	// pins: session state the request makes, if it succeeds (see pin);
+	// releases: pins whose state it ends, if it succeeds outside a
+	// transaction (see unpin).
+	pins, releases parser.Pins
 	// extended: the request ended with Sync (not Query or FunctionCall).
 	extended bool
 	// open: the request is being sent in parts (ended by Flush, or by a

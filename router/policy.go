@@ -21,7 +21,8 @@ import "github.com/ai-ninja/pgninja/parser"
 //     transaction is read-only (BEGIN READ ONLY, SET TRANSACTION READ ONLY,
 //     default_transaction_read_only), else the primary.
 //  9. Statements that pin the session (LISTEN, temp tables, session
-//     advisory locks, WITH HOLD cursors, SET ROLE, PREPARE): primary.
+//     advisory locks, WITH HOLD cursors, SET ROLE, session set_config):
+//     primary.
 //  10. By kind: writes, DDL, utility, session commands and unknown
 //     statements go to the primary; reads go to the primary if they lock
 //     rows, call volatile/unknown functions or run under

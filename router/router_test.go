@@ -492,6 +492,12 @@ func TestSessionExecuted(t *testing.T) {
 		if s.Pinned {
 			t.Fatal("pinned by a plain read")
 		}
+		// The proxy prepares a SQL statement again wherever its EXECUTE
+		// runs, so PREPARE leaves the client's reads to the replicas.
+		s.Executed(c("PREPARE q AS SELECT 1"), Decision{Target: Primary, Backend: "primary"}, Outcome{TxStatus: 'I'})
+		if s.Pinned {
+			t.Fatal("pinned by PREPARE")
+		}
 		s.Executed(c("LISTEN x"), Decision{Target: Primary, Backend: "primary"}, Outcome{TxStatus: 'I'})
 		if !s.Pinned || s.PinnedBackend != "primary" {
 			t.Fatalf("LISTEN did not pin: %+v", s)

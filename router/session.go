@@ -41,7 +41,7 @@ type SessionState struct {
 	NonStandardStrings bool `json:"nonstandard_strings,omitempty"`
 
 	// Pinned: the session holds server-side state (temp table, LISTEN,
-	// session advisory lock, WITH HOLD cursor, SET ROLE, PREPARE, a session
+	// session advisory lock, WITH HOLD cursor, SET ROLE, a session
 	// set_config), so its statements stay on PinnedBackend until the proxy
 	// calls Unpin.
 	Pinned        bool   `json:"pinned,omitempty"`
@@ -123,9 +123,11 @@ type Commit struct {
 	Schema bool
 }
 
-// pinning are the Pins that tie a session to its server connection.
+// pinning are the Pins that tie a session to its server connection. A SQL
+// PREPARE does not: the proxy prepares the statement again on whichever
+// connection runs its EXECUTE.
 const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock |
-	parser.PinHoldCursor | parser.PinRole | parser.PinPrepare | parser.PinSetConfig
+	parser.PinHoldCursor | parser.PinRole | parser.PinSetConfig
 
 // Executed folds the effects of a completed query string into the state.
 // c and d are what Classify and Route returned for it.
