@@ -163,6 +163,7 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 		k, inner := a.query(s.DeclareCursorStmt.Query)
 		if s.DeclareCursorStmt.Options&cursorOptHold != 0 {
 			inner.pins |= PinHoldCursor
+			a.c.HoldCursors = append(a.c.HoldCursors, s.DeclareCursorStmt.Portalname)
 		}
 		return k, inner
 	case *pg.Node_CopyStmt:
@@ -259,6 +260,8 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 	case *pg.Node_ClosePortalStmt:
 		if s.ClosePortalStmt.Portalname == "" {
 			f.releases |= PinHoldCursor // CLOSE ALL
+		} else {
+			a.c.ClosedCursors = append(a.c.ClosedCursors, s.ClosePortalStmt.Portalname)
 		}
 		return Utility, f
 	case *pg.Node_VariableShowStmt, *pg.Node_NotifyStmt,

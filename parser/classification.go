@@ -53,6 +53,10 @@ type Classification struct {
 	// pg_advisory_unlock_all() (PinAdvisoryLock), DISCARD TEMP
 	// (PinTempTable), CLOSE ALL (PinHoldCursor).
 	Releases Pins
+	// HoldCursors are the cursors DECLARE ... WITH HOLD opens, and
+	// ClosedCursors those CLOSE closes by name: a client keeps its server
+	// connection while a cursor it holds is open.
+	HoldCursors, ClosedCursors []string
 	// Sequences is how the string uses the session's sequence values,
 	// which currval and lastval read (see SeqUse).
 	Sequences SeqUse

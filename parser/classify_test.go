@@ -23,6 +23,8 @@ type expect struct {
 	readOnly     AccessMode
 	pins         Pins
 	releases     Pins
+	held, closed []string
+	isolation    string
 	stmtName     string
 	hint         Hint
 	hintErr      bool
@@ -109,11 +111,11 @@ func TestClassify(t *testing.T) {
 
 		// transactions
 		{"BEGIN READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly}},
-		{"START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly}},
+		{"START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly, isolation: "repeatable read"}},
 		{"BEGIN READ WRITE", expect{kind: TxnBegin, readOnly: ReadWrite}},
-		{"BEGIN ISOLATION LEVEL SERIALIZABLE", expect{kind: TxnBegin}},
+		{"BEGIN ISOLATION LEVEL SERIALIZABLE", expect{kind: TxnBegin, isolation: "serializable"}},
 		{"SET TRANSACTION READ ONLY", expect{kind: TxnOther, readOnly: ReadOnly}},
-		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE READ WRITE", expect{kind: TxnOther, readOnly: ReadWrite}},
+		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE READ WRITE", expect{kind: TxnOther, readOnly: ReadWrite, isolation: "serializable"}},
 		{"COMMIT", expect{kind: TxnCommit}},
 		{"COMMIT AND CHAIN", expect{kind: TxnCommit}},
 		{"ROLLBACK", expect{kind: TxnRollback}},
@@ -163,9 +165,10 @@ func TestClassify(t *testing.T) {
 		{"SELECT pg_advisory_unlock(42)", expect{kind: Read, funcs: []string{"pg_advisory_unlock"}, volatile: true}},
 		{"DISCARD TEMP", expect{kind: Utility, releases: PinTempTable}},
 		{"CLOSE ALL", expect{kind: Utility, releases: PinHoldCursor}},
-		{"CLOSE c", expect{kind: Utility}},
+		{"CLOSE c", expect{kind: Utility, closed: []string{"c"}}},
 		{"NOTIFY calls, 'x'", expect{kind: Utility}},
-		{"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM users", expect{kind: Read, reads: []string{"users"}, pins: PinHoldCursor}},
+		{"DECLARE c CURSOR WITH HOLD FOR SELECT * FROM users", expect{kind: Read, reads: []string{"users"}, pins: PinHoldCursor, held: []string{"c"}}},
+		{`DECLARE "Big" CURSOR WITH HOLD FOR SELECT 1; CLOSE c; CLOSE "Big"`, expect{kind: Utility, multi: true, pins: PinHoldCursor, held: []string{"Big"}, closed: []string{"c", "Big"}}},
 		{"DECLARE c CURSOR FOR SELECT * FROM users", expect{kind: Read, reads: []string{"users"}}},
 		{"FETCH 10 FROM c", expect{kind: Utility}},
 		{"PREPARE q(int) AS SELECT * FROM users WHERE id = $1", expect{kind: Utility, pins: PinPrepare, stmtName: "q"}},
@@ -240,6 +243,9 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("TxnReadOnly", got.TxnReadOnly == w.readOnly, got.TxnReadOnly, w.readOnly)
 	check("Pins", got.Pins == w.pins, got.Pins, w.pins)
 	check("Releases", got.Releases == w.releases, got.Releases, w.releases)
+	check("HoldCursors", slices.Equal(got.HoldCursors, w.held), got.HoldCursors, w.held)
+	check("ClosedCursors", slices.Equal(got.ClosedCursors, w.closed), got.ClosedCursors, w.closed)
+	check("TxnIsolation", got.TxnIsolation == w.isolation, got.TxnIsolation, w.isolation)
 	check("StatementName", got.StatementName == w.stmtName, got.StatementName, w.stmtName)
 	check("Hint", got.Hint == w.hint, got.Hint, w.hint)
 	check("SessionRoute", got.SessionRoute == w.route, got.SessionRoute, w.route)

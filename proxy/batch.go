@@ -37,6 +37,9 @@ type batch struct {
 	// to the connection, if it succeeds (see Session.pin); releases are
 	// the pins whose state it ends (see Session.unpin).
 	pins, releases parser.Pins
+	// held and closed are the cursors the request opens WITH HOLD and
+	// closes by name (see Session.noteCursors).
+	held, closed []string
 	// unnamed is the hash of the client's unnamed statement when this
 	// batch parsed it and nothing since (a Query, a stand-in Parse) may
 	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
@@ -387,6 +390,8 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 	}
 	b.pins |= class.Pins & pinning
 	b.releases |= class.Releases &^ class.Pins
+	b.held = append(b.held, class.HoldCursors...)
+	b.closed = append(b.closed, class.ClosedCursors...)
 	for _, sp := range class.SetParams {
 		if !sp.Local {
 			b.sets = append(b.sets, sp)
@@ -414,8 +419,41 @@ func (s *Session) unpin(p parser.Pins) {
 	}
 	s.pinned &^= p
 	if s.pinned == 0 {
+		// The router's pin ends with the proxy's: with it left in place
+		// the client's statements went to that server for good, its
+		// writes to a replica it was pinned to in a read-only
+		// transaction.
+		s.rs.Unpin()
 		s.srv.log.Debug("client unpinned from its server connection", "user", s.l.user.Name, "released", p.String())
 	}
+}
+
+// noteCursors follows the cursors the client holds open past their
+// transaction (DECLARE ... WITH HOLD), which pin it, for a request that
+// succeeded. It reports PinHoldCursor once CLOSE has closed the last of
+// them by name (CLOSE ALL releases them all; see unpin). The caller holds
+// s.mu.
+func (s *Session) noteCursors(e expect) parser.Pins {
+	if e.releases.Has(parser.PinHoldCursor) {
+		clear(s.holdCursors)
+	}
+	for _, name := range e.held {
+		if s.holdCursors == nil {
+			s.holdCursors = map[string]bool{}
+		}
+		s.holdCursors[name] = true
+	}
+	closed := false
+	for _, name := range e.closed {
+		if s.holdCursors[name] {
+			delete(s.holdCursors, name)
+			closed = true
+		}
+	}
+	if closed && len(s.holdCursors) == 0 {
+		return parser.PinHoldCursor
+	}
+	return 0
 }
 
 // pin ties the client to its server connection for session state that

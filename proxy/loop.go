@@ -191,7 +191,8 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 	if s.l.mode != config.PoolSession {
 		b := s.build(c)
 		out, injected = b.out, b.injected
-		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases, extended: e.extended}
+		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases,
+			held: b.held, closed: b.closed, extended: e.extended}
 	}
 	s.mu.Lock()
 	if cls != nil && complete {
@@ -236,6 +237,8 @@ func (s *Session) queue(e expect, complete bool) {
 		open.ddl = open.ddl || e.ddl
 		open.pins |= e.pins
 		open.releases |= e.releases
+		open.held = append(open.held, e.held...)
+		open.closed = append(open.closed, e.closed...)
 		if complete {
 			open.open = false
 			open.extended = e.extended

@@ -377,12 +377,13 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		c.State = nil // what the proxy knew of the session is gone with it
 	}
 	var violation bool
-	unpin := false
+	unpin, releases := false, e.releases
 	if !injected {
-		unpin = e.releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
 		if !sawError {
 			s.pin(e.pins)
+			releases |= s.noteCursors(e)
 		}
+		unpin = releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
 		s.settleSets(c, e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)
@@ -393,7 +394,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	}
 	safe := len(s.pending) == 0 && !s.openBatch
 	if unpin && safe {
-		s.unpin(e.releases)
+		s.unpin(releases)
 	}
 	positionNext := len(s.pending) > 0 && s.pending[0].captureLSN
 	gone, draining := s.gone, s.draining

@@ -69,6 +69,49 @@ func TestRoutingRefusedSessionStateLeavesNoPin(t *testing.T) {
 	}
 }
 
+// A client pinned in a read-only transaction, which runs on a replica, is
+// let go when the state that pinned it ends: it writes on the primary
+// again. A pin on the primary ends the same way, and the client's reads
+// go back to the replicas.
+func TestRoutingPinEndsWithItsState(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, pin, release string
+		pinnedOn           int
+	}{
+		{"WITH HOLD cursor closed by name", "begin read only; declare held cursor with hold for select 1; commit", "close held", replica},
+		{"WITH HOLD cursors closed at once", "begin read only; declare held cursor with hold for select 1; commit", "close all", replica},
+		{"advisory lock", "begin read only; select pg_advisory_lock(99); commit", "select pg_advisory_unlock_all()", replica},
+		{"LISTEN", "listen routing_pin", "unlisten *", primary},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := h.ninja(t)
+			exec := func(sql string) {
+				t.Helper()
+				if _, err := c.Exec(ctx, sql); err != nil {
+					t.Fatalf("%s: %v", sql, err)
+				}
+			}
+			exec(tc.pin)
+			if got := serverPort(t, c, "select inet_server_port()"); got != tc.pinnedOn {
+				t.Fatalf("a read of the pinned client ran on %d, want %d", got, tc.pinnedOn)
+			}
+			exec(tc.release)
+			exec("insert into routing_pin_probe values (2)")
+			if got := serverPort(t, c, "select inet_server_port()"); got != replica {
+				t.Fatalf("a read after %q ran on %d, want the replica", tc.release, got)
+			}
+		})
+	}
+}
+
 // SERIALIZABLE transactions run on the primary: a hot standby refuses
 // them, read-only ones included, and refuses every statement of a client
 // whose default_transaction_isolation is serializable.

@@ -61,6 +61,9 @@ type expect struct {
 	// releases: pins whose state it ends, if it succeeds outside a
 	// transaction (see unpin).
 	pins, releases parser.Pins
+	// held and closed: cursors the request opens WITH HOLD and closes
+	// by name (see noteCursors).
+	held, closed []string
 	// extended: the request ended with Sync (not Query or FunctionCall).
 	extended bool
 	// open: the request is being sent in parts (ended by Flush, or by a
@@ -147,6 +150,8 @@ type Session struct {
 	// pinned lists the session features that keep this client on its
 	// server connection until it leaves.
 	pinned parser.Pins
+	// holdCursors are the cursors it holds open WITH HOLD, by name.
+	holdCursors map[string]bool
 	// txnSets are SETs run inside the open transaction: they count only if
 	// it commits.
 	txnSets []parser.SetParam

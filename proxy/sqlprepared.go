@@ -83,6 +83,8 @@ func (s *Session) discardAll(b *batch, st *serverState) {
 	b.sets = append(b.sets, parser.SetParam{ResetAll: true})
 	s.mu.Lock()
 	s.pinned = 0
+	clear(s.holdCursors)
+	s.rs.Unpin()
 	s.mu.Unlock()
 	s.sqlOpaque = false
 }

@@ -159,6 +159,12 @@ func TestTxnReleasingStatementsUnpin(t *testing.T) {
 		{"pg_advisory_unlock of one lock", "select pg_advisory_lock(7)", "select pg_advisory_unlock(7)", false},
 		{"DISCARD TEMP", "create temp table unpin_scratch (x int)", "discard temp", true},
 		{"CLOSE ALL", "declare unpin_cur cursor with hold for select 1", "close all", true},
+		// psycopg closes its named cursors one by one.
+		{"CLOSE of the only held cursor", "declare unpin_cur cursor with hold for select 1", "close unpin_cur", true},
+		{"CLOSE of one of two held cursors", "declare unpin_cur cursor with hold for select 1; declare unpin_two cursor with hold for select 2",
+			"close unpin_cur", false},
+		{"CLOSE of both held cursors", "declare unpin_cur cursor with hold for select 1; declare unpin_two cursor with hold for select 2",
+			"close unpin_cur; close unpin_two", true},
 		{"two kinds, one released", "listen unpin_events; select pg_advisory_lock(7)", "unlisten *", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
