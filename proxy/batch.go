@@ -226,7 +226,11 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 	}
 	cs := s.stmt(name)
 	if cs != nil && cs.changed.Load() {
-		s.refuseInBatch(b, pgerr.New(pgerr.FeatureNotSupported, "cached plan must not change result type"))
+		err := pgerr.New(pgerr.FeatureNotSupported, "cached plan must not change result type")
+		// asyncpg prepares the statement again on this error, which it
+		// tells by the routine that raises it.
+		err.Routine = "RevalidateCachedQuery"
+		s.refuseInBatch(b, err)
 		return nil
 	}
 	if cs == nil {

@@ -472,6 +472,10 @@ func TestTxnStatementChangedBySchemaIsRefused(t *testing.T) {
 				t.Fatalf("got %s %q, want PostgreSQL's 42P01", e.Code, e.Message)
 			case !tc.gone && (e.Code != "0A000" || e.Message != "cached plan must not change result type"):
 				t.Fatalf("got %s %q, want PostgreSQL's 0A000", e.Code, e.Message)
+			case !tc.gone && e.Routine != "RevalidateCachedQuery":
+				// asyncpg tells this error by its routine, and then
+				// prepares the statement again.
+				t.Fatalf("routine %q, want PostgreSQL's RevalidateCachedQuery", e.Routine)
 			}
 			if tc.inTxn {
 				if st := msgs[1].(*pgproto3.ReadyForQuery).TxStatus; st != 'E' {

@@ -42,7 +42,11 @@ type Error struct {
 	Message  string
 	Detail   string
 	Hint     string
-	Cause    error
+	// Routine names the PostgreSQL function that raises the error, for an
+	// error the proxy gives in PostgreSQL's place: some drivers tell
+	// errors apart by it.
+	Routine string
+	Cause   error
 }
 
 func (e *Error) Error() string {
@@ -109,7 +113,7 @@ func Response(err error) *pgproto3.ErrorResponse {
 	if errors.As(err, &e) {
 		msg := e.Message
 		return &pgproto3.ErrorResponse{Severity: e.Severity, SeverityUnlocalized: e.Severity,
-			Code: e.Code, Message: msg, Detail: e.Detail, Hint: e.Hint}
+			Code: e.Code, Message: msg, Detail: e.Detail, Hint: e.Hint, Routine: e.Routine}
 	}
 	var pe *pgconn.PgError
 	if errors.As(err, &pe) {
