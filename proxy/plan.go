@@ -190,6 +190,18 @@ func (p *plan) response(typ byte) (swallow bool, refusal []byte, shapeOf *client
 	return false, refusal, shapeOf
 }
 
+// executes reports whether the batch runs a statement.
+func (p *plan) executes() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, o := range p.ops {
+		if o.kind == opExecute {
+			return true
+		}
+	}
+	return false
+}
+
 // executedSinceSync reports whether the plan being built runs a statement
 // after its last Sync: one more before the next Sync then runs in the
 // same implicit transaction block.

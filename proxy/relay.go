@@ -120,7 +120,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			answered = answered || !swallow
 			switch {
-			case swallow || clientDead:
+			case swallow || after.quiet || clientDead:
 			case after.positionNext:
 				// A commit's WAL position is known before the client
 				// learns of the commit: a read it then sends on another
@@ -357,6 +357,9 @@ type readyAfter struct {
 	drain     bool
 	// positionNext: the next answer owed is an injected WAL-position read.
 	positionNext bool
+	// quiet: the ReadyForQuery answers the proxy's own request, though
+	// the relay took it for the client's (see endOpenPart).
+	quiet bool
 }
 
 // readyForQuery settles a ReadyForQuery: it pops what it answered, keeps
@@ -412,7 +415,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.epoch.Add(1)
 	}
 	return readyAfter{release: release, violation: violation && !gone, drain: safe && draining && !gone && status == 'I',
-		positionNext: positionNext}
+		positionNext: positionNext, quiet: injected}
 }
 
 // afterReady finishes a ReadyForQuery once the client has it, and reports

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // Session state a client asks for in a read-only transaction, which runs
@@ -109,6 +110,44 @@ func TestRoutingPinEndsWithItsState(t *testing.T) {
 				t.Fatalf("a read after %q ran on %d, want the replica", tc.release, got)
 			}
 		})
+	}
+}
+
+// asyncpg prepares with Parse, Describe and Flush, and leaves the batch
+// open until its next message: for copy_records_to_table, a simple query
+// COPY FROM STDIN. The prepared read held a replica, where the COPY
+// failed; a Query ends the batch, so the write goes to the primary, and
+// the client sees one ReadyForQuery, the query's.
+func TestRoutingQueryEndsAnOpenPreparedRead(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	replica := portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	fe := loginRaw(t, rawConn(t, h), "trusty")
+	for i, write := range []string{"insert into routing_pin_probe values (3)", "copy routing_pin_probe from stdin"} {
+		name := []string{"open1", "open2"}[i]
+		fe.Send(&pgproto3.Parse{Name: name, Query: "select inet_server_port()"})
+		fe.Send(&pgproto3.Describe{ObjectType: 'S', Name: name})
+		fe.Send(&pgproto3.Flush{})
+		expectMessages(t, fe, "ParseComplete", "ParameterDescription", "RowDescription")
+		fe.Send(&pgproto3.Query{String: write})
+		if i == 0 {
+			expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+		} else {
+			expectMessages(t, fe, "CopyInResponse")
+			fe.Send(&pgproto3.CopyData{Data: []byte("4\n")})
+			fe.Send(&pgproto3.CopyDone{})
+			expectMessages(t, fe, "CommandComplete", "ReadyForQuery")
+		}
+		// The statement prepared on the replica is still the client's.
+		fe.Send(&pgproto3.Bind{PreparedStatement: name})
+		fe.Send(&pgproto3.Execute{})
+		fe.Send(&pgproto3.Sync{})
+		expectMessages(t, fe, "BindComplete", "DataRow", "CommandComplete", "ReadyForQuery")
 	}
 }
 

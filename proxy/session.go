@@ -259,6 +259,14 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 	for {
 		s.mu.Lock()
 		c, d := s.lease, s.leaseDecision
+		if c != nil && s.mustEndOpenPart(cls) {
+			done := s.leaseEnded()
+			s.endOpenPart()
+			s.mu.Unlock()
+			s.writeServer(c, syncMsg)
+			<-done
+			continue
+		}
 		if c != nil && s.mustLeaveReplica(cls) {
 			done := s.leaseEnded()
 			s.mu.Unlock()
@@ -358,6 +366,34 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 		}
 	}
 	return len(s.pending) > 0
+}
+
+// mustEndOpenPart: the client left a batch open on a replica, sent on
+// ahead of its Sync with Flush, that ran nothing, and now sends a simple
+// query that must run on the primary. asyncpg prepares that way (Parse,
+// Describe, Flush), and its copy_records_to_table then sends COPY FROM
+// STDIN, which failed on the replica the batch held. A Query ends such a
+// batch in PostgreSQL, so the proxy ends it with a Sync of its own and
+// routes the query afresh. s.mu is held.
+func (s *Session) mustEndOpenPart(cls *parser.Classification) bool {
+	n := len(s.pending)
+	if !s.routed() || s.rs.InTxn || s.pinned != 0 || n == 0 || len(s.req) == 0 || s.req[0] != 'Q' ||
+		s.leaseDecision.Target != router.Replica {
+		return false
+	}
+	if open := &s.pending[n-1]; !open.open || open.plan == nil || open.plan.executes() {
+		return false
+	}
+	return router.Decide(cls, &s.rs).Target == router.Primary
+}
+
+// endOpenPart turns the open batch into one the proxy ended: its
+// ReadyForQuery, answering the proxy's Sync, is the client's to miss,
+// and the safe point that lets the connection go. s.mu is held.
+func (s *Session) endOpenPart() {
+	open := &s.pending[len(s.pending)-1]
+	open.open, open.injected = false, true
+	s.openBatch = false
 }
 
 // acquire leases from the decided backend. A replica that cannot give a
