@@ -432,6 +432,42 @@ func (s *Session) unpin(p parser.Pins) {
 	}
 }
 
+// noteRole follows the role a client set for its session (SET ROLE, SET
+// SESSION AUTHORIZATION), which pins it, for a request that succeeded;
+// outside is whether the request ran outside any transaction, so that
+// no rollback can bring the role back. It reports PinRole once such a
+// request has reset both, as applications that switch roles per request
+// do (SET ROLE tenant ... RESET ROLE): the connection is then as any
+// other's, and the client need not hold it. A reset inside a transaction
+// counts for nothing, while a SET counts wherever it ran. The caller
+// holds s.mu.
+func (s *Session) noteRole(e expect, outside bool) parser.Pins {
+	reset := false
+	for _, sp := range e.sets {
+		var set *bool
+		switch sp.Name {
+		case "role":
+			set = &s.roleSet
+		case "session_authorization":
+			set = &s.authSet
+		default:
+			continue
+		}
+		switch {
+		case sp.Reset || sp.Name == "role" && len(sp.Values) == 1 && strings.EqualFold(sp.Values[0], "none"):
+			if outside {
+				*set, reset = false, true
+			}
+		case !sp.FromCurrent:
+			*set = true
+		}
+	}
+	if reset && !s.roleSet && !s.authSet {
+		return parser.PinRole
+	}
+	return 0
+}
+
 // noteCursors follows the cursors the client holds open past their
 // transaction (DECLARE ... WITH HOLD), which pin it, for a request that
 // succeeded. It reports PinHoldCursor once CLOSE has closed the last of

@@ -385,6 +385,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		if !sawError {
 			s.pin(e.pins)
 			releases |= s.noteCursors(e)
+			releases |= s.noteRole(e, !e.rollback && status == 'I' && s.txStatus == 'I')
 		}
 		unpin = releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
 		s.settleSets(c, e, status, sawError)

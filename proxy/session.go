@@ -152,6 +152,9 @@ type Session struct {
 	pinned parser.Pins
 	// holdCursors are the cursors it holds open WITH HOLD, by name.
 	holdCursors map[string]bool
+	// roleSet, authSet: it set its session's role, or its session
+	// authorization (see noteRole).
+	roleSet, authSet bool
 	// txnSets are SETs run inside the open transaction: they count only if
 	// it commits.
 	txnSets []parser.SetParam

@@ -84,6 +84,7 @@ func (s *Session) discardAll(b *batch, st *serverState) {
 	s.mu.Lock()
 	s.pinned = 0
 	clear(s.holdCursors)
+	s.roleSet, s.authSet = false, false
 	s.rs.Unpin()
 	s.mu.Unlock()
 	s.sqlOpaque = false

@@ -165,6 +165,11 @@ func TestTxnReleasingStatementsUnpin(t *testing.T) {
 			"close unpin_cur", false},
 		{"CLOSE of both held cursors", "declare unpin_cur cursor with hold for select 1; declare unpin_two cursor with hold for select 2",
 			"close unpin_cur; close unpin_two", true},
+		// Applications that switch roles per request.
+		{"RESET ROLE", "set role ninja", "reset role", true},
+		{"SET ROLE NONE", "set role ninja", "set role none", true},
+		{"RESET ROLE rolled back", "set role ninja", "begin; reset role; rollback", false},
+		{"SET ROLE again after RESET ROLE", "set role ninja", "reset role; set role ninja", false},
 		{"two kinds, one released", "listen unpin_events; select pg_advisory_lock(7)", "unlisten *", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
