@@ -27,6 +27,9 @@ type forwarder struct {
 	// reports whether it went through.
 	marker []byte
 	seen   atomic.Bool
+	// frozen holds what passes either way, as a server that stops
+	// answering without going away.
+	frozen atomic.Bool
 }
 
 func newForwarder(t *testing.T, to string, marker string) *forwarder {
@@ -67,8 +70,8 @@ func (f *forwarder) serve(ln net.Listener) {
 			f.mu.Lock()
 			f.conns = append(f.conns, c, s)
 			f.mu.Unlock()
-			go func() { _, _ = io.Copy(s, f.watch(c)); s.Close() }()
-			go func() { _, _ = io.Copy(c, s); c.Close() }()
+			go func() { _, _ = io.Copy(s, f.hold(f.watch(c))); s.Close() }()
+			go func() { _, _ = io.Copy(c, f.hold(s)); c.Close() }()
 		}
 	}()
 }
@@ -82,6 +85,17 @@ func (f *forwarder) watch(r io.Reader) io.Reader {
 		n, err := r.Read(p)
 		if bytes.Contains(p[:n], f.marker) {
 			f.seen.Store(true)
+		}
+		return n, err
+	})
+}
+
+// hold returns what r reads, once f is not frozen.
+func (f *forwarder) hold(r io.Reader) io.Reader {
+	return readFunc(func(p []byte) (int, error) {
+		n, err := r.Read(p)
+		for f.frozen.Load() {
+			time.Sleep(5 * time.Millisecond)
 		}
 		return n, err
 	})

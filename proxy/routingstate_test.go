@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -184,4 +185,34 @@ func TestRoutingSerializableStaysOnPrimary(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A replica that stops answering without going away holds the reads in
+// flight on it. Once the health checks take it out of rotation, those
+// reads run again on the primary, and the client gets its answer.
+func TestRoutingReadOnAHungReplicaRunsOnThePrimary(t *testing.T) {
+	env := testbed.Require(t)
+	fw := newForwarder(t, env.Replica, "")
+	// The health checks give up on a server after the pool's connect
+	// timeout (at most 3s).
+	cfg := routedConfig(t, env.Primary, 0, map[string]string{"replica": fw.addr}, 1, "  consistency: eventual\n")
+	h := startWith(t, env, strings.Replace(cfg, "pool:\n", "pool:\n  connect_timeout: 1s\n", 1))
+	ctx := ctxT(t, 60*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	c := h.ninja(t)
+	if got := serverPort(t, c, "select inet_server_port()"); got != replica {
+		t.Fatalf("a read ran on %d, want the replica", got)
+	}
+	fw.frozen.Store(true)
+	defer fw.frozen.Store(false)
+	start := time.Now()
+	var port int
+	if err := c.QueryRow(ctx, "select inet_server_port() + 0").Scan(&port); err != nil {
+		t.Fatalf("a read on the hung replica: %v", err)
+	}
+	if port != primary {
+		t.Fatalf("the read ran on %d, want the primary", port)
+	}
+	t.Logf("answered after %v", time.Since(start))
 }

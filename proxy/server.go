@@ -158,6 +158,11 @@ func (s *Server) Serve() error {
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- s.accept(ln) }(ln)
 	}
+	if s.router != nil {
+		done := make(chan struct{})
+		defer close(done)
+		go s.watchReplicas(done)
+	}
 	var first error
 	for range lns {
 		if err := <-errc; err != nil && first == nil {
