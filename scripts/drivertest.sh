@@ -5,9 +5,11 @@
 # pass are reported so the list can shrink. The suites:
 #   pgx - jackc/pgx, the version go.mod pins
 #   pq  - lib/pq at PQ_VERSION, database/sql's long-standing driver
+#   py  - our checks of psycopg 3, psycopg2 and asyncpg (Debian's
+#         packages, which ship no test suites): scripts/drivercheck
 #
 # Knobs (environment):
-#   DRIVERTEST_SUITES="pgx pq"             suites to run
+#   DRIVERTEST_SUITES="pgx pq py"          suites to run
 #   DRIVERTEST_MODES="session transaction routing"  modes to run; routing
 #                         is transaction mode with reads sent to the replica
 #   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
@@ -19,7 +21,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
-SUITES=${DRIVERTEST_SUITES:-pgx pq}
+SUITES=${DRIVERTEST_SUITES:-pgx pq py}
 MODES=${DRIVERTEST_MODES:-session transaction routing}
 PORT=${DRIVERTEST_PORT:-23440}
 PQ_VERSION=v1.12.3
@@ -95,13 +97,32 @@ SQL
 	say "lib/pq $PQ_VERSION: packages ./ ./hstore"
 }
 
+# setup_py: Debian's psycopg 3, psycopg2 and asyncpg for the system's
+# Python (installed when missing and root), and a database for the checks.
+PY=/usr/bin/python3
+setup_py() {
+	if ! "$PY" -c 'import asyncpg, psycopg, psycopg2' 2>/dev/null; then
+		if [[ $(id -u) -ne 0 ]]; then
+			echo "drivertest: the py suite needs python3-asyncpg, python3-psycopg and python3-psycopg2;" \
+				"run as root to install them, or set DRIVERTEST_SUITES" >&2
+			exit 1
+		fi
+		apt-get install -y -q python3-asyncpg python3-psycopg python3-psycopg2 >/dev/null ||
+			{ apt-get update -q >/dev/null && apt-get install -y -q python3-asyncpg python3-psycopg python3-psycopg2 >/dev/null; }
+	fi
+	scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+select 'create database pydrivers' where not exists (select from pg_database where datname = 'pydrivers') \gexec
+SQL
+	say "py: $("$PY" -c 'import asyncpg, psycopg, psycopg2; print("asyncpg", asyncpg.__version__, "psycopg", psycopg.__version__, "psycopg2", psycopg2.__version__.split()[0])')"
+}
+
 # users_yaml SUITE: the pgninja users a suite logs in as. Its main user
 # logs in to pgninja with trust, since the suites time their connections
 # (the pool's server connections still use the password); lib/pq's auth
 # tests need its md5 and SCRAM users as they are.
 users_yaml() {
 	case $1 in
-	pgx) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
+	pgx | py) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
 	pq)
 		echo "  - {name: pqgo, auth: trust, password: pqgo}"
 		echo "  - {name: pqgomd5, auth: md5, password: wordpass}"
@@ -129,6 +150,15 @@ run_suite() {
 		[[ $label == *.direct ]] && pass=pqgo
 		(cd "$WORK/pq" && env PGHOST=127.0.0.1 PGPORT="$port" PGUSER=pqgo PGDATABASE=pqgo ${pass:+PGPASSWORD=$pass} \
 			go test -count=1 ./ ./hstore) >"$WORK/$label.log" 2>&1 || true
+		;;
+	py)
+		timeout 600 "$PY" scripts/drivercheck/pydrivers.py \
+			"postgresql://$SUPER:$SUPERPASS@127.0.0.1:$port/pydrivers?sslmode=disable" >"$WORK/$label.log" 2>&1 || true
+		if ! tail -1 "$WORK/$label.log" | grep -qE '^(PASS|FAIL)$'; then
+			echo "drivertest: the py checks did not finish:" >&2
+			tail -20 "$WORK/$label.log" >&2
+			return 1
+		fi
 		;;
 	esac
 	grep -oE '^--- FAIL: [A-Za-z0-9_]+' "$WORK/$label.log" | awk '{print $3}' | sort -u >"$WORK/$label.failed" || true
