@@ -323,18 +323,12 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 			s.mu.Unlock()
 		}
 	case class.Pins.Has(parser.PinPrepare):
-		name := class.StatementName
-		if s.stmt(name) != nil || s.sqlStmt(name) != nil {
-			o.refusal = s.refuseQuery(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
+		ps, err := s.prepareSQL(b, st, class.StatementName, query)
+		if err != nil {
+			o.refusal = s.refuseQuery(b, err)
 			return o
 		}
-		if _, ok := st.sqlHash(name); ok {
-			b.inject("DEALLOCATE " + quoteIdent(name))
-		}
-		ps := s.newSQLStmt(query)
-		s.sqlStmts[name] = ps
-		st.setSQL(name, ps.hash)
-		o.prep, o.prepName = ps, name
+		o.prep, o.prepName = ps, class.StatementName
 	case class.Pins.Has(parser.PinDeallocate) && s.deallocatesProtocolStmt(class):
 		// PREPARE and Parse share one namespace, but a Parse'd statement
 		// lives on the servers under another name, shared with other

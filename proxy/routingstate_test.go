@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"strings"
 	"testing"
@@ -11,19 +12,26 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
+// routedWithProbe starts a proxy that routes reads to the test bed's
+// replica, once the replica serves them, with a table to write to.
+func routedWithProbe(t *testing.T) (h *harness, ctx context.Context, primary, replica int) {
+	env := testbed.Require(t)
+	h = startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx = ctxT(t, 60*time.Second)
+	primary, replica = portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
+		t.Fatal(err)
+	}
+	return h, ctx, primary, replica
+}
+
 // Session state a client asks for in a read-only transaction, which runs
 // on a replica, must not keep it there when the server refused it: a
 // CREATE TEMP TABLE or LISTEN fails on a hot standby, and a client pinned
 // to the replica for it had every later write refused with 25006.
 func TestRoutingRefusedSessionStateLeavesNoPin(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
-	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
-		t.Fatal(err)
-	}
+	h, ctx, primary, replica := routedWithProbe(t)
 	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeExec} {
 		for _, refused := range []string{"create temp table pin_me (a int)", "listen pin_me"} {
 			t.Run(fmt.Sprintf("%s/%s", mode, refused), func(t *testing.T) {
@@ -76,14 +84,7 @@ func TestRoutingRefusedSessionStateLeavesNoPin(t *testing.T) {
 // again. A pin on the primary ends the same way, and the client's reads
 // go back to the replicas.
 func TestRoutingPinEndsWithItsState(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
-	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
-		t.Fatal(err)
-	}
+	h, ctx, primary, replica := routedWithProbe(t)
 	for _, tc := range []struct {
 		name, pin, release string
 		pinnedOn           int
@@ -120,14 +121,7 @@ func TestRoutingPinEndsWithItsState(t *testing.T) {
 // failed; a Query ends the batch, so the write goes to the primary, and
 // the client sees one ReadyForQuery, the query's.
 func TestRoutingQueryEndsAnOpenPreparedRead(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	replica := portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
-	if _, err := h.ninja(t).Exec(ctx, "create table if not exists routing_pin_probe (a int)"); err != nil {
-		t.Fatal(err)
-	}
+	h, _, _, _ := routedWithProbe(t)
 	fe := loginRaw(t, rawConn(t, h), "trusty")
 	for i, write := range []string{"insert into routing_pin_probe values (3)", "copy routing_pin_probe from stdin"} {
 		name := []string{"open1", "open2"}[i]

@@ -26,6 +26,23 @@ func (s *Session) newSQLStmt(text string) *sqlStmt {
 	return &sqlStmt{text: text, hash: h.Sum64()}
 }
 
+// prepareSQL records the client's PREPARE of name, to run on st, where
+// another client's statement of that name is deallocated first. A name
+// the client already uses is refused, as PostgreSQL refuses it: PREPARE
+// and Parse share one namespace.
+func (s *Session) prepareSQL(b *batch, st *serverState, name, text string) (*sqlStmt, *pgerr.Error) {
+	if s.stmt(name) != nil || s.sqlStmt(name) != nil {
+		return nil, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name)
+	}
+	if _, ok := st.sqlHash(name); ok {
+		b.inject("DEALLOCATE " + quoteIdent(name))
+	}
+	ps := s.newSQLStmt(text)
+	s.sqlStmts[name] = ps
+	st.setSQL(name, ps.hash)
+	return ps, nil
+}
+
 // syncSQLStmt makes the server connection hold the client's SQL statement
 // name, or none of that name when the client has none.
 func (s *Session) syncSQLStmt(b *batch, st *serverState, name string) {
@@ -121,16 +138,11 @@ func (s *Session) boundSQLStatements(b *batch, st *serverState, class *parser.Cl
 			s.discardAll(b, st)
 		}
 	case class.Pins.Has(parser.PinPrepare):
-		if s.stmt(name) != nil || s.sqlStmt(name) != nil {
-			s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
+		ps, err := s.prepareSQL(b, st, name, text)
+		if err != nil {
+			s.refuseInBatch(b, err)
 			return
 		}
-		if _, ok := st.sqlHash(name); ok {
-			b.inject("DEALLOCATE " + quoteIdent(name))
-		}
-		ps := s.newSQLStmt(text)
-		s.sqlStmts[name] = ps
-		st.setSQL(name, ps.hash)
 		b.prep, b.prepName = ps, name
 	case class.Pins.Has(parser.PinDeallocate) && name == "":
 		s.deallocateAll(st)
