@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -105,6 +107,14 @@ func TestRoutingPinEndsWithItsState(t *testing.T) {
 			exec(tc.pin)
 			if got := serverPort(t, c, "select inet_server_port()"); got != tc.pinnedOn {
 				t.Fatalf("a read of the pinned client ran on %d, want %d", got, tc.pinnedOn)
+			}
+			if tc.pinnedOn == replica {
+				// Refused as the replica would, saying why.
+				_, err := c.Exec(ctx, "insert into routing_pin_probe values (2)")
+				var pe *pgconn.PgError
+				if !errors.As(err, &pe) || pe.Code != "25006" || !strings.Contains(pe.Message, "pinned to replica") {
+					t.Fatalf("a write while pinned to the replica: %v, want pgninja's 25006", err)
+				}
 			}
 			exec(tc.release)
 			exec("insert into routing_pin_probe values (2)")

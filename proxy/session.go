@@ -270,6 +270,12 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			<-done
 			continue
 		}
+		if c != nil {
+			if err := s.pinnedToReplica(cls); err != nil {
+				s.mu.Unlock()
+				return nil, d, false, err
+			}
+		}
 		if c != nil && s.mustLeaveReplica(cls) {
 			done := s.leaseEnded()
 			s.mu.Unlock()
@@ -369,6 +375,29 @@ func (s *Session) mustLeaveReplica(cls *parser.Classification) bool {
 		}
 	}
 	return len(s.pending) > 0
+}
+
+// pinnedToReplica refuses, outside a transaction, a statement no replica
+// can run (a write, DDL, a locking read, SERIALIZABLE) from a client that
+// made session state in a read-only transaction, which ran on a replica,
+// and is pinned there. The replica would refuse it too, in words that
+// do not say why the statement is there. s.mu is held.
+func (s *Session) pinnedToReplica(cls *parser.Classification) error {
+	if !s.routed() || s.pinned == 0 || s.rs.InTxn || s.leaseDecision.Target != router.Replica || cls == nil {
+		return nil
+	}
+	rs := s.rs
+	rs.Pinned = false
+	switch router.Decide(cls, &rs).Reason {
+	case router.ReasonWrite, router.ReasonDDL, router.ReasonLocking, router.ReasonSerializable:
+	default:
+		return nil
+	}
+	return pgerr.New(pgerr.ReadOnlySQLTransaction,
+		"pgninja: this client is pinned to replica %q by its session state (%s), and a replica cannot run this",
+		s.leaseDecision.Backend, s.pinned).
+		WithHint("The state was made in a read-only transaction, which runs on a replica. End it first " +
+			"(CLOSE, pg_advisory_unlock_all(), RESET ROLE or DISCARD ALL), or make it outside a read-only transaction.")
 }
 
 // mustEndOpenPart: the client left a batch open on a replica, sent on

@@ -27,6 +27,7 @@ const (
 	DuplicatePrepared            = "42P05"
 	InvalidSQLStatementName      = "26000"
 	ObjectNotInPrerequisiteState = "55000"
+	ReadOnlySQLTransaction       = "25006"
 )
 
 // Severities as PostgreSQL spells them.
