@@ -382,12 +382,15 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	var violation bool
 	unpin, releases := false, e.releases
 	if !injected {
+		// outside: the request ran outside any transaction, so no
+		// rollback can bring back what it ended.
+		outside := !e.rollback && status == 'I' && s.txStatus == 'I'
 		if !sawError {
 			s.pin(e.pins)
 			releases |= s.noteCursors(e)
-			releases |= s.noteRole(e, !e.rollback && status == 'I' && s.txStatus == 'I')
+			releases |= s.noteRole(e, outside)
 		}
-		unpin = releases != 0 && !sawError && !e.rollback && status == 'I' && s.txStatus == 'I'
+		unpin = releases != 0 && !sawError && outside
 		s.settleSets(c, e, status, sawError)
 		if e.routed {
 			s.executed(e, status, sawError)
