@@ -7,9 +7,12 @@
 #   pq  - lib/pq at PQ_VERSION, database/sql's long-standing driver
 #   py  - our checks of psycopg 3, psycopg2 and asyncpg (Debian's
 #         packages, which ship no test suites): scripts/drivercheck
+#   js  - our checks of node-postgres (with pg-cursor, pg-query-stream,
+#         pg-copy-streams) and postgres.js, whose npm packages ship no
+#         test suites either: scripts/drivercheck
 #
 # Knobs (environment):
-#   DRIVERTEST_SUITES="pgx pq py"          suites to run
+#   DRIVERTEST_SUITES="pgx pq py js"       suites to run
 #   DRIVERTEST_MODES="session transaction routing"  modes to run; routing
 #                         is transaction mode with reads sent to the replica
 #   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
@@ -21,7 +24,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
-SUITES=${DRIVERTEST_SUITES:-pgx pq py}
+SUITES=${DRIVERTEST_SUITES:-pgx pq py js}
 MODES=${DRIVERTEST_MODES:-session transaction routing}
 PORT=${DRIVERTEST_PORT:-23440}
 PQ_VERSION=v1.12.3
@@ -116,13 +119,30 @@ SQL
 	say "py: $("$PY" -c 'import asyncpg, psycopg, psycopg2; print("asyncpg", asyncpg.__version__, "psycopg", psycopg.__version__, "psycopg2", psycopg2.__version__.split()[0])')"
 }
 
+# setup_js: the npm packages scripts/drivercheck/package-lock.json pins,
+# from the npm registry, and a database for the checks.
+setup_js() {
+	if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+		echo "drivertest: the js suite needs Node.js and npm; install them, or set DRIVERTEST_SUITES" >&2
+		exit 1
+	fi
+	mkdir -p "$WORK/js"
+	cp scripts/drivercheck/package.json scripts/drivercheck/package-lock.json scripts/drivercheck/jsdrivers.mjs "$WORK/js/"
+	(cd "$WORK/js" && npm ci --no-audit --no-fund --loglevel=error >/dev/null) ||
+		{ echo "drivertest: npm ci failed in $WORK/js" >&2; exit 1; }
+	scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+select 'create database jsdrivers' where not exists (select from pg_database where datname = 'jsdrivers') \gexec
+SQL
+	say "js: node $(node --version), $(cd "$WORK/js" && node -e 'const l = require("./package-lock.json").packages; console.log(["pg", "pg-cursor", "pg-query-stream", "pg-copy-streams", "postgres"].map(p => p + " " + l["node_modules/" + p].version).join(", "))')"
+}
+
 # users_yaml SUITE: the pgninja users a suite logs in as. Its main user
 # logs in to pgninja with trust, since the suites time their connections
 # (the pool's server connections still use the password); lib/pq's auth
 # tests need its md5 and SCRAM users as they are.
 users_yaml() {
 	case $1 in
-	pgx | py) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
+	pgx | py | js) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
 	pq)
 		echo "  - {name: pqgo, auth: trust, password: pqgo}"
 		echo "  - {name: pqgomd5, auth: md5, password: wordpass}"
@@ -154,13 +174,18 @@ run_suite() {
 	py)
 		timeout 600 "$PY" scripts/drivercheck/pydrivers.py \
 			"postgresql://$SUPER:$SUPERPASS@127.0.0.1:$port/pydrivers?sslmode=disable" >"$WORK/$label.log" 2>&1 || true
-		if ! tail -1 "$WORK/$label.log" | grep -qE '^(PASS|FAIL)$'; then
-			echo "drivertest: the py checks did not finish:" >&2
-			tail -20 "$WORK/$label.log" >&2
-			return 1
-		fi
+		;;
+	js)
+		(cd "$WORK/js" && timeout 600 node jsdrivers.mjs \
+			"postgresql://$SUPER:$SUPERPASS@127.0.0.1:$port/jsdrivers?sslmode=disable") >"$WORK/$label.log" 2>&1 || true
 		;;
 	esac
+	# Our checks end with PASS or FAIL; without it they hung or crashed.
+	if [[ $suite == py || $suite == js ]] && ! tail -1 "$WORK/$label.log" | grep -qE '^(PASS|FAIL)$'; then
+		echo "drivertest: the $suite checks did not finish:" >&2
+		tail -20 "$WORK/$label.log" >&2
+		return 1
+	fi
 	grep -oE '^--- FAIL: [A-Za-z0-9_]+' "$WORK/$label.log" | awk '{print $3}' | sort -u >"$WORK/$label.failed" || true
 	if grep -qE '^(panic:|FAIL\s.*\[build failed\]|FAIL\s.*\[setup failed\])' "$WORK/$label.log"; then
 		echo "build failure or panic:" >&2
