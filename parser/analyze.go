@@ -116,6 +116,7 @@ func (a *accumulator) merge(f *facts, asRead bool) {
 		a.c.SelectInto = a.c.SelectInto || f.selectInto
 		a.c.CopyFromClient = a.c.CopyFromClient || f.copyIn
 		a.c.ModifyingCTE = a.c.ModifyingCTE || f.nestedDML
+		a.c.AdvisoryLock = a.c.AdvisoryLock || f.advisory
 		a.stmtFuncs = append(a.stmtFuncs, f.funcs...)
 	}
 	a.add(&a.c.Functions, 'f', f.funcs)

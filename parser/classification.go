@@ -45,6 +45,10 @@ type Classification struct {
 	// CopyFromClient: COPY ... FROM STDIN, after which the server reads
 	// the client's data, so nothing may be sent behind the statement.
 	CopyFromClient bool
+	// AdvisoryLock: the string takes an advisory lock, of the session or
+	// the transaction. Such a lock excludes only holders on the same
+	// server: taken on a replica, it would exclude no one on the primary.
+	AdvisoryLock bool
 
 	// Pins lists session-state features used (see Pins).
 	Pins Pins

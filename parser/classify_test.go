@@ -15,6 +15,7 @@ type expect struct {
 	funcs        []string
 	volatile     bool
 	locking      bool
+	advisory     bool
 	selectInto   bool
 	copyIn       bool
 	modifyingCTE bool
@@ -84,8 +85,12 @@ func TestClassify(t *testing.T) {
 		{"SELECT my_fn(1)", expect{kind: Read, funcs: []string{"my_fn"}, volatile: true}},
 		{"SELECT extract(year FROM now()), ts AT TIME ZONE 'UTC' FROM t", expect{kind: Read, reads: []string{"t"}, funcs: []string{"extract", "now", "timezone"}}},
 		{"SELECT * FROM generate_series(1, 10)", expect{kind: Read, funcs: []string{"generate_series"}}},
-		{"SELECT pg_advisory_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_lock"}, volatile: true, pins: PinAdvisoryLock}},
-		{"SELECT pg_advisory_xact_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_xact_lock"}, volatile: true}},
+		{"SELECT pg_advisory_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_lock"}, volatile: true, advisory: true, pins: PinAdvisoryLock}},
+		{"SELECT pg_advisory_xact_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_xact_lock"}, volatile: true, advisory: true}},
+		{"SELECT pg_catalog.pg_try_advisory_xact_lock_shared(1, 2)", expect{kind: Read, funcs: []string{"pg_catalog.pg_try_advisory_xact_lock_shared"}, volatile: true, advisory: true}},
+		{"SELECT x FROM t WHERE pg_try_advisory_lock_shared(x)", expect{kind: Read, reads: []string{"t"}, funcs: []string{"pg_try_advisory_lock_shared"}, volatile: true, advisory: true, pins: PinAdvisoryLock}},
+		// EXPLAIN without ANALYZE runs nothing.
+		{"EXPLAIN SELECT pg_advisory_xact_lock(42)", expect{kind: Read, funcs: []string{"pg_advisory_xact_lock"}, volatile: true}},
 		{"SELECT set_config('search_path', 'x', false)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true, pins: PinSetConfig}},
 		{"SELECT set_config('app.user_id', '42', true)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true}},
 		{"SELECT set_config('app.user_id', '42', $1)", expect{kind: Read, funcs: []string{"set_config"}, volatile: true, pins: PinSetConfig}},
@@ -235,6 +240,7 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("Functions", slices.Equal(got.Functions, w.funcs), got.Functions, w.funcs)
 	check("VolatileFunc", got.VolatileFunc == w.volatile, got.VolatileFunc, w.volatile)
 	check("Locking", got.Locking == w.locking, got.Locking, w.locking)
+	check("AdvisoryLock", got.AdvisoryLock == w.advisory, got.AdvisoryLock, w.advisory)
 	check("SelectInto", got.SelectInto == w.selectInto, got.SelectInto, w.selectInto)
 	check("CopyFromClient", got.CopyFromClient == w.copyIn, got.CopyFromClient, w.copyIn)
 	check("ModifyingCTE", got.ModifyingCTE == w.modifyingCTE, got.ModifyingCTE, w.modifyingCTE)

@@ -24,6 +24,7 @@ type facts struct {
 	copyIn     bool // COPY FROM STDIN
 	pins       Pins
 	releases   Pins // see Classification.Releases
+	advisory   bool // see Classification.AdvisoryLock
 }
 
 func newFacts(top any) *facts { return &facts{top: top} }
@@ -166,6 +167,9 @@ func (f *facts) funcCall(n *pg.FuncCall) {
 	switch unqualified(name) {
 	case "pg_advisory_lock", "pg_advisory_lock_shared", "pg_try_advisory_lock", "pg_try_advisory_lock_shared":
 		f.pins |= PinAdvisoryLock
+		f.advisory = true
+	case "pg_advisory_xact_lock", "pg_advisory_xact_lock_shared", "pg_try_advisory_xact_lock", "pg_try_advisory_xact_lock_shared":
+		f.advisory = true
 	case "pg_advisory_unlock_all":
 		f.releases |= PinAdvisoryLock
 	case "set_config":

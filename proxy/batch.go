@@ -9,6 +9,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
+	"github.com/ai-ninja/pgninja/router"
 )
 
 // pinning lists the features that tie a client to its server connection
@@ -40,6 +41,8 @@ type batch struct {
 	// held and closed are the cursors the request opens WITH HOLD and
 	// closes by name (see Session.noteCursors).
 	held, closed []string
+	// onReplica: the request runs on a replica (see lockOnReplica).
+	onReplica bool
 	// unnamed is the hash of the client's unnamed statement when this
 	// batch parsed it and nothing since (a Query, a stand-in Parse) may
 	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
@@ -70,8 +73,11 @@ func (s *Session) takePlan() *plan {
 // tracked. It runs only where server connections change hands.
 func (s *Session) build(c *pool.Conn) *batch {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
+	s.mu.Lock()
+	onReplica := s.leaseDecision.Target == router.Replica
+	s.mu.Unlock()
 	b := &s.batch
-	*b = batch{out: s.out[:0], plan: s.takePlan()}
+	*b = batch{out: s.out[:0], plan: s.takePlan(), onReplica: onReplica}
 	s.parsedNow = s.parsedNow[:0]
 	for _, name := range st.takeEvicted() {
 		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)
@@ -95,7 +101,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 				cs := s.ensureStmt(b, st, stmt)
 				if cs != nil {
 					class := s.classifier.Classify(cs.query)
-					if err := s.sequencesHere(st, class); err != nil {
+					if err := s.refusedHere(b, st, class); err != nil {
 						// The server skips the Bind, after the refusal.
 						s.refuseInBatch(b, err)
 					} else {
@@ -301,7 +307,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 	o := op{kind: opQuery, st: st}
 	class := s.classifyQuery(body)
 	query := s.memoQuery
-	if err := s.sequencesHere(st, class); err != nil {
+	if err := s.refusedHere(b, st, class); err != nil {
 		o.refusal = s.refuseQuery(b, err)
 		return o
 	}
@@ -357,6 +363,31 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 	}
 	b.out = append(b.out, msg...)
 	return o
+}
+
+// refusedHere is the proxy's own refusal of a statement about to run on
+// st, if any.
+func (s *Session) refusedHere(b *batch, st *serverState, class *parser.Classification) *pgerr.Error {
+	if err := lockOnReplica(b, class); err != nil {
+		return err
+	}
+	return s.sequencesHere(st, class)
+}
+
+// lockOnReplica refuses an advisory lock in a request that runs on a
+// replica: the read-only transaction it is part of, or the replica the
+// client is pinned to. The replica would grant it, yet it would exclude
+// no one who takes the same lock on the primary, so the critical section
+// it guards would not be one. A transaction whose opening string takes the
+// lock goes to the primary instead (router.ReasonAdvisoryLock).
+func lockOnReplica(b *batch, class *parser.Classification) *pgerr.Error {
+	if !b.onReplica || class == nil || !class.AdvisoryLock {
+		return nil
+	}
+	return pgerr.New(pgerr.ReadOnlySQLTransaction, "pgninja: an advisory lock taken on a replica would exclude no one on the primary").
+		WithDetail("This request runs on a replica: it is part of a read-only transaction, or its client is pinned to the replica.").
+		WithHint("Send the lock in the same query string as the BEGIN READ ONLY that opens the transaction, " +
+			"or open it with /* pgninja:primary */ BEGIN READ ONLY; either runs the transaction on the primary.")
 }
 
 // refuseQuery answers a simple query the way PostgreSQL would have, with

@@ -173,7 +173,7 @@ func onlyBegins(c *parser.Classification) bool {
 // sends this client's reads to the primary until its next commit is
 // known: never a stale read. s.mu is held.
 func (s *Session) executed(e expect, status byte, failed bool) {
-	commit := s.rs.Executed(e.class, e.decision, router.Outcome{TxStatus: status, Failed: failed})
+	commit := s.rs.Executed(e.class, e.decision, router.Outcome{TxStatus: status, Failed: failed, Pins: e.pins})
 	if !commit.Needed {
 		return
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +80,14 @@ func TestRoutingRefusedSessionStateLeavesNoPin(t *testing.T) {
 	if got := serverPort(t, c, "select inet_server_port()"); got != replica {
 		t.Fatalf("a read after PREPARE ran on %d, want the replica", got)
 	}
+	// A statement only Parse'd and described has made no state.
+	c = h.ninja(t)
+	if _, err := c.Prepare(ctx, "lock", "select pg_advisory_lock($1)"); err != nil {
+		t.Fatal(err)
+	}
+	if got := serverPort(t, c, "select inet_server_port()"); got != replica {
+		t.Fatalf("a read after preparing an advisory lock ran on %d, want the replica", got)
+	}
 }
 
 // A client pinned in a read-only transaction, which runs on a replica, is
@@ -93,7 +102,9 @@ func TestRoutingPinEndsWithItsState(t *testing.T) {
 	}{
 		{"WITH HOLD cursor closed by name", "begin read only; declare held cursor with hold for select 1; commit", "close held", replica},
 		{"WITH HOLD cursors closed at once", "begin read only; declare held cursor with hold for select 1; commit", "close all", replica},
-		{"advisory lock", "begin read only; select pg_advisory_lock(99); commit", "select pg_advisory_unlock_all()", replica},
+		// A read-only transaction that takes an advisory lock as it
+		// opens runs on the primary (a replica's lock excludes no one).
+		{"advisory lock", "begin read only; select pg_advisory_lock(99); commit", "select pg_advisory_unlock_all()", primary},
 		{"LISTEN", "listen routing_pin", "unlisten *", primary},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -219,4 +230,101 @@ func TestRoutingReadOnAHungReplicaRunsOnThePrimary(t *testing.T) {
 		t.Fatalf("the read ran on %d, want the primary", port)
 	}
 	t.Logf("answered after %v", time.Since(start))
+}
+
+// An advisory lock taken on a replica excludes no one who takes it on the
+// primary. A read-only transaction that takes one as it opens runs on the
+// primary, where the lock means what it says; one that is already on a
+// replica, or a client pinned there, is refused with 25006.
+func TestRoutingAdvisoryLocksNeverOnAReplica(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+
+	holder := h.ninja(t)
+	if _, err := holder.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
+		t.Fatal(err)
+	}
+	exec := func(t *testing.T, c *pgx.Conn, sql string, args ...any) error {
+		t.Helper()
+		_, err := c.Exec(ctx, sql, args...)
+		return err
+	}
+	refused := func(t *testing.T, c *pgx.Conn, sql string, args ...any) {
+		t.Helper()
+		if err := exec(t, c, sql, args...); sqlstate(err) != "25006" {
+			t.Fatalf("%s: got %v, want SQLSTATE 25006", sql, err)
+		}
+	}
+
+	t.Run("taken as the transaction opens", func(t *testing.T) {
+		c := h.ninja(t)
+		rs, err := c.PgConn().Exec(ctx, "begin read only; select pg_try_advisory_xact_lock(4242)::text, inet_server_port()::text").ReadAll()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, port := string(rs[1].Rows[0][0]), string(rs[1].Rows[0][1])
+		if got != "false" || port != strconv.Itoa(primary) {
+			t.Fatalf("the lock held by another client: granted %s on port %s, want false on the primary (%d)", got, port, primary)
+		}
+		if err := exec(t, c, "commit"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	for _, tc := range []struct {
+		name string
+		lock func(t *testing.T, c *pgx.Conn)
+	}{
+		{"simple protocol", func(t *testing.T, c *pgx.Conn) {
+			if _, err := c.PgConn().Exec(ctx, "select pg_advisory_xact_lock(4243)").ReadAll(); sqlstate(err) != "25006" {
+				t.Fatalf("got %v, want SQLSTATE 25006", err)
+			}
+		}},
+		{"extended protocol", func(t *testing.T, c *pgx.Conn) { refused(t, c, "select pg_advisory_xact_lock($1)", 4243) }},
+		{"session lock", func(t *testing.T, c *pgx.Conn) { refused(t, c, "select pg_try_advisory_lock_shared($1)", 4243) }},
+	} {
+		t.Run("later in a read-only transaction, "+tc.name, func(t *testing.T) {
+			c := h.ninja(t)
+			if err := exec(t, c, "begin read only"); err != nil {
+				t.Fatal(err)
+			}
+			if got := serverPort(t, c, "select inet_server_port()"); got != replica {
+				t.Fatalf("the read-only transaction runs on %d, want the replica", got)
+			}
+			tc.lock(t, c)
+			// The transaction failed, as on any error.
+			if err := exec(t, c, "select 1"); sqlstate(err) != "25P02" {
+				t.Fatalf("after the refusal: got %v, want SQLSTATE 25P02", err)
+			}
+			if err := exec(t, c, "rollback"); err != nil {
+				t.Fatal(err)
+			}
+			if err := exec(t, c, "select pg_advisory_lock(4243)"); err != nil {
+				t.Fatalf("outside the transaction: %v", err)
+			}
+			if err := exec(t, c, "select pg_advisory_unlock(4243)"); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+	t.Run("pinned to a replica", func(t *testing.T) {
+		c := h.ninja(t)
+		for _, sql := range []string{"begin read only", "declare held cursor with hold for select 1", "commit"} {
+			if err := exec(t, c, sql); err != nil {
+				t.Fatalf("%s: %v", sql, err)
+			}
+		}
+		refused(t, c, "select pg_advisory_lock(4244)")
+		if err := exec(t, c, "close held"); err != nil {
+			t.Fatal(err)
+		}
+		if err := exec(t, c, "select pg_advisory_lock(4244)"); err != nil {
+			t.Fatalf("once unpinned: %v", err)
+		}
+		if got := serverPort(t, c, "select inet_server_port() from pg_locks where locktype = 'advisory' and objid = 4244 and pid = pg_backend_pid()"); got != primary {
+			t.Fatalf("the lock is held on %d, want the primary", got)
+		}
+	})
 }

@@ -50,7 +50,8 @@ const (
 	ReasonExplicitTxn  Reason = "explicit_txn"      // read-write transaction block
 	ReasonSessionPin   Reason = "session_pin"       // session holds server-side state (temp table, LISTEN, ...)
 	ReasonNonstdString Reason = "nonstandard_strings"
-	ReasonSerializable Reason = "serializable" // SERIALIZABLE, which a hot standby refuses
+	ReasonSerializable Reason = "serializable"  // SERIALIZABLE, which a hot standby refuses
+	ReasonAdvisoryLock Reason = "advisory_lock" // a read-only transaction that takes an advisory lock as it opens
 
 	// Sent to a replica (or, failing that, a fallback below).
 	ReasonReplicaRead Reason = "replica_read"  // plain read outside a transaction

@@ -488,17 +488,23 @@ func TestSessionExecuted(t *testing.T) {
 	})
 	t.Run("pins", func(t *testing.T) {
 		s := &SessionState{}
-		s.Executed(c("SELECT 1"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'I'})
+		ran := func(sql string) Outcome { return Outcome{TxStatus: 'I', Pins: c(sql).Pins} }
+		s.Executed(c("SELECT 1"), Decision{Target: Replica, Backend: "r1"}, ran("SELECT 1"))
 		if s.Pinned {
 			t.Fatal("pinned by a plain read")
 		}
 		// The proxy prepares a SQL statement again wherever its EXECUTE
 		// runs, so PREPARE leaves the client's reads to the replicas.
-		s.Executed(c("PREPARE q AS SELECT 1"), Decision{Target: Primary, Backend: "primary"}, Outcome{TxStatus: 'I'})
+		s.Executed(c("PREPARE q AS SELECT 1"), Decision{Target: Primary, Backend: "primary"}, ran("PREPARE q AS SELECT 1"))
 		if s.Pinned {
 			t.Fatal("pinned by PREPARE")
 		}
-		s.Executed(c("LISTEN x"), Decision{Target: Primary, Backend: "primary"}, Outcome{TxStatus: 'I'})
+		// A statement that was only Parse'd and described ran nothing.
+		s.Executed(c("LISTEN x"), Decision{Target: Replica, Backend: "r1"}, Outcome{TxStatus: 'I'})
+		if s.Pinned {
+			t.Fatal("pinned by a statement that did not run")
+		}
+		s.Executed(c("LISTEN x"), Decision{Target: Primary, Backend: "primary"}, ran("LISTEN x"))
 		if !s.Pinned || s.PinnedBackend != "primary" {
 			t.Fatalf("LISTEN did not pin: %+v", s)
 		}

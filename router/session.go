@@ -108,6 +108,10 @@ type Outcome struct {
 	TxStatus byte
 	// Failed: the server returned an ErrorResponse.
 	Failed bool
+	// Pins is the session state the statements that ran made. It is not
+	// read off the query string's classification: a Parse and Describe
+	// alone name a statement without running it.
+	Pins parser.Pins
 }
 
 // Commit tells the proxy that writes may have just become durable on the
@@ -134,7 +138,7 @@ const pinning = parser.PinListen | parser.PinTempTable | parser.PinAdvisoryLock 
 func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcome) Commit {
 	if !out.Failed {
 		s.applySettings(c)
-		if c.Pins&pinning != 0 && !s.Pinned {
+		if out.Pins&pinning != 0 && !s.Pinned {
 			s.Pinned, s.PinnedTarget, s.PinnedBackend = true, d.Target, d.Backend
 		}
 	}
@@ -212,7 +216,7 @@ func (s *SessionState) endTxn() {
 // on the primary is just an explicit transaction.
 func txnReason(d Decision) Reason {
 	switch d.Reason {
-	case ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint, ReasonReadOnlyTxn, ReasonSerializable:
+	case ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint, ReasonReadOnlyTxn, ReasonSerializable, ReasonAdvisoryLock:
 		return d.Reason
 	}
 	if d.Target == Replica {
