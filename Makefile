@@ -58,7 +58,7 @@ bench: ## run the benchmark harness (bench/run.sh)
 chaos: ## faults under load: backends terminated, replica and primary restarted; every answer and commit checked (bench/chaos.sh)
 	bench/chaos.sh
 
-drivertest: ## run pgx's and lib/pq's own test suites, and our psycopg/asyncpg and node-postgres/postgres.js checks, through pgninja: session, transaction, routing (scripts/drivertest.sh)
+drivertest: ## run pgx's and lib/pq's own test suites, and our checks of Python, Node.js and JDBC drivers, through pgninja: session, transaction, routing (scripts/drivertest.sh)
 	scripts/drivertest.sh
 
 fmt: ## gofmt -w the tree

@@ -10,9 +10,11 @@
 #   js  - our checks of node-postgres (with pg-cursor, pg-query-stream,
 #         pg-copy-streams) and postgres.js, whose npm packages ship no
 #         test suites either: scripts/drivercheck
+#   jdbc - our checks of pgjdbc (Debian's package; its own suite needs
+#         its Gradle build): scripts/drivercheck
 #
 # Knobs (environment):
-#   DRIVERTEST_SUITES="pgx pq py js"       suites to run
+#   DRIVERTEST_SUITES="pgx pq py js jdbc"  suites to run
 #   DRIVERTEST_MODES="session transaction routing"  modes to run; routing
 #                         is transaction mode with reads sent to the replica
 #   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
@@ -24,7 +26,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
-SUITES=${DRIVERTEST_SUITES:-pgx pq py js}
+SUITES=${DRIVERTEST_SUITES:-pgx pq py js jdbc}
 MODES=${DRIVERTEST_MODES:-session transaction routing}
 PORT=${DRIVERTEST_PORT:-23440}
 PQ_VERSION=v1.12.3
@@ -136,13 +138,32 @@ SQL
 	say "js: node $(node --version), $(cd "$WORK/js" && node -e 'const l = require("./package-lock.json").packages; console.log(["pg", "pg-cursor", "pg-query-stream", "pg-copy-streams", "postgres"].map(p => p + " " + l["node_modules/" + p].version).join(", "))')"
 }
 
+# setup_jdbc: Debian's pgjdbc and a Java runtime (installed when missing
+# and root), and a database for the checks.
+JDBC_JAR=/usr/share/java/postgresql.jar
+setup_jdbc() {
+	if ! command -v java >/dev/null || [[ ! -f $JDBC_JAR ]]; then
+		if [[ $(id -u) -ne 0 ]]; then
+			echo "drivertest: the jdbc suite needs Java 11 or later and libpostgresql-jdbc-java;" \
+				"run as root to install them, or set DRIVERTEST_SUITES" >&2
+			exit 1
+		fi
+		apt-get install -y -q default-jre-headless libpostgresql-jdbc-java >/dev/null ||
+			{ apt-get update -q >/dev/null && apt-get install -y -q default-jre-headless libpostgresql-jdbc-java >/dev/null; }
+	fi
+	scripts/testbed.sh psql -q -v ON_ERROR_STOP=1 <<'SQL'
+select 'create database jdbcdrivers' where not exists (select from pg_database where datname = 'jdbcdrivers') \gexec
+SQL
+	say "jdbc: $(java -version 2>&1 | head -1), $JDBC_JAR"
+}
+
 # users_yaml SUITE: the pgninja users a suite logs in as. Its main user
 # logs in to pgninja with trust, since the suites time their connections
 # (the pool's server connections still use the password); lib/pq's auth
 # tests need its md5 and SCRAM users as they are.
 users_yaml() {
 	case $1 in
-	pgx | py | js) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
+	pgx | py | js | jdbc) echo "  - {name: $SUPER, auth: trust, password: $SUPERPASS}" ;;
 	pq)
 		echo "  - {name: pqgo, auth: trust, password: pqgo}"
 		echo "  - {name: pqgomd5, auth: md5, password: wordpass}"
@@ -157,7 +178,7 @@ users_yaml() {
 # $WORK/LABEL.log.
 run_suite() {
 	local suite=$1 label=$2 port=$3
-	say "$label: running (about two minutes)"
+	say "$label: running"
 	case $suite in
 	pgx)
 		(cd "$WORK/pgx" && PGX_TEST_DATABASE="postgres://$SUPER:$SUPERPASS@127.0.0.1:$port/pgx_test?sslmode=disable" \
@@ -179,9 +200,13 @@ run_suite() {
 		(cd "$WORK/js" && timeout 600 node jsdrivers.mjs \
 			"postgresql://$SUPER:$SUPERPASS@127.0.0.1:$port/jsdrivers?sslmode=disable") >"$WORK/$label.log" 2>&1 || true
 		;;
+	jdbc)
+		timeout 600 java -cp "$JDBC_JAR" scripts/drivercheck/JdbcDrivers.java \
+			"postgresql://$SUPER:$SUPERPASS@127.0.0.1:$port/jdbcdrivers" >"$WORK/$label.log" 2>&1 || true
+		;;
 	esac
 	# Our checks end with PASS or FAIL; without it they hung or crashed.
-	if [[ $suite == py || $suite == js ]] && ! tail -1 "$WORK/$label.log" | grep -qE '^(PASS|FAIL)$'; then
+	if [[ $suite == py || $suite == js || $suite == jdbc ]] && ! tail -1 "$WORK/$label.log" | grep -qE '^(PASS|FAIL)$'; then
 		echo "drivertest: the $suite checks did not finish:" >&2
 		tail -20 "$WORK/$label.log" >&2
 		return 1
