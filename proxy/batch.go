@@ -78,6 +78,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 	s.mu.Unlock()
 	b := &s.batch
 	*b = batch{out: s.out[:0], plan: s.takePlan(), onReplica: onReplica}
+	s.takeBegin(b)
 	s.parsedNow = s.parsedNow[:0]
 	for _, name := range st.takeEvicted() {
 		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)
@@ -378,16 +379,17 @@ func (s *Session) refusedHere(b *batch, st *serverState, class *parser.Classific
 // replica: the read-only transaction it is part of, or the replica the
 // client is pinned to. The replica would grant it, yet it would exclude
 // no one who takes the same lock on the primary, so the critical section
-// it guards would not be one. A transaction whose opening string takes the
-// lock goes to the primary instead (router.ReasonAdvisoryLock).
+// it guards would not be one. A transaction whose first statement takes
+// the lock goes to the primary instead (router.ReasonAdvisoryLock; a lone
+// BEGIN waits for that statement, see deferbegin.go).
 func lockOnReplica(b *batch, class *parser.Classification) *pgerr.Error {
 	if !b.onReplica || class == nil || !class.AdvisoryLock {
 		return nil
 	}
 	return pgerr.New(pgerr.ReadOnlySQLTransaction, "pgninja: an advisory lock taken on a replica would exclude no one on the primary").
 		WithDetail("This request runs on a replica: it is part of a read-only transaction, or its client is pinned to the replica.").
-		WithHint("Send the lock in the same query string as the BEGIN READ ONLY that opens the transaction, " +
-			"or open it with /* pgninja:primary */ BEGIN READ ONLY; either runs the transaction on the primary.")
+		WithHint("Take the lock as the transaction's first statement, or open the transaction with " +
+			"/* pgninja:primary */ BEGIN READ ONLY; either runs it on the primary.")
 }
 
 // refuseQuery answers a simple query the way PostgreSQL would have, with

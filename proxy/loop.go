@@ -155,6 +155,11 @@ func (s *Session) send(complete bool) error {
 			return s.refuse(routeError(cls.HintErr), complete)
 		}
 	}
+	if complete {
+		if deferred, err := s.deferBegin(); deferred || err != nil {
+			return err
+		}
+	}
 	defer func() { s.rerouteOK, s.rerouting, s.reruns = false, false, 0 }()
 	for {
 		rerouted, err := s.sendOnce(cls, complete)
@@ -316,6 +321,7 @@ func (s *Session) refuse(err error, complete bool) error {
 		return err
 	}
 	s.mu.Lock()
+	s.failBegin()
 	status := s.txStatus
 	s.mu.Unlock()
 	if !complete {

@@ -11,6 +11,8 @@ type metrics struct {
 	pinned        *prometheus.CounterVec
 	readsRerouted prometheus.Counter
 	seqRefused    prometheus.Counter
+	// beginsDeferred counts lone BEGINs answered by the proxy (deferbegin.go).
+	beginsDeferred prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -34,9 +36,12 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		seqRefused: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgninja_sequence_reads_refused_total",
 			Help: "currval/lastval refused (55000) because the client's sequence values were on another server connection."}),
+		beginsDeferred: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pgninja_begins_deferred_total",
+			Help: "Lone BEGINs answered by the proxy and sent in front of the client's next request."}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted, m.seqRefused)
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted, m.seqRefused, m.beginsDeferred)
 	}
 	return m
 }

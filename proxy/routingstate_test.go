@@ -187,6 +187,10 @@ func TestRoutingSerializableStaysOnPrimary(t *testing.T) {
 		{"SESSION CHARACTERISTICS", []string{"set session characteristics as transaction isolation level serializable"}, primary},
 		{"another level", []string{"set default_transaction_isolation = 'serializable'", "begin isolation level repeatable read read only"}, replica},
 		{"RESET", []string{"set default_transaction_isolation = 'serializable'", "reset default_transaction_isolation"}, replica},
+		// A lone BEGIN is held back until the transaction's first
+		// statement, which then places it.
+		{"SET TRANSACTION after BEGIN READ ONLY", []string{"begin read only", "set transaction isolation level serializable"}, primary},
+		{"SET TRANSACTION after BEGIN under default_transaction_read_only", []string{"set default_transaction_read_only = on", "begin", "set transaction isolation level serializable"}, primary},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := h.ninja(t)
@@ -268,6 +272,26 @@ func TestRoutingAdvisoryLocksNeverOnAReplica(t *testing.T) {
 		got, port := string(rs[1].Rows[0][0]), string(rs[1].Rows[0][1])
 		if got != "false" || port != strconv.Itoa(primary) {
 			t.Fatalf("the lock held by another client: granted %s on port %s, want false on the primary (%d)", got, port, primary)
+		}
+		if err := exec(t, c, "commit"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("first after a lone BEGIN READ ONLY", func(t *testing.T) {
+		c := h.ninja(t)
+		if err := exec(t, c, "begin read only"); err != nil {
+			t.Fatal(err)
+		}
+		var got bool
+		var port int
+		if err := c.QueryRow(ctx, "select pg_try_advisory_xact_lock(4242), inet_server_port()").Scan(&got, &port); err != nil {
+			t.Fatal(err)
+		}
+		if got || port != primary {
+			t.Fatalf("the lock held by another client: granted %v on port %d, want false on the primary (%d)", got, port, primary)
+		}
+		if got := serverPort(t, c, "select inet_server_port()"); got != primary {
+			t.Fatalf("the rest of the transaction runs on %d, want the primary", got)
 		}
 		if err := exec(t, c, "commit"); err != nil {
 			t.Fatal(err)

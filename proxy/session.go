@@ -147,6 +147,10 @@ type Session struct {
 	gone         bool
 	draining     bool
 	txStatus     byte
+	// begin holds a BEGIN the proxy answered itself, and begins counts its
+	// queries, for the client's next request (see deferbegin.go).
+	begin  []byte
+	begins int
 	// pinned lists the session features that keep this client on its
 	// server connection until it leaves.
 	pinned parser.Pins

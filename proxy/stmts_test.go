@@ -643,9 +643,10 @@ func TestTxnSharedStatementCopyOfAnotherShape(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The holder keeps the connection with the copy prepared before the
-	// change, so the other client prepares its own on a second one.
-	holder.Send(&pgproto3.Query{String: "begin"})
-	expectMessages(t, holder, "CommandComplete", "ReadyForQuery")
+	// change, so the other client prepares its own on a second one. (A
+	// lone BEGIN takes no server connection: the proxy holds it back.)
+	holder.Send(&pgproto3.Query{String: "begin; select 1"})
+	expectMessages(t, holder, "CommandComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
 	if n := prepare(after); n != 2 {
 		t.Fatalf("%d columns after the change", n)
 	}

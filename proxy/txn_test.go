@@ -241,6 +241,10 @@ func TestTxnPoolExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// A lone BEGIN takes no server connection; its first statement does.
+	if _, err := tx.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
 	waiter := h.ninja(t)
 	start := time.Now()
 	_, err = waiter.Exec(ctx, "select 1")
@@ -273,6 +277,9 @@ func TestCancelEndsWaitForServer(t *testing.T) {
 			}
 			tx, err := holder.Begin(ctx)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := tx.Exec(ctx, "select 1"); err != nil {
 				t.Fatal(err)
 			}
 			waiter := h.ninja(t)
@@ -839,4 +846,88 @@ func TestTxnRefusedDiscardAllKeepsSessionState(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A lone BEGIN is answered by the proxy and sent with the client's next
+// request: until then the client holds no server connection. Everything
+// the client sees stays as PostgreSQL answers it, failures included.
+func TestTxnDeferredBegin(t *testing.T) {
+	t.Run("takes no server connection", func(t *testing.T) {
+		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+		ctx := ctxT(t, 20*time.Second)
+		a, b := h.ninja(t), h.ninja(t)
+		tx, err := a.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := b.QueryRow(ctx, "select 1").Scan(new(int)); err != nil {
+			t.Fatalf("another client while the only server connection's client sits after BEGIN: %v", err)
+		}
+		if _, err := tx.Exec(ctx, "select 2"); err != nil {
+			t.Fatal(err)
+		}
+		// Now the transaction holds the connection.
+		if _, err := b.Exec(ctx, "select 3"); sqlstate(err) != "53300" {
+			t.Fatalf("with the transaction open on the only connection: %v, want 53300", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := b.QueryRow(ctx, "select 4").Scan(new(int)); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("a first statement refused fails the transaction", func(t *testing.T) {
+		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+		ctx := ctxT(t, 20*time.Second)
+		holder, a := h.ninja(t), h.ninja(t)
+		tx, err := holder.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "select 1"); err != nil {
+			t.Fatal(err)
+		}
+		exec := func(sql string) (string, error) {
+			res, err := a.PgConn().Exec(ctx, sql).ReadAll()
+			if err != nil {
+				return "", err
+			}
+			return res[len(res)-1].CommandTag.String(), nil
+		}
+		if tag, err := exec("begin"); err != nil || tag != "BEGIN" {
+			t.Fatalf("begin: %q %v", tag, err)
+		}
+		if _, err := exec("select 1"); sqlstate(err) != "53300" {
+			t.Fatalf("no server connection to be had: %v, want 53300", err)
+		}
+		if a.PgConn().TxStatus() != 'E' {
+			t.Fatalf("transaction status %c after the refusal, want E", a.PgConn().TxStatus())
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := exec("select 2"); sqlstate(err) != "25P02" {
+			t.Fatalf("in the failed transaction: %v, want 25P02", err)
+		}
+		if tag, err := exec("commit"); err != nil || tag != "ROLLBACK" {
+			t.Fatalf("commit of the failed transaction: %q %v, want ROLLBACK", tag, err)
+		}
+		if tag, err := exec("select 3"); err != nil || tag != "SELECT 1" || a.PgConn().TxStatus() != 'I' {
+			t.Fatalf("after it: %q %v, status %c", tag, err, a.PgConn().TxStatus())
+		}
+	})
+	t.Run("answers as PostgreSQL", func(t *testing.T) {
+		answersAsPostgreSQL(t, 1, []step{
+			{"a", "begin"}, {"b", "select 'b alone'"}, {"a", "select 1/0"}, {"a", "select 1"}, {"a", "commit"},
+			{"a", "start transaction isolation level repeatable read"}, {"a", "show transaction_isolation"}, {"a", "commit"},
+			{"a", "begin read only"}, {"a", "create table deferred_begin_ro (i int)"}, {"a", "rollback"},
+			{"a", "begin"}, {"a", "set transaction isolation level serializable"}, {"a", "show transaction_isolation"}, {"a", "rollback"},
+			{"a", "begin"}, {"a", "set local statement_timeout = '7s'"}, {"a", "show statement_timeout"}, {"a", "commit"},
+			{"a", "show statement_timeout"},
+			{"a", "begin"}, {"a", "ext select 5"}, {"a", "rollback"},
+			{"a", "begin"}, {"a", "commit"}, {"a", "begin"}, {"a", "rollback"},
+			{"a", "begin"}, {"a", "quit"}, {"b", "select 'b after a left'"},
+		})
+	})
 }

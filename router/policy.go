@@ -19,8 +19,8 @@ import "github.com/ai-ninja/pgninja/parser"
 //     transaction whose BEGIN the proxy deferred): the primary if it is
 //     SERIALIZABLE (a hot standby refuses those), else a replica if the
 //     transaction is read-only (BEGIN READ ONLY, SET TRANSACTION READ ONLY,
-//     default_transaction_read_only) and takes no advisory lock in the
-//     same string, else the primary.
+//     default_transaction_read_only) and takes no advisory lock as it
+//     opens, else the primary.
 //  9. Statements that pin the session (LISTEN, temp tables, session
 //     advisory locks, WITH HOLD cursors, SET ROLE, session set_config):
 //     primary.

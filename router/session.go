@@ -313,3 +313,14 @@ func appendNew(dst, names []string) []string {
 	}
 	return dst
 }
+
+// BeginDeferred records a BEGIN the proxy answered itself and holds back
+// until the client's next request: the transaction is open, and the
+// request that opens it on a server is placed by rule 8 of Decide with
+// that request's own statements in view, so a SET TRANSACTION or an
+// advisory lock there counts as if it had been in the BEGIN's string.
+func (s *SessionState) BeginDeferred(c *parser.Classification) {
+	s.endTxn()
+	s.InTxn = true
+	s.TxnReadOnly, s.TxnIsolation = c.TxnReadOnly, c.TxnIsolation
+}

@@ -1,0 +1,111 @@
+package proxy
+
+import (
+	"encoding/binary"
+	"strings"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/parser"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// A lone BEGIN in transaction mode is answered by the proxy and sent later,
+// in front of the client's next request (see build), for three reasons:
+//   - the client holds no server connection while it thinks between its
+//     BEGIN and its first statement;
+//   - the transaction costs one round trip to the server fewer;
+//   - with routing, the transaction is placed knowing its first statement:
+//     BEGIN READ ONLY followed by SET TRANSACTION ISOLATION LEVEL
+//     SERIALIZABLE (which a hot standby refuses) or by an advisory lock
+//     (which a replica would grant while it excludes no one on the
+//     primary) goes to the primary.
+//
+// The server starts the transaction when the next request reaches it, so
+// now() and transaction_timestamp() give that time rather than the
+// BEGIN's. The snapshot is the same: PostgreSQL takes it at the first
+// statement in any case.
+//
+// Should that request be refused before any server sees it (no server
+// connection within query_wait_timeout, no primary), the client's
+// transaction has failed as it would have in PostgreSQL: the proxy then
+// also holds back a statement that fails, so that the server the client
+// reaches next finds the transaction failed too and answers what follows
+// (ROLLBACK, or 25P02) itself.
+
+// deferBegin answers the collected request itself if it is a lone BEGIN it
+// may hold back. It reports whether it did.
+func (s *Session) deferBegin() (bool, error) {
+	if s.l.mode != config.PoolTransaction || len(s.req) < 6 || s.req[0] != 'Q' ||
+		int(binary.BigEndian.Uint32(s.req[1:5]))+1 != len(s.req) {
+		return false, nil
+	}
+	cls := s.classifyQuery(s.req[5:])
+	if cls.Kind != parser.TxnBegin || cls.MultiStatement || cls.ParseError != nil ||
+		cls.Hint != parser.HintNone || cls.HintErr != nil {
+		return false, nil
+	}
+	tag := beginTag(s.memoQuery)
+	if tag == "" {
+		return false, nil
+	}
+	s.mu.Lock()
+	if s.lease != nil || s.txStatus != 'I' || len(s.pending) > 0 || s.openBatch || s.draining || s.begin != nil {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.begin, s.begins = append(s.begin, s.req...), 1
+	s.txStatus = 'T'
+	if s.routed() {
+		s.rs.BeginDeferred(cls)
+	}
+	s.mu.Unlock()
+	s.srv.metrics.beginsDeferred.Inc()
+	s.idleInTransactionDeadline('T')
+	return true, s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'T'})
+}
+
+// beginTag is the command tag PostgreSQL gives the BEGIN or START
+// TRANSACTION in sql, or "" when sql does not start with either word (a
+// comment first, say): such a BEGIN is simply sent on.
+func beginTag(sql string) string {
+	sql = strings.TrimLeft(sql, " \t\r\n\f")
+	word := func(w string) bool {
+		return len(sql) >= len(w) && strings.EqualFold(sql[:len(w)], w) &&
+			(len(sql) == len(w) || !isIdentChar(sql[len(w)]))
+	}
+	switch {
+	case word("begin"):
+		return "BEGIN"
+	case word("start"):
+		return "START TRANSACTION"
+	}
+	return ""
+}
+
+func isIdentChar(c byte) bool {
+	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}
+
+// takeBegin places a held-back BEGIN (and the failing statement behind it,
+// if any) in front of the request being built for c. s.mu is not held.
+func (s *Session) takeBegin(b *batch) {
+	s.mu.Lock()
+	begin, n := s.begin, s.begins
+	s.begin, s.begins = nil, 0
+	s.mu.Unlock()
+	if begin != nil {
+		b.pre = append(b.pre, begin...)
+		b.injected += n
+	}
+}
+
+// failBegin records that the request meant to open a held-back transaction
+// was refused before any server saw it. s.mu is held.
+func (s *Session) failBegin() {
+	if s.begin == nil || s.txStatus != 'T' {
+		return
+	}
+	s.begin = appendQuery(s.begin, refusedQuery)
+	s.begins++
+	s.txStatus = 'E'
+}
