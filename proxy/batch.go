@@ -26,7 +26,10 @@ type batch struct {
 	// ReadyForQuery the client must not see.
 	pre      []byte
 	injected int
-	plan     *plan
+	// begins: how many of the injected queries, first of all, open the
+	// client's held-back transaction (see takeBegin).
+	begins int
+	plan   *plan
 	// sets are the session settings the request changes if it commits.
 	sets []parser.SetParam
 	// rollback: the request ends its transaction by rolling back.

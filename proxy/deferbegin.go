@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"encoding/binary"
+	"errors"
 	"strings"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -44,6 +45,12 @@ func (s *Session) deferBegin() (bool, error) {
 		cls.Hint != parser.HintNone || cls.HintErr != nil {
 		return false, nil
 	}
+	// A hot standby refuses these at BEGIN, which a hint may send there;
+	// a BEGIN held back must not fail, or the statements sent behind it
+	// would run outside any transaction.
+	if cls.TxnIsolation == "serializable" || cls.TxnReadOnly == parser.ReadWrite {
+		return false, nil
+	}
 	tag := beginTag(s.memoQuery)
 	if tag == "" {
 		return false, nil
@@ -63,6 +70,10 @@ func (s *Session) deferBegin() (bool, error) {
 	s.idleInTransactionDeadline('T')
 	return true, s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'T'})
 }
+
+// errBeginRefused is why a server connection is given up whose server
+// refused a held-back BEGIN.
+var errBeginRefused = errors.New("the server refused a BEGIN the proxy held back")
 
 // beginTag is the command tag PostgreSQL gives the BEGIN or START
 // TRANSACTION in sql, or "" when sql does not start with either word (a
@@ -96,6 +107,7 @@ func (s *Session) takeBegin(b *batch) {
 	if begin != nil {
 		b.pre = append(b.pre, begin...)
 		b.injected += n
+		b.begins = n
 	}
 }
 

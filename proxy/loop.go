@@ -192,10 +192,10 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 		return false, errServerLost
 	}
 	out, e := s.req, expect{extended: s.lastReq == 'S'}
-	var injected int
+	var injected, begins int
 	if s.l.mode != config.PoolSession {
 		b := s.build(c)
-		out, injected = b.out, b.injected
+		out, injected, begins = b.out, b.injected, b.begins
 		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases,
 			held: b.held, closed: b.closed, extended: e.extended}
 	}
@@ -208,7 +208,7 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 		e.lsnAfter = e.lsnFollows && cls.CopyFromClient
 	}
 	for i := 0; i < injected; i++ {
-		s.pending = append(s.pending, expect{injected: true})
+		s.pending = append(s.pending, expect{injected: true, begun: i == 0 && begins > 0, standIn: i > 0 && i < begins})
 	}
 	s.queue(e, complete)
 	if e.lsnFollows && !e.lsnAfter {

@@ -162,6 +162,31 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				capturedLSN, haveLSN = parseLSNRow(body)
 				continue
 			}
+			if typ == 'E' && (head.begun || head.standIn) {
+				// A held-back BEGIN's answer is the client's own. The
+				// statement behind one whose transaction failed before
+				// reaching a server fails as meant; a FATAL (the server
+				// ends the session) goes to the client, as it would
+				// have answered the BEGIN itself.
+				fatal := isFatalError(c, n)
+				body, err := wire.Body(c.R, n, &scratch)
+				if err != nil {
+					return lost(err)
+				}
+				if fatal || head.begun {
+					lastFatal, answered = true, true
+					if !clientDead {
+						clientDead = s.forwardSmall(typ, body, true) != nil
+					}
+				}
+				if head.begun && !fatal {
+					// deferBegin holds back only BEGINs no server
+					// refuses; should one be, the client's statements
+					// behind it must not run outside its transaction.
+					return lost(errBeginRefused)
+				}
+				continue
+			}
 			if typ == 'E' {
 				body, err := wire.Body(c.R, n, &scratch)
 				if err != nil {

@@ -352,3 +352,31 @@ func TestRoutingAdvisoryLocksNeverOnAReplica(t *testing.T) {
 		}
 	})
 }
+
+// A BEGIN a hot standby refuses is never held back (see deferbegin.go):
+// sent to a replica by the session's route, it fails there on its own, as
+// it would through any proxy, and no statement runs behind it outside
+// the transaction the client asked for.
+func TestRoutingBeginAReplicaRefusesIsNotHeldBack(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	waitServesReads(t, h, portOf(t, env.Replica))
+	for _, tc := range []struct{ begin, code string }{
+		{"begin isolation level serializable", "0A000"},
+		{"start transaction read write", "0A000"},
+	} {
+		t.Run(tc.begin, func(t *testing.T) {
+			c := h.ninja(t)
+			if _, err := c.Exec(ctx, "set pgninja.route = 'replica'"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Exec(ctx, tc.begin); sqlstate(err) != tc.code {
+				t.Fatalf("%s on the replica: %v, want SQLSTATE %s", tc.begin, err, tc.code)
+			}
+			if _, err := c.Exec(ctx, "select 1"); err != nil || c.PgConn().TxStatus() != 'I' {
+				t.Fatalf("after it: %v, status %c", err, c.PgConn().TxStatus())
+			}
+		})
+	}
+}

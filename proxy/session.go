@@ -36,10 +36,13 @@ const (
 // it) and the session settings it changes if it commits.
 type expect struct {
 	injected bool
-	plan     *plan
-	sets     []parser.SetParam
-	rollback bool
-	ddl      bool
+	// begun: an injected BEGIN the proxy held back; standIn: the
+	// statement behind it that fails on purpose (see deferbegin.go).
+	begun, standIn bool
+	plan           *plan
+	sets           []parser.SetParam
+	rollback       bool
+	ddl            bool
 	// Routing: what the request was and where it went, for the router's
 	// bookkeeping when it completes; lsnFollows: an injected WAL-position
 	// read comes right after it (lsnAfter: only once its answer is

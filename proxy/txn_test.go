@@ -880,7 +880,8 @@ func TestTxnDeferredBegin(t *testing.T) {
 	t.Run("a first statement refused fails the transaction", func(t *testing.T) {
 		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
 		ctx := ctxT(t, 20*time.Second)
-		holder, a := h.ninja(t), h.ninja(t)
+		var ns notices
+		holder, a := h.ninja(t), connectNoticed(t, h.dsn("ninja", "ninja", "ai_ninja"), &ns)
 		tx, err := holder.Begin(ctx)
 		if err != nil {
 			t.Fatal(err)
@@ -888,6 +889,7 @@ func TestTxnDeferredBegin(t *testing.T) {
 		if _, err := tx.Exec(ctx, "select 1"); err != nil {
 			t.Fatal(err)
 		}
+		closedBefore := closedConns(h)
 		exec := func(sql string) (string, error) {
 			res, err := a.PgConn().Exec(ctx, sql).ReadAll()
 			if err != nil {
@@ -915,6 +917,14 @@ func TestTxnDeferredBegin(t *testing.T) {
 		}
 		if tag, err := exec("select 3"); err != nil || tag != "SELECT 1" || a.PgConn().TxStatus() != 'I' {
 			t.Fatalf("after it: %q %v, status %c", tag, err, a.PgConn().TxStatus())
+		}
+		// The statement failing on purpose is nothing to warn of, nor a
+		// reason to give up the server connection.
+		if got := ns.take(); len(got) > 0 {
+			t.Errorf("notices: %q", describeNotices(got))
+		}
+		if n := closedConns(h) - closedBefore; n > 0 {
+			t.Errorf("%d server connections closed", n)
 		}
 	})
 	t.Run("answers as PostgreSQL", func(t *testing.T) {
