@@ -78,10 +78,16 @@ func (s *Session) build(c *pool.Conn) *batch {
 	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	s.mu.Lock()
 	onReplica := s.leaseDecision.Target == router.Replica
+	begin, begins := s.takeBegin()
 	s.mu.Unlock()
 	b := &s.batch
 	*b = batch{out: s.out[:0], plan: s.takePlan(), onReplica: onReplica}
-	s.takeBegin(b)
+	if begin != nil {
+		// First of all: whatever else the proxy places before the
+		// request belongs in the client's transaction.
+		b.pre = begin
+		b.injected, b.begins = begins, begins
+	}
 	s.parsedNow = s.parsedNow[:0]
 	for _, name := range st.takeEvicted() {
 		b.out = appendRenamed(b.out, 'C', []byte{'S'}, name, nil)

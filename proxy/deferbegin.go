@@ -97,18 +97,13 @@ func isIdentChar(c byte) bool {
 	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
 }
 
-// takeBegin places a held-back BEGIN (and the failing statement behind it,
-// if any) in front of the request being built for c. s.mu is not held.
-func (s *Session) takeBegin(b *batch) {
-	s.mu.Lock()
+// takeBegin hands over a held-back BEGIN (and the failing statement behind
+// it, if any) and how many queries it holds, for the request being built.
+// s.mu is held.
+func (s *Session) takeBegin() ([]byte, int) {
 	begin, n := s.begin, s.begins
 	s.begin, s.begins = nil, 0
-	s.mu.Unlock()
-	if begin != nil {
-		b.pre = append(b.pre, begin...)
-		b.injected += n
-		b.begins = n
-	}
+	return begin, n
 }
 
 // failBegin records that the request meant to open a held-back transaction
