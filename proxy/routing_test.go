@@ -406,11 +406,7 @@ func TestRoutedCopyFromStdinReadsItsOwnRows(t *testing.T) {
 // the session would: pgninja.route pins the session, and RESET returns to
 // it; default_transaction_read_only sends transactions to the replica.
 func TestRoutingFollowsStartupSettings(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 30*time.Second)
-	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
+	h, ctx, primary, replica := routedEventual(t, 30*time.Second)
 	connect := func(params map[string]string) (*pgx.Conn, error) { return h.connectWith(t, ctx, params) }
 	txnPort := func(c *pgx.Conn) int {
 		tx, err := c.Begin(ctx)

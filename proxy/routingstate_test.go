@@ -171,11 +171,7 @@ func TestRoutingQueryEndsAnOpenPreparedRead(t *testing.T) {
 // them, read-only ones included, and refuses every statement of a client
 // whose default_transaction_isolation is serializable.
 func TestRoutingSerializableStaysOnPrimary(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
+	h, ctx, primary, replica := routedEventual(t, 60*time.Second)
 	for _, tc := range []struct {
 		name  string
 		steps []string
@@ -241,11 +237,7 @@ func TestRoutingReadOnAHungReplicaRunsOnThePrimary(t *testing.T) {
 // primary, where the lock means what it says; one that is already on a
 // replica, or a client pinned there, is refused with 25006.
 func TestRoutingAdvisoryLocksNeverOnAReplica(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
-	waitServesReads(t, h, replica)
+	h, ctx, primary, replica := routedEventual(t, 60*time.Second)
 
 	holder := h.ninja(t)
 	if _, err := holder.Exec(ctx, "select pg_advisory_lock(4242)"); err != nil {
@@ -358,10 +350,7 @@ func TestRoutingAdvisoryLocksNeverOnAReplica(t *testing.T) {
 // it would through any proxy, and no statement runs behind it outside
 // the transaction the client asked for.
 func TestRoutingBeginAReplicaRefusesIsNotHeldBack(t *testing.T) {
-	env := testbed.Require(t)
-	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
-	ctx := ctxT(t, 60*time.Second)
-	waitServesReads(t, h, portOf(t, env.Replica))
+	h, ctx, _, _ := routedEventual(t, 60*time.Second)
 	for _, tc := range []struct{ begin, code string }{
 		{"begin isolation level serializable", "0A000"},
 		{"start transaction read write", "0A000"},
@@ -379,4 +368,16 @@ func TestRoutingBeginAReplicaRefusesIsNotHeldBack(t *testing.T) {
 			}
 		})
 	}
+}
+
+// routedEventual starts a proxy that routes reads to the test bed's
+// replica with eventual consistency, once the replica serves them.
+func routedEventual(t *testing.T, d time.Duration) (h *harness, ctx context.Context, primary, replica int) {
+	t.Helper()
+	env := testbed.Require(t)
+	h = startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx = ctxT(t, d)
+	primary, replica = portOf(t, env.Primary), portOf(t, env.Replica)
+	waitServesReads(t, h, replica)
+	return h, ctx, primary, replica
 }
