@@ -46,6 +46,10 @@ type batch struct {
 	held, closed []string
 	// onReplica: the request runs on a replica (see lockOnReplica).
 	onReplica bool
+	// boundPortal is the portal the batch's last Bind made, from the
+	// client's named statement bound (see buildDescribe).
+	boundPortal string
+	bound       *clientStmt
 	// unnamed is the hash of the client's unnamed statement when this
 	// batch parsed it and nothing since (a Query, a stand-in Parse) may
 	// have replaced it; a Sync only ever ends a batch. Only then may a Bind or Describe of
@@ -119,6 +123,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 						s.boundSQLStatements(b, st, class, cs.query)
 					}
 				}
+				b.boundPortal, b.bound = portal, cs
 				if cs != nil && cs.server != "" {
 					b.out = appendRenamed(b.out, 'B', append([]byte(portal), 0), cs.server, rest2)
 				} else {
@@ -268,8 +273,18 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 }
 
 // buildDescribe renames a Describe of a client's statement; it returns
-// the named statement described, whose result shape the answer shows.
+// the named statement described, whose result shape the answer shows. A
+// Describe of the portal just bound from a named statement shows that
+// statement's shape too: drivers such as pgjdbc learn their columns so,
+// and bind the statement without describing it again.
 func (s *Session) buildDescribe(b *batch, st *serverState, msg, body []byte) *clientStmt {
+	if len(body) >= 2 && body[0] == 'P' {
+		b.out = append(b.out, msg...)
+		if portal, _, ok := nameField(body[1:]); ok && b.bound != nil && b.bound.server != "" && portal == b.boundPortal {
+			return b.bound
+		}
+		return nil
+	}
 	if len(body) < 2 || body[0] != 'S' {
 		b.out = append(b.out, msg...)
 		return nil

@@ -666,3 +666,45 @@ func TestTxnSharedStatementCopyOfAnotherShape(t *testing.T) {
 		t.Fatalf("statement described after the change: %d columns, want 2", n)
 	}
 }
+
+// pgjdbc learns a named statement's columns from a Describe of the portal
+// it binds, and binds it again later without a Describe. Prepared anew on
+// another server connection after a schema change made around the proxy,
+// the statement must be refused as PostgreSQL refuses it ("cached plan
+// must not change result type", which pgjdbc's autosave retries), not run
+// with a shape the client never saw.
+func TestTxnPortalDescribedStatementKeepsItsShape(t *testing.T) {
+	h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 2\n")
+	ctx := ctxT(t, 30*time.Second)
+	table := fmt.Sprintf("portal_shape_%d", time.Now().UnixNano())
+	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
+	})
+	client, holder := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
+	client.Send(&pgproto3.Parse{Name: "S_1", Query: "select * from " + table + " where id = $1", ParameterOIDs: []uint32{23}})
+	client.Send(&pgproto3.Bind{PreparedStatement: "S_1", Parameters: [][]byte{[]byte("1")}})
+	client.Send(&pgproto3.Describe{ObjectType: 'P'})
+	client.Send(&pgproto3.Execute{})
+	client.Send(&pgproto3.Sync{})
+	msgs := expectMessages(t, client, "ParseComplete", "BindComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+	if n := len(msgs[2].(*pgproto3.RowDescription).Fields); n != 3 {
+		t.Fatalf("%d columns before the change", n)
+	}
+	if _, err := h.env.Connect(t, h.env.AppDSN("ai_ninja")).Exec(ctx, "alter table "+table+" drop column f1"); err != nil {
+		t.Fatal(err)
+	}
+	// The holder keeps the connection with the copy prepared before the
+	// change, so the client's statement is prepared on the other one.
+	holder.Send(&pgproto3.Query{String: "begin; select 1"})
+	expectMessages(t, holder, "CommandComplete", "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
+	client.Send(&pgproto3.Bind{PreparedStatement: "S_1", Parameters: [][]byte{[]byte("1")}})
+	client.Send(&pgproto3.Execute{})
+	client.Send(&pgproto3.Sync{})
+	msgs = expectMessages(t, client, "ErrorResponse", "ReadyForQuery")
+	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" {
+		t.Fatalf("statement described through its portal before the change, prepared anew after it: %s %q, want 0A000", e.Code, e.Message)
+	}
+}
