@@ -283,11 +283,19 @@ public class JdbcDrivers {
                 try (Connection other = connect("")) {
                     exec(other, "alter table jdbc_shape add column extra int default 7");
                 }
-                ps.setInt(1, 1);
-                try (ResultSet r = ps.executeQuery()) {
-                    want(r.next() && r.getInt("extra") == 7, "the new column");
+                // Through a transaction pool, a client holding the server
+                // connection just used sends the statement to another one,
+                // where it is prepared anew after the change.
+                try (Connection holder = connect("")) {
+                    holder.setAutoCommit(false);
+                    want(one(holder, "select 1") == 1, "the holder");
+                    ps.setInt(1, 1);
+                    try (ResultSet r = ps.executeQuery()) {
+                        want(r.next() && r.getInt("extra") == 7, "the new column");
+                    }
+                    c.commit();
+                    holder.rollback();
                 }
-                c.commit();
             }
         }
     }
