@@ -23,8 +23,10 @@ import (
 //
 // The server starts the transaction when the next request reaches it, so
 // now() and transaction_timestamp() give that time rather than the
-// BEGIN's. The snapshot is the same: PostgreSQL takes it at the first
-// statement in any case.
+// BEGIN's, and the server's idle_in_transaction_session_timeout counts
+// from there (the proxy's idle_transaction_timeout counts from the BEGIN).
+// The snapshot is the same: PostgreSQL takes it at the first statement in
+// any case.
 //
 // Should that request be refused before any server sees it (no server
 // connection within query_wait_timeout, no primary), the client's
