@@ -615,13 +615,7 @@ func TestTxnStatementsOfDifferentTimeZonesAreNotShared(t *testing.T) {
 func TestTxnSharedStatementCopyOfAnotherShape(t *testing.T) {
 	h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 2\n")
 	ctx := ctxT(t, 30*time.Second)
-	table := fmt.Sprintf("shared_shape_%d", time.Now().UnixNano())
-	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
-	})
+	table := threeColumnTable(t, h, ctx, "shared_shape")
 	query := "select * from " + table + " where id = $1"
 	prepare := func(fe *pgproto3.Frontend) int {
 		fe.Send(&pgproto3.Parse{Name: "s1", Query: query, ParameterOIDs: []uint32{23}})
@@ -676,13 +670,7 @@ func TestTxnSharedStatementCopyOfAnotherShape(t *testing.T) {
 func TestTxnPortalDescribedStatementKeepsItsShape(t *testing.T) {
 	h := startProxy(t, "pool:\n  mode: transaction\n  max_size: 2\n")
 	ctx := ctxT(t, 30*time.Second)
-	table := fmt.Sprintf("portal_shape_%d", time.Now().UnixNano())
-	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
-	})
+	table := threeColumnTable(t, h, ctx, "portal_shape")
 	client, holder := loginRaw(t, rawConn(t, h), "trusty"), loginRaw(t, rawConn(t, h), "trusty")
 	client.Send(&pgproto3.Parse{Name: "S_1", Query: "select * from " + table + " where id = $1", ParameterOIDs: []uint32{23}})
 	client.Send(&pgproto3.Bind{PreparedStatement: "S_1", Parameters: [][]byte{[]byte("1")}})
@@ -707,4 +695,18 @@ func TestTxnPortalDescribedStatementKeepsItsShape(t *testing.T) {
 	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" {
 		t.Fatalf("statement described through its portal before the change, prepared anew after it: %s %q, want 0A000", e.Code, e.Message)
 	}
+}
+
+// threeColumnTable makes a table (id, f1, f2) holding one row, (1, 10, 20),
+// for tests that change its shape under a prepared statement.
+func threeColumnTable(t *testing.T, h *harness, ctx context.Context, prefix string) string {
+	t.Helper()
+	table := fmt.Sprintf("%s_%d", prefix, time.Now().UnixNano())
+	if _, err := h.ninja(t).Exec(ctx, "create table "+table+" (id int, f1 int, f2 int); insert into "+table+" values (1, 10, 20)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_, _ = h.direct(t).Exec(context.Background(), "drop table if exists ninja."+table+", public."+table)
+	})
+	return table
 }
