@@ -419,6 +419,7 @@ func (a *accumulator) transaction(st *pg.TransactionStmt) Kind {
 		if l := isolationLevel(st.Options); l != "" {
 			a.c.TxnIsolation = l
 		}
+		a.c.TxnStart = st.Kind == pg.TransactionStmtKind_TRANS_STMT_START
 		return TxnBegin
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
 		return TxnCommit

@@ -24,6 +24,9 @@ type Classification struct {
 	// TRANSACTION in this string asks for, lower-case ("serializable"),
 	// or "" where none does.
 	TxnIsolation string
+	// TxnStart: the transaction opens with START TRANSACTION, whose
+	// command tag differs from BEGIN's.
+	TxnStart bool
 
 	// ReadTables and WriteTables are relation names as written in the SQL:
 	// "public.t" if the SQL says public.t, "t" otherwise. CTE names are not

@@ -26,6 +26,7 @@ type expect struct {
 	releases     Pins
 	held, closed []string
 	isolation    string
+	start        bool
 	stmtName     string
 	hint         Hint
 	hintErr      bool
@@ -116,7 +117,9 @@ func TestClassify(t *testing.T) {
 
 		// transactions
 		{"BEGIN READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly}},
-		{"START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly, isolation: "repeatable read"}},
+		{"START TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY", expect{kind: TxnBegin, readOnly: ReadOnly, isolation: "repeatable read", start: true}},
+		{"/* c */ start transaction", expect{kind: TxnBegin, start: true}},
+		{"-- c\nBegin Transaction", expect{kind: TxnBegin}},
 		{"BEGIN READ WRITE", expect{kind: TxnBegin, readOnly: ReadWrite}},
 		{"BEGIN ISOLATION LEVEL SERIALIZABLE", expect{kind: TxnBegin, isolation: "serializable"}},
 		{"SET TRANSACTION READ ONLY", expect{kind: TxnOther, readOnly: ReadOnly}},
@@ -252,6 +255,7 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("HoldCursors", slices.Equal(got.HoldCursors, w.held), got.HoldCursors, w.held)
 	check("ClosedCursors", slices.Equal(got.ClosedCursors, w.closed), got.ClosedCursors, w.closed)
 	check("TxnIsolation", got.TxnIsolation == w.isolation, got.TxnIsolation, w.isolation)
+	check("TxnStart", got.TxnStart == w.start, got.TxnStart, w.start)
 	check("StatementName", got.StatementName == w.stmtName, got.StatementName, w.stmtName)
 	check("Hint", got.Hint == w.hint, got.Hint, w.hint)
 	check("SessionRoute", got.SessionRoute == w.route, got.SessionRoute, w.route)

@@ -280,7 +280,8 @@ func (s *Session) ensureStmt(b *batch, st *serverState, name string) *clientStmt
 func (s *Session) buildDescribe(b *batch, st *serverState, msg, body []byte) *clientStmt {
 	if len(body) >= 2 && body[0] == 'P' {
 		b.out = append(b.out, msg...)
-		if portal, _, ok := nameField(body[1:]); ok && b.bound != nil && b.bound.server != "" && portal == b.boundPortal {
+		// Compared as bytes, which costs no allocation per Describe.
+		if i := bytes.IndexByte(body[1:], 0); i >= 0 && b.bound != nil && b.bound.server != "" && string(body[1:1+i]) == b.boundPortal {
 			return b.bound
 		}
 		return nil

@@ -3,7 +3,6 @@ package proxy
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/parser"
@@ -53,9 +52,9 @@ func (s *Session) deferBegin() (bool, error) {
 	if cls.TxnIsolation == "serializable" || cls.TxnReadOnly == parser.ReadWrite {
 		return false, nil
 	}
-	tag := beginTag(s.memoQuery)
-	if tag == "" {
-		return false, nil
+	tag := "BEGIN"
+	if cls.TxnStart {
+		tag = "START TRANSACTION"
 	}
 	s.mu.Lock()
 	if s.lease != nil || s.txStatus != 'I' || len(s.pending) > 0 || s.openBatch || s.draining || s.begin != nil {
@@ -76,28 +75,6 @@ func (s *Session) deferBegin() (bool, error) {
 // errBeginRefused is why a server connection is given up whose server
 // refused a held-back BEGIN.
 var errBeginRefused = errors.New("the server refused a BEGIN the proxy held back")
-
-// beginTag is the command tag PostgreSQL gives the BEGIN or START
-// TRANSACTION in sql, or "" when sql does not start with either word (a
-// comment first, say): such a BEGIN is simply sent on.
-func beginTag(sql string) string {
-	sql = strings.TrimLeft(sql, " \t\r\n\f")
-	word := func(w string) bool {
-		return len(sql) >= len(w) && strings.EqualFold(sql[:len(w)], w) &&
-			(len(sql) == len(w) || !isIdentChar(sql[len(w)]))
-	}
-	switch {
-	case word("begin"):
-		return "BEGIN"
-	case word("start"):
-		return "START TRANSACTION"
-	}
-	return ""
-}
-
-func isIdentChar(c byte) bool {
-	return c == '_' || c == '$' || c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
-}
 
 // takeBegin hands over a held-back BEGIN (and the failing statement behind
 // it, if any) and how many queries it holds, for the request being built.

@@ -937,6 +937,9 @@ func TestTxnDeferredBegin(t *testing.T) {
 			{"a", "show statement_timeout"},
 			{"a", "begin"}, {"a", "ext select 5"}, {"a", "rollback"},
 			{"a", "begin"}, {"a", "commit"}, {"a", "begin"}, {"a", "rollback"},
+			// The command tag the proxy answers with is PostgreSQL's.
+			{"a", "BEGIN;"}, {"a", "commit"}, {"a", "/* c */ begin work"}, {"a", "commit"},
+			{"a", "-- c\n\tStart Transaction read only"}, {"a", "commit"},
 			{"a", "begin"}, {"a", "quit"}, {"b", "select 'b after a left'"},
 		})
 	})
