@@ -46,6 +46,11 @@ type Config struct {
 	// MaxMessageSize caps one client message; larger ones are a protocol
 	// violation (08P01).
 	MaxMessageSize int `yaml:"max_message_size"`
+	// AdminUsers may use the admin console (database pgninja, or
+	// pgbouncer as PgBouncer names it) for every command; StatsUsers for
+	// its SHOW commands only. Both name users that can log in.
+	AdminUsers []string `yaml:"admin_users"`
+	StatsUsers []string `yaml:"stats_users"`
 
 	TLS       TLS                 `yaml:"tls"`
 	Auth      Auth                `yaml:"auth"`

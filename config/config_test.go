@@ -91,6 +91,7 @@ func TestValidationNamesFields(t *testing.T) {
 		want       []string
 	}{
 		{"negative pool", minimal + "pool:\n  max_size: -1\n", nil, []string{"pool.max_size: must be > 0"}},
+		{"empty console user", minimal + "stats_users: [ok, \"\"]\n", nil, []string{"stats_users[1]: must be a user name"}},
 		{"bad mode and level", minimal + "log_level: loud\npool:\n  mode: bogus\n", nil,
 			[]string{"log_level: must be one of", "pool.mode: must be one of"}},
 		{"no primary", "backends:\n  - name: r\n    role: replica\n", nil, []string{"backends: need exactly one backend with role primary"}},

@@ -1,5 +1,7 @@
 package config
 
+import "slices"
+
 // Primary returns the backend configured as primary.
 func (c *Config) Primary() Backend {
 	for _, b := range c.Backends {
@@ -57,4 +59,35 @@ func (c *Config) PoolSizeFor(db Database, u User) int {
 		return db.PoolSize
 	}
 	return c.Pool.MaxSize
+}
+
+// ConsoleAccess is what a user may do on the admin console.
+type ConsoleAccess int
+
+const (
+	ConsoleNone  ConsoleAccess = iota
+	ConsoleStats               // SHOW commands
+	ConsoleAdmin               // everything
+)
+
+// ConsoleAccessFor looks the user up in admin_users and stats_users.
+func (c *Config) ConsoleAccessFor(user string) ConsoleAccess {
+	switch {
+	case slices.Contains(c.AdminUsers, user):
+		return ConsoleAdmin
+	case slices.Contains(c.StatsUsers, user):
+		return ConsoleStats
+	}
+	return ConsoleNone
+}
+
+// IsConsole reports whether a client database name reaches the admin
+// console: pgninja, or pgbouncer for PgBouncer's tools, unless the
+// databases section names a real database so.
+func (c *Config) IsConsole(dbName string) bool {
+	if dbName != "pgninja" && dbName != "pgbouncer" {
+		return false
+	}
+	_, real := c.Databases[dbName]
+	return !real
 }

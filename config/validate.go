@@ -95,6 +95,13 @@ func (c *Config) Validate() error {
 			p.add(f+".pool_size", "must be >= 0")
 		}
 	}
+	for field, names := range map[string][]string{"admin_users": c.AdminUsers, "stats_users": c.StatsUsers} {
+		for i, name := range names {
+			if name == "" {
+				p.add(fmt.Sprintf("%s[%d]", field, i), "must be a user name")
+			}
+		}
+	}
 	oneOf(&p, "routing.consistency", c.Routing.Consistency, "read_your_writes", "table", "eventual")
 	if c.Routing.MaxReplicaLagBytes < 0 {
 		p.add("routing.max_replica_lag_bytes", "must be >= 0")

@@ -131,6 +131,10 @@ func (p *Pool) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.Total, s.Idle, s.Waiting = p.total, len(p.idle), len(p.waiters)
+	if len(p.waiters) > 0 {
+		// The queue is FIFO: its head has waited longest.
+		s.MaxWait = time.Since(p.waiters[0].since)
+	}
 	s.DownSince = p.downSince
 	if p.lastRefusal != nil {
 		s.LastRefusal = p.lastRefusal.Error()
@@ -165,4 +169,32 @@ func (p *Pool) Probe(ctx context.Context) error {
 		return err
 	}
 	return c.Conn.Close()
+}
+
+// ConnInfo describes one server connection, for the admin console.
+type ConnInfo struct {
+	PID       uint32
+	Addr      string
+	Created   time.Time
+	IdleSince time.Time
+	TxStatus  byte
+}
+
+// Info describes c. Call it only while c is idle or held by the caller.
+func (c *Conn) Info() ConnInfo {
+	return ConnInfo{PID: c.PID, Addr: c.Addr, Created: c.created, IdleSince: c.idleSince, TxStatus: c.TxStatus}
+}
+
+// Created is when c was opened.
+func (c *Conn) Created() time.Time { return c.created }
+
+// IdleConns describes the connections idle in the pool now.
+func (p *Pool) IdleConns() []ConnInfo {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := make([]ConnInfo, 0, len(p.idle))
+	for _, c := range p.idle {
+		out = append(out, c.Info())
+	}
+	return out
 }

@@ -73,7 +73,9 @@ type Pool struct {
 
 // Stats are counters and gauges for the admin surface and metrics.
 type Stats struct {
-	Total, Idle, Waiting           int
+	Total, Idle, Waiting int
+	// MaxWait is how long the longest-queued client has waited.
+	MaxWait                        time.Duration `json:",omitzero"`
 	Acquires, Waits, Timeouts      uint64
 	Dials, DialErrors, Closed      uint64
 	HealthCheckFails, ResetFailure uint64
@@ -90,6 +92,7 @@ type Stats struct {
 type waiter struct {
 	ch    chan grant
 	timer *time.Timer
+	since time.Time
 }
 
 // waiters are reused: in a busy transaction-mode pool most acquires wait,
@@ -269,6 +272,7 @@ func (p *Pool) discardDead(c *Conn, checked bool) {
 func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, err error) {
 	w := waiterPool.Get().(*waiter)
 	defer waiterPool.Put(w)
+	w.since = start
 	p.waiters = append(p.waiters, w)
 	p.stats.Waits++
 	opts := p.opts

@@ -15,4 +15,8 @@
 // answered, and nothing has been sent since the last one. Session mode
 // never releases before the client leaves; transaction mode releases at
 // every safe point.
+//
+// A client of the database pgninja (or pgbouncer) listed in admin_users or
+// stats_users gets the admin console instead (console.go): SHOW POOLS and
+// the rest of PgBouncer's commands, answered by the proxy itself.
 package proxy

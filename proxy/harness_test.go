@@ -36,11 +36,17 @@ type harness struct {
 func startProxy(t testing.TB, extra string) *harness {
 	t.Helper()
 	env := testbed.Require(t)
+	return startWith(t, env, backendsOf(t, env)+extra)
+}
+
+// backendsOf is the backends section with the test bed's primary alone.
+func backendsOf(t testing.TB, env *testbed.Env) string {
+	t.Helper()
 	host, port, err := net.SplitHostPort(env.Primary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return startWith(t, env, fmt.Sprintf("backends:\n  - name: primary\n    host: %s\n    port: %s\n", host, port)+extra)
+	return fmt.Sprintf("backends:\n  - name: primary\n    host: %s\n    port: %s\n", host, port)
 }
 
 // startWith serves a proxy whose config is the base users plus extra,
@@ -55,6 +61,13 @@ func startWith(t testing.TB, env *testbed.Env, extra string) *harness {
 // dial (nil: pool.Dial), for tests that stand between the proxy and the
 // real server.
 func startWithDial(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc) *harness {
+	t.Helper()
+	return startServer(t, env, extra, dial, nil)
+}
+
+// startServer is startWithDial whose server calls reload, when not nil,
+// for the admin console's RELOAD.
+func startServer(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc, reload func(*proxy.Server) error) *harness {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -84,7 +97,12 @@ users:
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg})
+	var srv *proxy.Server
+	deps := proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg}
+	if reload != nil {
+		deps.Reload = func() error { return reload(srv) }
+	}
+	srv, err = proxy.NewServer(deps)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,6 +37,9 @@ func (s *Session) login(pkt *startupPacket) error {
 		// match on.
 		return pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
 	}
+	if st.cfg.IsConsole(dbName) {
+		return s.consoleLogin(pkt, u, dbName, st)
+	}
 	db, ok := st.cfg.Database(dbName)
 	if !ok {
 		return pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", dbName)
@@ -52,12 +55,15 @@ func (s *Session) login(pkt *startupPacket) error {
 		return err
 	}
 	l := &login{user: u, db: db, dbName: dbName, mode: st.cfg.PoolModeFor(db, u),
-		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u)}
-	s.l = l
+		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u), appName: pkt.params["application_name"]}
 	primary := st.cfg.Primary()
 	s.primaryName = primary.Name
 	t := st.target(primary, l)
-	s.pool = s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
+	home := s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
+	// Under the lock, for the admin console's view of the session.
+	s.mu.Lock()
+	s.l, s.pool = l, home
+	s.mu.Unlock()
 	s.classifier = s.srv.classifiers.forDB(t)
 	s.epoch = s.srv.epochs.forDB(t.Database)
 

@@ -37,6 +37,9 @@ type Deps struct {
 	Router   *router.Router
 	Log      *slog.Logger
 	Registry prometheus.Registerer
+	// Reload re-reads the config file and applies it, as SIGHUP does; the
+	// admin console's RELOAD calls it. Nil: there is no file to re-read.
+	Reload func() error
 }
 
 // Server accepts clients and runs their sessions.
@@ -53,6 +56,7 @@ type Server struct {
 	// settingChecks: startup settings the servers accepted.
 	settingChecks *settingChecks
 	settings      atomic.Pointer[settings]
+	reload        func() error
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
 
@@ -86,6 +90,7 @@ func NewServer(d Deps) (*Server, error) {
 		classifiers:   newClassifiers(d.Log),
 		epochs:        newSchemaEpochs(),
 		settingChecks: newSettingChecks(),
+		reload:        d.Reload,
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		defer s.wg.Done()

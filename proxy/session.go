@@ -197,10 +197,15 @@ type Session struct {
 	waiting  bool
 	waitCtx  context.Context
 	waitStop context.CancelCauseFunc
+
+	// connected is when the client connected; console is what it may
+	// do on the admin console, when it logged in to that (console.go).
+	connected time.Time
+	console   config.ConsoleAccess
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
-	return &Session{srv: srv, c: c, st: st, txStatus: 'I',
+	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now(),
 		stmts: map[string]*clientStmt{}, sqlStmts: map[string]*sqlStmt{}, pools: map[string]*pool.Pool{}}
 }
 
@@ -223,7 +228,11 @@ func (s *Session) run(pkt *startupPacket) {
 	s.srv.metrics.clients.Inc()
 	defer s.srv.metrics.clients.Dec()
 	defer s.srv.keys.unregister(s)
-	if err := s.serve(); err != nil {
+	serve := s.serve
+	if s.console != config.ConsoleNone {
+		serve = s.serveConsole
+	}
+	if err := serve(); err != nil {
 		if pgerr.SQLState(err) != "" {
 			_ = s.c.sendError(err, 0)
 		}

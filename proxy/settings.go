@@ -47,6 +47,7 @@ type login struct {
 	method   string
 	secret   auth.Secret
 	poolSize int
+	appName  string // application_name at startup
 }
 
 // resolveUser finds the client's user; a user in the users file but not in

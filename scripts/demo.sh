@@ -56,6 +56,7 @@ fi
 listen: $LISTEN
 admin_listen: $ADMIN
 log_level: info
+admin_users: [ninja]
 pool:
   mode: transaction
   max_size: 20
@@ -117,6 +118,7 @@ cat <<MSG
     DSN:    postgres://ninja:ninja@$LISTEN/ai_ninja
     psql:   psql "postgres://ninja:ninja@$LISTEN/ai_ninja" -c 'select 1'
     admin:  http://$ADMIN/metrics   http://$ADMIN/pools
+    console: psql "postgres://ninja:ninja@$LISTEN/pgninja" -c 'show pools'   (SHOW HELP lists the rest)
     try:    $BIN partitions status    $BIN backup run    $BIN backup list
   Ctrl-C stops pgninja and the local servers.
 

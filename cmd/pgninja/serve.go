@@ -53,7 +53,9 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	srv, err := proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg})
+	var srv *proxy.Server
+	srv, err = proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg,
+		Reload: func() error { return reload(cf, srv, log) }})
 	if err != nil {
 		return err
 	}
@@ -96,7 +98,7 @@ func runServe(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-hup:
-			reload(cf, srv, log)
+			_ = reload(cf, srv, log) // logged there
 		case err := <-errc:
 			if err != nil {
 				return err
@@ -115,17 +117,19 @@ func runServe(ctx context.Context, args []string) error {
 	}
 }
 
-// reload re-reads the config; an invalid one is logged and ignored.
-func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) {
+// reload re-reads the config; an invalid one is logged, returned and
+// otherwise ignored.
+func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) error {
 	cfg, err := cf.load()
 	if err == nil {
 		err = srv.Reload(cfg)
 	}
 	if err != nil {
 		log.Error("config reload rejected; keeping the running config", "err", err)
-		return
+		return err
 	}
 	log.Info("config reloaded", "path", cfg.Path)
+	return nil
 }
 
 func newLogger(cfg *config.Config) *slog.Logger {

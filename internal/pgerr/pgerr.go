@@ -28,6 +28,9 @@ const (
 	InvalidSQLStatementName      = "26000"
 	ObjectNotInPrerequisiteState = "55000"
 	ReadOnlySQLTransaction       = "25006"
+	InsufficientPrivilege        = "42501"
+	SyntaxError                  = "42601"
+	ConfigFileError              = "F0000"
 )
 
 // Severities as PostgreSQL spells them.

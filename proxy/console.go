@@ -1,0 +1,172 @@
+package proxy
+
+import (
+	"strings"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// The admin console is PgBouncer's: a client that logs in to the database
+// pgninja (or pgbouncer, so that PgBouncer's tools and habits work) talks
+// to the proxy itself, in simple queries: SHOW POOLS, SHOW CLIENTS,
+// RELOAD and the rest (SHOW HELP lists them). admin_users may run every
+// command, stats_users the SHOW commands.
+
+// consoleLogin authenticates a console client and sends everything up to
+// its first ReadyForQuery. The user is known; access is checked before
+// the password, as PostgreSQL checks pg_hba.conf first.
+func (s *Session) consoleLogin(pkt *startupPacket, u config.User, dbName string, st *settings) error {
+	userName := pkt.params["user"]
+	access := st.cfg.ConsoleAccessFor(userName)
+	if access == config.ConsoleNone {
+		return pgerr.Fatal(pgerr.InsufficientPrivilege,
+			"user %q may not use the admin console: it is in neither admin_users nor stats_users", userName)
+	}
+	if n := s.srv.clients.Add(1); n > int64(st.cfg.MaxClientConn) {
+		s.srv.clients.Add(-1)
+		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
+	}
+	s.countedClient = true
+	_, secret, _ := st.resolveUser(userName)
+	if err := s.srv.auth.Check(s.c, st.method(u), userName, secret); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.console = access
+	s.l = &login{user: u, dbName: dbName, appName: pkt.params["application_name"]}
+	s.mu.Unlock()
+	// Its own key, registered so that no client can take it; a cancel
+	// for the console has nothing to stop.
+	s.srv.keys.register(s, 0)
+	msgs := []wire.Encoder{&pgproto3.AuthenticationOk{}}
+	for _, p := range [][2]string{
+		{"server_version", consoleServerVersion},
+		{"server_encoding", "UTF8"},
+		{"client_encoding", "UTF8"},
+		{"DateStyle", "ISO"},
+		{"integer_datetimes", "on"},
+		{"standard_conforming_strings", "on"},
+		{"application_name", s.l.appName},
+	} {
+		msgs = append(msgs, &pgproto3.ParameterStatus{Name: p[0], Value: p[1]})
+	}
+	msgs = append(msgs,
+		&pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret},
+		&pgproto3.ReadyForQuery{TxStatus: 'I'})
+	_ = s.c.Conn.SetDeadline(time.Time{})
+	s.phase = phaseReady
+	return s.c.SendAll(msgs...)
+}
+
+// consoleServerVersion reads as a version to libpq (PQserverVersion), so
+// psql starts without complaint.
+const consoleServerVersion = "15.0 (pgninja admin console)"
+
+// serveConsole is the console's loop: one command per simple query. The
+// extended protocol is refused until the client's Sync, as PgBouncer's
+// console refuses it.
+func (s *Session) serveConsole() error {
+	refused := false
+	for {
+		typ, body, err := s.c.Receive()
+		if err != nil {
+			return s.readFailed(err)
+		}
+		switch typ {
+		case 'X':
+			return nil
+		case 'Q':
+			if err := s.consoleQuery(strings.TrimRight(string(body), "\x00")); err != nil {
+				return err
+			}
+		case 'S':
+			if refused {
+				refused = false
+				if err := s.c.sendError(pgerr.New(pgerr.FeatureNotSupported,
+					"the admin console takes simple queries only"), 'I'); err != nil {
+					return err
+				}
+				continue
+			}
+			if err := s.c.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'}); err != nil {
+				return err
+			}
+		case 'P', 'B', 'D', 'E', 'C', 'H', 'F', 'd', 'c', 'f':
+			refused = true
+		default:
+			return pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ)
+		}
+	}
+}
+
+// consoleQuery runs one query string: statements separated by semicolons,
+// each answered in turn, as psql -c 'SHOW POOLS; SHOW CLIENTS' expects.
+// The first error ends the string, as in PostgreSQL.
+func (s *Session) consoleQuery(q string) error {
+	var msgs []wire.Encoder
+	ran := false
+	for _, stmt := range strings.Split(q, ";") {
+		words := strings.Fields(stmt)
+		if len(words) == 0 {
+			continue
+		}
+		ran = true
+		out, err := s.consoleCommand(words)
+		if err != nil {
+			msgs = append(msgs, pgerr.Response(err))
+			break
+		}
+		msgs = append(msgs, out...)
+	}
+	if !ran {
+		msgs = append(msgs, &pgproto3.EmptyQueryResponse{})
+	}
+	msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	return s.c.SendAll(msgs...)
+}
+
+// consoleCommand answers one statement, given as its words.
+func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
+	verb := strings.ToUpper(words[0])
+	args := words[1:]
+	switch verb {
+	case "SHOW":
+		if len(args) != 1 {
+			return nil, pgerr.New(pgerr.SyntaxError, "SHOW takes one word: SHOW HELP lists them")
+		}
+		what := strings.ToUpper(args[0])
+		show, ok := consoleShow(what)
+		if !ok {
+			return nil, pgerr.New(pgerr.SyntaxError, "unknown SHOW %s: SHOW HELP lists what there is", args[0])
+		}
+		return show(s).messages("SHOW"), nil
+	case "RELOAD":
+		if err := s.consoleAdminOnly(verb); err != nil {
+			return nil, err
+		}
+		if len(args) != 0 {
+			return nil, pgerr.New(pgerr.SyntaxError, "RELOAD takes no arguments")
+		}
+		if s.srv.reload == nil {
+			return nil, pgerr.New(pgerr.FeatureNotSupported, "this pgninja was started without a config file to reload")
+		}
+		if err := s.srv.reload(); err != nil {
+			return nil, pgerr.New(pgerr.ConfigFileError, "config reload rejected; the running config stays: %v", err)
+		}
+		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte("RELOAD")}}, nil
+	}
+	return nil, pgerr.New(pgerr.SyntaxError, "unknown command %q: SHOW HELP lists the commands", words[0])
+}
+
+// consoleAdminOnly refuses a command that changes something to a
+// stats_users member.
+func (s *Session) consoleAdminOnly(verb string) error {
+	if s.console == config.ConsoleAdmin {
+		return nil
+	}
+	return pgerr.New(pgerr.InsufficientPrivilege, "%s needs admin access (admin_users)", verb)
+}

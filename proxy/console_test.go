@@ -1,0 +1,263 @@
+package proxy_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/ai-ninja/pgninja/proxy"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+const consoleUsers = "admin_users: [ninja]\nstats_users: [trusty]\npool:\n  mode: transaction\n"
+
+// console logs in to the admin console; it takes simple queries only.
+func (h *harness) console(t *testing.T, user, pass, db string) (*pgx.Conn, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	c, err := pgx.Connect(ctx, h.dsn(user, pass, db)+"&default_query_exec_mode=simple_protocol")
+	if err == nil {
+		t.Cleanup(func() { _ = c.Close(context.Background()) })
+	}
+	return c, err
+}
+
+// consoleRows runs a SHOW and returns its rows as column -> text.
+func consoleRows(t *testing.T, c *pgx.Conn, q string) []map[string]string {
+	t.Helper()
+	rows, err := c.Query(ctxT(t, 10*time.Second), q)
+	if err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	defer rows.Close()
+	var out []map[string]string
+	for rows.Next() {
+		m := map[string]string{}
+		for i, fd := range rows.FieldDescriptions() {
+			m[fd.Name] = string(rows.RawValues()[i])
+		}
+		out = append(out, m)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return out
+}
+
+func rowsWhere(rows []map[string]string, col, val string) []map[string]string {
+	var out []map[string]string
+	for _, r := range rows {
+		if r[col] == val {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func sqlState(err error) string {
+	var pe *pgconn.PgError
+	if errors.As(err, &pe) {
+		return pe.Code
+	}
+	return ""
+}
+
+// TestConsoleShowsWhoHoldsWhat checks SHOW CLIENTS, SERVERS and POOLS
+// against what a client in a transaction really holds: the backend pid
+// it reports itself.
+func TestConsoleShowsWhoHoldsWhat(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 30*time.Second)
+	app := h.ninja(t)
+	if _, err := app.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	var pid uint32
+	if err := app.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	idle := h.ninja(t) // logged in, holding nothing
+	_ = idle
+
+	con, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	clients := rowsWhere(consoleRows(t, con, "SHOW CLIENTS"), "database", "ai_ninja")
+	if len(clients) != 2 {
+		t.Fatalf("SHOW CLIENTS: %d ai_ninja clients, want 2: %v", len(clients), clients)
+	}
+	active := rowsWhere(clients, "state", "active")
+	if len(active) != 1 || active[0]["server_pid"] != fmt.Sprint(pid) || active[0]["tx_status"] != "T" ||
+		active[0]["backend"] != "primary" || active[0]["pool_mode"] != "transaction" {
+		t.Errorf("SHOW CLIENTS: active client %v, want server_pid %d in a transaction on primary", active, pid)
+	}
+	if n := len(rowsWhere(clients, "state", "idle")); n != 1 {
+		t.Errorf("SHOW CLIENTS: %d idle clients, want 1: %v", n, clients)
+	}
+	if len(rowsWhere(consoleRows(t, con, "show clients;"), "database", "pgninja")) != 1 {
+		t.Error("SHOW CLIENTS does not list the console client itself")
+	}
+
+	servers := rowsWhere(consoleRows(t, con, "SHOW SERVERS"), "pid", fmt.Sprint(pid))
+	if len(servers) != 1 || servers[0]["state"] != "active" || len(active) != 1 ||
+		servers[0]["client_pid"] != active[0]["pid"] || servers[0]["database"] != "ai_ninja" {
+		t.Errorf("SHOW SERVERS: row of pid %d is %v, want it active for client %v", pid, servers, active)
+	}
+
+	pools := rowsWhere(consoleRows(t, con, "SHOW POOLS"), "database", "ai_ninja")
+	if len(pools) != 1 {
+		t.Fatalf("SHOW POOLS: %v, want one ai_ninja pool", pools)
+	}
+	p := pools[0]
+	if p["user"] != "ninja" || p["backend"] != "primary" || p["cl_active"] != "2" || p["cl_waiting"] != "0" ||
+		p["sv_active"] != "1" || p["pool_mode"] != "transaction" {
+		t.Errorf("SHOW POOLS: %v, want 2 clients active, 1 server active, transaction mode", p)
+	}
+
+	// After the transaction the connection is idle in the pool.
+	if _, err := app.Exec(ctx, "commit"); err != nil {
+		t.Fatal(err)
+	}
+	servers = rowsWhere(consoleRows(t, con, "SHOW SERVERS"), "pid", fmt.Sprint(pid))
+	if len(servers) != 1 || servers[0]["state"] != "idle" || servers[0]["client_pid"] != "" {
+		t.Errorf("SHOW SERVERS after COMMIT: %v, want pid %d idle", servers, pid)
+	}
+	for _, show := range []string{"HELP", "VERSION", "DATABASES", "USERS", "BACKENDS", "LISTS"} {
+		if rows := consoleRows(t, con, "show "+show); len(rows) == 0 {
+			t.Errorf("SHOW %s: no rows", show)
+		}
+	}
+	lists := consoleRows(t, con, "SHOW LISTS")
+	if r := rowsWhere(lists, "list", "used_clients"); len(r) != 1 || r[0]["items"] != "3" {
+		t.Errorf("SHOW LISTS used_clients: %v, want 3 (two clients and the console)", r)
+	}
+}
+
+// TestConsoleRefusesAsPostgreSQLWould covers who may log in, what a
+// stats user may run, and bad commands: each an error with its SQLSTATE,
+// after which the console keeps answering.
+func TestConsoleRefusesAsPostgreSQLWould(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	logins := []struct {
+		name           string
+		user, pass, db string
+		state          string // "" logs in
+	}{
+		{"admin", "ninja", "ninja", "pgninja", ""},
+		{"PgBouncer's name", "ninja", "ninja", "pgbouncer", ""},
+		{"stats user", "trusty", "", "pgninja", ""},
+		{"wrong password", "ninja", "nope", "pgninja", "28P01"},
+		{"neither admin nor stats", h.env.SuperUser, h.env.SuperPass, "pgninja", "42501"},
+		{"unknown user", "nobody", "x", "pgninja", "28000"},
+	}
+	for _, tc := range logins {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := h.console(t, tc.user, tc.pass, tc.db)
+			if got := sqlState(err); got != tc.state {
+				t.Errorf("login: SQLSTATE %q (%v), want %q", got, err, tc.state)
+			}
+		})
+	}
+
+	stats, err := h.console(t, "trusty", "", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmds := []struct {
+		name  string
+		c     *pgx.Conn
+		q     string
+		state string
+	}{
+		{"stats user SHOW", stats, "SHOW POOLS", ""},
+		{"stats user RELOAD", stats, "RELOAD", "42501"},
+		{"no reload hook", admin, "RELOAD", "0A000"},
+		{"unknown SHOW", admin, "SHOW NOTHING", "42601"},
+		{"unknown command", admin, "SELECT 1", "42601"},
+		{"SHOW without a word", admin, "SHOW", "42601"},
+		{"lower case", admin, "show version", ""},
+	}
+	for _, tc := range cmds {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := tc.c.Exec(ctxT(t, 10*time.Second), tc.q)
+			if got := sqlState(err); got != tc.state {
+				t.Errorf("%s: SQLSTATE %q (%v), want %q", tc.q, got, err, tc.state)
+			}
+		})
+	}
+	// The extended protocol is refused until Sync, and the console
+	// answers the next query.
+	_, err = admin.PgConn().ExecParams(ctxT(t, 10*time.Second), "SHOW POOLS", nil, nil, nil, nil).Close()
+	if got := sqlState(err); got != "0A000" {
+		t.Errorf("extended protocol: SQLSTATE %q (%v), want 0A000", got, err)
+	}
+	if rows := consoleRows(t, admin, "SHOW VERSION"); len(rows) != 1 {
+		t.Errorf("SHOW VERSION after a refused extended query: %v", rows)
+	}
+}
+
+// TestConsoleNameOfARealDatabase: a database configured under the
+// console's name is a database, not the console.
+func TestConsoleNameOfARealDatabase(t *testing.T) {
+	h := startProxy(t, consoleUsers+"databases:\n  pgbouncer:\n    dbname: ai_ninja\n  ai_ninja: {}\n")
+	c := h.connect(t, "ninja", "ninja", "pgbouncer")
+	var db string
+	if err := c.QueryRow(ctxT(t, 10*time.Second), "select current_database()").Scan(&db); err != nil {
+		t.Fatal(err)
+	}
+	if db != "ai_ninja" {
+		t.Errorf("database pgbouncer reached %q, want the configured ai_ninja", db)
+	}
+}
+
+// TestConsoleReload: RELOAD applies a valid config, as SIGHUP does, and
+// reports a rejected one while the running config stays.
+func TestConsoleReload(t *testing.T) {
+	env := testbed.Require(t)
+	// The next config, set here and read by the session that runs RELOAD.
+	var next atomic.Pointer[string]
+	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, func(srv *proxy.Server) error {
+		cfg, err := config.Parse([]byte(*next.Load()), nil, nil)
+		if err != nil {
+			return err
+		}
+		return srv.Reload(cfg)
+	})
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	bad := "pool: {max_size: -1}\n"
+	next.Store(&bad)
+	_, err = admin.Exec(ctx, "RELOAD")
+	if got := sqlState(err); got != "F0000" {
+		t.Fatalf("RELOAD of an invalid config: SQLSTATE %q (%v), want F0000", got, err)
+	}
+	if rows := rowsWhere(consoleRows(t, admin, "SHOW USERS"), "name", "newbie"); len(rows) != 0 {
+		t.Fatalf("a rejected config changed the users: %v", rows)
+	}
+	good := fmt.Sprintf("%sadmin_users: [ninja]\nusers:\n  - {name: ninja, password: ninja}\n  - {name: newbie, password: pw, pool_size: 3}\n",
+		backendsOf(t, env))
+	next.Store(&good)
+	if _, err := admin.Exec(ctx, "RELOAD"); err != nil {
+		t.Fatalf("RELOAD: %v", err)
+	}
+	rows := rowsWhere(consoleRows(t, admin, "SHOW USERS"), "name", "newbie")
+	if len(rows) != 1 || rows[0]["pool_size"] != strconv.Itoa(3) {
+		t.Errorf("SHOW USERS after RELOAD: %v, want newbie with pool_size 3", rows)
+	}
+}

@@ -1,0 +1,422 @@
+package proxy
+
+import (
+	"cmp"
+	"fmt"
+	"net"
+	"runtime/debug"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/jackc/pgx/v5/pgproto3"
+)
+
+// consoleTable is one SHOW command's answer. Columns whose name is in
+// numeric are int8, the rest text, as in PgBouncer's console.
+type consoleTable struct {
+	cols    []string
+	numeric map[string]bool
+	rows    [][]string
+}
+
+const (
+	oidText = 25
+	oidInt8 = 20
+)
+
+func newTable(numeric []string, cols ...string) *consoleTable {
+	t := &consoleTable{cols: cols, numeric: map[string]bool{}}
+	for _, c := range numeric {
+		t.numeric[c] = true
+	}
+	return t
+}
+
+func (t *consoleTable) add(vals ...any) {
+	row := make([]string, len(vals))
+	for i, v := range vals {
+		switch v := v.(type) {
+		case string:
+			row[i] = v
+		case time.Time:
+			if !v.IsZero() {
+				row[i] = v.UTC().Format("2006-01-02 15:04:05 MST")
+			}
+		case bool:
+			row[i] = strconv.FormatBool(v)
+		default:
+			row[i] = fmt.Sprint(v)
+		}
+	}
+	t.rows = append(t.rows, row)
+}
+
+func (t *consoleTable) messages(tag string) []wire.Encoder {
+	fields := make([]pgproto3.FieldDescription, len(t.cols))
+	for i, c := range t.cols {
+		oid := uint32(oidText)
+		size := int16(-1)
+		if t.numeric[c] {
+			oid, size = oidInt8, 8
+		}
+		fields[i] = pgproto3.FieldDescription{Name: []byte(c), DataTypeOID: oid, DataTypeSize: size, TypeModifier: -1}
+	}
+	msgs := make([]wire.Encoder, 0, len(t.rows)+2)
+	msgs = append(msgs, &pgproto3.RowDescription{Fields: fields})
+	for _, r := range t.rows {
+		vals := make([][]byte, len(r))
+		for i, v := range r {
+			if v != "" || !t.numeric[t.cols[i]] {
+				vals[i] = []byte(v)
+			}
+		}
+		msgs = append(msgs, &pgproto3.DataRow{Values: vals})
+	}
+	return append(msgs, &pgproto3.CommandComplete{CommandTag: []byte(tag)})
+}
+
+// consoleShow finds a SHOW command by its upper-case word.
+func consoleShow(what string) (func(*Session) *consoleTable, bool) {
+	switch what {
+	case "HELP":
+		return showHelp, true
+	case "VERSION":
+		return showVersion, true
+	case "POOLS":
+		return showPools, true
+	case "CLIENTS":
+		return showClients, true
+	case "SERVERS":
+		return showServers, true
+	case "DATABASES":
+		return showDatabases, true
+	case "USERS":
+		return showUsers, true
+	case "BACKENDS":
+		return showBackends, true
+	case "LISTS":
+		return showLists, true
+	}
+	return nil, false
+}
+
+func showHelp(*Session) *consoleTable {
+	t := newTable(nil, "command", "description")
+	for _, c := range [][2]string{
+		{"SHOW HELP", "this list"},
+		{"SHOW VERSION", "pgninja's version"},
+		{"SHOW POOLS", "a row per server connection pool (backend, database, user): clients and server connections by state"},
+		{"SHOW CLIENTS", "a row per client"},
+		{"SHOW SERVERS", "a row per server connection, idle or lent to a client"},
+		{"SHOW DATABASES", "the databases clients may use"},
+		{"SHOW USERS", "the users clients log in as"},
+		{"SHOW BACKENDS", "the servers, their roles, health and replication lag"},
+		{"SHOW LISTS", "how many of each thing there is"},
+		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
+	} {
+		t.add(c[0], c[1])
+	}
+	return t
+}
+
+func showVersion(*Session) *consoleTable {
+	t := newTable(nil, "version")
+	t.add(pgninjaVersion())
+	return t
+}
+
+// pgninjaVersion is the module version and, for a build from a checkout,
+// the commit it was built from.
+func pgninjaVersion() string {
+	v := "pgninja"
+	bi, ok := debug.ReadBuildInfo()
+	if !ok {
+		return v
+	}
+	v += " " + bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v + " " + bi.GoVersion
+}
+
+// clientView is what the console shows of one session, read under its
+// lock.
+type clientView struct {
+	user, db, app string
+	mode          string
+	addr          string
+	connected     time.Time
+	keyPID        uint32
+	console       bool
+	state         string
+	home          *pool.Pool // the pool it is lent from when it asks
+	lease         *pool.Conn
+	server        pool.ConnInfo // of lease
+	txStatus      byte
+	pinned        string
+}
+
+func (s *Session) view() (clientView, bool) {
+	// The cancel key is written under the keys' lock.
+	s.srv.keys.mu.Lock()
+	keyPID := s.keyPID
+	s.srv.keys.mu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.l == nil {
+		return clientView{}, false // still logging in
+	}
+	v := clientView{user: s.l.user.Name, db: s.l.dbName, app: s.l.appName, mode: s.l.mode,
+		addr: s.c.Conn.RemoteAddr().String(), connected: s.connected, keyPID: keyPID,
+		console: s.console != config.ConsoleNone, home: s.pool, lease: s.lease, txStatus: s.txStatus}
+	switch {
+	case v.console:
+		v.state = "active"
+	case s.waiting:
+		v.state = "waiting"
+	case s.lease != nil:
+		v.state = "active"
+		v.server = pool.ConnInfo{PID: s.lease.PID, Addr: s.lease.Addr, Created: s.lease.Created()}
+	default:
+		v.state = "idle"
+	}
+	if s.pinned != 0 {
+		v.pinned = s.pinned.String()
+	}
+	return v, true
+}
+
+// clientViews are every logged-in client's, in login order.
+func (srv *Server) clientViews() []clientView {
+	srv.mu.Lock()
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	views := make([]clientView, 0, len(sessions))
+	for _, s := range sessions {
+		if v, ok := s.view(); ok {
+			views = append(views, v)
+		}
+	}
+	slices.SortFunc(views, func(a, b clientView) int {
+		return cmp.Or(a.connected.Compare(b.connected), cmp.Compare(a.keyPID, b.keyPID))
+	})
+	return views
+}
+
+type keyedPool struct {
+	key pool.Key
+	p   *pool.Pool
+}
+
+func (srv *Server) sortedPools() []keyedPool {
+	var out []keyedPool
+	srv.pools.Each(func(k pool.Key, p *pool.Pool) { out = append(out, keyedPool{k, p}) })
+	slices.SortFunc(out, func(a, b keyedPool) int {
+		return cmp.Or(cmp.Compare(a.key.Database, b.key.Database), cmp.Compare(a.key.User, b.key.User),
+			cmp.Compare(a.key.Backend, b.key.Backend))
+	})
+	return out
+}
+
+// showPools counts as PgBouncer does: a client is active when it holds a
+// server connection or asks for nothing (it belongs to its primary pool
+// then), waiting while queued for one; a server connection is active
+// while lent, idle in the pool, and "other" when being opened, checked
+// or reset.
+func showPools(s *Session) *consoleTable {
+	t := newTable([]string{"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_other", "maxwait", "maxwait_us",
+		"acquires", "waits", "timeouts", "dials", "dial_errors"},
+		"database", "user", "backend", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_other",
+		"maxwait", "maxwait_us", "pool_mode", "acquires", "waits", "timeouts", "dials", "dial_errors")
+	active := map[*pool.Pool]int{}
+	lent := map[*pool.Pool]int{}
+	modes := map[*pool.Pool]string{}
+	for _, v := range s.srv.clientViews() {
+		if v.console {
+			continue
+		}
+		p := v.home
+		if v.lease != nil {
+			p = v.lease.Pool()
+			lent[p]++
+		}
+		if v.state != "waiting" {
+			active[p]++
+		}
+		if m, seen := modes[p]; !seen {
+			modes[p] = v.mode
+		} else if m != v.mode {
+			modes[p] = "mixed"
+		}
+	}
+	for _, kp := range s.srv.sortedPools() {
+		st := kp.p.Stats()
+		other := max(st.Total-st.Idle-lent[kp.p], 0)
+		t.add(kp.key.Database, kp.key.User, kp.key.Backend, active[kp.p], st.Waiting, lent[kp.p], st.Idle, other,
+			int64(st.MaxWait/time.Second), (st.MaxWait % time.Second).Microseconds(), modes[kp.p],
+			st.Acquires, st.Waits, st.Timeouts, st.Dials, st.DialErrors)
+	}
+	return t
+}
+
+func showClients(s *Session) *consoleTable {
+	t := newTable([]string{"port", "pid", "server_pid"},
+		"type", "user", "database", "state", "addr", "port", "connect_time", "pool_mode", "backend",
+		"server_pid", "tx_status", "pinned", "application_name", "pid")
+	keys := map[*pool.Pool]pool.Key{}
+	for _, kp := range s.srv.sortedPools() {
+		keys[kp.p] = kp.key
+	}
+	for _, v := range s.srv.clientViews() {
+		host, port := splitAddr(v.addr)
+		var backend, serverPID string
+		if v.lease != nil {
+			backend = keys[v.lease.Pool()].Backend
+			serverPID = strconv.FormatUint(uint64(v.server.PID), 10)
+		}
+		mode := v.mode
+		if v.console {
+			mode = "console"
+		}
+		t.add("C", v.user, v.db, v.state, host, port, v.connected, mode, backend,
+			serverPID, string(rune(v.txStatus)), v.pinned, v.app, v.keyPID)
+	}
+	return t
+}
+
+func showServers(s *Session) *consoleTable {
+	t := newTable([]string{"port", "pid", "client_pid"},
+		"type", "user", "database", "backend", "state", "addr", "port", "connect_time", "idle_since",
+		"pid", "client_pid")
+	lent := map[*pool.Pool][]clientView{}
+	for _, v := range s.srv.clientViews() {
+		if v.lease != nil {
+			lent[v.lease.Pool()] = append(lent[v.lease.Pool()], v)
+		}
+	}
+	for _, kp := range s.srv.sortedPools() {
+		row := func(state string, c pool.ConnInfo, client string) {
+			host, port := splitAddr(c.Addr)
+			t.add("S", kp.key.User, kp.key.Database, kp.key.Backend, state, host, port, c.Created, c.IdleSince,
+				c.PID, client)
+		}
+		for _, v := range lent[kp.p] {
+			row("active", v.server, strconv.FormatUint(uint64(v.keyPID), 10))
+		}
+		for _, c := range kp.p.IdleConns() {
+			row("idle", c, "")
+		}
+	}
+	return t
+}
+
+func showDatabases(s *Session) *consoleTable {
+	cfg := s.srv.settings.Load().cfg
+	primary := cfg.Primary()
+	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool"},
+		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode")
+	names := make([]string, 0, len(cfg.Databases))
+	for name := range cfg.Databases {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		db, _ := cfg.Database(name)
+		if name == "*" {
+			db.DBName = "" // each client's own
+		}
+		t.add(name, primary.Host, primary.Port, db.DBName, cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
+			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}))
+	}
+	return t
+}
+
+func showUsers(s *Session) *consoleTable {
+	cfg := s.srv.settings.Load().cfg
+	st := s.srv.settings.Load()
+	t := newTable([]string{"pool_size"}, "name", "auth", "pool_mode", "pool_size", "console")
+	for _, u := range cfg.Users {
+		console := ""
+		switch cfg.ConsoleAccessFor(u.Name) {
+		case config.ConsoleAdmin:
+			console = "admin"
+		case config.ConsoleStats:
+			console = "stats"
+		}
+		var size any = ""
+		if u.PoolSize > 0 {
+			size = u.PoolSize
+		}
+		t.add(u.Name, st.method(u), u.PoolMode, size, console)
+	}
+	return t
+}
+
+// showBackends is Pgpool-II's SHOW pool_nodes: what the health checks
+// last found, or the configuration alone when routing is off.
+func showBackends(s *Session) *consoleTable {
+	cfg := s.srv.settings.Load().cfg
+	t := newTable([]string{"port", "weight", "lag_bytes"},
+		"name", "host", "port", "role", "primary", "healthy", "in_recovery", "weight", "replay_lsn",
+		"lag_bytes", "lag", "checked_at")
+	for _, b := range cfg.Backends {
+		if s.srv.router == nil {
+			t.add(b.Name, b.Host, b.Port, b.Role, b.Role == config.RolePrimary, "", "", b.Weight, "", "", "", "")
+			continue
+		}
+		st, ok := s.srv.router.Backends().Snapshot().Get(b.Name)
+		if !ok {
+			t.add(b.Name, b.Host, b.Port, b.Role, "", "", "", b.Weight, "", "", "", "")
+			continue
+		}
+		var lsn, lagBytes, lag string
+		if st.ReplayLSN != 0 {
+			lsn = st.ReplayLSN.String()
+		}
+		if !st.Primary {
+			lagBytes, lag = strconv.FormatInt(st.LagBytes, 10), st.Lag.String()
+		}
+		t.add(b.Name, b.Host, b.Port, b.Role, st.Primary, st.Healthy, st.InRecovery, st.Weight, lsn,
+			lagBytes, lag, st.CheckedAt)
+	}
+	return t
+}
+
+func showLists(s *Session) *consoleTable {
+	cfg := s.srv.settings.Load().cfg
+	t := newTable([]string{"items"}, "list", "items")
+	pools, servers, idle := 0, 0, 0
+	s.srv.pools.Each(func(_ pool.Key, p *pool.Pool) {
+		st := p.Stats()
+		pools++
+		servers += st.Total
+		idle += st.Idle
+	})
+	t.add("databases", len(cfg.Databases))
+	t.add("users", len(cfg.Users))
+	t.add("backends", len(cfg.Backends))
+	t.add("pools", pools)
+	t.add("used_clients", s.srv.clients.Load())
+	t.add("used_servers", servers)
+	t.add("idle_servers", idle)
+	return t
+}
+
+// splitAddr splits a TCP address; a unix socket's has no port.
+func splitAddr(addr string) (host, port string) {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return addr, ""
+	}
+	return host, port
+}
