@@ -198,3 +198,17 @@ func (p *Pool) IdleConns() []ConnInfo {
 	}
 	return out
 }
+
+// CloseIdle closes the connections idle now, as PAUSE on the admin
+// console does so that the server can be restarted; the pool stays open.
+// It returns how many it closed.
+func (p *Pool) CloseIdle() int {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle = nil
+	p.mu.Unlock()
+	for _, c := range idle {
+		p.discard(c)
+	}
+	return len(idle)
+}

@@ -158,6 +158,28 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 			return nil, pgerr.New(pgerr.ConfigFileError, "config reload rejected; the running config stays: %v", err)
 		}
 		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte("RELOAD")}}, nil
+	case "PAUSE", "RESUME":
+		if err := s.consoleAdminOnly(verb); err != nil {
+			return nil, err
+		}
+		if len(args) > 1 {
+			return nil, pgerr.New(pgerr.SyntaxError, "%s takes at most a database name", verb)
+		}
+		db := ""
+		if len(args) == 1 {
+			db = strings.Trim(args[0], `"`)
+			if _, ok := s.srv.settings.Load().cfg.Database(db); !ok {
+				return nil, pgerr.New(pgerr.InvalidCatalogName, "database %q does not exist", db)
+			}
+		}
+		if verb == "PAUSE" {
+			if err := s.consolePause(db); err != nil {
+				return nil, err
+			}
+		} else if !s.srv.pauses.resume(db) {
+			return nil, pgerr.New(pgerr.ObjectNotInPrerequisiteState, "%s is not paused", pauseScope(db))
+		}
+		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte(verb)}}, nil
 	}
 	return nil, pgerr.New(pgerr.SyntaxError, "unknown command %q: SHOW HELP lists the commands", words[0])
 }

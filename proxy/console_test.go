@@ -261,3 +261,122 @@ func TestConsoleReload(t *testing.T) {
 		t.Errorf("SHOW USERS after RELOAD: %v, want newbie with pool_size 3", rows)
 	}
 }
+
+// TestConsolePauseResume: PAUSE returns once the transaction in flight
+// has ended, closes the idle server connections and holds the next
+// request, which RESUME lets run; a cancelled PAUSE resumes.
+func TestConsolePauseResume(t *testing.T) {
+	h := startProxy(t, consoleUsers+"databases: {ai_ninja: {}}\n")
+	ctx := ctxT(t, 60*time.Second)
+	inTxn, waiter := h.ninja(t), h.ninja(t)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"begin", "select 1"} {
+		if _, err := inTxn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct{ q, state string }{
+		{"PAUSE nosuchdb", "3D000"},
+		{"RESUME", "55000"},
+		{"PAUSE a b", "42601"},
+	} {
+		if _, err := admin.Exec(ctx, tc.q); sqlState(err) != tc.state {
+			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
+		}
+	}
+
+	paused := make(chan error, 1)
+	go func() { _, err := admin.Exec(ctx, "PAUSE"); paused <- err }()
+	select {
+	case err := <-paused:
+		t.Fatalf("PAUSE returned (%v) while a transaction was open", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-paused; err != nil {
+		t.Fatalf("PAUSE: %v", err)
+	}
+
+	answered := make(chan error, 1)
+	go func() {
+		var one int
+		err := waiter.QueryRow(ctx, "select 1").Scan(&one)
+		answered <- err
+	}()
+	other, err := h.console(t, "ninja", "ninja", "pgbouncer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the client held by PAUSE", func() bool {
+		return len(rowsWhere(rowsWhere(consoleRows(t, other, "SHOW CLIENTS"), "database", "ai_ninja"), "state", "paused")) == 1
+	})
+	if idle := rowsWhere(consoleRows(t, other, "SHOW SERVERS"), "database", "ai_ninja"); len(idle) != 0 {
+		t.Errorf("server connections left open by PAUSE: %v", idle)
+	}
+	if _, err := other.Exec(ctx, "PAUSE"); sqlState(err) != "55000" {
+		t.Errorf("second PAUSE: %v, want 55000", err)
+	}
+	if _, err := other.Exec(ctx, "RESUME"); err != nil {
+		t.Fatalf("RESUME: %v", err)
+	}
+	if err := <-answered; err != nil {
+		t.Fatalf("the held request after RESUME: %v", err)
+	}
+
+	// A PAUSE cancelled while it waits (psql's Ctrl-C) resumes.
+	for _, q := range []string{"begin", "select 1"} {
+		if _, err := inTxn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = admin.PgConn().CancelRequest(ctx)
+	}()
+	_, err = admin.Exec(ctx, "PAUSE")
+	if sqlState(err) != "57014" {
+		t.Errorf("cancelled PAUSE: %v, want 57014", err)
+	}
+	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := waiter.Exec(ctx, "select 1"); err != nil {
+		t.Errorf("a request after the cancelled PAUSE: %v", err)
+	}
+	if _, err := other.Exec(ctx, "RESUME"); sqlState(err) != "55000" {
+		t.Errorf("RESUME after a cancelled PAUSE: %v, want 55000 (not paused)", err)
+	}
+}
+
+// TestConsolePauseOutlastsAcquireTimeout: a request held longer than
+// acquire_timeout gets 53300, as in a full pool, and never runs.
+func TestConsolePauseOutlastsAcquireTimeout(t *testing.T) {
+	h := startProxy(t, "admin_users: [ninja]\ndatabases: {ai_ninja: {}}\npool:\n  mode: transaction\n  acquire_timeout: 500ms\n")
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "PAUSE ai_ninja"); err != nil {
+		t.Fatal(err)
+	}
+	if rows := rowsWhere(consoleRows(t, admin, "SHOW DATABASES"), "paused", "true"); len(rows) != 1 {
+		t.Errorf("SHOW DATABASES while ai_ninja is paused: %v", rows)
+	}
+	if _, err := c.Exec(ctx, "create temp table never_made (i int)"); sqlState(err) != "53300" {
+		t.Fatalf("request held past acquire_timeout: %v, want 53300", err)
+	}
+	if _, err := admin.Exec(ctx, "RESUME ai_ninja"); err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := c.QueryRow(ctx, "select count(*) from pg_class where relname = 'never_made'").Scan(&n); err != nil || n != 0 {
+		t.Errorf("after RESUME: %d tables never_made (%v), want 0", n, err)
+	}
+}

@@ -117,6 +117,8 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW BACKENDS", "the servers, their roles, health and replication lag"},
 		{"SHOW LISTS", "how many of each thing there is"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
+		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
+		{"RESUME [db]", "end a PAUSE (admin_users only)"},
 	} {
 		t.add(c[0], c[1])
 	}
@@ -179,6 +181,8 @@ func (s *Session) view() (clientView, bool) {
 	switch {
 	case v.console:
 		v.state = "active"
+	case s.heldByPause:
+		v.state = "paused"
 	case s.waiting:
 		v.state = "waiting"
 	case s.lease != nil:
@@ -239,6 +243,7 @@ func showPools(s *Session) *consoleTable {
 		"database", "user", "backend", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_other",
 		"maxwait", "maxwait_us", "pool_mode", "acquires", "waits", "timeouts", "dials", "dial_errors")
 	active := map[*pool.Pool]int{}
+	held := map[*pool.Pool]int{} // by a PAUSE
 	lent := map[*pool.Pool]int{}
 	modes := map[*pool.Pool]string{}
 	for _, v := range s.srv.clientViews() {
@@ -250,7 +255,11 @@ func showPools(s *Session) *consoleTable {
 			p = v.lease.Pool()
 			lent[p]++
 		}
-		if v.state != "waiting" {
+		switch v.state {
+		case "paused":
+			held[p]++
+		case "waiting":
+		default:
 			active[p]++
 		}
 		if m, seen := modes[p]; !seen {
@@ -262,7 +271,7 @@ func showPools(s *Session) *consoleTable {
 	for _, kp := range s.srv.sortedPools() {
 		st := kp.p.Stats()
 		other := max(st.Total-st.Idle-lent[kp.p], 0)
-		t.add(kp.key.Database, kp.key.User, kp.key.Backend, active[kp.p], st.Waiting, lent[kp.p], st.Idle, other,
+		t.add(kp.key.Database, kp.key.User, kp.key.Backend, active[kp.p], st.Waiting+held[kp.p], lent[kp.p], st.Idle, other,
 			int64(st.MaxWait/time.Second), (st.MaxWait % time.Second).Microseconds(), modes[kp.p],
 			st.Acquires, st.Waits, st.Timeouts, st.Dials, st.DialErrors)
 	}
@@ -324,7 +333,7 @@ func showDatabases(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	primary := cfg.Primary()
 	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool"},
-		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode")
+		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "paused")
 	names := make([]string, 0, len(cfg.Databases))
 	for name := range cfg.Databases {
 		names = append(names, name)
@@ -336,7 +345,7 @@ func showDatabases(s *Session) *consoleTable {
 			db.DBName = "" // each client's own
 		}
 		t.add(name, primary.Host, primary.Port, db.DBName, cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
-			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}))
+			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), s.srv.pauses.paused(name))
 	}
 	return t
 }

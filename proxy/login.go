@@ -117,7 +117,8 @@ func (s *Session) login(pkt *startupPacket) error {
 // in transaction mode, with a process ID of the proxy's, and its first
 // query waits for a connection or reports the failure.
 func (s *Session) leaseForSession() *pool.Conn {
-	if s.l.mode != config.PoolSession {
+	if s.l.mode != config.PoolSession || s.srv.pauses.holding(s.l.dbName) != nil {
+		// Paused, the client logs in and its first request waits.
 		return nil
 	}
 	// A dial has its own connect timeout; no timer is made per login.

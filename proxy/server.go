@@ -57,6 +57,7 @@ type Server struct {
 	settingChecks *settingChecks
 	settings      atomic.Pointer[settings]
 	reload        func() error
+	pauses        *pauses
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
 
@@ -91,6 +92,7 @@ func NewServer(d Deps) (*Server, error) {
 		epochs:        newSchemaEpochs(),
 		settingChecks: newSettingChecks(),
 		reload:        d.Reload,
+		pauses:        newPauses(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		defer s.wg.Done()

@@ -202,6 +202,8 @@ type Session struct {
 	// do on the admin console, when it logged in to that (console.go).
 	connected time.Time
 	console   config.ConsoleAccess
+	// heldByPause: its wait is for the RESUME of a PAUSE (pause.go).
+	heldByPause bool
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
@@ -326,6 +328,9 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			return nil, d, false, routeError(d.Err)
 		}
 		ctx := s.beginWait()
+		if err := s.waitResumed(ctx); err != nil {
+			return nil, d, false, s.waitFailed(err)
+		}
 		var stopWatch func() bool
 		if rideOut {
 			ctx, stopWatch = s.untilPrimaryFound(ctx)

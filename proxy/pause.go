@@ -1,0 +1,192 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+)
+
+// PAUSE and RESUME are PgBouncer's way to restart or move a server with
+// no client seeing an error: PAUSE lets every transaction and lease in
+// flight end, closes the idle server connections and holds each client's
+// next request until RESUME. pauses is the set in force: one for every
+// database ("" key) and one per client database name.
+type pauses struct {
+	on atomic.Bool // anything paused: the one check a request pays
+	mu sync.Mutex
+	by map[string]chan struct{} // closed on RESUME
+}
+
+func newPauses() *pauses { return &pauses{by: map[string]chan struct{}{}} }
+
+// pause starts a pause of db ("" for all); false if it is already paused.
+func (p *pauses) pause(db string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.by[db]; ok {
+		return false
+	}
+	p.by[db] = make(chan struct{})
+	p.on.Store(true)
+	return true
+}
+
+// resume ends the pause of db; false if there was none.
+func (p *pauses) resume(db string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ch, ok := p.by[db]
+	if !ok {
+		return false
+	}
+	close(ch)
+	delete(p.by, db)
+	p.on.Store(len(p.by) > 0)
+	return true
+}
+
+// holding returns the pause that holds a client of db, or nil.
+func (p *pauses) holding(db string) chan struct{} {
+	if !p.on.Load() {
+		return nil
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if ch, ok := p.by[""]; ok {
+		return ch
+	}
+	return p.by[db]
+}
+
+// paused lists what is paused, for SHOW DATABASES.
+func (p *pauses) paused(db string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	_, all := p.by[""]
+	_, one := p.by[db]
+	return all || one
+}
+
+// errPausedTooLong is a request's error when the pause outlasts its
+// acquire_timeout, as a full pool's does.
+func errPausedTooLong(timeout time.Duration) error {
+	return pgerr.New(pgerr.TooManyConnections,
+		"pgninja is paused (PAUSE on the admin console) and was not resumed within pool.acquire_timeout (%s)", timeout)
+}
+
+// waitResumed holds a request of the client while its database is
+// paused, counting against the same timeout as waiting for a server
+// connection. ctx is the wait's, which a CancelRequest ends.
+func (s *Session) waitResumed(ctx context.Context) error {
+	ch := s.srv.pauses.holding(s.l.dbName)
+	if ch == nil {
+		return nil
+	}
+	timeout := s.st.cfg.Pool.AcquireTimeout
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	s.mu.Lock()
+	s.heldByPause = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.heldByPause = false
+		s.mu.Unlock()
+	}()
+	for ch != nil {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case <-t.C:
+			return errPausedTooLong(timeout)
+		}
+		// A PAUSE of everything may follow the RESUME of one database.
+		ch = s.srv.pauses.holding(s.l.dbName)
+	}
+	return nil
+}
+
+// pausePoll is how often PAUSE looks whether the leases have ended.
+const pausePoll = 20 * time.Millisecond
+
+// consolePause runs PAUSE [db]: it returns once no client of db holds or
+// is about to take a server connection, and the idle ones are closed. A
+// cancel of the PAUSE (Ctrl-C in psql) resumes.
+func (s *Session) consolePause(db string) error {
+	if !s.srv.pauses.pause(db) {
+		return pgerr.New(pgerr.ObjectNotInPrerequisiteState, "%s is paused already", pauseScope(db))
+	}
+	ctx := s.beginWait()
+	err := s.untilNoLeases(ctx, db)
+	s.mu.Lock()
+	s.endWait()
+	s.mu.Unlock()
+	if err != nil {
+		s.srv.pauses.resume(db)
+		if errors.Is(err, errWaitCancelled) {
+			return pgerr.New(pgerr.QueryCanceled, "canceling PAUSE due to user request: %s runs again", pauseScope(db))
+		}
+		return err
+	}
+	for _, kp := range s.srv.pausedPools(db) {
+		kp.p.CloseIdle()
+	}
+	return nil
+}
+
+func pauseScope(db string) string {
+	if db == "" {
+		return "every database"
+	}
+	return "database " + db
+}
+
+// untilNoLeases waits until no client of db (every client for "") holds a
+// server connection or waits for one other than by the pause. Clients
+// that passed the pause's check just before it began are waiting for
+// theirs, so they count.
+func (s *Session) untilNoLeases(ctx context.Context, db string) error {
+	t := time.NewTicker(pausePoll)
+	defer t.Stop()
+	for {
+		busy := 0
+		for _, v := range s.srv.clientViews() {
+			if !v.console && (db == "" || v.db == db) && (v.lease != nil || v.state == "waiting") {
+				busy++
+			}
+		}
+		if busy == 0 {
+			return nil
+		}
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		}
+	}
+}
+
+// pausedPools are the pools serving db ("" for all): those of its
+// server-side database name.
+func (srv *Server) pausedPools(db string) []keyedPool {
+	var out []keyedPool
+	var server string
+	if db != "" {
+		d, ok := srv.settings.Load().cfg.Database(db)
+		if !ok {
+			return nil
+		}
+		server = d.DBName
+	}
+	for _, kp := range srv.sortedPools() {
+		if db == "" || kp.key.Database == server {
+			out = append(out, kp)
+		}
+	}
+	return out
+}
