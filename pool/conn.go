@@ -37,7 +37,8 @@ type Conn struct {
 
 	// State belongs to the session layer: what session state (parameters,
 	// prepared statements) this server connection carries. The pool only
-	// clears it on reset.
+	// clears it on reset: with its Reset method when it has one (so that
+	// it can be reused), else by dropping it.
 	State any
 
 	pool *Pool

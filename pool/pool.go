@@ -581,7 +581,11 @@ func (p *Pool) clean(ctx context.Context, c *Conn, reset bool, opts Options) err
 		if err := c.Exec(ctx, opts.ResetQuery); err != nil {
 			return err
 		}
-		c.State = nil
+		if r, ok := c.State.(interface{ Reset() }); ok {
+			r.Reset()
+		} else {
+			c.State = nil
+		}
 	}
 	return nil
 }

@@ -195,6 +195,9 @@ func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
 		s.refuseInBatch(b, pgerr.New(pgerr.DuplicatePrepared, "prepared statement %q already exists", name))
 		return
 	}
+	if s.stmts == nil {
+		s.stmts = map[string]*clientStmt{}
+	}
 	s.stmts[name] = cs
 	s.parsedNow = append(s.parsedNow, name)
 	if st.has(cs.server) {

@@ -136,6 +136,16 @@ func (c *clientConn) Send(msg wire.Encoder) error {
 	return c.SendAll(msg)
 }
 
+// SendRaw writes encoded messages and flushes.
+func (c *clientConn) SendRaw(b []byte) error {
+	c.wmu.Lock()
+	defer c.wmu.Unlock()
+	if _, err := c.writer().Write(b); err != nil {
+		return err
+	}
+	return c.flush()
+}
+
 // SendAll writes messages in one flush.
 func (c *clientConn) SendAll(msgs ...wire.Encoder) error {
 	c.wmu.Lock()

@@ -1,8 +1,9 @@
 package proxy
 
 import (
-	"hash/fnv"
+	"bufio"
 	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"sync/atomic"
@@ -10,7 +11,6 @@ import (
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
-	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // paramSet is the session settings a client has asked for: those from its
@@ -68,13 +68,7 @@ func (p *paramSet) resetAll() {
 
 func (p *paramSet) rehash() {
 	p.hash = hashParams(p.apply)
-	parse := make(map[string]string, len(parseSettings))
-	for k, v := range p.apply {
-		if parseSettings[k] {
-			parse[k] = v
-		}
-	}
-	p.parseHash.Store(hashParams(parse))
+	p.parseHash.Store(hashParamsOf(p.apply, parseSettings))
 }
 
 // track applies the SET/RESET statements of a committed transaction (or
@@ -142,37 +136,60 @@ func (p *paramSet) forget(stmt string) {
 	p.rehash()
 }
 
-func hashParams(m map[string]string) uint64 {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	h := fnv.New64a()
-	for _, k := range keys {
-		h.Write([]byte(k))
-		h.Write([]byte{0})
-		h.Write([]byte(m[k]))
-		h.Write([]byte{0})
-	}
-	return h.Sum64()
-}
+func hashParams(m map[string]string) uint64 { return hashParamsOf(m, nil) }
 
-// reported is the ParameterStatus set a client sees at login: the
-// server's, with the client's own startup choices in place of defaults.
-func (p *paramSet) reported(server map[string]string) map[string]string {
-	out := make(map[string]string, len(server))
-	lower := make(map[string]string, len(server))
-	for k, v := range server {
-		out[k] = v
-		lower[strings.ToLower(k)] = k
-	}
-	for k, v := range p.startup {
-		if name, ok := lower[k]; ok {
-			out[name] = v
+// hashParamsOf hashes the settings of m that keep names (all when keep is
+// nil), in name order, with FNV-1a over name NUL value NUL. It allocates
+// nothing for the handful of settings a client usually has: it runs at
+// every login.
+func hashParamsOf(m map[string]string, keep map[string]bool) uint64 {
+	var small [16]string
+	keys := small[:0]
+	for k := range m {
+		if keep == nil || keep[k] {
+			keys = append(keys, k)
 		}
 	}
-	return out
+	slices.Sort(keys)
+	const prime = 1099511628211
+	h := uint64(14695981039346656037)
+	add := func(s string) {
+		for i := 0; i < len(s); i++ {
+			h = (h ^ uint64(s[i])) * prime
+		}
+		h *= prime // the NUL after it: h ^ 0 is h
+	}
+	for _, k := range keys {
+		add(k)
+		add(m[k])
+	}
+	return h
+}
+
+// appendReported appends the ParameterStatus messages a client sees at
+// login: the server's, with the client's own startup choices in place of
+// defaults (names match without regard to case, as the server's do).
+func (p *paramSet) appendReported(dst []byte, server map[string]string) []byte {
+	for k, v := range server {
+		for name, mine := range p.startup {
+			if strings.EqualFold(name, k) {
+				v = mine
+				break
+			}
+		}
+		dst = appendParameterStatus(dst, k, v)
+	}
+	return dst
+}
+
+// appendParameterStatus encodes a ParameterStatus message without the
+// allocation a pgproto3 message costs; a login sends a dozen.
+func appendParameterStatus(dst []byte, name, value string) []byte {
+	dst = wire.AppendHeader(dst, 'S', len(name)+len(value)+2)
+	dst = append(dst, name...)
+	dst = append(dst, 0)
+	dst = append(dst, value...)
+	return append(dst, 0)
 }
 
 var emptyParamsHash = hashParams(nil)
@@ -211,12 +228,24 @@ func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`)
 
 // appendQuery appends a simple Query message.
 func appendQuery(dst []byte, sql string) []byte {
-	return wire.Append(dst, &pgproto3.Query{String: sql})
+	dst = wire.AppendHeader(dst, 'Q', len(sql)+1)
+	dst = append(dst, sql...)
+	return append(dst, 0)
+}
+
+// bufferQuery writes one simple query into w, without flushing.
+func bufferQuery(w *bufio.Writer, sql string) error {
+	var hdr [5]byte
+	if _, err := w.Write(wire.AppendHeader(hdr[:0], 'Q', len(sql)+1)); err != nil {
+		return err
+	}
+	_, _ = w.WriteString(sql)
+	return w.WriteByte(0)
 }
 
 // writeQuery sends one simple query on c and flushes.
 func writeQuery(c *pool.Conn, sql string) error {
-	if _, err := c.W.Write(appendQuery(nil, sql)); err != nil {
+	if err := bufferQuery(c.W, sql); err != nil {
 		return err
 	}
 	return c.W.Flush()

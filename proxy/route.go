@@ -135,6 +135,9 @@ func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 		if b.Name == name {
 			t := s.st.target(b, s.l)
 			p := s.srv.pools.Get(pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.st.poolOptions(s.l.poolSize))
+			if s.pools == nil {
+				s.pools = map[string]*pool.Pool{}
+			}
 			s.pools[name] = p
 			return p, true
 		}

@@ -16,7 +16,7 @@ const (
 
 // serverState is what the proxy knows of one server connection's session
 // state beyond its defaults. It lives in pool.Conn.State, so a reset (which
-// clears State) forgets it together with the server.
+// calls Reset) forgets it together with the server.
 type serverState struct {
 	// params is the parameter set last applied, by hash.
 	paramsHash uint64
@@ -58,6 +58,24 @@ func stateOf(c *pool.Conn, maxStmts int) *serverState {
 	})
 	c.State = st
 	return st
+}
+
+// Reset forgets everything after the pool's reset query has cleared the
+// server (pool.Conn.State's Reset), keeping the maps and the LRU: making
+// them anew for every session-mode lease was a tenth of a login's
+// allocations.
+func (st *serverState) Reset() {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	clear(st.params)
+	st.paramsHash = emptyParamsHash
+	st.dropping = true // no statement is left to close
+	st.stmts.Purge()
+	st.dropping = false
+	st.evicted = st.evicted[:0]
+	clear(st.sql)
+	clear(st.shapes)
+	st.seqStamp = 0
 }
 
 // has reports whether a statement is (or is being) prepared, marking it

@@ -207,8 +207,9 @@ type Session struct {
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
-	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now(),
-		stmts: map[string]*clientStmt{}, sqlStmts: map[string]*sqlStmt{}, pools: map[string]*pool.Pool{}}
+	// The maps are made when first written: most clients of a
+	// connect-per-transaction load never prepare or route.
+	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now()}
 }
 
 // run logs the client in and serves it until it leaves.
@@ -563,7 +564,7 @@ func (s *Session) attach(c *pool.Conn, d router.Decision) bool {
 	s.mu.Unlock()
 	if sync != "" {
 		s.serverWrite.Lock()
-		_, _ = c.W.Write(appendQuery(nil, sync))
+		_ = bufferQuery(c.W, sync)
 		s.serverWrite.Unlock()
 	}
 	return true
@@ -650,7 +651,7 @@ func (s *Session) leave() {
 		_ = c.Conn.Close()
 		return
 	}
-	var cleanup []byte
+	cleanup := make([]byte, 0, 32+len(s.st.cfg.Pool.ResetQuery))
 	if s.txStatus != 'I' {
 		cleanup = appendQuery(cleanup, "ROLLBACK")
 		s.pending = append(s.pending, expect{injected: true})

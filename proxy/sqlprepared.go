@@ -38,6 +38,9 @@ func (s *Session) prepareSQL(b *batch, st *serverState, name, text string) (*sql
 		b.inject("DEALLOCATE " + quoteIdent(name))
 	}
 	ps := s.newSQLStmt(text)
+	if s.sqlStmts == nil {
+		s.sqlStmts = map[string]*sqlStmt{}
+	}
 	s.sqlStmts[name] = ps
 	st.setSQL(name, ps.hash)
 	return ps, nil
@@ -87,8 +90,7 @@ func (s *Session) deallocatesProtocolStmt(class *parser.Classification) bool {
 // statement on st, the shared copies of other clients' statements too, and
 // the client has none left. The unnamed statement stays.
 func (s *Session) deallocateAll(st *serverState) {
-	s.stmts = map[string]*clientStmt{}
-	s.sqlStmts = map[string]*sqlStmt{}
+	s.stmts, s.sqlStmts = nil, nil
 	st.forgetAll()
 }
 

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/binary"
 	"io"
 	"strings"
@@ -67,9 +66,12 @@ func readStartupPacket(r io.Reader) (*startupPacket, error) {
 		return nil, pgerr.Fatal(pgerr.FeatureNotSupported,
 			"unsupported frontend protocol %d.%d: server supports 3.0", p.code>>16, p.code&0xffff)
 	}
-	p.params = map[string]string{}
-	for len(rest) > 0 && rest[0] != 0 {
-		k, after, ok := cstring(rest)
+	p.params = make(map[string]string, 8)
+	p.order = make([]string, 0, 8)
+	// One string for the packet; names and values are slices of it.
+	srest := string(rest)
+	for len(srest) > 0 && srest[0] != 0 {
+		k, after, ok := cstring(srest)
 		if !ok {
 			return nil, pgerr.Fatal(startupFatal, "invalid startup packet layout: expected terminator as last byte")
 		}
@@ -79,8 +81,9 @@ func readStartupPacket(r io.Reader) (*startupPacket, error) {
 		}
 		p.params[k] = v
 		p.order = append(p.order, k)
-		rest = after2
+		srest = after2
 	}
+	rest = rest[len(rest)-len(srest):]
 	if len(rest) != 1 {
 		return nil, pgerr.Fatal(startupFatal, "invalid startup packet layout: expected terminator as last byte")
 	}
@@ -90,12 +93,12 @@ func readStartupPacket(r io.Reader) (*startupPacket, error) {
 	return p, nil
 }
 
-func cstring(b []byte) (string, []byte, bool) {
-	i := bytes.IndexByte(b, 0)
+func cstring(b string) (string, string, bool) {
+	i := strings.IndexByte(b, 0)
 	if i < 0 {
-		return "", nil, false
+		return "", "", false
 	}
-	return string(b[:i]), b[i+1:], true
+	return b[:i], b[i+1:], true
 }
 
 // protocolOptions lists the client's "_pq_." options, which pgninja does

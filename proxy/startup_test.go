@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 func packet(code uint32, kv ...string) []byte {
@@ -99,8 +101,15 @@ func FuzzStartupPacket(f *testing.F) {
 func TestParamSetSync(t *testing.T) {
 	server := map[string]string{"application_name": "", "DateStyle": "ISO, MDY", "server_version": "15"}
 	p := newParamSet(map[string]string{"application_name": "app", "datestyle": "ISO, DMY", "search_path": "a"})
-	got := p.reported(server)
-	if got["application_name"] != "app" || got["DateStyle"] != "ISO, DMY" || got["server_version"] != "15" {
+	got := map[string]string{}
+	for typ, body := range wire.Bodies(p.appendReported(nil, server)) {
+		var m pgproto3.ParameterStatus
+		if err := m.Decode(body); typ != 'S' || err != nil {
+			t.Fatalf("reported a %c message (%v)", typ, err)
+		}
+		got[m.Name] = m.Value
+	}
+	if len(got) != len(server) || got["application_name"] != "app" || got["DateStyle"] != "ISO, DMY" || got["server_version"] != "15" {
 		t.Fatalf("reported %v", got)
 	}
 	if _, ok := got["search_path"]; ok {
@@ -108,5 +117,13 @@ func TestParamSetSync(t *testing.T) {
 	}
 	if newParamSet(map[string]string{"A": "1", "b": "2"}).hash != newParamSet(map[string]string{"b": "2", "a": "1"}).hash {
 		t.Fatal("hash depends on order or case")
+	}
+	// Name and value are delimited: moving a byte across the NUL changes
+	// the hash.
+	if hashParams(map[string]string{"ab": "c"}) == hashParams(map[string]string{"a": "bc"}) {
+		t.Fatal("hash does not delimit names from values")
+	}
+	if hashParams(nil) != emptyParamsHash || hashParams(map[string]string{"a": ""}) == emptyParamsHash {
+		t.Fatal("empty set hashes like a set with an empty setting")
 	}
 }
