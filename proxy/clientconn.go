@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"net"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -28,6 +29,7 @@ type clientConn struct {
 	net.Conn
 	r       *bufio.Reader // nil while parked
 	src     parkedSource
+	out     countingWriter
 	wmu     sync.Mutex
 	w       *bufio.Writer // nil when nothing is pending
 	maxMsg  int
@@ -38,25 +40,34 @@ type clientConn struct {
 func newClientConn(c net.Conn, maxMsg int) *clientConn {
 	cc := &clientConn{Conn: c, maxMsg: maxMsg}
 	cc.src.conn = c
+	cc.out.w = c
 	cc.r = readerPool.Get().(*bufio.Reader)
 	cc.r.Reset(&cc.src)
 	return cc
 }
 
 // parkedSource feeds a reader the byte that woke a parked client, then the
-// socket.
+// socket, counting what it reads once count is set (at login).
 type parkedSource struct {
 	conn  net.Conn
 	first byte
 	has   bool
+	count *atomic.Uint64
 }
 
 func (p *parkedSource) Read(b []byte) (int, error) {
 	if p.has && len(b) > 0 {
 		b[0], p.has = p.first, false
+		if p.count != nil {
+			p.count.Add(1)
+		}
 		return 1, nil
 	}
-	return p.conn.Read(b)
+	n, err := p.conn.Read(b)
+	if p.count != nil && n > 0 {
+		p.count.Add(uint64(n))
+	}
+	return n, err
 }
 
 // parkReader gives the read buffer back; only when nothing is buffered.
@@ -100,7 +111,7 @@ func (c *clientConn) waitUnpark() error {
 func (c *clientConn) writer() *bufio.Writer {
 	if c.w == nil {
 		c.w = writerPool.Get().(*bufio.Writer)
-		c.w.Reset(c.Conn)
+		c.w.Reset(&c.out)
 	}
 	return c.w
 }

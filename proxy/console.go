@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/jackc/pgx/v5/pgproto3"
@@ -19,7 +20,7 @@ import (
 // consoleLogin authenticates a console client and sends everything up to
 // its first ReadyForQuery. The user is known; access is checked before
 // the password, as PostgreSQL checks pg_hba.conf first.
-func (s *Session) consoleLogin(pkt *startupPacket, u config.User, dbName string, st *settings) error {
+func (s *Session) consoleLogin(pkt *startupPacket, u config.User, secret auth.Secret, dbName string, st *settings) error {
 	userName := pkt.params["user"]
 	access := st.cfg.ConsoleAccessFor(userName)
 	if access == config.ConsoleNone {
@@ -31,7 +32,6 @@ func (s *Session) consoleLogin(pkt *startupPacket, u config.User, dbName string,
 		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
 	}
 	s.countedClient = true
-	_, secret, _ := st.resolveUser(userName)
 	if err := s.srv.auth.Check(s.c, st.method(u), userName, secret); err != nil {
 		return err
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -378,5 +379,90 @@ func TestConsolePauseOutlastsAcquireTimeout(t *testing.T) {
 	var n int
 	if err := c.QueryRow(ctx, "select count(*) from pg_class where relname = 'never_made'").Scan(&n); err != nil || n != 0 {
 		t.Errorf("after RESUME: %d tables never_made (%v), want 0", n, err)
+	}
+}
+
+// TestConsoleStatsCountWhatRan: SHOW STATS counts the transactions,
+// queries and server assignments a client's statements made, and keeps
+// them after it leaves; the console's own traffic counts nowhere.
+func TestConsoleStatsCountWhatRan(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 30*time.Second)
+	c, err := pgx.Connect(ctx, h.dsn("ninja", "ninja", "ai_ninja"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Five autocommit statements, then one transaction whose BEGIN the
+	// proxy holds back and sends with its SELECT: 6 transactions, 7
+	// answered requests, 6 server connections lent.
+	for i := 0; i < 5; i++ {
+		if _, err := c.Exec(ctx, "select pg_sleep(0.002)"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, q := range []string{"begin", "select 1", "commit"} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rows []map[string]string
+	waitFor(t, 10*time.Second, "the client's counts", func() bool {
+		rows = consoleRows(t, admin, "SHOW STATS")
+		return len(rows) == 1 && rows[0]["total_xact_count"] == "6"
+	})
+	r := rows[0]
+	if r["database"] != "ai_ninja" || r["total_query_count"] != "7" || r["total_server_assignment_count"] != "6" {
+		t.Errorf("SHOW STATS: %v, want ai_ninja with 7 queries and 6 assignments", r)
+	}
+	for _, col := range []string{"total_received", "total_sent", "total_xact_time", "total_query_time"} {
+		if n, err := strconv.ParseUint(r[col], 10, 64); err != nil || n == 0 {
+			t.Errorf("SHOW STATS %s = %q, want > 0", col, r[col])
+		}
+	}
+	// Five pg_sleep(0.002) alone took 10 ms of query time.
+	if n, _ := strconv.ParseUint(r["total_query_time"], 10, 64); n < 10000 {
+		t.Errorf("total_query_time %d µs, want at least the 10,000 slept", n)
+	}
+	if _, ok := rows[0]["avg_query_time"]; !ok {
+		t.Error("SHOW STATS has no averages")
+	}
+	if cols := consoleRows(t, admin, "SHOW STATS_TOTALS"); len(cols) != 1 || cols[0]["avg_xact_count"] != "" {
+		t.Errorf("SHOW STATS_TOTALS: %v", cols)
+	}
+	// The same totals on /metrics.
+	if got := counterValue(t, h.reg, "pgninja_database_transactions_total"); got != 6 {
+		t.Errorf("pgninja_database_transactions_total = %v, want 6", got)
+	}
+}
+
+// TestConsoleConfigHidesPasswords: SHOW CONFIG lists the running
+// settings by the keys --set takes, and no password.
+func TestConsoleConfigHidesPasswords(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := map[string]string{}
+	for _, r := range consoleRows(t, admin, "SHOW CONFIG") {
+		cfg[r["key"]] = r["value"]
+	}
+	if cfg["pool.mode"] != "transaction" || cfg["admin_users[0]"] != "ninja" {
+		t.Errorf("SHOW CONFIG: pool.mode %q, admin_users[0] %q", cfg["pool.mode"], cfg["admin_users[0]"])
+	}
+	for k, v := range cfg {
+		if v == "ninja" && k != "admin_users[0]" && !strings.HasSuffix(k, ".name") && !strings.HasSuffix(k, "server_user") {
+			t.Errorf("SHOW CONFIG %s shows the password", k)
+		}
+	}
+	if cfg["users[0].password"] != "(set)" {
+		t.Errorf("users[0].password shows %q, want (set)", cfg["users[0].password"])
 	}
 }

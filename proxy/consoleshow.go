@@ -7,12 +7,14 @@ import (
 	"runtime/debug"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"gopkg.in/yaml.v3"
 )
 
 // consoleTable is one SHOW command's answer. Columns whose name is in
@@ -100,6 +102,14 @@ func consoleShow(what string) (func(*Session) *consoleTable, bool) {
 		return showBackends, true
 	case "LISTS":
 		return showLists, true
+	case "CONFIG":
+		return showConfig, true
+	case "STATS":
+		return func(s *Session) *consoleTable { return showStats(s, true, true) }, true
+	case "STATS_TOTALS":
+		return func(s *Session) *consoleTable { return showStats(s, true, false) }, true
+	case "STATS_AVERAGES":
+		return func(s *Session) *consoleTable { return showStats(s, false, true) }, true
 	}
 	return nil, false
 }
@@ -116,6 +126,10 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW USERS", "the users clients log in as"},
 		{"SHOW BACKENDS", "the servers, their roles, health and replication lag"},
 		{"SHOW LISTS", "how many of each thing there is"},
+		{"SHOW STATS", "per database: transactions, queries, bytes and times, in total and per second over the last 15 s"},
+		{"SHOW STATS_TOTALS", "SHOW STATS's totals"},
+		{"SHOW STATS_AVERAGES", "SHOW STATS's averages"},
+		{"SHOW CONFIG", "the running configuration, passwords left out"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
 		{"RESUME [db]", "end a PAUSE (admin_users only)"},
@@ -398,6 +412,91 @@ func showBackends(s *Session) *consoleTable {
 		t.add(b.Name, b.Host, b.Port, b.Role, st.Primary, st.Healthy, st.InRecovery, st.Weight, lsn,
 			lagBytes, lag, st.CheckedAt)
 	}
+	return t
+}
+
+// showStats has PgBouncer's columns: totals since start (times in
+// microseconds), and averages over the last sample period: counts and
+// bytes per second, times per transaction, query and server assignment.
+func showStats(s *Session, totals, averages bool) *consoleTable {
+	var cols []string
+	if totals {
+		cols = append(cols, "total_server_assignment_count", "total_xact_count", "total_query_count",
+			"total_received", "total_sent", "total_xact_time", "total_query_time", "total_wait_time")
+	}
+	if averages {
+		cols = append(cols, "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent",
+			"avg_xact_time", "avg_query_time", "avg_wait_time")
+	}
+	t := newTable(cols, append([]string{"database"}, cols...)...)
+	all := s.srv.statsTotals()
+	dbs := make([]string, 0, len(all))
+	for db := range all {
+		dbs = append(dbs, db)
+	}
+	slices.Sort(dbs)
+	for _, db := range dbs {
+		row := []any{db}
+		if totals {
+			c := all[db]
+			row = append(row, c.assigned, c.xacts, c.queries, c.received, c.sent, c.xactUS, c.queryUS, c.waitUS)
+		}
+		if averages {
+			for _, v := range s.srv.averages(db) {
+				row = append(row, v)
+			}
+		}
+		t.add(row...)
+	}
+	return t
+}
+
+// showConfig lists the running configuration as dotted keys, as the
+// config file and --set name them. Passwords and DSNs (which may hold
+// one) show only whether they are set.
+func showConfig(s *Session) *consoleTable {
+	t := newTable(nil, "key", "value")
+	raw, err := yaml.Marshal(s.srv.settings.Load().cfg)
+	var tree any
+	if err == nil {
+		err = yaml.Unmarshal(raw, &tree)
+	}
+	if err != nil {
+		t.add("error", err.Error())
+		return t
+	}
+	var walk func(key string, v any)
+	walk = func(key string, v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			names := make([]string, 0, len(v))
+			for k := range v {
+				names = append(names, k)
+			}
+			slices.Sort(names)
+			for _, k := range names {
+				walk(strings.TrimPrefix(key+"."+k, "."), v[k])
+			}
+		case []any:
+			if len(v) == 0 {
+				t.add(key, "[]")
+			}
+			for i, e := range v {
+				walk(fmt.Sprintf("%s[%d]", key, i), e)
+			}
+		default:
+			val := fmt.Sprint(v)
+			if v == nil {
+				val = ""
+			}
+			last := key[strings.LastIndexAny(key, ".]")+1:]
+			if val != "" && (strings.Contains(last, "password") || strings.HasSuffix(last, "dsn")) {
+				val = "(set)"
+			}
+			t.add(key, val)
+		}
+	}
+	walk("", tree)
 	return t
 }
 

@@ -38,7 +38,7 @@ func (s *Session) login(pkt *startupPacket) error {
 		return pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
 	}
 	if st.cfg.IsConsole(dbName) {
-		return s.consoleLogin(pkt, u, dbName, st)
+		return s.consoleLogin(pkt, u, secret, dbName, st)
 	}
 	db, ok := st.cfg.Database(dbName)
 	if !ok {
@@ -97,6 +97,11 @@ func (s *Session) login(pkt *startupPacket) error {
 		s.srv.keys.register(s, 0)
 	}
 
+	// From here the client's bytes count for SHOW STATS.
+	s.c.src.count = &s.stats.received
+	s.c.wmu.Lock()
+	s.c.out.count = &s.stats.sent
+	s.c.wmu.Unlock()
 	// Encoded by hand into one buffer: as pgproto3 messages these were a
 	// fifth of a login's allocations.
 	out := wire.AppendHeader(make([]byte, 0, 512), 'R', 4)

@@ -259,6 +259,9 @@ func (s *Session) queue(e expect, complete bool) {
 	} else {
 		e.open = true
 	}
+	if !e.injected {
+		e.sent = time.Now()
+	}
 	s.pending = append(s.pending, e)
 }
 

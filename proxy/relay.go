@@ -401,8 +401,14 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.pending = slices.Delete(s.pending, 0, 1)
 	}
 	injected := e.injected
+	if !injected {
+		s.noteReady(status, e.sent)
+	}
 	if e.reset && !sawError {
-		c.State = nil // what the proxy knew of the session is gone with it
+		// What the proxy knew of the session is gone with it.
+		if st, ok := c.State.(*serverState); ok {
+			st.Reset()
+		}
 	}
 	var violation bool
 	unpin, releases := false, e.releases

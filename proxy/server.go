@@ -58,6 +58,7 @@ type Server struct {
 	settings      atomic.Pointer[settings]
 	reload        func() error
 	pauses        *pauses
+	stats         *serverStats
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
 
@@ -93,12 +94,16 @@ func NewServer(d Deps) (*Server, error) {
 		settingChecks: newSettingChecks(),
 		reload:        d.Reload,
 		pauses:        newPauses(),
+		stats:         newServerStats(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		defer s.wg.Done()
 		s.handle(nc)
 	})
 	s.relays = newWorkers(idleWorkers, func(j relayJob) { j.s.relay(j.c, false) })
+	if d.Registry != nil {
+		d.Registry.MustRegister(newStatsCollector(s))
+	}
 	s.settings.Store(st)
 	return s, nil
 }
@@ -165,9 +170,10 @@ func (s *Server) Serve() error {
 	for _, ln := range lns {
 		go func(ln net.Listener) { errc <- s.accept(ln) }(ln)
 	}
+	done := make(chan struct{})
+	defer close(done)
+	go s.sampleStats(done)
 	if s.router != nil {
-		done := make(chan struct{})
-		defer close(done)
 		go s.watchReplicas(done)
 	}
 	var first error
@@ -290,6 +296,9 @@ func (s *Server) untrack(sess *Session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)
 	s.mu.Unlock()
+	if db, ok := sess.statsDB(); ok {
+		s.stats.depart(db, &sess.stats)
+	}
 }
 
 // Shutdown stops accepting, ends idle sessions at once and the others at

@@ -74,6 +74,8 @@ type expect struct {
 	// come; the relay reads the settled fields again at its
 	// ReadyForQuery.
 	open bool
+	// sent is when the client's request (its first part) went out.
+	sent time.Time
 }
 
 // streamThreshold is how large an unfinished request may grow before it is
@@ -204,6 +206,11 @@ type Session struct {
 	console   config.ConsoleAccess
 	// heldByPause: its wait is for the RESUME of a PAUSE (pause.go).
 	heldByPause bool
+
+	// stats are its counts for SHOW STATS; xactStart is when its open
+	// transaction's first request went out (stats.go).
+	stats     clientStats
+	xactStart time.Time
 }
 
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
@@ -276,7 +283,8 @@ func (s *Session) releasable(status byte) bool {
 // that needs the primary while earlier pipelined reads still hold a
 // replica waits for that lease to end rather than run on the replica.
 func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d router.Decision, fresh bool, err error) {
-	noPrimaryUntil := time.Now().Add(2 * s.st.cfg.Routing.HealthCheckInterval)
+	start := time.Now()
+	noPrimaryUntil := start.Add(2 * s.st.cfg.Routing.HealthCheckInterval)
 	syncTries := 0
 	for {
 		s.mu.Lock()
@@ -372,6 +380,7 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		if !s.attach(c, d) {
 			return nil, d, false, abandon(c)
 		}
+		s.noteAssigned(start)
 		return c, d, true, nil
 	}
 }

@@ -1,0 +1,249 @@
+package proxy
+
+import (
+	"io"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// PgBouncer's SHOW STATS, per client database: transactions and queries
+// the servers answered, bytes from and to clients, and the time spent in
+// transactions, in queries and waiting for a server connection. Each
+// session counts its own, with atomics nobody else writes to (the relay
+// and the session goroutine take turns), so the counting contends for no
+// cache line; a departing session's counts move to its database's
+// totals. The console sums both.
+
+// clientStats are one client's totals; the times are microseconds.
+// assigned counts the server connections the client was given, and
+// waitUS the time it took to get them.
+type clientStats struct {
+	xacts, queries  atomic.Uint64
+	received, sent  atomic.Uint64
+	xactUS, queryUS atomic.Uint64
+	assigned        atomic.Uint64
+	waitUS          atomic.Uint64
+}
+
+// dbTotals is a plain copy of the counters, summed or subtracted.
+type dbTotals struct {
+	xacts, queries, received, sent, xactUS, queryUS, assigned, waitUS uint64
+}
+
+func (c *clientStats) load() dbTotals {
+	return dbTotals{c.xacts.Load(), c.queries.Load(), c.received.Load(), c.sent.Load(),
+		c.xactUS.Load(), c.queryUS.Load(), c.assigned.Load(), c.waitUS.Load()}
+}
+
+func (t *dbTotals) add(o dbTotals) {
+	t.xacts += o.xacts
+	t.queries += o.queries
+	t.received += o.received
+	t.sent += o.sent
+	t.xactUS += o.xactUS
+	t.queryUS += o.queryUS
+	t.assigned += o.assigned
+	t.waitUS += o.waitUS
+}
+
+func (t dbTotals) minus(o dbTotals) dbTotals {
+	return dbTotals{t.xacts - o.xacts, t.queries - o.queries, t.received - o.received, t.sent - o.sent,
+		t.xactUS - o.xactUS, t.queryUS - o.queryUS, t.assigned - o.assigned, t.waitUS - o.waitUS}
+}
+
+// statsPeriod is how often the averages are taken (PgBouncer's
+// stats_period is a minute; a shorter one shows a change sooner).
+const statsPeriod = 15 * time.Second
+
+// serverStats keeps what departed sessions counted, and the last two
+// samples of the totals, between which the averages are taken.
+type serverStats struct {
+	mu       sync.Mutex
+	departed map[string]dbTotals
+	// prev and last are totals by database at prevAt and lastAt.
+	prev, last     map[string]dbTotals
+	prevAt, lastAt time.Time
+}
+
+func newServerStats() *serverStats {
+	return &serverStats{departed: map[string]dbTotals{}}
+}
+
+// depart keeps a leaving client's counts.
+func (st *serverStats) depart(db string, c *clientStats) {
+	st.mu.Lock()
+	t := st.departed[db]
+	t.add(c.load())
+	st.departed[db] = t
+	st.mu.Unlock()
+}
+
+// totals are every database's counts so far.
+func (srv *Server) statsTotals() map[string]dbTotals {
+	srv.stats.mu.Lock()
+	out := make(map[string]dbTotals, len(srv.stats.departed))
+	for db, t := range srv.stats.departed {
+		out[db] = t
+	}
+	srv.stats.mu.Unlock()
+	srv.mu.Lock()
+	sessions := make([]*Session, 0, len(srv.sessions))
+	for s := range srv.sessions {
+		sessions = append(sessions, s)
+	}
+	srv.mu.Unlock()
+	for _, s := range sessions {
+		if db, ok := s.statsDB(); ok {
+			t := out[db]
+			t.add(s.stats.load())
+			out[db] = t
+		}
+	}
+	return out
+}
+
+// statsDB is the client database a session counts under, once logged in
+// to one (the console counts nowhere).
+func (s *Session) statsDB() (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.l == nil || s.console != 0 {
+		return "", false
+	}
+	return s.l.dbName, true
+}
+
+// sampleStats takes a sample every statsPeriod until done closes.
+func (srv *Server) sampleStats(done <-chan struct{}) {
+	t := time.NewTicker(statsPeriod)
+	defer t.Stop()
+	srv.takeSample(time.Now())
+	for {
+		select {
+		case now := <-t.C:
+			srv.takeSample(now)
+		case <-done:
+			return
+		}
+	}
+}
+
+func (srv *Server) takeSample(now time.Time) {
+	totals := srv.statsTotals()
+	srv.stats.mu.Lock()
+	srv.stats.prev, srv.stats.prevAt = srv.stats.last, srv.stats.lastAt
+	srv.stats.last, srv.stats.lastAt = totals, now
+	srv.stats.mu.Unlock()
+}
+
+// averages are per-database rates and means over the last sampled
+// period: counts and bytes per second, times per transaction, query and
+// wait (PgBouncer's avg_ columns). None before two samples.
+func (srv *Server) averages(db string) (avg [7]uint64) {
+	srv.stats.mu.Lock()
+	prev, last, secs := srv.stats.prev, srv.stats.last, srv.stats.lastAt.Sub(srv.stats.prevAt).Seconds()
+	srv.stats.mu.Unlock()
+	if prev == nil || secs <= 0 {
+		return avg
+	}
+	d := last[db].minus(prev[db])
+	per := func(v uint64) uint64 { return uint64(float64(v)/secs + 0.5) }
+	mean := func(sum, n uint64) uint64 {
+		if n == 0 {
+			return 0
+		}
+		return sum / n
+	}
+	return [7]uint64{per(d.xacts), per(d.queries), per(d.received), per(d.sent),
+		mean(d.xactUS, d.xacts), mean(d.queryUS, d.queries), mean(d.waitUS, d.assigned)}
+}
+
+// noteReady counts a ReadyForQuery that answered a client's request sent
+// at sent; s.mu is held. A transaction runs from its first request's
+// sending to the ReadyForQuery that finds the server idle again.
+func (s *Session) noteReady(status byte, sent time.Time) {
+	if sent.IsZero() {
+		return
+	}
+	now := time.Now()
+	s.stats.queries.Add(1)
+	s.stats.queryUS.Add(uint64(now.Sub(sent).Microseconds()))
+	if s.xactStart.IsZero() {
+		s.xactStart = sent
+	}
+	if status == 'I' {
+		s.stats.xacts.Add(1)
+		s.stats.xactUS.Add(uint64(now.Sub(s.xactStart).Microseconds()))
+		s.xactStart = time.Time{}
+	}
+}
+
+// noteAssigned counts a server connection given to the client for a
+// request it began asking for at start.
+func (s *Session) noteAssigned(start time.Time) {
+	s.stats.assigned.Add(1)
+	s.stats.waitUS.Add(uint64(time.Since(start).Microseconds()))
+}
+
+// countingWriter counts the bytes written to a client.
+type countingWriter struct {
+	w     io.Writer
+	count *atomic.Uint64 // nil until login
+}
+
+func (c *countingWriter) Write(b []byte) (int, error) {
+	n, err := c.w.Write(b)
+	if c.count != nil {
+		c.count.Add(uint64(n))
+	}
+	return n, err
+}
+
+// statsCollector exports SHOW STATS's totals to Prometheus, read at each
+// scrape.
+type statsCollector struct {
+	srv                                       *Server
+	xacts, queries, recv, sent, xactT, queryT *prometheus.Desc
+	assigned, waitT                           *prometheus.Desc
+}
+
+func newStatsCollector(srv *Server) *statsCollector {
+	d := func(name, help string) *prometheus.Desc {
+		return prometheus.NewDesc("pgninja_database_"+name, help, []string{"database"}, nil)
+	}
+	return &statsCollector{srv: srv,
+		xacts:    d("transactions_total", "Transactions the servers answered for clients of the database."),
+		queries:  d("queries_total", "Client requests the servers answered (one per Query or Sync)."),
+		recv:     d("received_bytes_total", "Bytes received from clients."),
+		sent:     d("sent_bytes_total", "Bytes sent to clients."),
+		xactT:    d("transaction_seconds_total", "Time spent in transactions, from their first request to their end."),
+		queryT:   d("query_seconds_total", "Time from sending each request to its ReadyForQuery."),
+		assigned: d("server_assignments_total", "Server connections given to clients."),
+		waitT:    d("wait_seconds_total", "Time clients waited for a server connection."),
+	}
+}
+
+func (c *statsCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{c.xacts, c.queries, c.recv, c.sent, c.xactT, c.queryT, c.assigned, c.waitT} {
+		ch <- d
+	}
+}
+
+func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
+	for db, t := range c.srv.statsTotals() {
+		for _, m := range []struct {
+			d *prometheus.Desc
+			v float64
+		}{
+			{c.xacts, float64(t.xacts)}, {c.queries, float64(t.queries)},
+			{c.recv, float64(t.received)}, {c.sent, float64(t.sent)},
+			{c.xactT, float64(t.xactUS) / 1e6}, {c.queryT, float64(t.queryUS) / 1e6},
+			{c.assigned, float64(t.assigned)}, {c.waitT, float64(t.waitUS) / 1e6},
+		} {
+			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, m.v, db)
+		}
+	}
+}
