@@ -466,3 +466,60 @@ func TestConsoleConfigHidesPasswords(t *testing.T) {
 		t.Errorf("users[0].password shows %q, want (set)", cfg["users[0].password"])
 	}
 }
+
+// TestConsolePauseEndsAtShutdown: a shutdown ends a PAUSE still waiting
+// and the requests it holds, rather than wait for a RESUME.
+func TestConsolePauseEndsAtShutdown(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 60*time.Second)
+	inTxn, held := h.ninja(t), h.ninja(t)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "PAUSE"); err != nil {
+		t.Fatal(err)
+	}
+	heldErr := make(chan error, 1)
+	go func() { _, err := held.Exec(ctx, "select 1"); heldErr <- err }()
+	waitFor(t, 10*time.Second, "the request held by PAUSE", func() bool {
+		return len(rowsWhere(consoleRows(t, admin, "SHOW CLIENTS"), "state", "paused")) == 1
+	})
+	if _, err := admin.Exec(ctx, "RESUME"); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-heldErr; err != nil {
+		t.Fatal(err)
+	}
+	// Again, with a PAUSE still waiting for an open transaction.
+	for _, q := range []string{"begin", "select 1"} {
+		if _, err := inTxn.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pauseErr := make(chan error, 1)
+	go func() { _, err := admin.Exec(ctx, "PAUSE"); pauseErr <- err }()
+	waitFor(t, 10*time.Second, "PAUSE to begin", func() bool {
+		_, err := held.Exec(ctxT(t, 100*time.Millisecond), "select 1")
+		return err != nil // held (and cancelled): the pause is on
+	})
+	go func() { _, err := held.Exec(ctx, "select 1"); heldErr <- err }()
+
+	sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = h.srv.Shutdown(sctx)
+	if d := time.Since(start); d > 10*time.Second {
+		t.Errorf("shutdown took %v with a PAUSE on", d)
+	}
+	for name, ch := range map[string]chan error{"PAUSE": pauseErr, "held request": heldErr} {
+		select {
+		case err := <-ch:
+			if err == nil {
+				t.Errorf("%s succeeded through a shutdown", name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Errorf("%s still waits after shutdown", name)
+		}
+	}
+}

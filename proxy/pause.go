@@ -49,6 +49,18 @@ func (p *pauses) resume(db string) bool {
 	return true
 }
 
+// endAll ends every pause, at shutdown: nothing may wait for a RESUME
+// that will not come.
+func (p *pauses) endAll() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for db, ch := range p.by {
+		close(ch)
+		delete(p.by, db)
+	}
+	p.on.Store(false)
+}
+
 // holding returns the pause that holds a client of db, or nil.
 func (p *pauses) holding(db string) chan struct{} {
 	if !p.on.Load() {
@@ -100,6 +112,9 @@ func (s *Session) waitResumed(ctx context.Context) error {
 	for ch != nil {
 		select {
 		case <-ch:
+			if s.srv.draining.Load() {
+				return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
+			}
 		case <-ctx.Done():
 			return context.Cause(ctx)
 		case <-t.C:
@@ -162,6 +177,11 @@ func (s *Session) untilNoLeases(ctx context.Context, db string) error {
 		}
 		if busy == 0 {
 			return nil
+		}
+		if s.srv.draining.Load() {
+			// Shutdown waits for this session; the clients it waits for
+			// are being ended anyway.
+			return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
 		}
 		select {
 		case <-t.C:

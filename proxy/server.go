@@ -305,6 +305,7 @@ func (s *Server) untrack(sess *Session) {
 // their next safe point, and closes what is left when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
+	s.pauses.endAll()
 	s.handlers.Stop()
 	s.relays.Stop()
 	s.mu.Lock()
