@@ -46,8 +46,10 @@ type Conn struct {
 	leased    atomic.Bool
 	created   time.Time
 	idleSince time.Time
-	broken    bool
-	scratch   []byte
+	// gen is the pool's target generation it was opened for.
+	gen     uint64
+	broken  bool
+	scratch []byte
 }
 
 // lend marks the connection as handed out; lending one already out would

@@ -73,11 +73,28 @@ func (p *Pool) SetOptions(o Options) {
 	p.mu.Unlock()
 }
 
-// SetTarget changes where new connections go (say, a new password).
+// SetTarget changes where new connections go (say, a new password). When
+// it names another server, database, user, password or sslmode, the
+// connections opened for the old one are closed: the idle ones now, the
+// lent ones when they come back, as PgBouncer does on a reload. Without
+// that, a reload that moves a backend would leave clients on the old
+// server until max_lifetime.
 func (p *Pool) SetTarget(t Target) {
 	p.mu.Lock()
+	old := p.target
 	p.target = t
+	old.ConnectTimeout, t.ConnectTimeout = 0, 0
+	if old == t {
+		p.mu.Unlock()
+		return
+	}
+	p.gen++
+	idle := p.idle
+	p.idle = nil
 	p.mu.Unlock()
+	for _, c := range idle {
+		p.discard(c)
+	}
 }
 
 // KnownParams returns the server's startup ParameterStatus set once a

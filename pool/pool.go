@@ -49,8 +49,11 @@ type Pool struct {
 	dial    DialFunc
 	dialing chan struct{}
 
-	mu      sync.Mutex
-	target  Target
+	mu     sync.Mutex
+	target Target
+	// gen counts the target's changes; a connection opened for an
+	// earlier one is closed when it comes back (see SetTarget).
+	gen     uint64
 	opts    Options
 	idle    []*Conn // most recently used last
 	total   int     // open plus being dialled
@@ -476,10 +479,13 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	select {
 	case p.dialing <- struct{}{}:
 		p.mu.Lock()
-		t := p.target
+		t, gen := p.target, p.gen
 		p.stats.Dials++
 		p.mu.Unlock()
 		c, err = p.dial(ctx, t)
+		if c != nil {
+			c.gen = gen
+		}
 		<-p.dialing
 	case <-ctx.Done():
 		err = ctx.Err()
@@ -535,12 +541,12 @@ func (p *Pool) Release(c *Conn, reset bool) {
 		panic("pool: connection released twice")
 	}
 	p.mu.Lock()
-	opts, closed := p.opts, p.closed
+	opts, closed, stale := p.opts, p.closed, c.gen != p.gen
 	if c.broken {
 		p.suspectUntil = time.Now().Add(suspectFor)
 	}
 	p.mu.Unlock()
-	if c.broken || closed || time.Since(c.created) > opts.MaxLifetime {
+	if c.broken || closed || stale || time.Since(c.created) > opts.MaxLifetime {
 		p.discard(c)
 		return
 	}
@@ -557,6 +563,12 @@ func (p *Pool) Release(c *Conn, reset bool) {
 		}
 	}
 	p.mu.Lock()
+	if c.gen != p.gen {
+		// The target changed while it was being cleaned.
+		p.mu.Unlock()
+		p.discard(c)
+		return
+	}
 	defer p.mu.Unlock()
 	if len(p.waiters) > 0 {
 		w := p.waiters[0]

@@ -338,3 +338,39 @@ func TestBrokenConnectionMakesIdleOnesSuspect(t *testing.T) {
 		t.Fatalf("stats %+v: want both dead connections dropped and a new one dialled", s)
 	}
 }
+
+// A target naming another server closes the connections to the old one:
+// the idle ones at once, a lent one when it comes back. A change that
+// reaches the same server (the connect timeout) closes nothing.
+func TestSetTargetRetiresConnectionsToTheOldServer(t *testing.T) {
+	var n atomic.Int32
+	var dialled atomic.Value
+	dial := func(ctx context.Context, tg Target) (*Conn, error) {
+		dialled.Store(tg.Host)
+		return fakeDial(&n, nil)(ctx, tg)
+	}
+	p := New(Target{Host: "old", Port: 1}, opts(3), dial)
+	idle, lent := mustAcquire(t, p), mustAcquire(t, p)
+	p.Release(idle, false)
+
+	p.SetTarget(Target{Host: "old", Port: 1, ConnectTimeout: time.Second})
+	if st := p.Stats(); st.Idle != 1 || st.Closed != 0 {
+		t.Fatalf("same server, new connect timeout: %+v, want the idle connection kept", st)
+	}
+	p.SetTarget(Target{Host: "new", Port: 1})
+	if st := p.Stats(); st.Idle != 0 || st.Closed != 1 || st.Total != 1 {
+		t.Fatalf("after the move: %+v, want the idle connection closed and the lent one open", st)
+	}
+	p.Release(lent, false)
+	if st := p.Stats(); st.Idle != 0 || st.Closed != 2 || st.Total != 0 {
+		t.Fatalf("lent connection back: %+v, want it closed", st)
+	}
+	c := mustAcquire(t, p)
+	if got := dialled.Load(); got != "new" || n.Load() != 3 {
+		t.Errorf("next connection dialled %v (%d dials), want a third dial to new", got, n.Load())
+	}
+	p.Release(c, false)
+	if st := p.Stats(); st.Idle != 1 {
+		t.Errorf("a connection to the new server went back: %+v, want it idle", st)
+	}
+}

@@ -2,8 +2,8 @@ package proxy_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -14,7 +14,6 @@ import (
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/proxy"
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 const consoleUsers = "admin_users: [ninja]\nstats_users: [trusty]\npool:\n  mode: transaction\n"
@@ -63,14 +62,6 @@ func rowsWhere(rows []map[string]string, col, val string) []map[string]string {
 	return out
 }
 
-func sqlState(err error) string {
-	var pe *pgconn.PgError
-	if errors.As(err, &pe) {
-		return pe.Code
-	}
-	return ""
-}
-
 // TestConsoleShowsWhoHoldsWhat checks SHOW CLIENTS, SERVERS and POOLS
 // against what a client in a transaction really holds: the backend pid
 // it reports itself.
@@ -85,8 +76,7 @@ func TestConsoleShowsWhoHoldsWhat(t *testing.T) {
 	if err := app.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
 		t.Fatal(err)
 	}
-	idle := h.ninja(t) // logged in, holding nothing
-	_ = idle
+	h.ninja(t) // a second client, logged in, holding nothing
 
 	con, err := h.console(t, "ninja", "ninja", "pgninja")
 	if err != nil {
@@ -163,7 +153,7 @@ func TestConsoleRefusesAsPostgreSQLWould(t *testing.T) {
 	for _, tc := range logins {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := h.console(t, tc.user, tc.pass, tc.db)
-			if got := sqlState(err); got != tc.state {
+			if got := sqlstate(err); got != tc.state {
 				t.Errorf("login: SQLSTATE %q (%v), want %q", got, err, tc.state)
 			}
 		})
@@ -194,7 +184,7 @@ func TestConsoleRefusesAsPostgreSQLWould(t *testing.T) {
 	for _, tc := range cmds {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := tc.c.Exec(ctxT(t, 10*time.Second), tc.q)
-			if got := sqlState(err); got != tc.state {
+			if got := sqlstate(err); got != tc.state {
 				t.Errorf("%s: SQLSTATE %q (%v), want %q", tc.q, got, err, tc.state)
 			}
 		})
@@ -202,7 +192,7 @@ func TestConsoleRefusesAsPostgreSQLWould(t *testing.T) {
 	// The extended protocol is refused until Sync, and the console
 	// answers the next query.
 	_, err = admin.PgConn().ExecParams(ctxT(t, 10*time.Second), "SHOW POOLS", nil, nil, nil, nil).Close()
-	if got := sqlState(err); got != "0A000" {
+	if got := sqlstate(err); got != "0A000" {
 		t.Errorf("extended protocol: SQLSTATE %q (%v), want 0A000", got, err)
 	}
 	if rows := consoleRows(t, admin, "SHOW VERSION"); len(rows) != 1 {
@@ -245,7 +235,7 @@ func TestConsoleReload(t *testing.T) {
 	bad := "pool: {max_size: -1}\n"
 	next.Store(&bad)
 	_, err = admin.Exec(ctx, "RELOAD")
-	if got := sqlState(err); got != "F0000" {
+	if got := sqlstate(err); got != "F0000" {
 		t.Fatalf("RELOAD of an invalid config: SQLSTATE %q (%v), want F0000", got, err)
 	}
 	if rows := rowsWhere(consoleRows(t, admin, "SHOW USERS"), "name", "newbie"); len(rows) != 0 {
@@ -284,7 +274,7 @@ func TestConsolePauseResume(t *testing.T) {
 		{"RESUME", "55000"},
 		{"PAUSE a b", "42601"},
 	} {
-		if _, err := admin.Exec(ctx, tc.q); sqlState(err) != tc.state {
+		if _, err := admin.Exec(ctx, tc.q); sqlstate(err) != tc.state {
 			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
 		}
 	}
@@ -319,7 +309,7 @@ func TestConsolePauseResume(t *testing.T) {
 	if idle := rowsWhere(consoleRows(t, other, "SHOW SERVERS"), "database", "ai_ninja"); len(idle) != 0 {
 		t.Errorf("server connections left open by PAUSE: %v", idle)
 	}
-	if _, err := other.Exec(ctx, "PAUSE"); sqlState(err) != "55000" {
+	if _, err := other.Exec(ctx, "PAUSE"); sqlstate(err) != "55000" {
 		t.Errorf("second PAUSE: %v, want 55000", err)
 	}
 	if _, err := other.Exec(ctx, "RESUME"); err != nil {
@@ -340,7 +330,7 @@ func TestConsolePauseResume(t *testing.T) {
 		_ = admin.PgConn().CancelRequest(ctx)
 	}()
 	_, err = admin.Exec(ctx, "PAUSE")
-	if sqlState(err) != "57014" {
+	if sqlstate(err) != "57014" {
 		t.Errorf("cancelled PAUSE: %v, want 57014", err)
 	}
 	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
@@ -349,7 +339,7 @@ func TestConsolePauseResume(t *testing.T) {
 	if _, err := waiter.Exec(ctx, "select 1"); err != nil {
 		t.Errorf("a request after the cancelled PAUSE: %v", err)
 	}
-	if _, err := other.Exec(ctx, "RESUME"); sqlState(err) != "55000" {
+	if _, err := other.Exec(ctx, "RESUME"); sqlstate(err) != "55000" {
 		t.Errorf("RESUME after a cancelled PAUSE: %v, want 55000 (not paused)", err)
 	}
 }
@@ -370,7 +360,7 @@ func TestConsolePauseOutlastsAcquireTimeout(t *testing.T) {
 	if rows := rowsWhere(consoleRows(t, admin, "SHOW DATABASES"), "paused", "true"); len(rows) != 1 {
 		t.Errorf("SHOW DATABASES while ai_ninja is paused: %v", rows)
 	}
-	if _, err := c.Exec(ctx, "create temp table never_made (i int)"); sqlState(err) != "53300" {
+	if _, err := c.Exec(ctx, "create temp table never_made (i int)"); sqlstate(err) != "53300" {
 		t.Fatalf("request held past acquire_timeout: %v, want 53300", err)
 	}
 	if _, err := admin.Exec(ctx, "RESUME ai_ninja"); err != nil {
@@ -521,5 +511,43 @@ func TestConsolePauseEndsAtShutdown(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			t.Errorf("%s still waits after shutdown", name)
 		}
+	}
+}
+
+// TestConsoleReloadMovesABackend: after a RELOAD that points a backend at
+// another server, the next transaction runs there, not on a pooled
+// connection to the old one.
+func TestConsoleReloadMovesABackend(t *testing.T) {
+	env := testbed.Require(t)
+	var next atomic.Pointer[string]
+	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, func(srv *proxy.Server) error {
+		cfg, err := config.Parse([]byte(*next.Load()), nil, nil)
+		if err != nil {
+			return err
+		}
+		return srv.Reload(cfg)
+	})
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	var standby bool
+	if err := c.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&standby); err != nil || standby {
+		t.Fatalf("before the move: in recovery %v (%v), want the primary", standby, err)
+	}
+	host, port, err := net.SplitHostPort(env.Replica)
+	if err != nil {
+		t.Fatal(err)
+	}
+	moved := fmt.Sprintf("backends:\n  - name: primary\n    host: %s\n    port: %s\n%susers:\n  - {name: ninja, password: ninja}\n",
+		host, port, consoleUsers)
+	next.Store(&moved)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "RELOAD"); err != nil {
+		t.Fatalf("RELOAD: %v", err)
+	}
+	if err := c.QueryRow(ctx, "select pg_is_in_recovery()").Scan(&standby); err != nil || !standby {
+		t.Errorf("after the move: in recovery %v (%v), want the server the backend now names", standby, err)
 	}
 }

@@ -116,6 +116,17 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.settings.Store(st)
+	// A backend that moved takes its pools along now, not at their next
+	// login: their connections to the old server close as they come back.
+	s.pools.Each(func(k pool.Key, p *pool.Pool) {
+		for _, b := range cfg.Backends {
+			if b.Name == k.Backend {
+				t := p.Target()
+				t.Host, t.Port, t.SSLMode, t.ConnectTimeout = b.Host, b.Port, cfg.TLS.BackendMode, cfg.Pool.ConnectTimeout
+				p.SetTarget(t)
+			}
+		}
+	})
 	return nil
 }
 
