@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,6 +112,9 @@ func NewServer(d Deps) (*Server, error) {
 // Reload swaps in a new configuration for new logins and new pool leases.
 // A configuration that fails to load changes nothing.
 func (s *Server) Reload(cfg *config.Config) error {
+	if err := s.reloadable(cfg); err != nil {
+		return err
+	}
 	st, err := buildSettings(cfg)
 	if err != nil {
 		return err
@@ -127,6 +131,21 @@ func (s *Server) Reload(cfg *config.Config) error {
 			}
 		}
 	})
+	return nil
+}
+
+// reloadable refuses what a reload cannot apply. Routing is built once,
+// at start: its settings, and with routing on the backends it checks and
+// weighs, would otherwise change for the pools but not for the health
+// checks, which could then vouch for a server the reads no longer go to.
+func (s *Server) reloadable(cfg *config.Config) error {
+	old := s.settings.Load().cfg
+	if cfg.Routing != old.Routing {
+		return errors.New("routing: its settings take effect at restart")
+	}
+	if s.router != nil && !slices.Equal(cfg.Backends, old.Backends) {
+		return errors.New("backends: with routing on, they take effect at restart")
+	}
 	return nil
 }
 
