@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -115,6 +116,9 @@ func (s *Server) Reload(cfg *config.Config) error {
 	if err := s.reloadable(cfg); err != nil {
 		return err
 	}
+	if later := atRestart(s.settings.Load().cfg, cfg); len(later) > 0 {
+		s.log.Warn("config reload: these settings take effect at restart", "settings", later)
+	}
 	st, err := buildSettings(cfg)
 	if err != nil {
 		return err
@@ -147,6 +151,28 @@ func (s *Server) reloadable(cfg *config.Config) error {
 		return errors.New("backends: with routing on, they take effect at restart")
 	}
 	return nil
+}
+
+// atRestart names the changed settings that only a restart applies and
+// that are harmless to leave as they are meanwhile.
+func atRestart(old, cfg *config.Config) []string {
+	var out []string
+	for _, f := range []struct {
+		name    string
+		changed bool
+	}{
+		{"listen", old.Listen != cfg.Listen},
+		{"unix_socket_dir", old.UnixSocketDir != cfg.UnixSocketDir},
+		{"admin_listen", old.AdminListen != cfg.AdminListen},
+		{"log_level", old.LogLevel != cfg.LogLevel},
+		{"log_format", old.LogFormat != cfg.LogFormat},
+		{"sidecar", !reflect.DeepEqual(old.Sidecar, cfg.Sidecar)},
+	} {
+		if f.changed {
+			out = append(out, f.name)
+		}
+	}
+	return out
 }
 
 // Listen opens the TCP listener and, when configured, the unix socket.
