@@ -88,6 +88,19 @@ func (p *Pool) SetTarget(t Target) {
 		p.mu.Unlock()
 		return
 	}
+	p.retireLocked()
+}
+
+// Retire closes every connection open now: the idle ones at once, the
+// lent ones when they come back (PgBouncer's RECONNECT). It returns how
+// many idle ones it closed.
+func (p *Pool) Retire() int {
+	p.mu.Lock()
+	return p.retireLocked()
+}
+
+// retireLocked starts a new generation; p.mu is held and released.
+func (p *Pool) retireLocked() int {
 	p.gen++
 	idle := p.idle
 	p.idle = nil
@@ -95,6 +108,7 @@ func (p *Pool) SetTarget(t Target) {
 	for _, c := range idle {
 		p.discard(c)
 	}
+	return len(idle)
 }
 
 // KnownParams returns the server's startup ParameterStatus set once a

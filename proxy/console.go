@@ -158,19 +158,25 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 			return nil, pgerr.New(pgerr.ConfigFileError, "config reload rejected; the running config stays: %v", err)
 		}
 		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte("RELOAD")}}, nil
+	case "RECONNECT":
+		if err := s.consoleAdminOnly(verb); err != nil {
+			return nil, err
+		}
+		db, err := consoleDatabase(s, verb, args)
+		if err != nil {
+			return nil, err
+		}
+		for _, kp := range s.srv.poolsOf(db) {
+			kp.p.Retire()
+		}
+		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte(verb)}}, nil
 	case "PAUSE", "RESUME":
 		if err := s.consoleAdminOnly(verb); err != nil {
 			return nil, err
 		}
-		if len(args) > 1 {
-			return nil, pgerr.New(pgerr.SyntaxError, "%s takes at most a database name", verb)
-		}
-		db := ""
-		if len(args) == 1 {
-			db = strings.Trim(args[0], `"`)
-			if _, ok := s.srv.settings.Load().cfg.Database(db); !ok {
-				return nil, pgerr.New(pgerr.InvalidCatalogName, "database %q does not exist", db)
-			}
+		db, err := consoleDatabase(s, verb, args)
+		if err != nil {
+			return nil, err
 		}
 		if verb == "PAUSE" {
 			if err := s.consolePause(db); err != nil {
@@ -182,6 +188,22 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte(verb)}}, nil
 	}
 	return nil, pgerr.New(pgerr.SyntaxError, "unknown command %q: SHOW HELP lists the commands", words[0])
+}
+
+// consoleDatabase reads the optional database argument of PAUSE, RESUME
+// and RECONNECT: "" means every database.
+func consoleDatabase(s *Session, verb string, args []string) (string, error) {
+	if len(args) > 1 {
+		return "", pgerr.New(pgerr.SyntaxError, "%s takes at most a database name", verb)
+	}
+	if len(args) == 0 {
+		return "", nil
+	}
+	db := strings.Trim(args[0], `"`)
+	if _, ok := s.srv.settings.Load().cfg.Database(db); !ok {
+		return "", pgerr.New(pgerr.InvalidCatalogName, "database %q does not exist", db)
+	}
+	return db, nil
 }
 
 // consoleAdminOnly refuses a command that changes something to a

@@ -558,3 +558,47 @@ func TestConsoleReloadMovesABackend(t *testing.T) {
 		t.Errorf("after the move: in recovery %v (%v), want the server the backend now names", standby, err)
 	}
 }
+
+// TestConsoleReconnect: RECONNECT closes the idle server connections at
+// once and a lent one when its transaction ends; the clients carry on,
+// on new ones.
+func TestConsoleReconnect(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 30*time.Second)
+	idle, inTxn := h.ninja(t), h.ninja(t)
+	pid := func(c *pgx.Conn) uint32 {
+		t.Helper()
+		var p uint32
+		if err := c.QueryRow(ctx, "select pg_backend_pid()").Scan(&p); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if _, err := inTxn.Exec(ctx, "begin"); err != nil {
+		t.Fatal(err)
+	}
+	lentPID := pid(inTxn)
+	idlePID := pid(idle) // its connection goes back to the pool
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := admin.Exec(ctx, "RECONNECT ai_ninja"); err != nil {
+		t.Fatal(err)
+	}
+	servers := rowsWhere(consoleRows(t, admin, "SHOW SERVERS"), "database", "ai_ninja")
+	if len(servers) != 1 || servers[0]["pid"] != fmt.Sprint(lentPID) {
+		t.Errorf("after RECONNECT: servers %v, want only the lent one (pid %d)", servers, lentPID)
+	}
+	if p := pid(inTxn); p != lentPID {
+		t.Errorf("the open transaction moved from pid %d to %d", lentPID, p)
+	}
+	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []*pgx.Conn{idle, inTxn} {
+		if p := pid(c); p == idlePID || p == lentPID {
+			t.Errorf("after RECONNECT a client ran on pid %d, an old connection", p)
+		}
+	}
+}

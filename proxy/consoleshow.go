@@ -133,6 +133,7 @@ func showHelp(*Session) *consoleTable {
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
 		{"RESUME [db]", "end a PAUSE (admin_users only)"},
+		{"RECONNECT [db]", "close the server connections: idle ones now, lent ones when they come back (admin_users only)"},
 	} {
 		t.add(c[0], c[1])
 	}

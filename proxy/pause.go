@@ -148,7 +148,7 @@ func (s *Session) consolePause(db string) error {
 		}
 		return err
 	}
-	for _, kp := range s.srv.pausedPools(db) {
+	for _, kp := range s.srv.poolsOf(db) {
 		kp.p.CloseIdle()
 	}
 	return nil
@@ -191,9 +191,9 @@ func (s *Session) untilNoLeases(ctx context.Context, db string) error {
 	}
 }
 
-// pausedPools are the pools serving db ("" for all): those of its
+// poolsOf are the pools serving db ("" for all): those of its
 // server-side database name.
-func (srv *Server) pausedPools(db string) []keyedPool {
+func (srv *Server) poolsOf(db string) []keyedPool {
 	var out []keyedPool
 	var server string
 	if db != "" {
