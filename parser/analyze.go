@@ -422,8 +422,10 @@ func (a *accumulator) transaction(st *pg.TransactionStmt) Kind {
 		a.c.TxnStart = st.Kind == pg.TransactionStmtKind_TRANS_STMT_START
 		return TxnBegin
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT:
+		a.c.TxnChain = st.Chain
 		return TxnCommit
 	case pg.TransactionStmtKind_TRANS_STMT_ROLLBACK:
+		a.c.TxnChain = st.Chain
 		return TxnRollback
 	case pg.TransactionStmtKind_TRANS_STMT_COMMIT_PREPARED:
 		// Makes a prepared transaction's writes visible: a write as far

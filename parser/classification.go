@@ -27,6 +27,9 @@ type Classification struct {
 	// TxnStart: the transaction opens with START TRANSACTION, whose
 	// command tag differs from BEGIN's.
 	TxnStart bool
+	// TxnChain: a COMMIT or ROLLBACK AND CHAIN, which opens the next
+	// transaction at once.
+	TxnChain bool
 
 	// ReadTables and WriteTables are relation names as written in the SQL:
 	// "public.t" if the SQL says public.t, "t" otherwise. CTE names are not

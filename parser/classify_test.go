@@ -27,6 +27,7 @@ type expect struct {
 	held, closed []string
 	isolation    string
 	start        bool
+	chain        bool
 	stmtName     string
 	hint         Hint
 	hintErr      bool
@@ -125,7 +126,9 @@ func TestClassify(t *testing.T) {
 		{"SET TRANSACTION READ ONLY", expect{kind: TxnOther, readOnly: ReadOnly}},
 		{"SET TRANSACTION ISOLATION LEVEL SERIALIZABLE READ WRITE", expect{kind: TxnOther, readOnly: ReadWrite, isolation: "serializable"}},
 		{"COMMIT", expect{kind: TxnCommit}},
-		{"COMMIT AND CHAIN", expect{kind: TxnCommit}},
+		{"COMMIT AND CHAIN", expect{kind: TxnCommit, chain: true}},
+		{"ROLLBACK AND CHAIN", expect{kind: TxnRollback, chain: true}},
+		{"COMMIT AND NO CHAIN", expect{kind: TxnCommit}},
 		{"ROLLBACK", expect{kind: TxnRollback}},
 		{"ABORT", expect{kind: TxnRollback}},
 		{"SAVEPOINT s1", expect{kind: TxnOther}},
@@ -256,6 +259,7 @@ func checkExpect(t *testing.T, got *Classification, w expect) {
 	check("ClosedCursors", slices.Equal(got.ClosedCursors, w.closed), got.ClosedCursors, w.closed)
 	check("TxnIsolation", got.TxnIsolation == w.isolation, got.TxnIsolation, w.isolation)
 	check("TxnStart", got.TxnStart == w.start, got.TxnStart, w.start)
+	check("TxnChain", got.TxnChain == w.chain, got.TxnChain, w.chain)
 	check("StatementName", got.StatementName == w.stmtName, got.StatementName, w.stmtName)
 	check("Hint", got.Hint == w.hint, got.Hint, w.hint)
 	check("SessionRoute", got.SessionRoute == w.route, got.SessionRoute, w.route)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -70,6 +71,48 @@ func (s *Session) deferBegin() (bool, error) {
 	s.srv.metrics.beginsDeferred.Inc()
 	s.idleInTransactionDeadline('T')
 	return true, s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'T'})
+}
+
+// endEmpty answers a lone COMMIT or ROLLBACK that follows a held-back
+// BEGIN at once: the transaction holds nothing, so no server need see
+// either. It reports whether it did.
+func (s *Session) endEmpty() (bool, error) {
+	s.mu.Lock()
+	held := s.begins == 1
+	s.mu.Unlock()
+	if !held || len(s.req) < 6 || s.req[0] != 'Q' || int(binary.BigEndian.Uint32(s.req[1:5]))+1 != len(s.req) {
+		return false, nil
+	}
+	cls := s.classifyQuery(s.req[5:])
+	if (cls.Kind != parser.TxnCommit && cls.Kind != parser.TxnRollback) || cls.TxnChain || cls.MultiStatement ||
+		cls.ParseError != nil || cls.Hint != parser.HintNone || cls.HintErr != nil {
+		return false, nil
+	}
+	tag := "COMMIT"
+	if cls.Kind == parser.TxnRollback {
+		tag = "ROLLBACK"
+	}
+	s.mu.Lock()
+	// begins > 1: the transaction failed (failBegin); a server answers
+	// what follows, as for any failed transaction.
+	if s.begins != 1 || s.txStatus != 'T' || s.lease != nil || len(s.pending) > 0 || s.openBatch {
+		s.mu.Unlock()
+		return false, nil
+	}
+	s.begin, s.begins = nil, 0
+	s.txStatus = 'I'
+	if s.routed() {
+		s.rs.DeferredEnded()
+	}
+	draining := s.draining
+	s.mu.Unlock()
+	s.idleInTransactionDeadline('I')
+	err := s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
+	if draining {
+		// The safe point a shutdown waited for.
+		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+	}
+	return true, err
 }
 
 // errBeginRefused is why a server connection is given up whose server

@@ -159,6 +159,9 @@ func (s *Session) send(complete bool) error {
 		if deferred, err := s.deferBegin(); deferred || err != nil {
 			return err
 		}
+		if ended, err := s.endEmpty(); ended || err != nil {
+			return err
+		}
 	}
 	defer func() { s.rerouteOK, s.rerouting, s.reruns = false, false, 0 }()
 	for {

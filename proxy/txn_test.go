@@ -877,6 +877,49 @@ func TestTxnDeferredBegin(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("an empty transaction reaches no server", func(t *testing.T) {
+		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+		ctx := ctxT(t, 20*time.Second)
+		holder, a := h.ninja(t), h.ninja(t)
+		tx, err := holder.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.Exec(ctx, "select 1"); err != nil {
+			t.Fatal(err)
+		}
+		// The only server connection is taken: whatever needs a server
+		// fails with 53300.
+		for _, tc := range []struct{ begin, end, tag string }{
+			{"begin", "commit", "COMMIT"},
+			{"start transaction read only", "end", "COMMIT"},
+			{"begin", "rollback", "ROLLBACK"},
+			{"begin", "abort", "ROLLBACK"},
+		} {
+			for _, q := range []string{tc.begin, tc.end} {
+				res, err := a.PgConn().Exec(ctx, q).ReadAll()
+				if err != nil {
+					t.Fatalf("%s; %s: %s: %v", tc.begin, tc.end, q, err)
+				}
+				if q == tc.end && res[0].CommandTag.String() != tc.tag {
+					t.Errorf("%s: tag %q, want %q", q, res[0].CommandTag.String(), tc.tag)
+				}
+			}
+			if st := a.PgConn().TxStatus(); st != 'I' {
+				t.Errorf("after %s; %s: status %c, want I", tc.begin, tc.end, st)
+			}
+		}
+		// AND CHAIN opens the next transaction: a server must see it.
+		for _, q := range []string{"begin", "commit and chain"} {
+			_, err = a.PgConn().Exec(ctx, q).ReadAll()
+		}
+		if sqlstate(err) != "53300" {
+			t.Errorf("commit and chain without a server connection: %v, want 53300", err)
+		}
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	})
 	t.Run("a first statement refused fails the transaction", func(t *testing.T) {
 		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
 		ctx := ctxT(t, 20*time.Second)

@@ -314,6 +314,10 @@ func appendNew(dst, names []string) []string {
 	return dst
 }
 
+// DeferredEnded records the end of a transaction whose BEGIN the proxy
+// held back and that ended with nothing in it: no server saw it.
+func (s *SessionState) DeferredEnded() { s.endTxn() }
+
 // BeginDeferred records a BEGIN the proxy answered itself and holds back
 // until the client's next request: the transaction is open, and the
 // request that opens it on a server is placed by rule 8 of Decide with
