@@ -12,7 +12,7 @@ import (
 )
 
 // The admin console is PgBouncer's: a client that logs in to the database
-// pgninja (or pgbouncer, so that PgBouncer's tools and habits work) talks
+// pgninja (or pgbouncer, PgBouncer's name for it) talks
 // to the proxy itself, in simple queries: SHOW POOLS, SHOW CLIENTS,
 // RELOAD and the rest (SHOW HELP lists them). admin_users may run every
 // command, stats_users the SHOW commands.
@@ -95,8 +95,16 @@ func (s *Session) serveConsole() error {
 			if err := s.c.Send(&pgproto3.ReadyForQuery{TxStatus: 'I'}); err != nil {
 				return err
 			}
-		case 'P', 'B', 'D', 'E', 'C', 'H', 'F', 'd', 'c', 'f':
+		case 'F':
+			// A FunctionCall is answered at once; no Sync follows it.
+			if err := s.c.sendError(pgerr.New(pgerr.FeatureNotSupported,
+				"the admin console takes simple queries only"), 'I'); err != nil {
+				return err
+			}
+		case 'P', 'B', 'D', 'E', 'C', 'H':
 			refused = true
+		case 'd', 'c', 'f':
+			// Outside COPY these are ignored, as PostgreSQL ignores them.
 		default:
 			return pgerr.Fatal(pgerr.ProtocolViolation, "invalid frontend message type %d", typ)
 		}

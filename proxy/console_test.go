@@ -14,6 +14,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/proxy"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 const consoleUsers = "admin_users: [ninja]\nstats_users: [trusty]\npool:\n  mode: transaction\n"
@@ -601,4 +602,36 @@ func TestConsoleReconnect(t *testing.T) {
 			t.Errorf("after RECONNECT a client ran on pid %d, an old connection", p)
 		}
 	}
+}
+
+// TestConsoleRawProtocol: a FunctionCall is refused at once (no Sync
+// follows one), COPY messages outside COPY are ignored, and the console
+// goes on answering.
+func TestConsoleRawProtocol(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	c := rawConn(t, h)
+	start, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": "trusty", "database": "pgninja"}}).Encode(nil)
+	if _, err := c.Write(start); err != nil {
+		t.Fatal(err)
+	}
+	fe := pgproto3.NewFrontend(c, c)
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
+			break
+		}
+	}
+	fe.Send(&pgproto3.FunctionCall{Function: 1574})
+	msgs := expectMessages(t, fe, "ErrorResponse", "ReadyForQuery")
+	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" {
+		t.Errorf("FunctionCall: %s %s, want 0A000", e.Code, e.Message)
+	}
+	fe.Send(&pgproto3.CopyData{Data: []byte("x")})
+	fe.Send(&pgproto3.CopyDone{})
+	fe.Send(&pgproto3.Query{String: "SHOW VERSION"})
+	expectMessages(t, fe, "RowDescription", "DataRow", "CommandComplete", "ReadyForQuery")
 }
