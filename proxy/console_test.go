@@ -434,6 +434,11 @@ func TestConsoleStatsCountWhatRan(t *testing.T) {
 	if cols := consoleRows(t, admin, "SHOW STATS_TOTALS"); len(cols) != 1 || cols[0]["avg_xact_count"] != "" {
 		t.Errorf("SHOW STATS_TOTALS: %v", cols)
 	}
+	// With its only client gone, the pool still says its mode.
+	if pools := rowsWhere(consoleRows(t, admin, "SHOW POOLS"), "database", "ai_ninja"); len(pools) != 1 ||
+		pools[0]["pool_mode"] != "transaction" || pools[0]["cl_active"] != "0" {
+		t.Errorf("SHOW POOLS with no client: %v, want transaction mode and no client", pools)
+	}
 	// The same totals on /metrics.
 	if got := counterValue(t, h.reg, "pgninja_database_transactions_total"); got != 6 {
 		t.Errorf("pgninja_database_transactions_total = %v, want 6", got)

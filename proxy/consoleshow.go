@@ -283,9 +283,18 @@ func showPools(s *Session) *consoleTable {
 			modes[p] = "mixed"
 		}
 	}
+	cfg := s.srv.settings.Load().cfg
 	for _, kp := range s.srv.sortedPools() {
 		st := kp.p.Stats()
 		other := max(st.Total-st.Idle-lent[kp.p], 0)
+		if _, seen := modes[kp.p]; !seen {
+			// No client now: the mode a client of that database and
+			// user would get (the pool names them as the server knows
+			// them, the same names unless the config maps them).
+			db, _ := cfg.Database(kp.key.Database)
+			u, _ := cfg.User(kp.key.User)
+			modes[kp.p] = cfg.PoolModeFor(db, u)
+		}
 		t.add(kp.key.Database, kp.key.User, kp.key.Backend, active[kp.p], st.Waiting+held[kp.p], lent[kp.p], st.Idle, other,
 			int64(st.MaxWait/time.Second), (st.MaxWait % time.Second).Microseconds(), modes[kp.p],
 			st.Acquires, st.Waits, st.Timeouts, st.Dials, st.DialErrors)
