@@ -92,15 +92,15 @@ func (p *Pool) SetTarget(t Target) {
 }
 
 // Retire closes every connection open now: the idle ones at once, the
-// lent ones when they come back (PgBouncer's RECONNECT). It returns how
-// many idle ones it closed.
-func (p *Pool) Retire() int {
+// lent ones when they come back (PgBouncer's RECONNECT, and PAUSE once
+// nothing is lent).
+func (p *Pool) Retire() {
 	p.mu.Lock()
-	return p.retireLocked()
+	p.retireLocked()
 }
 
 // retireLocked starts a new generation; p.mu is held and released.
-func (p *Pool) retireLocked() int {
+func (p *Pool) retireLocked() {
 	p.gen++
 	idle := p.idle
 	p.idle = nil
@@ -108,7 +108,6 @@ func (p *Pool) retireLocked() int {
 	for _, c := range idle {
 		p.discard(c)
 	}
-	return len(idle)
 }
 
 // KnownParams returns the server's startup ParameterStatus set once a
@@ -207,13 +206,7 @@ type ConnInfo struct {
 	PID       uint32
 	Addr      string
 	Created   time.Time
-	IdleSince time.Time
-	TxStatus  byte
-}
-
-// Info describes c. Call it only while c is idle or held by the caller.
-func (c *Conn) Info() ConnInfo {
-	return ConnInfo{PID: c.PID, Addr: c.Addr, Created: c.created, IdleSince: c.idleSince, TxStatus: c.TxStatus}
+	IdleSince time.Time // zero while lent
 }
 
 // Created is when c was opened.
@@ -225,21 +218,7 @@ func (p *Pool) IdleConns() []ConnInfo {
 	defer p.mu.Unlock()
 	out := make([]ConnInfo, 0, len(p.idle))
 	for _, c := range p.idle {
-		out = append(out, c.Info())
+		out = append(out, ConnInfo{PID: c.PID, Addr: c.Addr, Created: c.created, IdleSince: c.idleSince})
 	}
 	return out
-}
-
-// CloseIdle closes the connections idle now, as PAUSE on the admin
-// console does so that the server can be restarted; the pool stays open.
-// It returns how many it closed.
-func (p *Pool) CloseIdle() int {
-	p.mu.Lock()
-	idle := p.idle
-	p.idle = nil
-	p.mu.Unlock()
-	for _, c := range idle {
-		p.discard(c)
-	}
-	return len(idle)
 }

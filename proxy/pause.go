@@ -74,7 +74,7 @@ func (p *pauses) holding(db string) chan struct{} {
 	return p.by[db]
 }
 
-// paused lists what is paused, for SHOW DATABASES.
+// paused reports whether db (or everything) is paused, for SHOW DATABASES.
 func (p *pauses) paused(db string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -149,7 +149,7 @@ func (s *Session) consolePause(db string) error {
 		return err
 	}
 	for _, kp := range s.srv.poolsOf(db) {
-		kp.p.CloseIdle()
+		kp.p.Retire()
 	}
 	return nil
 }
