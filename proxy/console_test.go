@@ -216,12 +216,12 @@ func TestConsoleNameOfARealDatabase(t *testing.T) {
 	}
 }
 
-// TestConsoleReload: RELOAD applies a valid config, as SIGHUP does, and
-// reports a rejected one while the running config stays.
-func TestConsoleReload(t *testing.T) {
-	env := testbed.Require(t)
-	// The next config, set here and read by the session that runs RELOAD.
-	var next atomic.Pointer[string]
+// startReloadable serves the console users' config; RELOAD then reads
+// the YAML last stored in the pointer it returns (the test sets it, the
+// session running RELOAD reads it).
+func startReloadable(t *testing.T, env *testbed.Env) (*harness, *atomic.Pointer[string]) {
+	t.Helper()
+	next := new(atomic.Pointer[string])
 	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, func(srv *proxy.Server) error {
 		cfg, err := config.Parse([]byte(*next.Load()), nil, nil)
 		if err != nil {
@@ -229,6 +229,14 @@ func TestConsoleReload(t *testing.T) {
 		}
 		return srv.Reload(cfg)
 	})
+	return h, next
+}
+
+// TestConsoleReload: RELOAD applies a valid config, as SIGHUP does, and
+// reports a rejected one while the running config stays.
+func TestConsoleReload(t *testing.T) {
+	env := testbed.Require(t)
+	h, next := startReloadable(t, env)
 	admin, err := h.console(t, "ninja", "ninja", "pgninja")
 	if err != nil {
 		t.Fatal(err)
@@ -533,14 +541,7 @@ func TestConsolePauseEndsAtShutdown(t *testing.T) {
 // connection to the old one.
 func TestConsoleReloadMovesABackend(t *testing.T) {
 	env := testbed.Require(t)
-	var next atomic.Pointer[string]
-	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, func(srv *proxy.Server) error {
-		cfg, err := config.Parse([]byte(*next.Load()), nil, nil)
-		if err != nil {
-			return err
-		}
-		return srv.Reload(cfg)
-	})
+	h, next := startReloadable(t, env)
 	ctx := ctxT(t, 30*time.Second)
 	c := h.ninja(t)
 	var standby bool
@@ -615,22 +616,7 @@ func TestConsoleReconnect(t *testing.T) {
 // goes on answering.
 func TestConsoleRawProtocol(t *testing.T) {
 	h := startProxy(t, consoleUsers)
-	c := rawConn(t, h)
-	start, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-		Parameters: map[string]string{"user": "trusty", "database": "pgninja"}}).Encode(nil)
-	if _, err := c.Write(start); err != nil {
-		t.Fatal(err)
-	}
-	fe := pgproto3.NewFrontend(c, c)
-	for {
-		msg, err := fe.Receive()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-			break
-		}
-	}
+	fe := loginRawTo(t, rawConn(t, h), "trusty", "pgninja")
 	fe.Send(&pgproto3.FunctionCall{Function: 1574})
 	msgs := expectMessages(t, fe, "ErrorResponse", "ReadyForQuery")
 	if e := msgs[0].(*pgproto3.ErrorResponse); e.Code != "0A000" {

@@ -160,7 +160,15 @@ func readError(t *testing.T, c net.Conn) *pgproto3.ErrorResponse {
 // protocol stream, ready for a request.
 func loginRaw(t *testing.T, c net.Conn, user string) *pgproto3.Frontend {
 	t.Helper()
-	if _, err := c.Write(startupBytes(user)); err != nil {
+	return loginRawTo(t, c, user, "ai_ninja")
+}
+
+// loginRawTo is loginRaw to database db.
+func loginRawTo(t *testing.T, c net.Conn, user, db string) *pgproto3.Frontend {
+	t.Helper()
+	start, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": user, "database": db}}).Encode(nil)
+	if _, err := c.Write(start); err != nil {
 		t.Fatal(err)
 	}
 	fe := pgproto3.NewFrontend(c, c)
@@ -173,12 +181,6 @@ func loginRaw(t *testing.T, c net.Conn, user string) *pgproto3.Frontend {
 			return fe
 		}
 	}
-}
-
-func startupBytes(user string) []byte {
-	b, _ := (&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-		Parameters: map[string]string{"user": user, "database": "ai_ninja"}}).Encode(nil)
-	return b
 }
 
 func TestProtocolViolations(t *testing.T) {
