@@ -202,9 +202,11 @@ func (s *Session) view() (clientView, bool) {
 		v.state = "waiting"
 	case s.lease != nil:
 		v.state = "active"
-		v.server = pool.ConnInfo{PID: s.lease.PID, Addr: s.lease.Addr, Created: s.lease.Created()}
 	default:
 		v.state = "idle"
+	}
+	if s.lease != nil {
+		v.server = pool.ConnInfo{PID: s.lease.PID, Addr: s.lease.Addr, Created: s.lease.Created()}
 	}
 	if s.pinned != 0 {
 		v.pinned = s.pinned.String()
