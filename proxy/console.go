@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"strings"
-	"time"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
@@ -42,7 +41,7 @@ func (s *Session) consoleLogin(pkt *startupPacket, u config.User, secret auth.Se
 	// Its own key, registered so that no client can take it; a cancel
 	// for the console has nothing to stop.
 	s.srv.keys.register(s, 0)
-	msgs := []wire.Encoder{&pgproto3.AuthenticationOk{}}
+	out := loginOK()
 	for _, p := range [][2]string{
 		{"server_version", consoleServerVersion},
 		{"server_encoding", "UTF8"},
@@ -52,14 +51,9 @@ func (s *Session) consoleLogin(pkt *startupPacket, u config.User, secret auth.Se
 		{"standard_conforming_strings", "on"},
 		{"application_name", s.l.appName},
 	} {
-		msgs = append(msgs, &pgproto3.ParameterStatus{Name: p[0], Value: p[1]})
+		out = appendParameterStatus(out, p[0], p[1])
 	}
-	msgs = append(msgs,
-		&pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret},
-		&pgproto3.ReadyForQuery{TxStatus: 'I'})
-	_ = s.c.Conn.SetDeadline(time.Time{})
-	s.phase = phaseReady
-	return s.c.SendAll(msgs...)
+	return s.loggedIn(out)
 }
 
 // consoleServerVersion reads as a version to libpq (PQserverVersion), so

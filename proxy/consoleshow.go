@@ -216,12 +216,7 @@ func (s *Session) view() (clientView, bool) {
 
 // clientViews are every logged-in client's, in login order.
 func (srv *Server) clientViews() []clientView {
-	srv.mu.Lock()
-	sessions := make([]*Session, 0, len(srv.sessions))
-	for s := range srv.sessions {
-		sessions = append(sessions, s)
-	}
-	srv.mu.Unlock()
+	sessions := srv.sessionList()
 	views := make([]clientView, 0, len(sessions))
 	for _, s := range sessions {
 		if v, ok := s.view(); ok {
@@ -377,8 +372,8 @@ func showDatabases(s *Session) *consoleTable {
 }
 
 func showUsers(s *Session) *consoleTable {
-	cfg := s.srv.settings.Load().cfg
 	st := s.srv.settings.Load()
+	cfg := st.cfg
 	t := newTable([]string{"pool_size"}, "name", "auth", "pool_mode", "pool_size", "console")
 	for _, u := range cfg.Users {
 		console := ""

@@ -77,10 +77,9 @@ func (s *Session) deferBegin() (bool, error) {
 // BEGIN at once: the transaction holds nothing, so no server need see
 // either. It reports whether it did.
 func (s *Session) endEmpty() (bool, error) {
-	s.mu.Lock()
-	held := s.begins == 1
-	s.mu.Unlock()
-	if !held || len(s.req) < 6 || s.req[0] != 'Q' || int(binary.BigEndian.Uint32(s.req[1:5]))+1 != len(s.req) {
+	// s.begin and s.begins are written only on the session goroutine, this
+	// one, so the common case (nothing held) costs no lock.
+	if s.begins != 1 || len(s.req) < 6 || s.req[0] != 'Q' || int(binary.BigEndian.Uint32(s.req[1:5]))+1 != len(s.req) {
 		return false, nil
 	}
 	cls := s.classifyQuery(s.req[5:])

@@ -45,14 +45,8 @@ func (s *Server) watchReplicas(done <-chan struct{}) {
 // endReadsOn closes the server connections of the reads waiting on
 // backend that may be run again elsewhere.
 func (s *Server) endReadsOn(backend string) {
-	s.mu.Lock()
-	sessions := make([]*Session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
-	s.mu.Unlock()
 	ended := 0
-	for _, sess := range sessions {
+	for _, sess := range s.sessionList() {
 		if c := sess.readWaitingOn(backend); c != nil {
 			c.MarkBroken()
 			_ = c.Conn.Close()

@@ -102,11 +102,21 @@ func (s *Session) login(pkt *startupPacket) error {
 	s.c.wmu.Lock()
 	s.c.out.count = &s.stats.sent
 	s.c.wmu.Unlock()
-	// Encoded by hand into one buffer: as pgproto3 messages these were a
-	// fifth of a login's allocations.
+	return s.loggedIn(s.params.appendReported(loginOK(), serverParams))
+}
+
+// loginOK starts a login's last answer: AuthenticationOk, then the
+// ParameterStatus messages the caller appends. Encoded by hand into one
+// buffer: as pgproto3 messages these were a fifth of a login's
+// allocations.
+func loginOK() []byte {
 	out := wire.AppendHeader(make([]byte, 0, 512), 'R', 4)
-	out = append(out, 0, 0, 0, 0) // AuthenticationOk
-	out = s.params.appendReported(out, serverParams)
+	return append(out, 0, 0, 0, 0)
+}
+
+// loggedIn ends the login: out (from loginOK) with BackendKeyData and the
+// first ReadyForQuery goes out, and the session is ready for requests.
+func (s *Session) loggedIn(out []byte) error {
 	out = wire.Append(out, &pgproto3.BackendKeyData{ProcessID: s.keyPID, SecretKey: s.keySecret})
 	out = append(out, 'Z', 0, 0, 0, 5, 'I')
 	s.out = out[:0]

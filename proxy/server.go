@@ -348,6 +348,18 @@ func (s *Server) track(sess *Session) bool {
 	return true
 }
 
+// sessionList is a copy of the tracked sessions, to visit without the
+// server's lock.
+func (s *Server) sessionList() []*Session {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sessions := make([]*Session, 0, len(s.sessions))
+	for sess := range s.sessions {
+		sessions = append(sessions, sess)
+	}
+	return sessions
+}
+
 func (s *Server) untrack(sess *Session) {
 	s.mu.Lock()
 	delete(s.sessions, sess)

@@ -89,13 +89,7 @@ func (srv *Server) statsTotals() map[string]dbTotals {
 		out[db] = t
 	}
 	srv.stats.mu.Unlock()
-	srv.mu.Lock()
-	sessions := make([]*Session, 0, len(srv.sessions))
-	for s := range srv.sessions {
-		sessions = append(sessions, s)
-	}
-	srv.mu.Unlock()
-	for _, s := range sessions {
+	for _, s := range srv.sessionList() {
 		if db, ok := s.statsDB(); ok {
 			t := out[db]
 			t.add(s.stats.load())
