@@ -88,6 +88,12 @@ func (p *Pool) SetTarget(t Target) {
 		p.mu.Unlock()
 		return
 	}
+	// The new server reports its own settings (server_version, say) to
+	// the clients that log in from now on.
+	if p.params != nil {
+		p.params = nil
+		p.paramsReady = make(chan struct{})
+	}
 	p.retireLocked()
 }
 
@@ -108,6 +114,32 @@ func (p *Pool) retireLocked() {
 	for _, c := range idle {
 		p.discard(c)
 	}
+}
+
+// countGen counts n more (or fewer) open connections of generation gen;
+// p.mu is held.
+func (p *Pool) countGen(gen uint64, n int) {
+	if p.byGen == nil {
+		p.byGen = map[uint64]int{}
+	}
+	if p.byGen[gen] += n; p.byGen[gen] <= 0 {
+		delete(p.byGen, gen)
+	}
+}
+
+// Retiring is how many connections a Retire or a new target left open,
+// lent to clients: each closes when it comes back (PgBouncer's
+// WAIT_CLOSE waits for them).
+func (p *Pool) Retiring() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	n := 0
+	for gen, count := range p.byGen {
+		if gen != p.gen {
+			n += count
+		}
+	}
+	return n
 }
 
 // KnownParams returns the server's startup ParameterStatus set once a

@@ -53,7 +53,10 @@ type Pool struct {
 	target Target
 	// gen counts the target's changes; a connection opened for an
 	// earlier one is closed when it comes back (see SetTarget).
-	gen     uint64
+	gen uint64
+	// byGen counts the open connections of each generation, so that
+	// WAIT_CLOSE can tell when the retired ones are gone.
+	byGen   map[uint64]int
 	opts    Options
 	idle    []*Conn // most recently used last
 	total   int     // open plus being dialled
@@ -503,7 +506,8 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	}
 	c.pool = p
 	c.lend()
-	if p.params == nil {
+	p.countGen(c.gen, 1)
+	if p.params == nil && c.gen == p.gen {
 		p.params = c.Params
 		close(p.paramsReady)
 	}
@@ -527,6 +531,7 @@ func (p *Pool) discard(c *Conn) {
 	_ = c.Close()
 	p.mu.Lock()
 	p.total--
+	p.countGen(c.gen, -1)
 	p.stats.Closed++
 	p.passSlot()
 	p.mu.Unlock()

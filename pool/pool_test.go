@@ -347,11 +347,18 @@ func TestSetTargetRetiresConnectionsToTheOldServer(t *testing.T) {
 	var dialled atomic.Value
 	dial := func(ctx context.Context, tg Target) (*Conn, error) {
 		dialled.Store(tg.Host)
-		return fakeDial(&n, nil)(ctx, tg)
+		c, err := fakeDial(&n, nil)(ctx, tg)
+		if c != nil {
+			c.Params = map[string]string{"server_version": tg.Host}
+		}
+		return c, err
 	}
 	p := New(Target{Host: "old", Port: 1}, opts(3), dial)
 	idle, lent := mustAcquire(t, p), mustAcquire(t, p)
 	p.Release(idle, false)
+	if r := p.Retiring(); r != 0 {
+		t.Fatalf("Retiring before any move = %d, want 0", r)
+	}
 
 	p.SetTarget(Target{Host: "old", Port: 1, ConnectTimeout: time.Second})
 	if st := p.Stats(); st.Idle != 1 || st.Closed != 0 {
@@ -361,9 +368,19 @@ func TestSetTargetRetiresConnectionsToTheOldServer(t *testing.T) {
 	if st := p.Stats(); st.Idle != 0 || st.Closed != 1 || st.Total != 1 {
 		t.Fatalf("after the move: %+v, want the idle connection closed and the lent one open", st)
 	}
+	if r := p.Retiring(); r != 1 {
+		t.Fatalf("Retiring after the move = %d, want the lent connection", r)
+	}
 	p.Release(lent, false)
 	if st := p.Stats(); st.Idle != 0 || st.Closed != 2 || st.Total != 0 {
 		t.Fatalf("lent connection back: %+v, want it closed", st)
+	}
+	if r := p.Retiring(); r != 0 {
+		t.Fatalf("Retiring once it is back = %d, want 0", r)
+	}
+	params, err := p.Params(context.Background())
+	if err != nil || params["server_version"] != "new" {
+		t.Errorf("Params after the move = %v, %v: want the new server's", params, err)
 	}
 	c := mustAcquire(t, p)
 	if got := dialled.Load(); got != "new" || n.Load() != 3 {
