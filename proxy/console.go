@@ -128,13 +128,21 @@ func (s *Session) consoleQuery(q string) error {
 		msgs = append(msgs, &pgproto3.EmptyQueryResponse{})
 	}
 	msgs = append(msgs, &pgproto3.ReadyForQuery{TxStatus: 'I'})
-	return s.c.SendAll(msgs...)
+	err := s.c.SendAll(msgs...)
+	if then := s.consoleThen; then != nil {
+		s.consoleThen = nil
+		then()
+	}
+	return err
 }
 
 // consoleCommand answers one statement, given as its words.
 func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 	verb := strings.ToUpper(words[0])
 	args := words[1:]
+	if out, ok, err := s.consoleControl(verb, args); ok {
+		return out, err
+	}
 	switch verb {
 	case "SHOW":
 		if len(args) != 1 {
@@ -192,8 +200,8 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 	return nil, pgerr.New(pgerr.SyntaxError, "unknown command %q: SHOW HELP lists the commands", words[0])
 }
 
-// consoleDatabase reads the optional database argument of PAUSE, RESUME
-// and RECONNECT: "" means every database.
+// consoleDatabase reads the optional database argument of PAUSE, RESUME,
+// RECONNECT and the like: "" means every database.
 func consoleDatabase(s *Session, verb string, args []string) (string, error) {
 	if len(args) > 1 {
 		return "", pgerr.New(pgerr.SyntaxError, "%s takes at most a database name", verb)

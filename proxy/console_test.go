@@ -222,13 +222,13 @@ func TestConsoleNameOfARealDatabase(t *testing.T) {
 func startReloadable(t *testing.T, env *testbed.Env) (*harness, *atomic.Pointer[string]) {
 	t.Helper()
 	next := new(atomic.Pointer[string])
-	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, func(srv *proxy.Server) error {
+	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil, serverHooks{reload: func(srv *proxy.Server) error {
 		cfg, err := config.Parse([]byte(*next.Load()), nil, nil)
 		if err != nil {
 			return err
 		}
 		return srv.Reload(cfg)
-	})
+	}})
 	return h, next
 }
 

@@ -134,6 +134,12 @@ func showHelp(*Session) *consoleTable {
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
 		{"RESUME [db]", "end a PAUSE (admin_users only)"},
 		{"RECONNECT [db]", "close the server connections: idle ones now, lent ones when they come back (admin_users only)"},
+		{"WAIT_CLOSE [db]", "wait until the server connections RECONNECT, KILL or RELOAD retired are closed (admin_users only)"},
+		{"KILL [db]", "end the clients and server connections now, then hold new requests until RESUME (admin_users only)"},
+		{"KILL_CLIENT pid", "end one client, by its pid in SHOW CLIENTS (admin_users only)"},
+		{"DISABLE db", "refuse new logins to db (admin_users only)"},
+		{"ENABLE db", "end a DISABLE (admin_users only)"},
+		{"SHUTDOWN", "stop pgninja as SIGTERM does: transactions in flight may end first (admin_users only)"},
 	} {
 		t.add(c[0], c[1])
 	}
@@ -354,10 +360,17 @@ func showDatabases(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	primary := cfg.Primary()
 	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool"},
-		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "paused")
+		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "paused", "disabled")
 	names := make([]string, 0, len(cfg.Databases))
 	for name := range cfg.Databases {
 		names = append(names, name)
+	}
+	// A database "*" serves, once paused or disabled by name, gets a row
+	// of its own that says so.
+	for _, name := range append(s.srv.pauses.names(), s.srv.disabled.names()...) {
+		if _, listed := cfg.Databases[name]; !listed && name != "" && !slices.Contains(names, name) {
+			names = append(names, name)
+		}
 	}
 	slices.Sort(names)
 	for _, name := range names {
@@ -366,7 +379,7 @@ func showDatabases(s *Session) *consoleTable {
 			db.DBName = "" // each client's own
 		}
 		t.add(name, primary.Host, primary.Port, db.DBName, cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
-			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), s.srv.pauses.paused(name))
+			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), s.srv.pauses.paused(name), s.srv.disabled.has(name))
 	}
 	return t
 }

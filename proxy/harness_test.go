@@ -62,12 +62,18 @@ func startWith(t testing.TB, env *testbed.Env, extra string) *harness {
 // real server.
 func startWithDial(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc) *harness {
 	t.Helper()
-	return startServer(t, env, extra, dial, nil)
+	return startServer(t, env, extra, dial, serverHooks{})
 }
 
-// startServer is startWithDial whose server calls reload, when not nil,
-// for the admin console's RELOAD.
-func startServer(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc, reload func(*proxy.Server) error) *harness {
+// serverHooks are what the admin console's RELOAD and SHUTDOWN call, when
+// not nil.
+type serverHooks struct {
+	reload   func(*proxy.Server) error
+	shutdown func(*proxy.Server)
+}
+
+// startServer is startWithDial whose server has the hooks given.
+func startServer(t testing.TB, env *testbed.Env, extra string, dial pool.DialFunc, hooks serverHooks) *harness {
 	t.Helper()
 	yaml := fmt.Sprintf(`
 listen: 127.0.0.1:0
@@ -99,8 +105,11 @@ users:
 	}
 	var srv *proxy.Server
 	deps := proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg}
-	if reload != nil {
-		deps.Reload = func() error { return reload(srv) }
+	if hooks.reload != nil {
+		deps.Reload = func() error { return hooks.reload(srv) }
+	}
+	if hooks.shutdown != nil {
+		deps.Shutdown = func() { hooks.shutdown(srv) }
 	}
 	srv, err = proxy.NewServer(deps)
 	if err != nil {

@@ -54,6 +54,10 @@ func (s *Session) login(pkt *startupPacket) error {
 	if err := s.srv.auth.Check(s.c, method, userName, secret); err != nil {
 		return err
 	}
+	// Checked after the password, as PostgreSQL checks datallowconn.
+	if s.srv.disabled.has(dbName) {
+		return errDisabled(dbName)
+	}
 	l := &login{user: u, db: db, dbName: dbName, mode: st.cfg.PoolModeFor(db, u),
 		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u), appName: pkt.params["application_name"]}
 	primary := st.cfg.Primary()

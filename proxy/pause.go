@@ -3,6 +3,8 @@ package proxy
 import (
 	"context"
 	"errors"
+	"maps"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -81,6 +83,13 @@ func (p *pauses) paused(db string) bool {
 	_, all := p.by[""]
 	_, one := p.by[db]
 	return all || one
+}
+
+// names are the databases paused by name ("" for a PAUSE of all).
+func (p *pauses) names() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Collect(maps.Keys(p.by))
 }
 
 // errPausedTooLong is a request's error when the pause outlasts its

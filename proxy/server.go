@@ -42,6 +42,9 @@ type Deps struct {
 	// Reload re-reads the config file and applies it, as SIGHUP does; the
 	// admin console's RELOAD calls it. Nil: there is no file to re-read.
 	Reload func() error
+	// Shutdown stops pgninja as SIGTERM does; the console's SHUTDOWN
+	// calls it. Nil: the console cannot stop it.
+	Shutdown func()
 }
 
 // Server accepts clients and runs their sessions.
@@ -59,7 +62,9 @@ type Server struct {
 	settingChecks *settingChecks
 	settings      atomic.Pointer[settings]
 	reload        func() error
+	shutdown      func()
 	pauses        *pauses
+	disabled      disabled
 	stats         *serverStats
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
@@ -95,6 +100,7 @@ func NewServer(d Deps) (*Server, error) {
 		epochs:        newSchemaEpochs(),
 		settingChecks: newSettingChecks(),
 		reload:        d.Reload,
+		shutdown:      d.Shutdown,
 		pauses:        newPauses(),
 		stats:         newServerStats(),
 	}

@@ -204,6 +204,8 @@ type Session struct {
 	// do on the admin console, when it logged in to that (console.go).
 	connected time.Time
 	console   config.ConsoleAccess
+	// consoleThen runs once a console command's answer is out (SHUTDOWN).
+	consoleThen func()
 	// heldByPause: its wait is for the RESUME of a PAUSE (pause.go).
 	heldByPause bool
 

@@ -54,8 +54,17 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	var srv *proxy.Server
+	// The console's SHUTDOWN asks here, and the loop below shuts down as
+	// on SIGTERM.
+	shutdown := make(chan struct{}, 1)
 	srv, err = proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg,
-		Reload: func() error { return reload(cf, srv, log) }})
+		Reload: func() error { return reload(cf, srv, log) },
+		Shutdown: func() {
+			select {
+			case shutdown <- struct{}{}:
+			default:
+			}
+		}})
 	if err != nil {
 		return err
 	}
@@ -103,17 +112,27 @@ func runServe(ctx context.Context, args []string) error {
 			if err != nil {
 				return err
 			}
+		case <-shutdown:
+			log.Info("SHUTDOWN on the admin console")
+			stopServing(srv, adm, cfg, log)
+			return nil
 		case <-ctx.Done():
-			log.Info("shutting down: waiting for in-flight transactions", "timeout", cfg.ShutdownTimeout)
-			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
-			err := srv.Shutdown(sctx)
-			cancel()
-			_ = adm.Shutdown(context.Background())
-			if err != nil {
-				log.Warn("shutdown timeout reached; remaining clients were disconnected")
-			}
+			stopServing(srv, adm, cfg, log)
 			return nil
 		}
+	}
+}
+
+// stopServing lets in-flight transactions end within shutdown_timeout,
+// then closes what is left.
+func stopServing(srv *proxy.Server, adm *admin.Server, cfg *config.Config, log *slog.Logger) {
+	log.Info("shutting down: waiting for in-flight transactions", "timeout", cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	err := srv.Shutdown(sctx)
+	cancel()
+	_ = adm.Shutdown(context.Background())
+	if err != nil {
+		log.Warn("shutdown timeout reached; remaining clients were disconnected")
 	}
 }
 

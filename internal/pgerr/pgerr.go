@@ -31,6 +31,7 @@ const (
 	InsufficientPrivilege        = "42501"
 	SyntaxError                  = "42601"
 	ConfigFileError              = "F0000"
+	UndefinedObject              = "42704"
 )
 
 // Severities as PostgreSQL spells them.
