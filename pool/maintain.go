@@ -27,6 +27,9 @@ func (p *Pool) Maintain(ctx context.Context, now time.Time) {
 	}
 	p.idle = keep
 	missing := p.opts.MinSize - p.total + len(expired)
+	if p.held.Load() > 0 {
+		missing = 0
+	}
 	p.mu.Unlock()
 
 	for _, c := range expired {
@@ -115,6 +118,13 @@ func (p *Pool) retireLocked() {
 		p.discard(c)
 	}
 }
+
+// Hold stops upkeep from opening connections towards MinSize until a
+// matching Unhold: a PAUSE must leave a restarting server alone.
+func (p *Pool) Hold() { p.held.Add(1) }
+
+// Unhold ends one Hold.
+func (p *Pool) Unhold() { p.held.Add(-1) }
 
 // countGen counts n more (or fewer) open connections of generation gen;
 // p.mu is held.

@@ -6,6 +6,7 @@ import (
 	"io"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -75,6 +76,9 @@ type Pool struct {
 	// downSince (zero while it takes them); lastRefusal came at refusedAt.
 	downSince, refusedAt time.Time
 	lastRefusal          error
+	// held counts the PAUSEs over the pool: while one lasts, upkeep opens
+	// no connections towards MinSize (the server may be restarting).
+	held atomic.Int32
 }
 
 // Stats are counters and gauges for the admin surface and metrics.

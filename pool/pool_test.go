@@ -252,6 +252,25 @@ func TestMaintainTrimsIdleToMin(t *testing.T) {
 	}
 }
 
+// TestMaintainOpensNothingWhileHeld: a held pool (PAUSE) is not filled to
+// MinSize, and is once the hold ends.
+func TestMaintainOpensNothingWhileHeld(t *testing.T) {
+	var n atomic.Int32
+	o := opts(4)
+	o.MinSize = 2
+	p := New(Target{}, o, fakeDial(&n, nil))
+	p.Hold()
+	p.Maintain(context.Background(), time.Now())
+	if s := p.Stats(); s.Total != 0 || n.Load() != 0 {
+		t.Fatalf("held pool after maintain: %+v, %d dials; want none", s, n.Load())
+	}
+	p.Unhold()
+	p.Maintain(context.Background(), time.Now())
+	if s := p.Stats(); s.Total != 2 || s.Idle != 2 {
+		t.Fatalf("after the hold: %+v, want MinSize idle connections", s)
+	}
+}
+
 // tcpDial returns connections over loopback TCP and hands the server ends
 // to the test, which may close them to play a server that went away.
 func tcpDial(t *testing.T, servers chan<- net.Conn) DialFunc {

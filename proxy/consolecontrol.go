@@ -28,7 +28,10 @@ func errKilled(verb string) error {
 // connections closed; db stays paused, so new clients wait for RESUME, as
 // in PgBouncer.
 func (s *Session) consoleKill(db string) {
-	s.srv.pauses.pause(db) // already paused is fine: it stays so
+	// Already paused is fine: it stays so, and its pools stay held.
+	if s.srv.pauses.pause(db) {
+		s.srv.pauses.hold(db, s.srv.poolsOf(db))
+	}
 	for _, sess := range s.srv.sessionList() {
 		v, ok := sess.view()
 		if ok && !v.console && (db == "" || v.db == db) {

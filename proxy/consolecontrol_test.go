@@ -247,3 +247,32 @@ func TestConsoleShutdown(t *testing.T) {
 		t.Error("an idle client could still run a query after SHUTDOWN")
 	}
 }
+
+// TestConsolePauseKeepsMinSizeClosed: while a PAUSE lasts the pools'
+// upkeep opens no connections towards pool.min_size (the server may be
+// restarting); after RESUME it does again.
+func TestConsolePauseKeepsMinSizeClosed(t *testing.T) {
+	h := startProxy(t, consoleUsers+"  min_size: 2\n")
+	ctx := ctxT(t, 30*time.Second)
+	h.ninja(t) // the pool exists from its login on
+	admin := h.adminConsole(t)
+	servers := func() int { return len(rowsWhere(consoleRows(t, admin, "SHOW SERVERS"), "database", "ai_ninja")) }
+	waitFor(t, 10*time.Second, "min_size connections", func() bool { return servers() == 2 })
+	for _, tc := range []struct{ pause, resume string }{
+		{"PAUSE", "RESUME"},
+		{"KILL ai_ninja", "RESUME ai_ninja"},
+	} {
+		if _, err := admin.Exec(ctx, tc.pause); err != nil {
+			t.Fatalf("%s: %v", tc.pause, err)
+		}
+		// The upkeep runs every 100 ms in tests.
+		time.Sleep(500 * time.Millisecond)
+		if n := servers(); n != 0 {
+			t.Errorf("%s: %d server connections open while paused, want 0", tc.pause, n)
+		}
+		if _, err := admin.Exec(ctx, tc.resume); err != nil {
+			t.Fatalf("%s: %v", tc.resume, err)
+		}
+		waitFor(t, 10*time.Second, "min_size connections after RESUME", func() bool { return servers() == 2 })
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/pool"
 )
 
 // PAUSE and RESUME are PgBouncer's way to restart or move a server with
@@ -21,9 +22,35 @@ type pauses struct {
 	on atomic.Bool // anything paused: the one check a request pays
 	mu sync.Mutex
 	by map[string]chan struct{} // closed on RESUME
+	// held are the pools a pause keeps from opening connections to their
+	// minimum (pool.Hold), released on its RESUME.
+	held map[string][]*pool.Pool
 }
 
-func newPauses() *pauses { return &pauses{by: map[string]chan struct{}{}} }
+func newPauses() *pauses {
+	return &pauses{by: map[string]chan struct{}{}, held: map[string][]*pool.Pool{}}
+}
+
+// hold holds pools for the pause of db, if it still lasts.
+func (p *pauses) hold(db string, pools []keyedPool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.by[db]; !ok {
+		return
+	}
+	for _, kp := range pools {
+		kp.p.Hold()
+		p.held[db] = append(p.held[db], kp.p)
+	}
+}
+
+// unholdLocked releases the pools the pause of db held; p.mu is held.
+func (p *pauses) unholdLocked(db string) {
+	for _, pl := range p.held[db] {
+		pl.Unhold()
+	}
+	delete(p.held, db)
+}
 
 // pause starts a pause of db ("" for all); false if it is already paused.
 func (p *pauses) pause(db string) bool {
@@ -47,6 +74,7 @@ func (p *pauses) resume(db string) bool {
 	}
 	close(ch)
 	delete(p.by, db)
+	p.unholdLocked(db)
 	p.on.Store(len(p.by) > 0)
 	return true
 }
@@ -59,6 +87,7 @@ func (p *pauses) endAll() {
 	for db, ch := range p.by {
 		close(ch)
 		delete(p.by, db)
+		p.unholdLocked(db)
 	}
 	p.on.Store(false)
 }
@@ -157,7 +186,9 @@ func (s *Session) consolePause(db string) error {
 		}
 		return err
 	}
-	for _, kp := range s.srv.poolsOf(db) {
+	pools := s.srv.poolsOf(db)
+	s.srv.pauses.hold(db, pools)
+	for _, kp := range pools {
 		kp.p.Retire()
 	}
 	return nil
