@@ -53,6 +53,31 @@ func consoleRows(t *testing.T, c *pgx.Conn, q string) []map[string]string {
 	return out
 }
 
+// wantSQLStates runs each query on c and checks the SQLSTATE it fails
+// with.
+func wantSQLStates(t *testing.T, ctx context.Context, c *pgx.Conn, cases [][2]string) {
+	t.Helper()
+	for _, tc := range cases {
+		if _, err := c.Exec(ctx, tc[0]); sqlstate(err) != tc[1] {
+			t.Errorf("%s: %v, want SQLSTATE %s", tc[0], err, tc[1])
+		}
+	}
+}
+
+// execHeld starts q on c and checks that it still waits 300 ms later;
+// the channel gives its result once it returns.
+func execHeld(t *testing.T, ctx context.Context, c *pgx.Conn, q, why string) <-chan error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { _, err := c.Exec(ctx, q); done <- err }()
+	select {
+	case err := <-done:
+		t.Fatalf("%s returned (%v) %s", q, err, why)
+	case <-time.After(300 * time.Millisecond):
+	}
+	return done
+}
+
 func rowsWhere(rows []map[string]string, col, val string) []map[string]string {
 	var out []map[string]string
 	for _, r := range rows {
@@ -286,23 +311,13 @@ func TestConsolePauseResume(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	for _, tc := range []struct{ q, state string }{
+	wantSQLStates(t, ctx, admin, [][2]string{
 		{"PAUSE nosuchdb", "3D000"},
 		{"RESUME", "55000"},
 		{"PAUSE a b", "42601"},
-	} {
-		if _, err := admin.Exec(ctx, tc.q); sqlstate(err) != tc.state {
-			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
-		}
-	}
+	})
 
-	paused := make(chan error, 1)
-	go func() { _, err := admin.Exec(ctx, "PAUSE"); paused <- err }()
-	select {
-	case err := <-paused:
-		t.Fatalf("PAUSE returned (%v) while a transaction was open", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	paused := execHeld(t, ctx, admin, "PAUSE", "while a transaction was open")
 	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
 		t.Fatal(err)
 	}

@@ -1,13 +1,11 @@
 package proxy
 
 import (
-	"context"
 	"errors"
 	"maps"
 	"slices"
 	"strconv"
 	"sync"
-	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -124,42 +122,26 @@ func errDisabled(db string) error {
 		WithDetail("DISABLE on the admin console; ENABLE lets clients in again.")
 }
 
-// waitClosePoll is how often WAIT_CLOSE looks whether the retired server
-// connections are gone.
-const waitClosePoll = 20 * time.Millisecond
-
 // consoleWaitClose runs WAIT_CLOSE [db]: it returns once no server
 // connection that RECONNECT, KILL or a RELOAD retired is still open (lent
 // to a client that has not given it back yet). A cancel ends the wait.
 func (s *Session) consoleWaitClose(db string) error {
 	ctx := s.beginWait()
-	defer func() {
-		s.mu.Lock()
-		s.endWait()
-		s.mu.Unlock()
-	}()
-	t := time.NewTicker(waitClosePoll)
-	defer t.Stop()
-	for {
-		open := 0
+	err := s.pollUntil(ctx, func() bool {
 		for _, kp := range s.srv.poolsOf(db) {
-			open += kp.p.Retiring()
-		}
-		if open == 0 {
-			return nil
-		}
-		if s.srv.draining.Load() {
-			return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
-		}
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			if err := context.Cause(ctx); !errors.Is(err, errWaitCancelled) {
-				return err
+			if kp.p.Retiring() > 0 {
+				return false
 			}
-			return pgerr.New(pgerr.QueryCanceled, "canceling WAIT_CLOSE due to user request")
 		}
+		return true
+	})
+	s.mu.Lock()
+	s.endWait()
+	s.mu.Unlock()
+	if errors.Is(err, errWaitCancelled) {
+		return pgerr.New(pgerr.QueryCanceled, "canceling WAIT_CLOSE due to user request")
 	}
+	return err
 }
 
 // consoleControl runs the commands of this file; ok is false for a verb

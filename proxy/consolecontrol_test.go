@@ -31,14 +31,10 @@ func TestConsoleKill(t *testing.T) {
 	busy, idle := h.ninja(t), h.ninja(t)
 	bystander := h.connect(t, "ninja", "ninja", "other")
 	admin := h.adminConsole(t)
-	for _, tc := range []struct{ q, state string }{
+	wantSQLStates(t, ctx, admin, [][2]string{
 		{"KILL nosuchdb", "3D000"},
 		{"KILL a b", "42601"},
-	} {
-		if _, err := admin.Exec(ctx, tc.q); sqlstate(err) != tc.state {
-			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
-		}
-	}
+	})
 	if stats, err := h.console(t, "trusty", "", "pgninja"); err != nil {
 		t.Fatal(err)
 	} else if _, err := stats.Exec(ctx, "KILL ai_ninja"); sqlstate(err) != "42501" {
@@ -81,13 +77,7 @@ func TestConsoleKill(t *testing.T) {
 	// The database stays paused: a new client logs in, and its request
 	// waits for RESUME.
 	late := h.ninja(t)
-	answered := make(chan error, 1)
-	go func() { _, err := late.Exec(ctx, "select 1"); answered <- err }()
-	select {
-	case err := <-answered:
-		t.Fatalf("a request after KILL ran before RESUME (%v)", err)
-	case <-time.After(300 * time.Millisecond):
-	}
+	answered := execHeld(t, ctx, late, "select 1", "after KILL, before RESUME")
 	if _, err := admin.Exec(ctx, "RESUME ai_ninja"); err != nil {
 		t.Fatalf("RESUME: %v", err)
 	}
@@ -115,15 +105,11 @@ func TestConsoleKillClient(t *testing.T) {
 	if rows := rowsWhere(consoleRows(t, admin, "SHOW CLIENTS"), "pid", itoa(pid)); len(rows) != 0 {
 		t.Errorf("the killed client is still listed: %v", rows)
 	}
-	for _, tc := range []struct{ q, state string }{
+	wantSQLStates(t, ctx, admin, [][2]string{
 		{"KILL_CLIENT " + itoa(pid), "42704"},
 		{"KILL_CLIENT x", "22023"},
 		{"KILL_CLIENT", "42601"},
-	} {
-		if _, err := admin.Exec(ctx, tc.q); sqlstate(err) != tc.state {
-			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
-		}
-	}
+	})
 }
 
 func itoa(n uint32) string { return strconv.FormatUint(uint64(n), 10) }
@@ -137,15 +123,11 @@ func TestConsoleDisableEnable(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	inside := h.ninja(t)
 	admin := h.adminConsole(t)
-	for _, tc := range []struct{ q, state string }{
+	wantSQLStates(t, ctx, admin, [][2]string{
 		{"DISABLE", "42601"},
 		{"ENABLE", "42601"},
 		{"DISABLE a b", "42601"},
-	} {
-		if _, err := admin.Exec(ctx, tc.q); sqlstate(err) != tc.state {
-			t.Errorf("%s: %v, want SQLSTATE %s", tc.q, err, tc.state)
-		}
-	}
+	})
 	if _, err := admin.Exec(ctx, "DISABLE ai_ninja"); err != nil {
 		t.Fatalf("DISABLE: %v", err)
 	}
@@ -190,13 +172,15 @@ func TestConsoleWaitClose(t *testing.T) {
 	if _, err := admin.Exec(ctx, "RECONNECT"); err != nil {
 		t.Fatal(err)
 	}
-	waited := make(chan error, 1)
-	go func() { _, err := admin.Exec(ctx, "WAIT_CLOSE ai_ninja"); waited <- err }()
-	select {
-	case err := <-waited:
-		t.Fatalf("WAIT_CLOSE returned (%v) while a retired connection was lent", err)
-	case <-time.After(300 * time.Millisecond):
+	// A cancel (psql's Ctrl-C) ends the wait.
+	go func() {
+		time.Sleep(300 * time.Millisecond)
+		_ = admin.PgConn().CancelRequest(ctx)
+	}()
+	if _, err := admin.Exec(ctx, "WAIT_CLOSE"); sqlstate(err) != "57014" {
+		t.Errorf("cancelled WAIT_CLOSE: %v, want 57014", err)
 	}
+	waited := execHeld(t, ctx, admin, "WAIT_CLOSE ai_ninja", "while a retired connection was lent")
 	if _, err := inTxn.Exec(ctx, "commit"); err != nil {
 		t.Fatal(err)
 	}

@@ -164,8 +164,9 @@ func (s *Session) waitResumed(ctx context.Context) error {
 	return nil
 }
 
-// pausePoll is how often PAUSE looks whether the leases have ended.
-const pausePoll = 20 * time.Millisecond
+// consolePoll is how often PAUSE and WAIT_CLOSE look whether what they
+// wait for has happened.
+const consolePoll = 20 * time.Millisecond
 
 // consolePause runs PAUSE [db]: it returns once no client of db holds or
 // is about to take a server connection, and the idle ones are closed. A
@@ -206,21 +207,25 @@ func pauseScope(db string) string {
 // that passed the pause's check just before it began are waiting for
 // theirs, so they count.
 func (s *Session) untilNoLeases(ctx context.Context, db string) error {
-	t := time.NewTicker(pausePoll)
-	defer t.Stop()
-	for {
-		busy := 0
+	return s.pollUntil(ctx, func() bool {
 		for _, v := range s.srv.clientViews() {
 			if !v.console && (db == "" || v.db == db) && (v.lease != nil || v.state == "waiting") {
-				busy++
+				return false
 			}
 		}
-		if busy == 0 {
-			return nil
-		}
+		return true
+	})
+}
+
+// pollUntil checks done every consolePoll until it holds, ctx (a console
+// command's wait, which a cancel ends) ends, or pgninja shuts down.
+func (s *Session) pollUntil(ctx context.Context, done func() bool) error {
+	t := time.NewTicker(consolePoll)
+	defer t.Stop()
+	for !done() {
 		if s.srv.draining.Load() {
-			// Shutdown waits for this session; the clients it waits for
-			// are being ended anyway.
+			// Shutdown waits for this session; what it waits for is
+			// being ended anyway.
 			return pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
 		}
 		select {
@@ -229,6 +234,7 @@ func (s *Session) untilNoLeases(ctx context.Context, db string) error {
 			return context.Cause(ctx)
 		}
 	}
+	return nil
 }
 
 // poolsOf are the pools serving db ("" for all): those of its
