@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -85,6 +86,7 @@ func (s *Session) terminate(err error) {
 
 // disabled are the client databases DISABLE closed to new logins.
 type disabled struct {
+	on atomic.Bool // any: the one check a login pays
 	mu sync.Mutex
 	by map[string]bool
 }
@@ -92,17 +94,21 @@ type disabled struct {
 func (d *disabled) set(db string, off bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if !off {
+	if off {
+		if d.by == nil {
+			d.by = map[string]bool{}
+		}
+		d.by[db] = true
+	} else {
 		delete(d.by, db)
-		return
 	}
-	if d.by == nil {
-		d.by = map[string]bool{}
-	}
-	d.by[db] = true
+	d.on.Store(len(d.by) > 0)
 }
 
 func (d *disabled) has(db string) bool {
+	if !d.on.Load() {
+		return false
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	return d.by[db]
