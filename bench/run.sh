@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench/run.sh — `make bench`: pgbench against PostgreSQL directly, through
-# PgBouncer and through pgninja, interleaved, plus the idle-client memory row
-# and (when bench/backup.sh exists) the backup row. See bench/README.md.
+# PgBouncer, through Pgpool-II and through pgninja, interleaved, plus the
+# idle-client memory row and (when bench/backup.sh exists) the backup row.
+# See bench/README.md.
 #
 # Knobs (environment):
 #   BENCH_SECONDS=10        length of each pgbench run (-T)
@@ -11,7 +12,9 @@
 #   BENCH_QUICK=1           smoke test: 3 s runs, 1 round, results in results/quick.*
 #   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
 #   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
-#   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer)
+#   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer,
+#                           +4 pgpool, +5 pgpool's PCP)
+#   BENCH_PGPOOL=1          also measure Pgpool-II (installed when missing, as root); 0 skips it
 #   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
 #   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
 #   BENCH_PGNINJA_REF=REF   build pgninja from this git ref (e.g. HEAD) instead of the working tree
@@ -39,6 +42,9 @@ BASE_PORT="${BENCH_TESTBED_PORT:-27432}"
 PGNINJA_PORT="${BENCH_PGNINJA_PORT:-27440}"
 ADMIN_PORT=$((PGNINJA_PORT + 1))
 PGBOUNCER_PORT=$((BASE_PORT + 3))
+PGPOOL_PORT=$((BASE_PORT + 4))
+PGPOOL_PCP_PORT=$((BASE_PORT + 5))
+WITH_PGPOOL="${BENCH_PGPOOL:-1}"
 ROUTING_MODE="${BENCH_ROUTING_MODE:-transaction}"
 [[ "$ROUTING_MODE" == session || "$ROUTING_MODE" == transaction ]] || {
 	echo "bench: BENCH_ROUTING_MODE must be session or transaction" >&2
@@ -87,6 +93,7 @@ LAST_RC=0
 CHILD_PID="" # the pgbench or idleclients process running now
 PGB_PIDFILE=""
 PGB_INI=""
+PGPOOL_CONF=""
 
 # alive PID: running and not a zombie (a child that died stays a zombie
 # until waited for, and kill -0 still succeeds on it).
@@ -130,12 +137,26 @@ stop_pgbouncer() {
 	rm -f "$PGB_PIDFILE"
 }
 
+# stop_pgpool: SIGINT is Pgpool-II's fast shutdown (SIGTERM waits for
+# its clients to leave).
+stop_pgpool() {
+	local pid cmd f="$WORK/pgpool/pgpool.pid"
+	[[ -n "$PGPOOL_CONF" && -f "$f" ]] || return 0
+	pid="$(tr -dc 0-9 <"$f")"
+	cmd="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
+	if [[ -n "$pid" && "$cmd" == *pgpool*"$PGPOOL_CONF"* ]]; then
+		stop_pid "$pid" INT
+	fi
+	rm -f "$f"
+}
+
 cleanup() {
 	local rc=$?
 	trap - EXIT INT TERM
 	stop_pid "$CHILD_PID" INT
 	stop_pgninja
 	stop_pgbouncer
+	stop_pgpool
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -144,7 +165,13 @@ trap 'log "interrupted"; exit 130' INT TERM
 # ------------------------------------------------------------- test bed --
 
 log "starting the test bed (TESTBED_PORT=$BASE_PORT)"
+# The test bed installs Pgpool-II with its other packages when asked to.
+if [[ "$WITH_PGPOOL" != 0 ]]; then export TESTBED_PGPOOL=1; fi
 scripts/testbed.sh up
+if [[ "$WITH_PGPOOL" != 0 && ! -x /usr/sbin/pgpool ]]; then
+	log "no /usr/sbin/pgpool: the Pgpool-II rows are left out"
+	WITH_PGPOOL=0
+fi
 eval "$(scripts/testbed.sh env)"
 TB_DIR="$PGNINJA_TEST_DIR"
 PRIMARY_PORT="${PGNINJA_TEST_PRIMARY##*:}"
@@ -153,9 +180,10 @@ SOCK_DIR="$TB_DIR/run"
 
 WORK="$TB_DIR/bench"
 rm -rf "$WORK/raw" "$WORK/routing" "$WORK/mem" "$WORK/backup" "$WORK/logs"
-mkdir -p "$WORK/bin" "$WORK/raw" "$WORK/routing" "$WORK/mem" "$WORK/backup" "$WORK/logs" "$WORK/pgbouncer"
-# pgbouncer runs as the postgres OS user (it refuses root) and writes here.
-if ((EUID == 0)); then chown -R postgres: "$WORK/pgbouncer"; fi
+mkdir -p "$WORK/bin" "$WORK/raw" "$WORK/routing" "$WORK/mem" "$WORK/backup" "$WORK/logs" "$WORK/pgbouncer" "$WORK/pgpool"
+# pgbouncer and Pgpool-II run as the postgres OS user (pgbouncer refuses
+# root) and write here.
+if ((EUID == 0)); then chown -R postgres: "$WORK/pgbouncer" "$WORK/pgpool"; fi
 
 # psql as superuser over the unix socket (trust), like testbed.sh does.
 sql() {
@@ -317,6 +345,67 @@ EOF
 	PGB_PIDFILE="$d/pgbouncer.pid"
 }
 
+# write_pgpool_config GROUP: Pgpool-II in front of the same servers.
+# Pgpool-II has no transaction pooling: a child process serves one client
+# for as long as it stays connected, over a server connection of its own
+# (connection_cache keeps it for the child's next client). So it gets a
+# child per client of the group's scenarios, and load balancing (reads
+# to the replica) in the routing group.
+write_pgpool_config() {
+	local group="$1" d="$WORK/pgpool" children=24
+	[[ "$group" == transaction ]] && children=72
+	printf 'host all all 127.0.0.1/32 trust\nlocal all all trust\n' >"$d/pool_hba.conf"
+	printf 'postgres:TEXTpostgres\n' >"$d/pool_passwd"
+	: >"$d/pcp.conf"
+	{
+		cat <<EOF
+# Written by bench/run.sh for the "$group" scenarios.
+backend_clustering_mode = 'streaming_replication'
+listen_addresses = '127.0.0.1'
+port = $PGPOOL_PORT
+socket_dir = '$d'
+pcp_listen_addresses = ''
+pcp_port = $PGPOOL_PCP_PORT
+pcp_socket_dir = '$d'
+enable_pool_hba = on
+pool_passwd = '$d/pool_passwd'
+num_init_children = $children
+max_pool = 1
+connection_cache = on
+reset_query_list = 'ABORT; DISCARD ALL'
+sr_check_period = 0
+health_check_period = 0
+failover_on_backend_error = off
+use_watchdog = off
+log_destination = 'stderr'
+logdir = '$d'
+pid_file_name = '$d/pgpool.pid'
+backend_hostname0 = '127.0.0.1'
+backend_port0 = $PRIMARY_PORT
+backend_flag0 = 'DISALLOW_TO_FAILOVER'
+EOF
+		if [[ "$group" == routing ]]; then
+			cat <<EOF
+backend_weight0 = 0
+backend_hostname1 = '127.0.0.1'
+backend_port1 = $REPLICA_PORT
+backend_weight1 = 1
+backend_flag1 = 'DISALLOW_TO_FAILOVER'
+load_balance_mode = on
+sr_check_user = 'postgres'
+EOF
+		else
+			cat <<EOF
+backend_weight0 = 1
+load_balance_mode = off
+EOF
+		fi
+	} >"$d/pgpool.conf"
+	if ((EUID == 0)); then chown postgres: "$d"/*; fi
+	chmod 600 "$d/pool_passwd"
+	PGPOOL_CONF="$d/pgpool.conf"
+}
+
 # wait_ready PORT NAME PID: until `select 1` works through it.
 wait_ready() {
 	local port="$1" name="$2" pid="$3" i
@@ -371,15 +460,39 @@ start_pgbouncer() {
 	fi
 }
 
+# start_pgpool GROUP. -D: node states from the last group's run (a
+# backend it did not have, say) are not restored.
+start_pgpool() {
+	local group="$1" d="$WORK/pgpool" pid i
+	write_pgpool_config "$group"
+	rm -f "$d/pgpool.pid"
+	local as=()
+	((EUID == 0)) && as=(setpriv --reuid=postgres --regid=postgres --init-groups)
+	(cd / && setsid "${as[@]}" /usr/sbin/pgpool -n -D -f "$PGPOOL_CONF" -a "$d/pool_hba.conf" -F "$d/pcp.conf" \
+		>>"$WORK/logs/pgpool-$group.log" 2>&1 </dev/null &)
+	for ((i = 0; i < 50; i++)); do
+		[[ -s "$d/pgpool.pid" ]] && break
+		sleep 0.1
+	done
+	pid="$(tr -dc 0-9 <"$d/pgpool.pid" 2>/dev/null || true)"
+	if [[ -z "$pid" ]] || ! wait_ready "$PGPOOL_PORT" pgpool "$pid"; then
+		tail -n 20 "$WORK/logs/pgpool-$group.log" >&2 || true
+		log "pgpool ($group) is not answering; its runs will fail"
+		return 1
+	fi
+}
+
 start_proxies() {
-	log "starting pgbouncer and pgninja ($1 scenarios, pool size $POOL_SIZE)"
+	log "starting the proxies ($1 scenarios, pool size $POOL_SIZE)"
 	start_pgbouncer "$1" || true
+	if [[ "$WITH_PGPOOL" != 0 ]]; then start_pgpool "$1" || true; fi
 	start_pgninja "$1" || true
 }
 
 stop_proxies() {
 	stop_pgninja
 	stop_pgbouncer
+	stop_pgpool
 }
 
 # note_crash LOG: "pgninja exited: <last panic> at <file:line>" from a log
@@ -420,6 +533,10 @@ restart_after_failure() {
 		stop_pgbouncer
 		start_pgbouncer "$group" || true
 		;;
+	pgpool)
+		stop_pgpool
+		start_pgpool "$group" || true
+		;;
 	esac
 }
 
@@ -427,6 +544,7 @@ target_port() {
 	case "$1" in
 	direct) echo "$PRIMARY_PORT" ;;
 	pgbouncer) echo "$PGBOUNCER_PORT" ;;
+	pgpool) echo "$PGPOOL_PORT" ;;
 	pgninja) echo "$PGNINJA_PORT" ;;
 	esac
 }
@@ -517,6 +635,9 @@ cpu_model="$(sed -n 's/^model name[[:space:]]*: //p' /proc/cpuinfo | head -n1)"
 	printf 'cores\t%s\n' "$(nproc)"
 	printf 'postgresql\t%s\n' "$("$PGBIN/postgres" --version | sed 's/^postgres (PostgreSQL) //')"
 	printf 'pgbouncer\t%s\n' "$(/usr/sbin/pgbouncer --version | head -n1 | sed 's/^PgBouncer //')"
+	if [[ "$WITH_PGPOOL" != 0 ]]; then
+		printf 'pgpool\t%s\n' "$(/usr/sbin/pgpool --version 2>&1 | sed -n 's/^pgpool-II version \([^ ]*\).*/\1/p')"
+	fi
 	printf 'go\t%s\n' "$(go env GOVERSION)"
 	printf 'seconds\t%s\n' "$SECONDS_PER_RUN"
 	printf 'warmup\t%s\n' "$WARMUP"
@@ -531,10 +652,17 @@ init_pgbench
 
 # ----------------------------------------------------------------- rounds --
 
-TARGETS=(direct pgbouncer pgninja)
+TARGETS=(direct pgbouncer)
+[[ "$WITH_PGPOOL" != 0 ]] && TARGETS+=(pgpool)
+TARGETS+=(pgninja)
 for ((round = 1; round <= ROUNDS; round++)); do
 	# Alternate the order of the targets every round.
-	if ((round % 2)); then order=("${TARGETS[@]}"); else order=(pgninja pgbouncer direct); fi
+	order=()
+	if ((round % 2)); then
+		order=("${TARGETS[@]}")
+	else
+		for ((i = ${#TARGETS[@]} - 1; i >= 0; i--)); do order+=("${TARGETS[i]}"); done
+	fi
 	log "round $round of $ROUNDS (${SECONDS_PER_RUN}s runs; order: ${order[*]})"
 	for group in "${GROUPS_IN_ORDER[@]}"; do
 		grep -q "	$group	" "$WORK/plan.tsv" || continue

@@ -5,7 +5,8 @@
 #   - a PostgreSQL 15 primary            (port TESTBED_PORT,     default 25432)
 #   - a streaming hot-standby replica    (port TESTBED_PORT + 1)
 #   - a Redis server                     (port TESTBED_PORT + 2)
-#   - (port TESTBED_PORT + 3 is reserved for pgbouncer, started by the bench harness)
+#   - (ports TESTBED_PORT + 3 to + 5 are reserved for pgbouncer and Pgpool-II,
+#     started by the bench harness)
 #
 # Usage: scripts/testbed.sh up|down [--purge]|status|env|psql [psql args]
 #
@@ -203,6 +204,8 @@ missing_packages() {
 	[[ -x "$PGBIN/psql" && -x "$PGBIN/pg_basebackup" && -x "$PGBIN/pg_isready" ]] || m+=(postgresql-client-15)
 	{ have redis-server && have redis-cli; } || m+=(redis-server)
 	{ [[ -x /usr/sbin/pgbouncer ]] || have pgbouncer; } || m+=(pgbouncer)
+	# Only the bench measures Pgpool-II; it asks for it.
+	[[ "${TESTBED_PGPOOL:-0}" == 0 || -x /usr/sbin/pgpool ]] || m+=(pgpool2)
 	echo "${m[*]}"
 }
 

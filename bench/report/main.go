@@ -18,11 +18,16 @@ import (
 	"strings"
 )
 
-// targets in table order, with their display names.
-var targets = []struct{ id, name string }{
-	{"direct", "direct (primary)"},
-	{"pgbouncer", "PgBouncer"},
-	{"pgninja", "pgninja"},
+// targets in table order, with their display names. An optional target
+// that did not run (BENCH_PGPOOL=0, no Pgpool-II) has no rows.
+var targets = []struct {
+	id, name string
+	optional bool
+}{
+	{"direct", "direct (primary)", false},
+	{"pgbouncer", "PgBouncer", false},
+	{"pgpool", "Pgpool-II", true},
+	{"pgninja", "pgninja", false},
 }
 
 // Run is one pgbench run.
@@ -160,12 +165,15 @@ func build(dir string) (*Report, error) {
 				}
 				row.Runs = append(row.Runs, run)
 			}
+			if t.optional && len(row.Runs) == 0 {
+				continue
+			}
 			summarize(row)
 			rows = append(rows, row)
 		}
 		ratios(rows)
 		for _, row := range rows {
-			if group == "routing" && row.Target == "pgninja" {
+			if group == "routing" && (row.Target == "pgninja" || row.Target == "pgpool") {
 				row.Note = routingNote(row.Runs)
 			}
 			r.Rows = append(r.Rows, *row)

@@ -16,13 +16,17 @@ func markdown(r *Report) string {
 		title += " (quick smoke run — not comparable)"
 	}
 	fmt.Fprintf(&b, "# %s — %s\n\n", title, m["date"])
+	pgpool := ""
+	if m["pgpool"] != "" {
+		pgpool = ", Pgpool-II " + m["pgpool"]
+	}
 	fmt.Fprintf(&b, "Machine: %s cores (%s), shared by pgbench, PostgreSQL and the proxy. "+
-		"PostgreSQL %s, PgBouncer %s, pgninja at %s (%s).\n\n",
-		m["cores"], m["cpu"], m["postgresql"], m["pgbouncer"], m["commit"], m["go"])
+		"PostgreSQL %s, PgBouncer %s%s, pgninja at %s (%s).\n\n",
+		m["cores"], m["cpu"], m["postgresql"], m["pgbouncer"], pgpool, m["commit"], m["go"])
 	fmt.Fprintf(&b, "Each cell: `pgbench -T %s -j 2`, scale %s, %s round(s) with the target order alternating; "+
-		"both proxies with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
-		"TPS median and latency are medians over the rounds; ratios compare medians.%s\n\n",
-		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]))
+		"PgBouncer and pgninja with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
+		"TPS median and latency are medians over the rounds; ratios compare medians.%s%s\n\n",
+		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
 
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
@@ -226,4 +230,14 @@ func warmupNote(seconds string) string {
 		return ""
 	}
 	return fmt.Sprintf(" Each time the proxies start, every target first gets an unmeasured %s s `pgbench -S -c 16`.", seconds)
+}
+
+// pgpoolNote says how Pgpool-II ran, when it did.
+func pgpoolNote(version string) string {
+	if version == "" {
+		return ""
+	}
+	return " Pgpool-II has no transaction pooling: it runs a child process, with a server connection of its own, " +
+		"per client (so more server connections than the others in the transaction rows), " +
+		"and in the routing row load-balances reads to the replica."
 }
