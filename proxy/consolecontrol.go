@@ -31,12 +31,16 @@ func (s *Session) consoleKill(db string) {
 	if s.srv.pauses.pause(db) {
 		s.srv.pauses.hold(db, s.srv.poolsOf(db))
 	}
+	// At once for all: a client that reads nothing takes up to
+	// killWriteTimeout.
+	var wg sync.WaitGroup
 	for _, sess := range s.srv.sessionList() {
 		v, ok := sess.view()
 		if ok && !v.console && (db == "" || v.db == db) {
-			sess.terminate(errKilled("KILL"))
+			wg.Go(func() { sess.terminate(errKilled("KILL")) })
 		}
 	}
+	wg.Wait()
 	for _, kp := range s.srv.poolsOf(db) {
 		kp.p.Retire()
 	}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"errors"
 	"net"
 	"strconv"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/proxy"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // adminConsole logs in to the console as an admin_users member.
@@ -258,5 +260,72 @@ func TestConsolePauseKeepsMinSizeClosed(t *testing.T) {
 			t.Fatalf("%s: %v", tc.resume, err)
 		}
 		waitFor(t, 10*time.Second, "min_size connections after RESUME", func() bool { return servers() == 2 })
+	}
+}
+
+// stuckClient logs in a client that sends a query with a large answer and
+// reads none of it, and waits until its relay is stuck writing to it:
+// the server then blocks writing to the proxy, which stopped reading.
+func stuckClient(t *testing.T, h *harness, ctx context.Context) {
+	t.Helper()
+	fe := loginRaw(t, rawConn(t, h), "trusty")
+	fe.Send(&pgproto3.Query{String: "select repeat('x', 100000) from generate_series(1, 2000)"})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	direct := h.direct(t)
+	waitFor(t, 10*time.Second, "the relay to be stuck", func() bool {
+		var n int
+		err := direct.QueryRow(ctx, `select count(*) from pg_stat_activity
+			where wait_event = 'ClientWrite' and query like 'select repeat(%'`).Scan(&n)
+		return err == nil && n == 1
+	})
+}
+
+// TestConsoleKillClientThatReadsNothing: a stuck client is ended all the
+// same, although its relay holds the lock on writing to it.
+func TestConsoleKillClientThatReadsNothing(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 30*time.Second)
+	stuckClient(t, h, ctx)
+	admin := h.adminConsole(t)
+	var pid string
+	waitFor(t, 10*time.Second, "the client in SHOW CLIENTS", func() bool {
+		for _, r := range rowsWhere(consoleRows(t, admin, "SHOW CLIENTS"), "user", "trusty") {
+			if r["pool_mode"] != "console" && r["state"] == "active" {
+				pid = r["pid"]
+			}
+		}
+		return pid != ""
+	})
+	kctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, err := admin.Exec(kctx, "KILL_CLIENT "+pid); err != nil {
+		t.Fatalf("KILL_CLIENT of a client that reads nothing: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the client to be gone", func() bool {
+		return len(rowsWhere(consoleRows(t, admin, "SHOW CLIENTS"), "pid", pid)) == 0
+	})
+}
+
+// TestShutdownEndsAClientThatReadsNothing: past shutdown_timeout a stuck
+// client is thrown out like the rest, and shutdown ends.
+func TestShutdownEndsAClientThatReadsNothing(t *testing.T) {
+	h := startProxy(t, consoleUsers)
+	ctx := ctxT(t, 30*time.Second)
+	stuckClient(t, h, ctx)
+	done := make(chan error, 1)
+	go func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		done <- h.srv.Shutdown(sctx)
+	}()
+	select {
+	case err := <-done:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("shutdown: %v, want its timeout reached", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("shutdown still waits for a client that reads nothing")
 	}
 }

@@ -400,11 +400,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-done:
 		return nil
 	case <-ctx.Done():
-		s.mu.Lock()
-		for sess := range s.sessions {
-			sess.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection: pgninja shutdown timeout"))
+		// At once for all: a client that reads nothing takes up to
+		// killWriteTimeout.
+		var wg sync.WaitGroup
+		for _, sess := range s.sessionList() {
+			wg.Go(func() {
+				sess.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection: pgninja shutdown timeout"))
+			})
 		}
-		s.mu.Unlock()
+		wg.Wait()
 		<-done
 		return ctx.Err()
 	}

@@ -636,9 +636,15 @@ func (s *Session) drain() {
 	}
 }
 
+// killWriteTimeout is how long a client being thrown out has to take its
+// last error. One that reads nothing has a full socket buffer, and a relay
+// blocked writing to it holds the write lock; the deadline frees both.
+const killWriteTimeout = time.Second
+
 // kill sends a final error and closes the client's socket; the session
 // goroutine then sees the close and cleans up.
 func (s *Session) kill(err error) {
+	_ = s.c.Conn.SetWriteDeadline(time.Now().Add(killWriteTimeout))
 	_ = s.c.sendError(err, 0)
 	_ = s.c.Conn.Close()
 }
