@@ -374,6 +374,8 @@ max_pool = 1
 connection_cache = on
 reset_query_list = 'ABORT; DISCARD ALL'
 sr_check_period = 0
+# The user it finds the primary with (pg_is_in_recovery), at start.
+sr_check_user = 'postgres'
 health_check_period = 0
 failover_on_backend_error = off
 use_watchdog = off
@@ -392,7 +394,6 @@ backend_port1 = $REPLICA_PORT
 backend_weight1 = 1
 backend_flag1 = 'DISALLOW_TO_FAILOVER'
 load_balance_mode = on
-sr_check_user = 'postgres'
 EOF
 		else
 			cat <<EOF
