@@ -51,7 +51,11 @@ const parkAfter = time.Second
 // and pay nothing extra.
 func (s *Session) readHeader() (byte, int, error) {
 	if s.l.mode == config.PoolSession || s.c.r.Buffered() > 0 || s.st.idleTxTimeout() > 0 {
-		return wire.ReadHeader(s.c.r, s.c.maxMsg)
+		typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
+		if err == nil {
+			s.disarmIdle()
+		}
+		return typ, n, err
 	}
 	s.mu.Lock()
 	idle := s.lease == nil

@@ -442,7 +442,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	}
 	s.mu.Unlock()
 
-	if !gone && !injected {
+	if !gone && !injected && safe {
 		s.idleInTransactionDeadline(status)
 	}
 	if e.ddl && !sawError {
@@ -498,17 +498,25 @@ func (s *Session) settleSets(c *pool.Conn, e expect, status byte, sawError bool)
 	s.txnSets = s.txnSets[:0]
 }
 
-// idleInTransactionDeadline arms the client read deadline while the
-// client sits inside a transaction, so an abandoned transaction cannot
-// hold a server connection for ever.
+// idleInTransactionDeadline arms the client read deadline once the
+// client, inside a transaction, has every answer it asked for, so an
+// abandoned transaction cannot hold a server connection for ever. It is
+// called before the client sees its ReadyForQuery, so the client's next
+// message, which disarms it (disarmIdle), comes after.
 func (s *Session) idleInTransactionDeadline(status byte) {
 	d := s.st.idleTxTimeout()
-	if d <= 0 {
+	if d <= 0 || (status != 'T' && status != 'E') {
 		return
 	}
-	if status == 'T' || status == 'E' {
-		_ = s.c.Conn.SetReadDeadline(time.Now().Add(d))
-	} else {
+	_ = s.c.Conn.SetReadDeadline(time.Now().Add(d))
+	s.idleArmed.Store(true)
+}
+
+// disarmIdle lifts the idle deadline once the client speaks again: a
+// query that outlasts the timeout is no idle client (in session mode the
+// session goroutine reads the client while the query runs).
+func (s *Session) disarmIdle() {
+	if s.idleArmed.Load() && s.idleArmed.Swap(false) {
 		_ = s.c.Conn.SetReadDeadline(time.Time{})
 	}
 }

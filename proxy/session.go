@@ -208,6 +208,9 @@ type Session struct {
 	consoleThen func()
 	// heldByPause: its wait is for the RESUME of a PAUSE (pause.go).
 	heldByPause bool
+	// idleArmed: the client read deadline of idle_transaction_timeout is
+	// set (relay.go).
+	idleArmed atomic.Bool
 
 	// stats are its counts for SHOW STATS; xactStart is when its open
 	// transaction's first request went out (stats.go).
