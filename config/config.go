@@ -119,6 +119,9 @@ type Pool struct {
 	ResetQuery string `yaml:"reset_query"`
 	// IdleTransactionTimeout ends a client idle inside a transaction.
 	IdleTransactionTimeout time.Duration `yaml:"idle_transaction_timeout"`
+	// ClientIdleTimeout ends a client idle outside a transaction
+	// (PgBouncer's client_idle_timeout).
+	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
 	// MaxPreparedStatements bounds the prepared statements the proxy keeps
 	// on each server connection in transaction mode; the least recently
 	// used are closed beyond it.

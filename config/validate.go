@@ -147,6 +147,9 @@ func (pc *Pool) validate(p *problems) {
 	if pc.IdleTransactionTimeout < 0 {
 		p.add("pool.idle_transaction_timeout", "must be >= 0")
 	}
+	if pc.ClientIdleTimeout < 0 {
+		p.add("pool.client_idle_timeout", "must be >= 0")
+	}
 }
 
 func checkAddr(p *problems, field, addr string) {

@@ -69,7 +69,7 @@ func (s *Session) deferBegin() (bool, error) {
 	}
 	s.mu.Unlock()
 	s.srv.metrics.beginsDeferred.Inc()
-	s.idleInTransactionDeadline('T')
+	s.idleDeadline('T')
 	return true, s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'T'})
 }
 
@@ -105,7 +105,7 @@ func (s *Session) endEmpty() (bool, error) {
 	}
 	draining := s.draining
 	s.mu.Unlock()
-	s.idleInTransactionDeadline('I')
+	s.idleDeadline('I')
 	err := s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	if draining {
 		// The safe point a shutdown waited for.

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestIdleTransactionTimeout: a client idle inside a transaction longer
@@ -47,6 +49,43 @@ func TestIdleTransactionTimeout(t *testing.T) {
 			var n int
 			if err := other.QueryRow(ctx, "select count(*) from "+table).Scan(&n); err != nil || n != 0 {
 				t.Errorf("rows the ended transaction inserted: %d (%v), want it rolled back", n, err)
+			}
+		})
+	}
+}
+
+// TestClientIdleTimeout: pool.client_idle_timeout (PgBouncer's) ends a
+// client idle outside a transaction, one that logged in and said nothing
+// included, with PostgreSQL's 57P05 for idle_session_timeout. A query
+// that outlasts it, a client idle inside a transaction and the admin
+// console are left alone.
+func TestClientIdleTimeout(t *testing.T) {
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf("admin_users: [ninja]\npool:\n  mode: %s\n  client_idle_timeout: 500ms\n", mode))
+			ctx := ctxT(t, 30*time.Second)
+			silent, outside, busy, inTxn := h.ninja(t), h.ninja(t), h.ninja(t), h.ninja(t)
+			admin := h.adminConsole(t)
+			if _, err := outside.Exec(ctx, "select 1"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := inTxn.Exec(ctx, "begin"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := busy.Exec(ctx, "select pg_sleep(1.2)"); err != nil {
+				t.Errorf("a query that outlasts the timeout: %v", err)
+			}
+			time.Sleep(300 * time.Millisecond) // all idle for 1.5 s now
+			for name, c := range map[string]*pgx.Conn{"silent since login": silent, "idle outside a transaction": outside} {
+				if _, err := c.Exec(ctx, "select 1"); sqlstate(err) != "57P05" {
+					t.Errorf("a client %s past the timeout: %v, want 57P05", name, err)
+				}
+			}
+			if _, err := inTxn.Exec(ctx, "commit"); err != nil {
+				t.Errorf("a client idle inside a transaction: %v", err)
+			}
+			if _, err := admin.Exec(ctx, "SHOW VERSION"); err != nil {
+				t.Errorf("the admin console after the timeout: %v", err)
 			}
 		})
 	}

@@ -125,6 +125,10 @@ func (s *Session) loggedIn(out []byte) error {
 	out = append(out, 'Z', 0, 0, 0, 5, 'I')
 	s.out = out[:0]
 	_ = s.c.Conn.SetDeadline(time.Time{})
+	if s.console == config.ConsoleNone {
+		// A client that logs in and says nothing is idle too.
+		s.idleDeadline('I')
+	}
 	s.phase = phaseReady
 	return s.c.SendRaw(out)
 }

@@ -50,7 +50,7 @@ const parkAfter = time.Second
 // thousands of idle clients cost little; busy clients keep their buffer
 // and pay nothing extra.
 func (s *Session) readHeader() (byte, int, error) {
-	if s.l.mode == config.PoolSession || s.c.r.Buffered() > 0 || s.st.idleTxTimeout() > 0 {
+	if s.l.mode == config.PoolSession || s.c.r.Buffered() > 0 || s.st.idleDeadlines() {
 		typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
 		if err == nil {
 			s.disarmIdle()
@@ -94,6 +94,13 @@ func (s *Session) readFailed(err error) error {
 		return nil
 	}
 	if isTimeout(err) {
+		s.mu.Lock()
+		status := s.txStatus
+		s.mu.Unlock()
+		if status == 'I' {
+			// PostgreSQL's words and SQLSTATE for its idle_session_timeout.
+			return pgerr.Fatal(pgerr.IdleSessionTimeoutOutside, "terminating connection due to idle-session timeout")
+		}
 		return pgerr.Fatal(pgerr.IdleSessionTimeout, "terminating connection due to idle-in-transaction timeout")
 	}
 	if pgerr.SQLState(err) != "" {

@@ -443,7 +443,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	s.mu.Unlock()
 
 	if !gone && !injected && safe {
-		s.idleInTransactionDeadline(status)
+		s.idleDeadline(status)
 	}
 	if e.ddl && !sawError {
 		s.srv.classifiers.refresh(s.l.db.DBName)
@@ -498,14 +498,18 @@ func (s *Session) settleSets(c *pool.Conn, e expect, status byte, sawError bool)
 	s.txnSets = s.txnSets[:0]
 }
 
-// idleInTransactionDeadline arms the client read deadline once the
-// client, inside a transaction, has every answer it asked for, so an
-// abandoned transaction cannot hold a server connection for ever. It is
-// called before the client sees its ReadyForQuery, so the client's next
-// message, which disarms it (disarmIdle), comes after.
-func (s *Session) idleInTransactionDeadline(status byte) {
-	d := s.st.idleTxTimeout()
-	if d <= 0 || (status != 'T' && status != 'E') {
+// idleDeadline arms the client read deadline once the client has every
+// answer it asked for: idle_transaction_timeout inside a transaction, so
+// an abandoned transaction cannot hold a server connection for ever, and
+// client_idle_timeout outside one. It is called before the client sees
+// its ReadyForQuery, so the client's next message, which disarms it
+// (disarmIdle), comes after.
+func (s *Session) idleDeadline(status byte) {
+	d := s.st.clientIdleTimeout()
+	if status == 'T' || status == 'E' {
+		d = s.st.idleTxTimeout()
+	}
+	if d <= 0 {
 		return
 	}
 	_ = s.c.Conn.SetReadDeadline(time.Now().Add(d))

@@ -208,8 +208,8 @@ type Session struct {
 	consoleThen func()
 	// heldByPause: its wait is for the RESUME of a PAUSE (pause.go).
 	heldByPause bool
-	// idleArmed: the client read deadline of idle_transaction_timeout is
-	// set (relay.go).
+	// idleArmed: the client read deadline of idle_transaction_timeout or
+	// client_idle_timeout is set (relay.go).
 	idleArmed atomic.Bool
 
 	// stats are its counts for SHOW STATS; xactStart is when its open

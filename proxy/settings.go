@@ -108,3 +108,9 @@ func (st *settings) target(b config.Backend, l *login) pool.Target {
 }
 
 func (st *settings) idleTxTimeout() time.Duration { return st.cfg.Pool.IdleTransactionTimeout }
+
+func (st *settings) clientIdleTimeout() time.Duration { return st.cfg.Pool.ClientIdleTimeout }
+
+// idleDeadlines: a client's reads may time out (idle_transaction_timeout
+// or client_idle_timeout), so it reads with deadlines of its own.
+func (st *settings) idleDeadlines() bool { return st.idleTxTimeout() > 0 || st.clientIdleTimeout() > 0 }

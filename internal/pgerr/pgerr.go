@@ -23,7 +23,8 @@ const (
 	FeatureNotSupported          = "0A000"
 	InvalidParameterValue        = "22023"
 	InternalError                = "XX000"
-	IdleSessionTimeout           = "25P03"
+	IdleSessionTimeout           = "25P03" // idle_in_transaction_session_timeout
+	IdleSessionTimeoutOutside    = "57P05" // idle_session_timeout
 	DuplicatePrepared            = "42P05"
 	InvalidSQLStatementName      = "26000"
 	ObjectNotInPrerequisiteState = "55000"
