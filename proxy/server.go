@@ -386,12 +386,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ln := range s.listeners {
 		_ = ln.Close()
 	}
-	sessions := make([]*Session, 0, len(s.sessions))
-	for sess := range s.sessions {
-		sessions = append(sessions, sess)
-	}
 	s.mu.Unlock()
-	for _, sess := range sessions {
+	// No session is tracked after draining is set (see track).
+	for _, sess := range s.sessionList() {
 		sess.drain()
 	}
 	done := make(chan struct{})
