@@ -13,8 +13,10 @@
 #   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
 #   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
 #   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer,
-#                           +4 pgpool, +5 pgpool's PCP)
+#                           +4 pgpool, +5 pgpool's PCP, +6 and +7 the Go relays)
 #   BENCH_PGPOOL=1          also measure Pgpool-II (installed when missing, as root); 0 skips it
+#   BENCH_PUMPS=1           also measure bench/pump's two bare Go relays in the session -S rows
+#                           (ports +6 and +7); 0 skips them
 #   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
 #   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
 #   BENCH_PGNINJA_REF=REF   build pgninja from this git ref (e.g. HEAD) instead of the working tree
@@ -45,6 +47,12 @@ PGBOUNCER_PORT=$((BASE_PORT + 3))
 PGPOOL_PORT=$((BASE_PORT + 4))
 PGPOOL_PCP_PORT=$((BASE_PORT + 5))
 WITH_PGPOOL="${BENCH_PGPOOL:-1}"
+PUMP_NETPOLL_PORT=$((BASE_PORT + 6))
+PUMP_EPOLL_PORT=$((BASE_PORT + 7))
+WITH_PUMPS="${BENCH_PUMPS:-1}"
+# The relays neither pool nor route, so they run only the session rows a
+# bare relay can stand in for: what any Go proxy pays before its own work.
+PUMP_SCENARIOS=" session_select_simple session_select_extended "
 ROUTING_MODE="${BENCH_ROUTING_MODE:-transaction}"
 [[ "$ROUTING_MODE" == session || "$ROUTING_MODE" == transaction ]] || {
 	echo "bench: BENCH_ROUTING_MODE must be session or transaction" >&2
@@ -126,6 +134,13 @@ stop_pgninja() {
 	PGNINJA_PID=""
 }
 
+PUMP_PIDS=()
+stop_pumps() {
+	local pid
+	for pid in "${PUMP_PIDS[@]}"; do stop_pid "$pid"; done
+	PUMP_PIDS=()
+}
+
 stop_pgbouncer() {
 	local pid cmd
 	[[ -n "$PGB_PIDFILE" && -f "$PGB_PIDFILE" ]] || return 0
@@ -157,6 +172,7 @@ cleanup() {
 	stop_pgninja
 	stop_pgbouncer
 	stop_pgpool
+	stop_pumps
 	exit "$rc"
 }
 trap cleanup EXIT
@@ -221,6 +237,7 @@ fi
 if grep -q 'yaml:"routing"' "$PGNINJA_SRC/config/config.go" 2>/dev/null; then ROUTING_SECTION=1; else ROUTING_SECTION=0; fi
 go build -o "$WORK/bin/idleclients" ./bench/idleclients
 go build -o "$WORK/bin/report" ./bench/report
+[[ "$WITH_PUMPS" != 0 ]] && go build -o "$WORK/bin/pump" ./bench/pump
 
 # --------------------------------------------------------------- pgbench --
 
@@ -483,17 +500,37 @@ start_pgpool() {
 	fi
 }
 
+# start_pumps: the two bare relays, each in a session of its own as
+# pgninja is (see start_pgninja).
+start_pumps() {
+	local mode port
+	for mode in netpoll epoll; do
+		port="$(target_port "pump_$mode")"
+		setsid "$WORK/bin/pump" -mode "$mode" -listen "127.0.0.1:$port" -backend "127.0.0.1:$PRIMARY_PORT" \
+			>>"$WORK/logs/pump-$mode.log" 2>&1 </dev/null &
+		PUMP_PIDS+=($!)
+		wait_ready "$port" "pump_$mode" "$!" || log "pump_$mode is not answering; its runs will fail"
+	done
+}
+
 start_proxies() {
 	log "starting the proxies ($1 scenarios, pool size $POOL_SIZE)"
 	start_pgbouncer "$1" || true
 	if [[ "$WITH_PGPOOL" != 0 ]]; then start_pgpool "$1" || true; fi
 	start_pgninja "$1" || true
+	if [[ "$WITH_PUMPS" != 0 && "$1" == session ]]; then start_pumps; fi
 }
 
 stop_proxies() {
 	stop_pgninja
 	stop_pgbouncer
 	stop_pgpool
+	stop_pumps
+}
+
+# runs_in TARGET SCENARIO: whether TARGET takes part in SCENARIO.
+runs_in() {
+	[[ "$1" != pump_* ]] || [[ "$PUMP_SCENARIOS" == *" $2 "* ]]
 }
 
 # note_crash LOG: "pgninja exited: <last panic> at <file:line>" from a log
@@ -538,6 +575,10 @@ restart_after_failure() {
 		stop_pgpool
 		start_pgpool "$group" || true
 		;;
+	pump_*)
+		stop_pumps
+		start_pumps
+		;;
 	esac
 }
 
@@ -547,6 +588,8 @@ target_port() {
 	pgbouncer) echo "$PGBOUNCER_PORT" ;;
 	pgpool) echo "$PGPOOL_PORT" ;;
 	pgninja) echo "$PGNINJA_PORT" ;;
+	pump_netpoll) echo "$PUMP_NETPOLL_PORT" ;;
+	pump_epoll) echo "$PUMP_EPOLL_PORT" ;;
 	esac
 }
 
@@ -656,6 +699,7 @@ init_pgbench
 TARGETS=(direct pgbouncer)
 [[ "$WITH_PGPOOL" != 0 ]] && TARGETS+=(pgpool)
 TARGETS+=(pgninja)
+[[ "$WITH_PUMPS" != 0 ]] && TARGETS+=(pump_netpoll pump_epoll)
 for ((round = 1; round <= ROUNDS; round++)); do
 	# Alternate the order of the targets every round.
 	order=()
@@ -668,10 +712,15 @@ for ((round = 1; round <= ROUNDS; round++)); do
 	for group in "${GROUPS_IN_ORDER[@]}"; do
 		grep -q "	$group	" "$WORK/plan.tsv" || continue
 		start_proxies "$group"
-		warm_up "${order[@]}"
+		present=()
+		for target in "${order[@]}"; do
+			[[ "$target" != pump_* || ("$group" == session && ${#PUMP_PIDS[@]} -gt 0) ]] && present+=("$target")
+		done
+		warm_up "${present[@]}"
 		while IFS=$'\t' read -r -u 3 id g _ args _; do
 			[[ "$g" == "$group" ]] || continue
-			for target in "${order[@]}"; do
+			for target in "${present[@]}"; do
+				runs_in "$target" "$id" || continue
 				# shellcheck disable=SC2086 # args are words
 				run_pgbench "$id" "$target" "$round" $args
 				((LAST_RC != 0)) && restart_after_failure "$target" "$group" "$id" "$round"

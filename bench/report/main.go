@@ -19,7 +19,8 @@ import (
 )
 
 // targets in table order, with their display names. An optional target
-// that did not run (BENCH_PGPOOL=0, no Pgpool-II) has no rows.
+// that did not run (BENCH_PGPOOL=0, no Pgpool-II; the relays outside the
+// rows they stand in for) has no rows.
 var targets = []struct {
 	id, name string
 	optional bool
@@ -28,6 +29,8 @@ var targets = []struct {
 	{"pgbouncer", "PgBouncer", false},
 	{"pgpool", "Pgpool-II", true},
 	{"pgninja", "pgninja", false},
+	{"pump_netpoll", "bare Go relay, runtime poller", true},
+	{"pump_epoll", "bare Go relay, own epoll loop", true},
 }
 
 // Run is one pgbench run.

@@ -27,6 +27,12 @@ func markdown(r *Report) string {
 		"PgBouncer and pgninja with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
 		"TPS median and latency are medians over the rounds; ratios compare medians.%s%s\n\n",
 		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
+	if hasPumps(r) {
+		b.WriteString("The two bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
+			"no pooling, parsing or authentication. One waits through the Go runtime's network poller, as every net.Conn program does; " +
+			"the other is one locked thread with its own epoll loop and raw system calls, as PgBouncer's loop works. " +
+			"The first is the floor of a Go proxy built on goroutines; the gap between the two is what the runtime's scheduling costs.\n\n")
+	}
 
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
@@ -230,6 +236,15 @@ func warmupNote(seconds string) string {
 		return ""
 	}
 	return fmt.Sprintf(" Each time the proxies start, every target first gets an unmeasured %s s `pgbench -S -c 16`.", seconds)
+}
+
+func hasPumps(r *Report) bool {
+	for _, row := range r.Rows {
+		if strings.HasPrefix(row.Target, "pump_") {
+			return true
+		}
+	}
+	return false
 }
 
 // pgpoolNote says how Pgpool-II ran, when it did.

@@ -1,0 +1,215 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"runtime"
+	"syscall"
+	"unsafe"
+)
+
+// end is one socket of a relayed pair. pend holds what its peer sent that
+// it could not take yet; while it does, the peer is not read.
+type end struct {
+	fd, peer int
+	pend     []byte
+}
+
+type loop struct {
+	ep   int
+	ends map[int]*end
+	buf  []byte
+	back syscall.SockaddrInet4
+}
+
+// pollTimeoutMS bounds each wait, though a signal (the runtime preempts
+// this goroutine like any other) ends a wait early too.
+const pollTimeoutMS = 100
+
+func serveEpoll(listen, backend string, ready func(string)) error {
+	// The loop never parks: its thread is its own, and every system call
+	// below is raw, so the scheduler never hands its P to another thread.
+	runtime.LockOSThread()
+	la, err := inet4(listen)
+	if err != nil {
+		return err
+	}
+	ba, err := inet4(backend)
+	if err != nil {
+		return err
+	}
+	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	_ = syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(lfd, la); err != nil {
+		return fmt.Errorf("pump: bind %s: %w", listen, err)
+	}
+	if err := syscall.Listen(lfd, 1024); err != nil {
+		return err
+	}
+	if ready != nil {
+		sa, err := syscall.Getsockname(lfd)
+		if err != nil {
+			return err
+		}
+		a := sa.(*syscall.SockaddrInet4)
+		ready(fmt.Sprintf("%s:%d", net.IP(a.Addr[:]), a.Port))
+	}
+	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	if err != nil {
+		return err
+	}
+	l := &loop{ep: ep, ends: map[int]*end{}, buf: make([]byte, 64<<10), back: *ba}
+	if err := l.watch(syscall.EPOLL_CTL_ADD, lfd, syscall.EPOLLIN); err != nil {
+		return err
+	}
+	evs := make([]syscall.EpollEvent, 128)
+	for {
+		n, e := rawEpollWait(ep, evs, pollTimeoutMS)
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return fmt.Errorf("pump: epoll_wait: %w", e)
+		}
+		for _, ev := range evs[:n] {
+			fd := int(ev.Fd)
+			switch {
+			case fd == lfd:
+				l.accept(lfd)
+			case ev.Events&syscall.EPOLLOUT != 0 && l.ends[fd] != nil && len(l.ends[fd].pend) > 0:
+				l.flush(l.ends[fd])
+			default:
+				if en := l.ends[fd]; en != nil {
+					l.forward(en)
+				}
+			}
+		}
+	}
+}
+
+func (l *loop) watch(op, fd int, events uint32) error {
+	return syscall.EpollCtl(l.ep, op, fd, &syscall.EpollEvent{Events: events, Fd: int32(fd)})
+}
+
+func (l *loop) accept(lfd int) {
+	for {
+		cfd, _, err := syscall.Accept4(lfd, syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC)
+		if err != nil {
+			return // EAGAIN: all taken
+		}
+		// A blocking connect holds the loop for one round trip; the bench
+		// connects its clients once, before it measures.
+		sfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+		if err == nil {
+			if err = syscall.Connect(sfd, &l.back); err == nil {
+				err = syscall.SetNonblock(sfd, true)
+			}
+			if err != nil {
+				_ = syscall.Close(sfd)
+			}
+		}
+		if err != nil {
+			_ = syscall.Close(cfd)
+			continue
+		}
+		for _, fd := range []int{cfd, sfd} {
+			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+		}
+		l.ends[cfd] = &end{fd: cfd, peer: sfd}
+		l.ends[sfd] = &end{fd: sfd, peer: cfd}
+		if l.watch(syscall.EPOLL_CTL_ADD, cfd, syscall.EPOLLIN) != nil || l.watch(syscall.EPOLL_CTL_ADD, sfd, syscall.EPOLLIN) != nil {
+			l.closePair(l.ends[cfd])
+		}
+	}
+}
+
+// forward reads what en has and writes it to its peer; what the peer
+// cannot take waits in the peer's pend, and en is not read until it has.
+func (l *loop) forward(en *end) {
+	peer := l.ends[en.peer]
+	if len(peer.pend) > 0 {
+		return // an event of the same batch as the write that filled it
+	}
+	n, e := rawRW(syscall.SYS_READ, en.fd, l.buf)
+	if e == syscall.EAGAIN || e == syscall.EINTR {
+		return
+	}
+	if e != 0 || n == 0 {
+		l.closePair(en)
+		return
+	}
+	w, e := rawWriteAll(peer.fd, l.buf[:n])
+	if e != 0 && e != syscall.EAGAIN {
+		l.closePair(en)
+		return
+	}
+	if w < n {
+		peer.pend = append(peer.pend[:0], l.buf[w:n]...)
+		if l.watch(syscall.EPOLL_CTL_MOD, en.fd, 0) != nil || l.watch(syscall.EPOLL_CTL_MOD, peer.fd, syscall.EPOLLIN|syscall.EPOLLOUT) != nil {
+			l.closePair(en)
+		}
+	}
+}
+
+// flush writes en's pending bytes; once they are out, its peer is read
+// again.
+func (l *loop) flush(en *end) {
+	w, e := rawWriteAll(en.fd, en.pend)
+	if e != 0 && e != syscall.EAGAIN {
+		l.closePair(en)
+		return
+	}
+	en.pend = en.pend[:copy(en.pend, en.pend[w:])]
+	if len(en.pend) > 0 {
+		return
+	}
+	if l.watch(syscall.EPOLL_CTL_MOD, en.fd, syscall.EPOLLIN) != nil || l.watch(syscall.EPOLL_CTL_MOD, en.peer, syscall.EPOLLIN) != nil {
+		l.closePair(en)
+	}
+}
+
+func (l *loop) closePair(en *end) {
+	for _, fd := range []int{en.fd, en.peer} {
+		delete(l.ends, fd)
+		_ = syscall.Close(fd) // also drops it from the epoll set
+	}
+}
+
+func rawEpollWait(ep int, evs []syscall.EpollEvent, ms int) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), uintptr(ms), 0, 0)
+	return int(r), e
+}
+
+func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
+	r, _, e := syscall.RawSyscall(trap, uintptr(fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)))
+	return int(r), e
+}
+
+// rawWriteAll writes until b is out or the socket is full (EAGAIN).
+func rawWriteAll(fd int, b []byte) (int, syscall.Errno) {
+	done := 0
+	for done < len(b) {
+		n, e := rawRW(syscall.SYS_WRITE, fd, b[done:])
+		if e == syscall.EINTR {
+			continue
+		}
+		if e != 0 {
+			return done, e
+		}
+		done += n
+	}
+	return done, 0
+}
+
+func inet4(addr string) (*syscall.SockaddrInet4, error) {
+	a, err := net.ResolveTCPAddr("tcp4", addr)
+	if err != nil {
+		return nil, err
+	}
+	sa := &syscall.SockaddrInet4{Port: a.Port}
+	copy(sa.Addr[:], a.IP.To4())
+	return sa, nil
+}
