@@ -13,10 +13,10 @@
 #   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
 #   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
 #   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer,
-#                           +4 pgpool, +5 pgpool's PCP, +6 and +7 the Go relays)
+#                           +4 pgpool, +5 pgpool's PCP)
 #   BENCH_PGPOOL=1          also measure Pgpool-II (installed when missing, as root); 0 skips it
-#   BENCH_PUMPS=1           also measure bench/pump's two bare Go relays in the session -S rows
-#                           (ports +6 and +7); 0 skips them
+#   BENCH_PUMPS=1           also measure bench/pump's three bare Go relays in the session -S rows
+#                           (on the three ports after pgninja's admin port); 0 skips them
 #   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
 #   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
 #   BENCH_PGNINJA_REF=REF   build pgninja from this git ref (e.g. HEAD) instead of the working tree
@@ -43,12 +43,13 @@ IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
 BASE_PORT="${BENCH_TESTBED_PORT:-27432}"
 PGNINJA_PORT="${BENCH_PGNINJA_PORT:-27440}"
 ADMIN_PORT=$((PGNINJA_PORT + 1))
+PUMP_NETPOLL_PORT=$((PGNINJA_PORT + 2))
+PUMP_EPOLL_PORT=$((PGNINJA_PORT + 3))
+PUMP_CORO_PORT=$((PGNINJA_PORT + 4))
 PGBOUNCER_PORT=$((BASE_PORT + 3))
 PGPOOL_PORT=$((BASE_PORT + 4))
 PGPOOL_PCP_PORT=$((BASE_PORT + 5))
 WITH_PGPOOL="${BENCH_PGPOOL:-1}"
-PUMP_NETPOLL_PORT=$((BASE_PORT + 6))
-PUMP_EPOLL_PORT=$((BASE_PORT + 7))
 WITH_PUMPS="${BENCH_PUMPS:-1}"
 # The relays neither pool nor route, so they run only the session rows a
 # bare relay can stand in for: what any Go proxy pays before its own work.
@@ -500,11 +501,11 @@ start_pgpool() {
 	fi
 }
 
-# start_pumps: the two bare relays, each in a session of its own as
+# start_pumps: the bare relays, each in a session of its own as
 # pgninja is (see start_pgninja).
 start_pumps() {
 	local mode port
-	for mode in netpoll epoll; do
+	for mode in netpoll epoll coro; do
 		port="$(target_port "pump_$mode")"
 		setsid "$WORK/bin/pump" -mode "$mode" -listen "127.0.0.1:$port" -backend "127.0.0.1:$PRIMARY_PORT" \
 			>>"$WORK/logs/pump-$mode.log" 2>&1 </dev/null &
@@ -590,6 +591,7 @@ target_port() {
 	pgninja) echo "$PGNINJA_PORT" ;;
 	pump_netpoll) echo "$PUMP_NETPOLL_PORT" ;;
 	pump_epoll) echo "$PUMP_EPOLL_PORT" ;;
+	pump_coro) echo "$PUMP_CORO_PORT" ;;
 	esac
 }
 
@@ -699,7 +701,7 @@ init_pgbench
 TARGETS=(direct pgbouncer)
 [[ "$WITH_PGPOOL" != 0 ]] && TARGETS+=(pgpool)
 TARGETS+=(pgninja)
-[[ "$WITH_PUMPS" != 0 ]] && TARGETS+=(pump_netpoll pump_epoll)
+[[ "$WITH_PUMPS" != 0 ]] && TARGETS+=(pump_netpoll pump_epoll pump_coro)
 for ((round = 1; round <= ROUNDS; round++)); do
 	# Alternate the order of the targets every round.
 	order=()

@@ -12,6 +12,11 @@
 // libevent loop works. It never enters the Go scheduler, so it shows what
 // the runtime's scheduling costs the netpoll form (and pgninja).
 //
+// coro: the same loop, but each direction of a connection is written as
+// plain blocking-style copying and runs as a coroutine (iter.Pull) that
+// yields to the loop when its socket is not ready. It shows whether code
+// written like pgninja's sessions can keep the loop's speed.
+//
 // Neither pools, parses or authenticates: each client gets its own
 // PostgreSQL connection and speaks to it through the relay byte for byte.
 package main
@@ -24,7 +29,7 @@ import (
 )
 
 func main() {
-	mode := flag.String("mode", "netpoll", "netpoll or epoll")
+	mode := flag.String("mode", "netpoll", "netpoll, epoll or coro")
 	listen := flag.String("listen", "127.0.0.1:0", "address to accept clients on")
 	backend := flag.String("backend", "", "address of the server to relay to")
 	flag.Parse()
@@ -51,6 +56,8 @@ func run(mode, listen, backend string, ready func(string)) error {
 		return serveNetpoll(ln, backend)
 	case "epoll":
 		return serveEpoll(listen, backend, ready)
+	case "coro":
+		return serveCoro(listen, backend, ready)
 	}
-	return fmt.Errorf("pump: unknown -mode %q (netpoll or epoll)", mode)
+	return fmt.Errorf("pump: unknown -mode %q (netpoll, epoll or coro)", mode)
 }

@@ -38,7 +38,7 @@ func echoServer(t *testing.T) string {
 func TestPumpRelaysEveryByte(t *testing.T) {
 	modes := []string{"netpoll"}
 	if runtime.GOOS == "linux" {
-		modes = append(modes, "epoll")
+		modes = append(modes, "epoll", "coro")
 	}
 	for _, mode := range modes {
 		t.Run(mode, func(t *testing.T) {

@@ -19,8 +19,8 @@ func TestBuildRowsPerTarget(t *testing.T) {
 		{"with Pgpool-II", []string{"direct", "pgbouncer", "pgpool", "pgninja"}, []string{"direct", "pgbouncer", "pgpool", "pgninja"}},
 		{"without Pgpool-II", []string{"direct", "pgbouncer", "pgninja"}, []string{"direct", "pgbouncer", "pgninja"}},
 		{"an interrupted run", []string{"direct", "pgninja"}, []string{"direct", "pgbouncer", "pgninja"}},
-		{"with the bare relays", []string{"direct", "pgbouncer", "pgninja", "pump_netpoll", "pump_epoll"},
-			[]string{"direct", "pgbouncer", "pgninja", "pump_netpoll", "pump_epoll"}},
+		{"with the bare relays", []string{"direct", "pgbouncer", "pgninja", "pump_netpoll", "pump_epoll", "pump_coro"},
+			[]string{"direct", "pgbouncer", "pgninja", "pump_netpoll", "pump_epoll", "pump_coro"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()

@@ -31,6 +31,7 @@ var targets = []struct {
 	{"pgninja", "pgninja", false},
 	{"pump_netpoll", "bare Go relay, runtime poller", true},
 	{"pump_epoll", "bare Go relay, own epoll loop", true},
+	{"pump_coro", "bare Go relay, coroutines on an epoll loop", true},
 }
 
 // Run is one pgbench run.

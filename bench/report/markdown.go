@@ -28,10 +28,11 @@ func markdown(r *Report) string {
 		"TPS median and latency are medians over the rounds; ratios compare medians.%s%s\n\n",
 		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
 	if hasPumps(r) {
-		b.WriteString("The two bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
+		b.WriteString("The bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
 			"no pooling, parsing or authentication. One waits through the Go runtime's network poller, as every net.Conn program does; " +
-			"the other is one locked thread with its own epoll loop and raw system calls, as PgBouncer's loop works. " +
-			"The first is the floor of a Go proxy built on goroutines; the gap between the two is what the runtime's scheduling costs.\n\n")
+			"one is a locked thread with its own epoll loop and raw system calls, as PgBouncer's loop works; " +
+			"the third runs blocking-style copying code as coroutines on such a loop. " +
+			"The first is the floor of a Go proxy built on goroutines; the gap to the others is what the runtime's scheduling costs.\n\n")
 	}
 
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
