@@ -52,9 +52,24 @@ func newParamSet(startup map[string]string) *paramSet {
 	return p
 }
 
-// startupSQL uses set_config, which takes a value exactly as a startup
-// packet does (a list such as search_path stays a list).
+// scalarSettings take their value whole, so SET means for them exactly
+// what set_config does. SET is the cheaper for PostgreSQL (a utility
+// statement: no plan, no row to send), and connect-per-transaction
+// clients have at least application_name applied on every login.
+var scalarSettings = map[string]bool{
+	"application_name": true, "client_encoding": true, "datestyle": true, "timezone": true,
+	"intervalstyle": true, "extra_float_digits": true, "statement_timeout": true, "lock_timeout": true,
+	"idle_in_transaction_session_timeout": true, "bytea_output": true, "standard_conforming_strings": true,
+}
+
+// startupSQL applies a value as a startup packet gives it. Other settings
+// than scalarSettings use set_config, which takes the value exactly so: a
+// list such as search_path stays a list, where SET would quote 'a, b' into
+// one schema name.
 func startupSQL(name, value string) string {
+	if scalarSettings[name] {
+		return "SET " + name + " = " + quoteLiteral(value)
+	}
 	return "SELECT set_config(" + quoteLiteral(name) + ", " + quoteLiteral(value) + ", false)"
 }
 
@@ -222,7 +237,17 @@ func (p *paramSet) installed(st *serverState) {
 	st.paramsHash = p.hash
 }
 
-func quoteLiteral(s string) string { return "'" + strings.ReplaceAll(s, "'", "''") + "'" }
+// quoteLiteral quotes s as a string constant. One with a backslash is
+// written in the escape form, which means the same whatever the
+// connection's standard_conforming_strings (a client may have turned it
+// off, and its settings are applied on that connection).
+func quoteLiteral(s string) string {
+	q := "'" + strings.ReplaceAll(s, "'", "''") + "'"
+	if strings.Contains(s, `\`) {
+		q = "E" + strings.ReplaceAll(q, `\`, `\\`)
+	}
+	return q
+}
 
 func quoteIdent(s string) string { return `"` + strings.ReplaceAll(s, `"`, `""`) + `"` }
 
