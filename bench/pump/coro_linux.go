@@ -3,7 +3,6 @@ package main
 import (
 	"fmt"
 	"iter"
-	"net"
 	"runtime"
 	"syscall"
 )
@@ -27,47 +26,16 @@ type coroLoop struct {
 	back    syscall.SockaddrInet4
 	readers map[int]func() (wait, bool) // by the descriptor each waits on
 	writers map[int]func() (wait, bool)
-	stops   map[int][]func() // a pair's coroutines, by both descriptors
 }
 
 func serveCoro(listen, backend string, ready func(string)) error {
 	runtime.LockOSThread()
-	la, err := inet4(listen)
-	if err != nil {
-		return err
-	}
-	ba, err := inet4(backend)
-	if err != nil {
-		return err
-	}
-	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	_ = syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	if err := syscall.Bind(lfd, la); err != nil {
-		return fmt.Errorf("pump: bind %s: %w", listen, err)
-	}
-	if err := syscall.Listen(lfd, 1024); err != nil {
-		return err
-	}
-	if ready != nil {
-		sa, err := syscall.Getsockname(lfd)
-		if err != nil {
-			return err
-		}
-		a := sa.(*syscall.SockaddrInet4)
-		ready(fmt.Sprintf("%s:%d", net.IP(a.Addr[:]), a.Port))
-	}
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	lfd, ep, ba, err := openLoop(listen, backend, ready)
 	if err != nil {
 		return err
 	}
 	l := &coroLoop{ep: ep, back: *ba, readers: map[int]func() (wait, bool){},
-		writers: map[int]func() (wait, bool){}, stops: map[int][]func(){}}
-	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(lfd)}); err != nil {
-		return err
-	}
+		writers: map[int]func() (wait, bool){}}
 	evs := make([]syscall.EpollEvent, 128)
 	for {
 		n, e := rawEpollWait(ep, evs, pollTimeoutMS)
@@ -119,21 +87,11 @@ func (l *coroLoop) accept(lfd int) {
 		if err != nil {
 			return
 		}
-		sfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err == nil {
-			if err = syscall.Connect(sfd, &l.back); err == nil {
-				err = syscall.SetNonblock(sfd, true)
-			}
-			if err != nil {
-				_ = syscall.Close(sfd)
-			}
-		}
+		sfd, err := connectBackend(cfd, &l.back)
 		if err != nil {
-			_ = syscall.Close(cfd)
 			continue
 		}
 		for _, fd := range []int{cfd, sfd} {
-			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 			// Edge-triggered: a coroutine waits only after a call said
 			// EAGAIN, so no readiness is missed, and a socket nobody waits
 			// on does not wake the loop again and again.

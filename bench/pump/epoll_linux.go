@@ -30,41 +30,11 @@ func serveEpoll(listen, backend string, ready func(string)) error {
 	// The loop never parks: its thread is its own, and every system call
 	// below is raw, so the scheduler never hands its P to another thread.
 	runtime.LockOSThread()
-	la, err := inet4(listen)
-	if err != nil {
-		return err
-	}
-	ba, err := inet4(backend)
-	if err != nil {
-		return err
-	}
-	lfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		return err
-	}
-	_ = syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
-	if err := syscall.Bind(lfd, la); err != nil {
-		return fmt.Errorf("pump: bind %s: %w", listen, err)
-	}
-	if err := syscall.Listen(lfd, 1024); err != nil {
-		return err
-	}
-	if ready != nil {
-		sa, err := syscall.Getsockname(lfd)
-		if err != nil {
-			return err
-		}
-		a := sa.(*syscall.SockaddrInet4)
-		ready(fmt.Sprintf("%s:%d", net.IP(a.Addr[:]), a.Port))
-	}
-	ep, err := syscall.EpollCreate1(syscall.EPOLL_CLOEXEC)
+	lfd, ep, ba, err := openLoop(listen, backend, ready)
 	if err != nil {
 		return err
 	}
 	l := &loop{ep: ep, ends: map[int]*end{}, buf: make([]byte, 64<<10), back: *ba}
-	if err := l.watch(syscall.EPOLL_CTL_ADD, lfd, syscall.EPOLLIN); err != nil {
-		return err
-	}
 	evs := make([]syscall.EpollEvent, 128)
 	for {
 		n, e := rawEpollWait(ep, evs, pollTimeoutMS)
@@ -90,6 +60,67 @@ func serveEpoll(listen, backend string, ready func(string)) error {
 	}
 }
 
+// openLoop opens the listening socket and the epoll set watching it, and
+// tells ready the address it listens on.
+func openLoop(listen, backend string, ready func(string)) (lfd, ep int, back *syscall.SockaddrInet4, err error) {
+	la, err := inet4(listen)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	if back, err = inet4(backend); err != nil {
+		return 0, 0, nil, err
+	}
+	lfd, err = syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_NONBLOCK|syscall.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 0, 0, nil, err
+	}
+	_ = syscall.SetsockoptInt(lfd, syscall.SOL_SOCKET, syscall.SO_REUSEADDR, 1)
+	if err := syscall.Bind(lfd, la); err != nil {
+		return 0, 0, nil, fmt.Errorf("pump: bind %s: %w", listen, err)
+	}
+	if err := syscall.Listen(lfd, 1024); err != nil {
+		return 0, 0, nil, err
+	}
+	if ep, err = syscall.EpollCreate1(syscall.EPOLL_CLOEXEC); err != nil {
+		return 0, 0, nil, err
+	}
+	if err := syscall.EpollCtl(ep, syscall.EPOLL_CTL_ADD, lfd, &syscall.EpollEvent{Events: syscall.EPOLLIN, Fd: int32(lfd)}); err != nil {
+		return 0, 0, nil, err
+	}
+	if ready != nil {
+		sa, err := syscall.Getsockname(lfd)
+		if err != nil {
+			return 0, 0, nil, err
+		}
+		a := sa.(*syscall.SockaddrInet4)
+		ready(fmt.Sprintf("%s:%d", net.IP(a.Addr[:]), a.Port))
+	}
+	return lfd, ep, back, nil
+}
+
+// connectBackend opens the server connection for the client cfd, or
+// closes cfd. The connect blocks the loop for one round trip; the bench
+// connects its clients once, before it measures.
+func connectBackend(cfd int, back *syscall.SockaddrInet4) (int, error) {
+	sfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
+	if err == nil {
+		if err = syscall.Connect(sfd, back); err == nil {
+			err = syscall.SetNonblock(sfd, true)
+		}
+		if err != nil {
+			_ = syscall.Close(sfd)
+		}
+	}
+	if err != nil {
+		_ = syscall.Close(cfd)
+		return 0, err
+	}
+	for _, fd := range []int{cfd, sfd} {
+		_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
+	}
+	return sfd, nil
+}
+
 func (l *loop) watch(op, fd int, events uint32) error {
 	return syscall.EpollCtl(l.ep, op, fd, &syscall.EpollEvent{Events: events, Fd: int32(fd)})
 }
@@ -100,23 +131,9 @@ func (l *loop) accept(lfd int) {
 		if err != nil {
 			return // EAGAIN: all taken
 		}
-		// A blocking connect holds the loop for one round trip; the bench
-		// connects its clients once, before it measures.
-		sfd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-		if err == nil {
-			if err = syscall.Connect(sfd, &l.back); err == nil {
-				err = syscall.SetNonblock(sfd, true)
-			}
-			if err != nil {
-				_ = syscall.Close(sfd)
-			}
-		}
+		sfd, err := connectBackend(cfd, &l.back)
 		if err != nil {
-			_ = syscall.Close(cfd)
 			continue
-		}
-		for _, fd := range []int{cfd, sfd} {
-			_ = syscall.SetsockoptInt(fd, syscall.IPPROTO_TCP, syscall.TCP_NODELAY, 1)
 		}
 		l.ends[cfd] = &end{fd: cfd, peer: sfd}
 		l.ends[sfd] = &end{fd: sfd, peer: cfd}
