@@ -161,6 +161,16 @@ type Backend struct {
 	Role string `yaml:"role"`
 	// Weight is this backend's share of routed reads.
 	Weight int `yaml:"weight"`
+	// weightSet: the file gave a weight, so a replica's 0 (no reads, as
+	// Pgpool-II's backend_weight 0) is meant, not a default to fill.
+	weightSet bool
+}
+
+// SameServer reports whether b and o differ at most in weight, which a
+// reload can apply while routing is on (see proxy.Server.Reload).
+func (b Backend) SameServer(o Backend) bool {
+	b.Weight, b.weightSet = o.Weight, o.weightSet
+	return b == o
 }
 
 // Database maps a client-visible database name onto the servers. The key

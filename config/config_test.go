@@ -161,3 +161,50 @@ func TestExampleConfigParses(t *testing.T) {
 		t.Fatalf("unexpected example: %+v", cfg.Backends)
 	}
 }
+
+// A replica's weight defaults to 1, but an explicit 0 is a setting
+// (no reads, as Pgpool-II's backend_weight 0), and a reload comparing
+// servers looks past the weight.
+func TestReplicaWeight(t *testing.T) {
+	backends := func(weight string) string {
+		return "backends:\n  - name: primary\n  - name: replica\n    port: 15433\n    role: replica\n" + weight +
+			"users:\n  - {name: ninja, password: ninja}\n"
+	}
+	for _, tc := range []struct {
+		name, weight string
+		want         int
+	}{
+		{"absent", "", 1},
+		{"zero", "    weight: 0\n", 0},
+		{"three", "    weight: 3\n", 3},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(backends(tc.weight)), nil, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := cfg.Backends[1].Weight; got != tc.want {
+				t.Errorf("replica weight %d, want %d", got, tc.want)
+			}
+			if got := cfg.Backends[0].Weight; got != 0 {
+				t.Errorf("primary weight %d, want 0", got)
+			}
+		})
+	}
+	a, err := Parse([]byte(backends("")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := Parse([]byte(backends("    weight: 0\n")), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Backends[1].SameServer(b.Backends[1]) {
+		t.Error("backends differing in weight only: not the same server")
+	}
+	moved := b.Backends[1]
+	moved.Port++
+	if a.Backends[1].SameServer(moved) {
+		t.Error("backends on different ports: the same server")
+	}
+}

@@ -55,7 +55,7 @@ func (c *Config) fillDefaults() {
 		def(&b.Host, "127.0.0.1")
 		defInt(&b.Port, 5432)
 		def(&b.Role, RolePrimary)
-		if b.Weight == 0 && b.Role == RoleReplica {
+		if b.Weight == 0 && b.Role == RoleReplica && !b.weightSet {
 			b.Weight = 1
 		}
 	}

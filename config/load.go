@@ -64,6 +64,9 @@ func Parse(data []byte, overrides []string, environ []string) (*Config, error) {
 	if err := dec.Decode(cfg); err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("yaml: %w", err)
 	}
+	if err := markGivenWeights(data, cfg); err != nil {
+		return nil, fmt.Errorf("yaml: %w", err)
+	}
 	for _, o := range overrides {
 		key, val, ok := strings.Cut(o, "=")
 		if !ok {
@@ -81,4 +84,23 @@ func Parse(data []byte, overrides []string, environ []string) (*Config, error) {
 		return nil, err
 	}
 	return cfg, nil
+}
+
+// markGivenWeights notes which backends the file gave a weight, which
+// the decoded int alone cannot tell from an absent one.
+func markGivenWeights(data []byte, cfg *Config) error {
+	var given struct {
+		Backends []struct {
+			Weight *int `yaml:"weight"`
+		} `yaml:"backends"`
+	}
+	if err := yaml.Unmarshal(data, &given); err != nil {
+		return err
+	}
+	for i, b := range given.Backends {
+		if i < len(cfg.Backends) && b.Weight != nil {
+			cfg.Backends[i].weightSet = true
+		}
+	}
+	return nil
 }

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5"
 )
@@ -644,4 +645,59 @@ func TestCommitWhosePositionReadFailsKeepsReadsOnPrimary(t *testing.T) {
 	waitFor(t, 15*time.Second, "the other client's reads back on the replica", func() bool {
 		return serverPort(t, other, "select inet_server_port() + 0 * (select count(*) from w)::int") == rep.Port
 	})
+}
+
+// TestReloadReweighsBackends: a reload that changes only weights moves
+// the share of reads at once, and the health checks that follow keep it;
+// a replica's weight 0 drains it; a reload that moves a server is refused
+// while routing is on.
+func TestReloadReweighsBackends(t *testing.T) {
+	env := testbed.Require(t)
+	routed := func(primaryWeight, replicaWeight int, replica string) string {
+		return routedConfig(t, env.Primary, primaryWeight, map[string]string{"replica": replica}, replicaWeight,
+			"  consistency: eventual\n")
+	}
+	h := startWith(t, env, routed(0, 1, env.Replica))
+	c := h.ninja(t)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	waitFor(t, 10*time.Second, "the replica in rotation", func() bool {
+		return serverPort(t, c, "select inet_server_port()") == replica
+	})
+	reload := func(backends string) error {
+		t.Helper()
+		cfg, err := config.Parse([]byte("users:\n  - {name: ninja, password: ninja}\n"+backends), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.srv.Reload(cfg)
+	}
+	onPrimary := func() int {
+		n := 0
+		for i := 0; i < 200; i++ {
+			if serverPort(t, c, "select inet_server_port()") == primary {
+				n++
+			}
+		}
+		return n
+	}
+	if err := reload(routed(9, 1, env.Replica)); err != nil {
+		t.Fatalf("reload with new weights: %v", err)
+	}
+	if n := onPrimary(); n < 170 || n > 190 {
+		t.Fatalf("after the reload the primary (weight 9 of 10) ran %d of 200 reads, want about 180", n)
+	}
+	time.Sleep(time.Second) // several health checks (every 200 ms)
+	if n := onPrimary(); n < 170 || n > 190 {
+		t.Errorf("after the health checks that followed, the primary ran %d of 200 reads, want about 180", n)
+	}
+	if err := reload(routed(1, 0, env.Replica)); err != nil {
+		t.Fatalf("reload draining the replica: %v", err)
+	}
+	if n := onPrimary(); n != 200 {
+		t.Errorf("with the replica's weight 0 the primary ran %d of 200 reads, want all", n)
+	}
+	err := reload(routed(1, 1, env.Primary))
+	if err == nil || !strings.Contains(err.Error(), "restart") {
+		t.Errorf("reload moving the replica with routing on: %v, want a refusal naming the restart", err)
+	}
 }

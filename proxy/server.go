@@ -130,6 +130,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.settings.Store(st)
+	s.reweigh(cfg)
 	// A backend that moved takes its pools along now, not at their next
 	// login: their connections to the old server close as they come back.
 	s.pools.Each(func(k pool.Key, p *pool.Pool) {
@@ -145,18 +146,31 @@ func (s *Server) Reload(cfg *config.Config) error {
 }
 
 // reloadable refuses what a reload cannot apply. Routing is built once,
-// at start: its settings, and with routing on the backends it checks and
-// weighs, would otherwise change for the pools but not for the health
-// checks, which could then vouch for a server the reads no longer go to.
+// at start: its settings, and with routing on the backends it checks,
+// would otherwise change for the pools but not for the health checks,
+// which could then vouch for a server the reads no longer go to. Weights
+// are the exception: they move no server, and the router takes them.
 func (s *Server) reloadable(cfg *config.Config) error {
 	old := s.settings.Load().cfg
 	if cfg.Routing != old.Routing {
 		return errors.New("routing: its settings take effect at restart")
 	}
-	if s.router != nil && !slices.Equal(cfg.Backends, old.Backends) {
-		return errors.New("backends: with routing on, they take effect at restart")
+	if s.router != nil && !slices.EqualFunc(cfg.Backends, old.Backends, config.Backend.SameServer) {
+		return errors.New("backends: with routing on, changes other than weight take effect at restart")
 	}
 	return nil
+}
+
+// reweigh hands the router the backends' weights, when routing is on.
+func (s *Server) reweigh(cfg *config.Config) {
+	if s.router == nil {
+		return
+	}
+	weights := make(map[string]int, len(cfg.Backends))
+	for _, b := range cfg.Backends {
+		weights[b.Name] = b.Weight
+	}
+	s.router.SetWeights(weights)
 }
 
 // atRestart names the changed settings that only a restart applies and

@@ -25,6 +25,9 @@ type Router struct {
 	tracker  *LSNTracker
 	balancer Balancer
 	metrics  *Metrics
+	// health, when set, publishes the backend set and so owns the
+	// weights in it (see SetWeights).
+	health *HealthChecker
 }
 
 // Option customizes a Router.

@@ -66,5 +66,6 @@ func FromConfig(cfg *config.Config, log *slog.Logger, reg prometheus.Registerer)
 		SSLMode: cfg.TLS.BackendMode, ConnectTimeout: checkTimeout,
 		MaxLagBytes: rc.MaxReplicaLagBytes, MaxLag: maxLag,
 	}, log, reg)
+	r.health = hc
 	return r, hc, nil
 }
