@@ -1,9 +1,7 @@
 package main
 
 import (
-	"fmt"
 	"iter"
-	"runtime"
 	"syscall"
 )
 
@@ -29,40 +27,25 @@ type coroLoop struct {
 }
 
 func serveCoro(listen, backend string, ready func(string)) error {
-	runtime.LockOSThread()
-	lfd, ep, ba, err := openLoop(listen, backend, ready)
-	if err != nil {
-		return err
+	l := &coroLoop{readers: map[int]func() (wait, bool){}, writers: map[int]func() (wait, bool){}}
+	return runLoop(listen, backend, ready, func(ep int, back *syscall.SockaddrInet4) { l.ep, l.back = ep, *back },
+		l.accept, l.event)
+}
+
+// event resumes the coroutines waiting on the socket for what it is
+// ready to do.
+func (l *coroLoop) event(ev syscall.EpollEvent) {
+	fd := int(ev.Fd)
+	if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+		if next := l.writers[fd]; next != nil {
+			delete(l.writers, fd)
+			l.resume(next)
+		}
 	}
-	l := &coroLoop{ep: ep, back: *ba, readers: map[int]func() (wait, bool){},
-		writers: map[int]func() (wait, bool){}}
-	evs := make([]syscall.EpollEvent, 128)
-	for {
-		n, e := rawEpollWait(ep, evs, pollTimeoutMS)
-		if e == syscall.EINTR {
-			continue
-		}
-		if e != 0 {
-			return fmt.Errorf("pump: epoll_wait: %w", e)
-		}
-		for _, ev := range evs[:n] {
-			fd := int(ev.Fd)
-			if fd == lfd {
-				l.accept(lfd)
-				continue
-			}
-			if ev.Events&(syscall.EPOLLOUT|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-				if next := l.writers[fd]; next != nil {
-					delete(l.writers, fd)
-					l.resume(next)
-				}
-			}
-			if ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
-				if next := l.readers[fd]; next != nil {
-					delete(l.readers, fd)
-					l.resume(next)
-				}
-			}
+	if ev.Events&(syscall.EPOLLIN|syscall.EPOLLERR|syscall.EPOLLHUP) != 0 {
+		if next := l.readers[fd]; next != nil {
+			delete(l.readers, fd)
+			l.resume(next)
 		}
 	}
 }

@@ -27,34 +27,49 @@ type loop struct {
 const pollTimeoutMS = 100
 
 func serveEpoll(listen, backend string, ready func(string)) error {
-	// The loop never parks: its thread is its own, and every system call
-	// below is raw, so the scheduler never hands its P to another thread.
+	l := &loop{ends: map[int]*end{}, buf: make([]byte, 64<<10)}
+	return runLoop(listen, backend, ready, func(ep int, back *syscall.SockaddrInet4) { l.ep, l.back = ep, *back },
+		l.accept, l.event)
+}
+
+func (l *loop) event(ev syscall.EpollEvent) {
+	fd := int(ev.Fd)
+	en := l.ends[fd]
+	switch {
+	case en == nil:
+	case ev.Events&syscall.EPOLLOUT != 0 && len(en.pend) > 0:
+		l.flush(en)
+	default:
+		l.forward(en)
+	}
+}
+
+// runLoop serves on one locked thread: it opens the listening socket and
+// the epoll set (setup learns the set and the backend's address), then
+// hands each ready listening socket to accept and every other event to
+// event. The loop never parks: its thread is its own, and the waits,
+// reads and writes are raw system calls, so the scheduler never hands its
+// P to another thread (only accepting and connecting go through the
+// syscall package's blocking path).
+func runLoop(listen, backend string, ready func(string), setup func(ep int, back *syscall.SockaddrInet4),
+	accept func(lfd int), event func(syscall.EpollEvent)) error {
 	runtime.LockOSThread()
-	lfd, ep, ba, err := openLoop(listen, backend, ready)
+	lfd, ep, back, err := openLoop(listen, backend, ready)
 	if err != nil {
 		return err
 	}
-	l := &loop{ep: ep, ends: map[int]*end{}, buf: make([]byte, 64<<10), back: *ba}
+	setup(ep, back)
 	evs := make([]syscall.EpollEvent, 128)
 	for {
-		n, e := rawEpollWait(ep, evs, pollTimeoutMS)
-		if e == syscall.EINTR {
-			continue
+		got, err := waitEvents(ep, evs)
+		if err != nil {
+			return err
 		}
-		if e != 0 {
-			return fmt.Errorf("pump: epoll_wait: %w", e)
-		}
-		for _, ev := range evs[:n] {
-			fd := int(ev.Fd)
-			switch {
-			case fd == lfd:
-				l.accept(lfd)
-			case ev.Events&syscall.EPOLLOUT != 0 && l.ends[fd] != nil && len(l.ends[fd].pend) > 0:
-				l.flush(l.ends[fd])
-			default:
-				if en := l.ends[fd]; en != nil {
-					l.forward(en)
-				}
+		for _, ev := range got {
+			if int(ev.Fd) == lfd {
+				accept(lfd)
+			} else {
+				event(ev)
 			}
 		}
 	}
@@ -195,9 +210,18 @@ func (l *loop) closePair(en *end) {
 	}
 }
 
-func rawEpollWait(ep int, evs []syscall.EpollEvent, ms int) (int, syscall.Errno) {
-	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), uintptr(ms), 0, 0)
-	return int(r), e
+// waitEvents waits for events with a raw epoll_wait, which the scheduler
+// never sees, so it cannot hand this thread's P to another meanwhile.
+// A wait a signal ended, or that timed out, returns no events.
+func waitEvents(ep int, evs []syscall.EpollEvent) ([]syscall.EpollEvent, error) {
+	r, _, e := syscall.RawSyscall6(syscall.SYS_EPOLL_WAIT, uintptr(ep), uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), pollTimeoutMS, 0, 0)
+	switch e {
+	case 0:
+		return evs[:r], nil
+	case syscall.EINTR:
+		return nil, nil
+	}
+	return nil, fmt.Errorf("pump: epoll_wait: %w", e)
 }
 
 func rawRW(trap uintptr, fd int, b []byte) (int, syscall.Errno) {
