@@ -68,6 +68,7 @@ const (
 	ReasonTableLSN         Reason = "table_lsn"          // no replica has replayed the last write to a table read
 	ReasonSchemaLSN        Reason = "schema_lsn"         // no replica has replayed the last schema change made through the proxy
 	ReasonNoHealthyReplica Reason = "no_healthy_replica" // none in rotation
+	ReasonReplicasDrained  Reason = "replicas_drained"   // the healthy replicas all have weight 0
 	ReasonPrimaryRead      Reason = "primary_read"       // the primary's read weight won the rotation
 
 	// Nowhere to go.

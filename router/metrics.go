@@ -27,7 +27,7 @@ func allReasons() []Reason {
 		ReasonUnknown, ReasonParseError, ReasonExplicitTxn, ReasonSessionPin, ReasonNonstdString,
 		ReasonReplicaRead, ReasonReadOnlyTxn, ReasonHintPrimary, ReasonHintReplica, ReasonSessionHint,
 		ReasonInvalidHint, ReasonReadYourWrites, ReasonTableLSN, ReasonSchemaLSN, ReasonNoHealthyReplica,
-		ReasonPrimaryRead, ReasonNoPrimary, ReasonSerializable, ReasonAdvisoryLock,
+		ReasonPrimaryRead, ReasonNoPrimary, ReasonSerializable, ReasonAdvisoryLock, ReasonReplicasDrained,
 	}
 }
 

@@ -86,9 +86,19 @@ func (r *Router) route(c *parser.Classification, s *SessionState) Decision {
 	req, lsnReason := r.required(c, s)
 	d.RequiredLSN = req
 	var eligible Mask
-	inRotation, lsnExcluded := 0, 0
+	// drained and out count the replicas out of rotation for their weight
+	// 0 alone and for anything else.
+	inRotation, lsnExcluded, drained, out := 0, 0, 0, 0
 	for i, st := range snap.states {
-		if i == snap.primary || !r.inRotation(st) {
+		if i == snap.primary || st.Primary {
+			continue
+		}
+		if !r.inRotation(st) {
+			if st.Weight <= 0 && st.Healthy && st.InRecovery {
+				drained++
+			} else {
+				out++
+			}
 			continue
 		}
 		inRotation++
@@ -101,8 +111,12 @@ func (r *Router) route(c *parser.Classification, s *SessionState) Decision {
 	if eligible == 0 {
 		d.Target = Primary
 		d.Reason = ReasonNoHealthyReplica
-		if inRotation > 0 && lsnExcluded > 0 {
+		switch {
+		case inRotation > 0 && lsnExcluded > 0:
 			d.Reason = lsnReason
+		case inRotation == 0 && drained > 0 && out == 0:
+			// Weight 0 is the operator's choice, not an outage to alert on.
+			d.Reason = ReasonReplicasDrained
 		}
 		return onPrimary(snap, d)
 	}
