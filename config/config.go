@@ -122,6 +122,11 @@ type Pool struct {
 	// ClientIdleTimeout ends a client idle outside a transaction
 	// (PgBouncer's client_idle_timeout).
 	ClientIdleTimeout time.Duration `yaml:"client_idle_timeout"`
+	// QueryTimeout cancels a request the server has not answered within
+	// it, closes that server connection and ends the client (PgBouncer's
+	// query_timeout): a safety net for a server that stops answering
+	// without closing, set somewhat above statement_timeout.
+	QueryTimeout time.Duration `yaml:"query_timeout"`
 	// MaxPreparedStatements bounds the prepared statements the proxy keeps
 	// on each server connection in transaction mode; the least recently
 	// used are closed beyond it.

@@ -98,8 +98,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"unknown field", minimal + "pool:\n  max_sise: 3\n", nil, []string{"field max_sise not found"}},
 		{"bad env", minimal, []string{"PGNINJA_POOL_MAX_SIZE=lots"}, []string{"PGNINJA_POOL_MAX_SIZE: pool.max_size: want an integer"}},
 		{"negative restart wait", minimal + "pool:\n  restart_wait: -1s\n", nil, []string{"pool.restart_wait: must be >= 0"}},
-		{"negative idle timeouts", minimal + "pool:\n  idle_transaction_timeout: -1s\n  client_idle_timeout: -1s\n", nil,
-			[]string{"pool.idle_transaction_timeout: must be >= 0", "pool.client_idle_timeout: must be >= 0"}},
+		{"negative idle and query timeouts", minimal + "pool:\n  idle_transaction_timeout: -1s\n  client_idle_timeout: -1s\n  query_timeout: -1s\n", nil,
+			[]string{"pool.idle_transaction_timeout: must be >= 0", "pool.client_idle_timeout: must be >= 0", "pool.query_timeout: must be >= 0"}},
 		{"tls half", minimal + "tls:\n  cert_file: a.pem\n", nil, []string{"tls: cert_file and key_file must be set together"}},
 	}
 	for _, tt := range tests {

@@ -150,6 +150,9 @@ func (pc *Pool) validate(p *problems) {
 	if pc.ClientIdleTimeout < 0 {
 		p.add("pool.client_idle_timeout", "must be >= 0")
 	}
+	if pc.QueryTimeout < 0 {
+		p.add("pool.query_timeout", "must be >= 0")
+	}
 }
 
 func checkAddr(p *problems, field, addr string) {

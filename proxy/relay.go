@@ -540,6 +540,13 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 	if gone {
 		return
 	}
+	s.mu.Lock()
+	timedOut := s.timedOut
+	s.mu.Unlock()
+	if timedOut != nil {
+		s.kill(timedOut)
+		return
+	}
 	s.srv.metrics.serverFailure.Inc()
 	s.srv.log.Warn("server connection lost", "server", c.Addr, "user", s.l.user.Name, "err", err)
 	if serverSaidFatal {

@@ -49,7 +49,8 @@ func (s *Session) mayReroute(c *pool.Conn) bool {
 			break
 		}
 	}
-	ok := s.rerouteOK && e != nil && !e.open && !s.rs.InTxn && s.txStatus == 'I' && s.pinned == 0 && !s.gone && !s.draining && s.lease == c
+	ok := s.rerouteOK && e != nil && !e.open && !s.rs.InTxn && s.txStatus == 'I' && s.pinned == 0 && !s.gone && !s.draining &&
+		s.timedOut == nil && s.lease == c
 	var cls *parser.Classification
 	if ok && e.routed {
 		cls = e.class

@@ -152,6 +152,10 @@ type Session struct {
 	gone         bool
 	draining     bool
 	txStatus     byte
+	// timedOut: query_timeout closed the server connection
+	// (querytimeout.go); the relay that sees it lost reports this, not a
+	// lost server.
+	timedOut error
 	// begin holds a BEGIN the proxy answered itself, and begins counts its
 	// queries, for the client's next request (see deferbegin.go).
 	begin  []byte

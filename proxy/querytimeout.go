@@ -1,0 +1,70 @@
+package proxy
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+)
+
+// queryTimeoutCheck is how often the proxy looks for requests that have
+// outlived pool.query_timeout. Like PgBouncer's janitor it is a sweep,
+// not a timer per request, so requests pay nothing for the setting.
+const queryTimeoutCheck = time.Second
+
+// watchQueryTimeouts sweeps the sessions for query_timeout until done;
+// with the setting off (the default) each sweep only reads it.
+func (srv *Server) watchQueryTimeouts(done <-chan struct{}) {
+	t := time.NewTicker(queryTimeoutCheck)
+	defer t.Stop()
+	for {
+		select {
+		case now := <-t.C:
+			if limit := srv.settings.Load().cfg.Pool.QueryTimeout; limit > 0 {
+				for _, sess := range srv.sessionList() {
+					sess.checkQueryTimeout(now, limit)
+				}
+			}
+		case <-done:
+			return
+		}
+	}
+}
+
+// checkQueryTimeout ends a request its server has not answered within
+// limit: the server connection is closed, the relay that sees it close
+// ends the client with 57014, and the query is cancelled on the server,
+// which would otherwise run it on until it next wrote. Only a complete
+// request counts (up to Sync or Query): a batch the client is still
+// sending, or left open after a Flush, waits on the client, not the
+// server.
+//
+// The connection is closed under s.mu, as KILL closes one: the relay
+// releases it at the safe point under the same lock, so the connection
+// closed is this request's and never one lent on to another client.
+func (s *Session) checkQueryTimeout(now time.Time, limit time.Duration) {
+	s.mu.Lock()
+	c := s.lease
+	var sent time.Time
+	for i := range s.pending {
+		if e := &s.pending[i]; !e.injected {
+			if !e.open && !e.sent.IsZero() {
+				sent = e.sent
+			}
+			break
+		}
+	}
+	if c == nil || sent.IsZero() || now.Sub(sent) < limit || s.timedOut != nil || s.gone {
+		s.mu.Unlock()
+		return
+	}
+	s.timedOut = pgerr.Fatal(pgerr.QueryCanceled, "terminating connection: the query ran longer than query_timeout (%s)", limit)
+	c.MarkBroken()
+	_ = c.Conn.Close()
+	s.mu.Unlock()
+	s.srv.log.Warn("query_timeout: closed the server connection of a query that ran too long, and cancelled it",
+		"server", c.Addr, "user", s.l.user.Name, "running", now.Sub(sent).Round(time.Millisecond).String())
+	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
+		s.srv.log.Warn("cancel request to server failed", "server", c.Addr, "err", fmt.Errorf("query_timeout: %w", err))
+	}
+}
