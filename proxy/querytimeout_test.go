@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"fmt"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -51,5 +52,35 @@ func TestQueryTimeout(t *testing.T) {
 				t.Errorf("a new client after the timeout: %v", err)
 			}
 		})
+	}
+}
+
+// TestQueryTimeoutEndsAHungServer: what query_timeout is for. A server
+// process that stops (SIGSTOP) keeps its socket open and answers nothing;
+// the client waiting on it is ended with 57014 instead of waiting for good,
+// and the next client is served.
+func TestQueryTimeoutEndsAHungServer(t *testing.T) {
+	h := startProxy(t, "pool:\n  mode: session\n  query_timeout: 800ms\n")
+	ctx := ctxT(t, 30*time.Second)
+	c := h.ninja(t)
+	var pid int
+	if err := c.QueryRow(ctx, "select pg_backend_pid()").Scan(&pid); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Kill(pid, syscall.SIGSTOP); err != nil {
+		t.Fatalf("stopping the server process %d: %v", pid, err)
+	}
+	defer func() { _ = syscall.Kill(pid, syscall.SIGCONT) }()
+	start := time.Now()
+	_, err := c.Exec(ctx, "select 1")
+	if got := sqlstate(err); got != "57014" {
+		t.Fatalf("a query on a stopped server: %v (SQLSTATE %q), want 57014", err, got)
+	}
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("the client waited %v; query_timeout is 800ms, swept every second", took)
+	}
+	_ = syscall.Kill(pid, syscall.SIGCONT)
+	if _, err := h.ninja(t).Exec(ctx, "select 1"); err != nil {
+		t.Errorf("a new client after the hung server: %v", err)
 	}
 }
