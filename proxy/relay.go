@@ -403,6 +403,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	injected := e.injected
 	if !injected {
 		s.noteReady(status, e.sent)
+		// The answer beat a query_timeout that closed the connection
+		// just after it arrived: the request is done, nothing timed out.
+		s.timedOut = nil
 	}
 	if e.reset && !sawError {
 		// What the proxy knew of the session is gone with it.
