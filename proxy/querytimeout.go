@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -65,6 +64,6 @@ func (s *Session) checkQueryTimeout(now time.Time, limit time.Duration) {
 	s.srv.log.Warn("query_timeout: closed the server connection of a query that ran too long, and cancelled it",
 		"server", c.Addr, "user", s.l.user.Name, "running", now.Sub(sent).Round(time.Millisecond).String())
 	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
-		s.srv.log.Warn("cancel request to server failed", "server", c.Addr, "err", fmt.Errorf("query_timeout: %w", err))
+		s.srv.log.Warn("query_timeout: cancel request to server failed", "server", c.Addr, "err", err)
 	}
 }

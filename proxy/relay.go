@@ -537,15 +537,12 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 	s.detach(c)
 	s.pending = nil
 	s.openBatch = false
-	gone := s.gone
+	gone, timedOut := s.gone, s.timedOut
 	s.mu.Unlock()
 	c.Pool().Release(c, false)
 	if gone {
 		return
 	}
-	s.mu.Lock()
-	timedOut := s.timedOut
-	s.mu.Unlock()
 	if timedOut != nil {
 		s.kill(timedOut)
 		return
