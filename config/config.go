@@ -46,6 +46,10 @@ type Config struct {
 	// MaxMessageSize caps one client message; larger ones are a protocol
 	// violation (08P01).
 	MaxMessageSize int `yaml:"max_message_size"`
+	// Threads caps the OS threads that run the proxy's Go code at once
+	// (GOMAXPROCS); 0 picks half the CPUs the process may use (see
+	// cmd/pgninja/threads.go).
+	Threads int `yaml:"threads"`
 	// AdminUsers may use the admin console (database pgninja, or
 	// pgbouncer as PgBouncer names it) for every command; StatsUsers for
 	// its SHOW commands only. Both name users that can log in.

@@ -30,6 +30,9 @@ func (c *Config) Validate() error {
 	oneOf(&p, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(&p, "log_format", c.LogFormat, "text", "json")
 	positive(&p, "max_client_conn", c.MaxClientConn)
+	if c.Threads < 0 {
+		p.add("threads", "must be >= 0 (0: half the CPUs)")
+	}
 	if c.MaxMessageSize < 1<<16 {
 		p.add("max_message_size", "must be >= 65536")
 	}

@@ -43,6 +43,8 @@ func runServe(ctx context.Context, args []string) error {
 		return err
 	}
 	log := newLogger(cfg)
+	threads := newSchedThreads()
+	threads.apply(cfg.Threads, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -58,7 +60,7 @@ func runServe(ctx context.Context, args []string) error {
 	// on SIGTERM.
 	shutdown := make(chan struct{}, 1)
 	srv, err = proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg,
-		Reload: func() error { return reload(cf, srv, log) },
+		Reload: func() error { return reload(cf, srv, threads, log) },
 		Shutdown: func() {
 			select {
 			case shutdown <- struct{}{}:
@@ -107,7 +109,7 @@ func runServe(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-hup:
-			_ = reload(cf, srv, log) // logged there
+			_ = reload(cf, srv, threads, log) // logged there
 		case err := <-errc:
 			if err != nil {
 				return err
@@ -138,7 +140,7 @@ func stopServing(srv *proxy.Server, adm *admin.Server, cfg *config.Config, log *
 
 // reload re-reads the config; an invalid one is logged, returned and
 // otherwise ignored.
-func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) error {
+func reload(cf configFlags, srv *proxy.Server, threads schedThreads, log *slog.Logger) error {
 	cfg, err := cf.load()
 	if err == nil {
 		err = srv.Reload(cfg)
@@ -147,6 +149,7 @@ func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) error {
 		log.Error("config reload rejected; keeping the running config", "err", err)
 		return err
 	}
+	threads.apply(cfg.Threads, log)
 	log.Info("config reloaded", "path", cfg.Path)
 	return nil
 }
