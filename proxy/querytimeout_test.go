@@ -2,6 +2,8 @@ package proxy_test
 
 import (
 	"fmt"
+	"os/exec"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -82,5 +84,50 @@ func TestQueryTimeoutEndsAHungServer(t *testing.T) {
 	_ = syscall.Kill(pid, syscall.SIGCONT)
 	if _, err := h.ninja(t).Exec(ctx, "select 1"); err != nil {
 		t.Errorf("a new client after the hung server: %v", err)
+	}
+}
+
+// TestClientLeavingMidQueryCancelsIt: a client that dies while its query
+// runs leaves nothing running on the server. PostgreSQL notices the closed
+// socket only when it next writes, so without a cancel the statement (and
+// its locks) would outlive the client by its full run. The client is a
+// psql killed with SIGKILL: pgx, on losing its connection, sends a cancel
+// itself, which a crashed process does not.
+func TestClientLeavingMidQueryCancelsIt(t *testing.T) {
+	psql, err := exec.LookPath("psql")
+	if err != nil {
+		t.Fatal("psql not installed: the test bed installs postgresql-client")
+	}
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf("pool:\n  mode: %s\n", mode))
+			ctx := ctxT(t, 30*time.Second)
+			marker := "departed_" + mode
+			direct := h.direct(t)
+			running := func() int {
+				var n int
+				if err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where state = 'active' and query like '%"+marker+" */'").Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				return n
+			}
+
+			cmd := exec.Command(psql, "-X", "-h", "127.0.0.1", "-p", strconv.Itoa(h.port()), "-U", "ninja", "-d", "ai_ninja",
+				"-c", "select pg_sleep(30) /* "+marker+" */")
+			cmd.Env = append(cmd.Environ(), "PGPASSWORD=ninja", "PGSSLMODE=disable")
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			waitFor(t, 5*time.Second, "the query running on the server", func() bool { return running() == 1 })
+			if err := cmd.Process.Kill(); err != nil {
+				t.Fatal(err)
+			}
+			_ = cmd.Wait()
+			waitFor(t, 5*time.Second, "the departed client's query gone from the server", func() bool { return running() == 0 })
+
+			if _, err := h.ninja(t).Exec(ctx, "select 1"); err != nil {
+				t.Errorf("a new client after one left mid-query: %v", err)
+			}
+		})
 	}
 }

@@ -288,6 +288,43 @@ func Pending(nc net.Conn) (pending, ok bool) {
 	}
 }
 
+// PeerClosed reports whether nc's peer has closed or reset the
+// connection with nothing left unread before that, without consuming
+// anything or waiting; ok is false when nc has no socket to look at.
+// Bytes still unread count as open: a client that sent more before
+// leaving is found when they are read.
+func PeerClosed(nc net.Conn) (closed, ok bool) {
+	for {
+		switch c := nc.(type) {
+		case *Conn:
+			nc = c.Conn
+			continue
+		case interface{ NetConn() net.Conn }:
+			nc = c.NetConn()
+			continue
+		case syscall.Conn:
+			rc, err := c.SyscallConn()
+			if err != nil {
+				return false, false
+			}
+			cerr := rc.Control(func(fd uintptr) {
+				var one [1]byte
+				for {
+					n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+						syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+					if e == syscall.EINTR {
+						continue
+					}
+					closed = (e == 0 && n == 0) || (e != 0 && e != syscall.EAGAIN)
+					return
+				}
+			})
+			return closed || cerr != nil, true
+		}
+		return false, false
+	}
+}
+
 func peek(rc syscall.RawConn) bool {
 	var pending bool
 	err := rc.Control(func(fd uintptr) {

@@ -269,6 +269,41 @@ func TestPending(t *testing.T) {
 	}
 }
 
+func TestPeerClosed(t *testing.T) {
+	closed := func(nc net.Conn) func() bool {
+		return func() bool {
+			cl, ok := PeerClosed(nc)
+			if !ok {
+				t.Fatal("no socket found")
+			}
+			return cl
+		}
+	}
+	c, peer := pair(t)
+	if closed(c)() {
+		t.Fatal("closed while the peer is there")
+	}
+	peer.Write([]byte("!"))
+	waitFor(t, c.Pending)
+	peer.Close()
+	time.Sleep(20 * time.Millisecond)
+	if closed(c)() {
+		t.Fatal("closed with a byte still unread")
+	}
+	buf := make([]byte, 4)
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "!" {
+		t.Fatalf("got %q, %v; peeking must consume nothing", buf[:n], err)
+	}
+	waitFor(t, closed(c))
+	waitFor(t, closed(c.Conn)) // the socket under the wrapper
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	if _, ok := PeerClosed(a); ok {
+		t.Fatal("a pipe has no socket to peek at")
+	}
+}
+
 func TestReadIdle(t *testing.T) {
 	c, peer := pair(t)
 	peer.Write([]byte("a"))
