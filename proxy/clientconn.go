@@ -28,6 +28,7 @@ var (
 type clientConn struct {
 	net.Conn
 	r       *bufio.Reader // nil while parked
+	park    parkWait
 	src     parkedSource
 	out     countingWriter
 	wmu     sync.Mutex

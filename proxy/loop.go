@@ -40,15 +40,11 @@ func (s *Session) serve() error {
 	}
 }
 
-// parkAfter is how long a transaction-mode client with no server
-// connection may sit idle before its read buffer goes back to the pool.
-const parkAfter = time.Second
-
 // readHeader reads the next client message header. A transaction-mode
-// client that holds no server connection and stays quiet for parkAfter
-// gives its read buffer back and waits on the bare socket, so that
-// thousands of idle clients cost little; busy clients keep their buffer
-// and pay nothing extra.
+// client that holds no server connection and stays quiet is asked by the
+// sweep to give its read buffer back and wait on the bare socket (see
+// park.go), so that thousands of idle clients cost little; busy clients
+// keep their buffer.
 func (s *Session) readHeader() (byte, int, error) {
 	if s.l.mode == config.PoolSession || s.c.r.Buffered() > 0 || s.st.idleDeadlines() {
 		typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
@@ -63,10 +59,9 @@ func (s *Session) readHeader() (byte, int, error) {
 	if !idle {
 		return wire.ReadHeader(s.c.r, s.c.maxMsg)
 	}
-	_ = s.c.Conn.SetReadDeadline(time.Now().Add(parkAfter))
+	s.c.park.begin()
 	typ, n, err := wire.ReadHeader(s.c.r, s.c.maxMsg)
-	_ = s.c.Conn.SetReadDeadline(time.Time{})
-	if err == nil || !isTimeout(err) {
+	if !s.c.park.end(s.c) || err == nil || !isTimeout(err) {
 		return typ, n, err
 	}
 	if s.c.r.Buffered() > 0 {

@@ -13,7 +13,7 @@ const queryTimeoutCheck = time.Second
 
 // watchQueryTimeouts sweeps the sessions until done for requests that
 // have run too long (query_timeout) or whose client has left (see
-// departed.go).
+// departed.go), and for idle clients to park (park.go).
 func (srv *Server) watchQueryTimeouts(done <-chan struct{}) {
 	t := time.NewTicker(queryTimeoutCheck)
 	defer t.Stop()
@@ -26,6 +26,7 @@ func (srv *Server) watchQueryTimeouts(done <-chan struct{}) {
 					sess.checkQueryTimeout(now, limit)
 				}
 				sess.checkDeparted(now)
+				sess.c.park.sweep(sess.c)
 			}
 		case <-done:
 			return
