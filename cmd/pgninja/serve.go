@@ -44,7 +44,7 @@ func runServe(ctx context.Context, args []string) error {
 	}
 	log := newLogger(cfg)
 	threads := newSchedThreads()
-	threads.apply(cfg.Threads, log)
+	threads.apply(cfg, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -149,7 +149,7 @@ func reload(cf configFlags, srv *proxy.Server, threads schedThreads, log *slog.L
 		log.Error("config reload rejected; keeping the running config", "err", err)
 		return err
 	}
-	threads.apply(cfg.Threads, log)
+	threads.apply(cfg, log)
 	log.Info("config reloaded", "path", cfg.Path)
 	return nil
 }

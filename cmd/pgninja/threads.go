@@ -4,6 +4,8 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+
+	"github.com/ai-ninja/pgninja/config"
 )
 
 // schedThreads applies the threads setting to the Go scheduler.
@@ -15,6 +17,11 @@ import (
 // On the 2-core bench machine one thread cut pgninja's CPU per
 // transaction by a tenth or more and raised session and routing
 // throughput by 5-10% (transaction mode unchanged). PgBouncer runs one.
+//
+// Scheduled backups are the exception: they compress and encrypt inside
+// the process, and on a single thread a backup would hold clients' turns
+// for up to the scheduler's 10 ms time slice. With them enabled the
+// automatic count is at least two, where the CPUs allow.
 type schedThreads struct {
 	cpus   int  // the runtime's own choice at start: the CPUs this process may use
 	envSet bool // GOMAXPROCS in the environment: the operator chose already
@@ -25,20 +32,25 @@ func newSchedThreads() schedThreads {
 }
 
 // want returns the thread count for setting (0: automatic); ok is false
-// when the runtime's count should stand.
-func (t schedThreads) want(setting int) (n int, ok bool) {
+// when the runtime's count should stand. backups: scheduled backups run
+// in the process.
+func (t schedThreads) want(setting int, backups bool) (n int, ok bool) {
 	switch {
 	case setting > 0:
 		return setting, true
 	case t.envSet:
 		return 0, false
 	}
-	return max(1, t.cpus/2), true
+	n = max(1, t.cpus/2)
+	if backups {
+		n = max(n, min(2, t.cpus))
+	}
+	return n, true
 }
 
-// apply sets the count for setting; it is safe to call again on reload.
-func (t schedThreads) apply(setting int, log *slog.Logger) {
-	n, ok := t.want(setting)
+// apply sets the count for cfg; it is safe to call again on reload.
+func (t schedThreads) apply(cfg *config.Config, log *slog.Logger) {
+	n, ok := t.want(cfg.Threads, cfg.Sidecar.Backup.Enabled)
 	if !ok {
 		return
 	}
