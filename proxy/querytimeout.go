@@ -6,50 +6,6 @@ import (
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 )
 
-// queryTimeoutCheck is how often the proxy looks for requests that have
-// outlived pool.query_timeout. Like PgBouncer's janitor it is a sweep,
-// not a timer per request, so requests pay nothing for the setting.
-const queryTimeoutCheck = time.Second
-
-// watchQueryTimeouts sweeps the sessions until done for requests that
-// have run too long (query_timeout) or whose client has left (see
-// departed.go), and for idle clients to park (park.go).
-func (srv *Server) watchQueryTimeouts(done <-chan struct{}) {
-	t := time.NewTicker(queryTimeoutCheck)
-	defer t.Stop()
-	for {
-		select {
-		case now := <-t.C:
-			limit := srv.settings.Load().cfg.Pool.QueryTimeout
-			for _, sess := range srv.sessionList() {
-				if limit > 0 {
-					sess.checkQueryTimeout(now, limit)
-				}
-				sess.checkDeparted(now)
-				sess.c.park.sweep(sess.c)
-			}
-		case <-done:
-			return
-		}
-	}
-}
-
-// runningSince is when the request the server is working on was sent,
-// zero when there is none; s.mu is held. Only a complete request counts
-// (up to Sync or Query): a batch the client is still sending, or left
-// open after a Flush, waits on the client, not the server.
-func (s *Session) runningSince() time.Time {
-	for i := range s.pending {
-		if e := &s.pending[i]; !e.injected {
-			if !e.open {
-				return e.sent
-			}
-			break
-		}
-	}
-	return time.Time{}
-}
-
 // checkQueryTimeout ends a request its server has not answered within
 // limit: the server connection is closed, the relay that sees it close
 // ends the client with 57014, and the query is cancelled on the server,

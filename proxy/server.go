@@ -249,7 +249,7 @@ func (s *Server) Serve() error {
 	done := make(chan struct{})
 	defer close(done)
 	go s.sampleStats(done)
-	go s.watchQueryTimeouts(done)
+	go s.sweepSessions(done)
 	if s.router != nil {
 		go s.watchReplicas(done)
 	}
