@@ -270,22 +270,11 @@ func (c *Conn) Pending() bool { return peek(c.rc) }
 // bytes are a record the peer sent); ok is false when nc has no socket to
 // look at.
 func Pending(nc net.Conn) (pending, ok bool) {
-	for {
-		switch c := nc.(type) {
-		case *Conn:
-			return c.Pending(), true
-		case interface{ NetConn() net.Conn }:
-			nc = c.NetConn()
-			continue
-		case syscall.Conn:
-			rc, err := c.SyscallConn()
-			if err != nil {
-				return false, false
-			}
-			return peek(rc), true
-		}
+	rc, ok := rawOf(nc)
+	if !ok {
 		return false, false
 	}
+	return peek(rc), true
 }
 
 // PeerClosed reports whether nc's peer has closed or reset the
@@ -294,54 +283,52 @@ func Pending(nc net.Conn) (pending, ok bool) {
 // Bytes still unread count as open: a client that sent more before
 // leaving is found when they are read.
 func PeerClosed(nc net.Conn) (closed, ok bool) {
+	rc, ok := rawOf(nc)
+	if !ok {
+		return false, false
+	}
+	n, e, err := peekOne(rc)
+	return err != nil || (e == 0 && n == 0) || (e != 0 && e != syscall.EAGAIN), true
+}
+
+// rawOf finds the socket under nc, through TLS and this package's Conn.
+func rawOf(nc net.Conn) (syscall.RawConn, bool) {
 	for {
 		switch c := nc.(type) {
 		case *Conn:
-			nc = c.Conn
-			continue
+			return c.rc, true
 		case interface{ NetConn() net.Conn }:
 			nc = c.NetConn()
-			continue
 		case syscall.Conn:
 			rc, err := c.SyscallConn()
-			if err != nil {
-				return false, false
-			}
-			cerr := rc.Control(func(fd uintptr) {
-				var one [1]byte
-				for {
-					n, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
-						syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-					if e == syscall.EINTR {
-						continue
-					}
-					closed = (e == 0 && n == 0) || (e != 0 && e != syscall.EAGAIN)
-					return
-				}
-			})
-			return closed || cerr != nil, true
+			return rc, err == nil
+		default:
+			return nil, false
 		}
-		return false, false
 	}
 }
 
-func peek(rc syscall.RawConn) bool {
-	var pending bool
-	err := rc.Control(func(fd uintptr) {
+// peekOne looks at the next byte without consuming it or waiting: n is 0
+// at the end of the stream, e is EAGAIN when nothing has arrived.
+func peekOne(rc syscall.RawConn) (n uintptr, e syscall.Errno, err error) {
+	err = rc.Control(func(fd uintptr) {
 		var one [1]byte
 		for {
-			_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
+			n, _, e = syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&one[0])), 1,
 				syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
-			if e == syscall.EINTR {
-				continue
+			if e != syscall.EINTR {
+				return
 			}
-			// Data, end of stream (n == 0) and a socket error all mean
-			// the connection is not idle and clean.
-			pending = e != syscall.EAGAIN
-			return
 		}
 	})
-	return pending || err != nil
+	return n, e, err
+}
+
+// peek: data, end of stream and a socket error all mean the connection
+// is not idle and clean.
+func peek(rc syscall.RawConn) bool {
+	_, e, err := peekOne(rc)
+	return e != syscall.EAGAIN || err != nil
 }
 
 func (c *Conn) opError(op string, err error) error {
