@@ -1,12 +1,15 @@
 package proxy_test
 
 import (
+	"context"
 	"fmt"
 	"os/exec"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 )
 
 // TestQueryTimeout: a query that outlives pool.query_timeout (PgBouncer's)
@@ -31,11 +34,7 @@ func TestQueryTimeout(t *testing.T) {
 			}
 			direct := h.direct(t)
 			waitFor(t, 5*time.Second, "the timed-out query gone from the server", func() bool {
-				var n int
-				if err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where query like '%"+marker+" */' and pid <> pg_backend_pid()").Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n == 0
+				return runningOnServer(t, ctx, direct, marker) == 0
 			})
 
 			other := h.ninja(t)
@@ -104,13 +103,7 @@ func TestClientLeavingMidQueryCancelsIt(t *testing.T) {
 			ctx := ctxT(t, 30*time.Second)
 			marker := "departed_" + mode
 			direct := h.direct(t)
-			running := func() int {
-				var n int
-				if err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where state = 'active' and query like '%"+marker+" */'").Scan(&n); err != nil {
-					t.Fatal(err)
-				}
-				return n
-			}
+			running := func() int { return runningOnServer(t, ctx, direct, marker) }
 
 			cmd := exec.Command(psql, "-X", "-h", "127.0.0.1", "-p", strconv.Itoa(h.port()), "-U", "ninja", "-d", "ai_ninja",
 				"-c", "select pg_sleep(30) /* "+marker+" */")
@@ -130,4 +123,15 @@ func TestClientLeavingMidQueryCancelsIt(t *testing.T) {
 			}
 		})
 	}
+}
+
+// runningOnServer counts the server processes running a statement that
+// ends with the comment /* marker */.
+func runningOnServer(t *testing.T, ctx context.Context, direct *pgx.Conn, marker string) int {
+	t.Helper()
+	var n int
+	if err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where state = 'active' and query like '%"+marker+" */' and pid <> pg_backend_pid()").Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
