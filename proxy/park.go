@@ -13,7 +13,7 @@ import (
 // Which clients are quiet is found by the once-a-second sweep rather than
 // by a read deadline on every wait: arming and clearing a deadline around
 // each request cost two updates of the runtime's timers per transaction,
-// a tenth of the proxy's own CPU time in transaction mode. The sweep asks
+// a tenth of the proxy's user time in a routing profile. The sweep asks
 // a client that has sat in the same wait since the sweep before (one to
 // two seconds) to park, by setting a past read deadline that wakes its
 // read; a busy client pays three atomic operations per request.

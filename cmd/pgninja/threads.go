@@ -15,8 +15,9 @@ import (
 // it waits on sockets most of the time, and each extra thread that sleeps
 // and wakes costs the kernel work that PostgreSQL and the clients pay for.
 // On the 2-core bench machine one thread cut pgninja's CPU per
-// transaction by a tenth or more and raised session and routing
-// throughput by 5-10% (transaction mode unchanged). PgBouncer runs one.
+// transaction by a tenth or more in session and routing runs and raised
+// their throughput by 5-10% in lab A/B runs (transaction mode: less CPU
+// in most rounds, throughput level). PgBouncer runs one.
 //
 // Scheduled backups are the exception: they compress and encrypt inside
 // the process, and on a single thread a backup would hold clients' turns
