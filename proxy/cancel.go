@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -83,6 +84,24 @@ func (k *cancelKeys) find(pid uint32, secret []byte) *Session {
 		}
 	}
 	return found
+}
+
+// abandon closes c, whose request nobody will wait for, and cancels that
+// request on the server: PostgreSQL notices a closed socket only when it
+// next writes, so a long statement would otherwise run on, holding its
+// locks, for nobody. The caller holds s.mu, under which the relay releases
+// a lease at its safe point, so c is still this session's and no other
+// client's; closed and marked broken it is never lent again, so the cancel
+// can reach no other query. The cancel goes out on a goroutine of its own:
+// the sweep and a session's end must not wait on a server slow to take it.
+func (s *Session) abandon(c *pool.Conn, why string) {
+	c.MarkBroken()
+	_ = c.Conn.Close()
+	go func() {
+		if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
+			s.srv.log.Warn("cancel request to server failed", "why", why, "server", c.Addr, "err", err)
+		}
+	}()
 }
 
 // sendCancel delivers a CancelRequest for a server connection.

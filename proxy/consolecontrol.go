@@ -67,12 +67,9 @@ func (s *Session) consoleKillClient(args []string) error {
 }
 
 // terminate ends the session now. The client hears why first. A server
-// connection still running its request is then cancelled and closed
-// rather than left to finish for nobody (a client that merely leaves has
-// its busy connection closed too, but PostgreSQL notices that only when
-// it next writes); draining keeps the relay from running the request
-// again elsewhere. The session's lock is held while the connection is
-// cancelled, so it cannot meanwhile go to another client.
+// connection still running its request is then abandoned (closed and its
+// query cancelled) rather than left to finish for nobody; draining keeps
+// the relay from running the request again elsewhere.
 func (s *Session) terminate(err error) {
 	s.mu.Lock()
 	s.draining = true
@@ -81,10 +78,7 @@ func (s *Session) terminate(err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if c := s.lease; c != nil && (len(s.pending) > 0 || s.openBatch) {
-		if cerr := sendCancel(c.Addr, c.PID, c.Secret); cerr != nil {
-			s.srv.log.Warn("cancel request to server failed", "server", c.Addr, "err", cerr)
-		}
-		_ = c.Conn.Close()
+		s.abandon(c, "KILL")
 	}
 }
 

@@ -18,9 +18,8 @@ const departedAfter = time.Second
 // while the server works, and a client that leaves is noticed only when
 // its answer cannot be written: a long statement would run on, holding
 // its locks and its server connection, for nobody. The sweep peeks at the
-// client's socket instead; on finding it closed it does what leave does
-// for a busy connection: closes it, under s.mu so that it is this
-// request's and not one lent on since, and cancels the query. Marking the
+// client's socket instead; on finding it closed it abandons the request
+// as leave does a busy connection's. Marking the
 // session gone keeps the relay from re-running the request elsewhere.
 // In session mode the session goroutine reads the client throughout and
 // sees it leave itself.
@@ -42,15 +41,8 @@ func (s *Session) checkDeparted(now time.Time) {
 		return
 	}
 	s.gone = true
-	c.MarkBroken()
-	_ = c.Conn.Close()
+	s.abandon(c, "client left mid-query")
 	s.mu.Unlock()
 	s.srv.log.Debug("client left mid-query: closed its server connection and cancelled the query",
 		"server", c.Addr, "user", s.l.user.Name)
-	// Off the sweep, which a server slow to take the cancel must not hold.
-	go func() {
-		if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
-			s.srv.log.Debug("cancel of a departed client's query failed", "server", c.Addr, "err", err)
-		}
-	}()
 }

@@ -22,12 +22,8 @@ func (s *Session) checkQueryTimeout(now time.Time, limit time.Duration) {
 		return
 	}
 	s.timedOut = pgerr.Fatal(pgerr.QueryCanceled, "terminating connection: the query ran longer than query_timeout (%s)", limit)
-	c.MarkBroken()
-	_ = c.Conn.Close()
+	s.abandon(c, "query_timeout")
 	s.mu.Unlock()
 	s.srv.log.Warn("query_timeout: closed the server connection of a query that ran too long, and cancelled it",
 		"server", c.Addr, "user", s.l.user.Name, "running", now.Sub(sent).Round(time.Millisecond).String())
-	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
-		s.srv.log.Warn("query_timeout: cancel request to server failed", "server", c.Addr, "err", err)
-	}
 }

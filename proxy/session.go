@@ -659,12 +659,9 @@ func (s *Session) kill(err error) {
 // leave returns the server connection after the client has gone. An idle
 // connection is sent its cleanup (ROLLBACK when inside a transaction, then
 // the reset query) in one write; the relay, which wakes on the answers,
-// hands it back once they succeed. A busy one is closed, because its
-// results have nobody to go to and its state cannot be vouched for, and
-// its query is cancelled: PostgreSQL notices a closed socket only when it
-// next writes, so a long statement would otherwise run on, holding its
-// locks, for nobody. The connection is closed before the cancel and never
-// lent again, so the cancel can reach no other client's query.
+// hands it back once they succeed. A busy one is abandoned (closed and
+// its query cancelled), because its results have nobody to go to and its
+// state cannot be vouched for.
 func (s *Session) leave() {
 	s.mu.Lock()
 	s.gone = true
@@ -674,12 +671,8 @@ func (s *Session) leave() {
 		return
 	}
 	if len(s.pending) > 0 || s.openBatch {
+		s.abandon(c, "client left")
 		s.mu.Unlock()
-		c.MarkBroken()
-		_ = c.Conn.Close()
-		if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
-			s.srv.log.Debug("cancel of a departed client's query failed", "server", c.Addr, "err", err)
-		}
 		return
 	}
 	cleanup := make([]byte, 0, 32+len(s.st.cfg.Pool.ResetQuery))
