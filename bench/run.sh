@@ -20,6 +20,8 @@
 #   BENCH_PGNINJA_PORT=27440  pgninja listen port (admin HTTP on the next port)
 #   BENCH_ROUTING_MODE=transaction  pool mode of the routing row (session|transaction)
 #   BENCH_PGNINJA_REF=REF   build pgninja from this git ref (e.g. HEAD) instead of the working tree
+#   BENCH_PROFILE_DIR=DIR   save a CPU profile of pgninja for each of its runs there
+#                           (ID.rROUND.pprof, from its admin HTTP /debug/pprof/profile)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -62,6 +64,8 @@ ROUTING_MODE="${BENCH_ROUTING_MODE:-transaction}"
 POOL_SIZE=20
 DB=bench
 SCALE=10
+PROFILE_DIR="${BENCH_PROFILE_DIR:-}"
+[[ -z "$PROFILE_DIR" ]] || mkdir -p "$PROFILE_DIR"
 for v in SECONDS_PER_RUN ROUNDS WARMUP IDLE_CLIENTS BASE_PORT PGNINJA_PORT; do
 	[[ "${!v}" =~ ^[0-9]+$ ]] || {
 		echo "bench: $v must be a number, got '${!v}'" >&2
@@ -71,7 +75,8 @@ done
 
 # Full runs (the committed numbers) go to results/latest.*; smoke tests and
 # partial runs to results/quick.* (gitignored).
-if ((QUICK)) || [[ -n "$ONLY" ]]; then OUT_NAME=quick; else OUT_NAME=latest; fi
+# Profiling costs pgninja CPU, so profiled runs are partial runs too.
+if ((QUICK)) || [[ -n "$ONLY" || -n "$PROFILE_DIR" ]]; then OUT_NAME=quick; else OUT_NAME=latest; fi
 
 log() { printf '\033[1mbench:\033[0m %s\n' "$*" >&2; }
 die() {
@@ -610,6 +615,12 @@ run_pgbench() {
 	local p0=0 r0=0
 	if [[ "$id" == routing_* ]]; then p0="$(xacts "$PRIMARY_PORT")" r0="$(xacts "$REPLICA_PORT")"; fi
 	printf '  %-20s %-10s round %s ... ' "$id" "$target" "$round" >&2
+	local profiler=""
+	if [[ -n "$PROFILE_DIR" && "$target" == pgninja ]]; then
+		curl -sf -o "$PROFILE_DIR/$id.r$round.pprof" \
+			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$SECONDS_PER_RUN" &
+		profiler=$!
+	fi
 	# In the background, so that Ctrl-C reaches the trap at once; the
 	# timeout catches a proxy that hangs.
 	timeout -k 5 $((SECONDS_PER_RUN + 30)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres \
@@ -628,6 +639,9 @@ run_pgbench() {
 		printf '%s tps\n' "${tps%.*}" >&2
 	else
 		printf 'exit %s: %s\n' "$rc" "$(grep -m1 -i 'error' "$base.err" | cut -c1-120)" >&2
+	fi
+	if [[ -n "$profiler" ]] && ! wait "$profiler"; then
+		log "no CPU profile of pgninja for $id round $round"
 	fi
 }
 
