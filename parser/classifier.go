@@ -5,8 +5,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"unsafe"
-
-	lru "github.com/hashicorp/golang-lru/v2"
 )
 
 // DefaultCacheSize is used when NewClassifier gets a size <= 0.
@@ -30,10 +28,10 @@ type Classifier struct {
 	seed maphash.Seed
 	// shared holds classifications that depend only on the normalized
 	// text, so every literal variant of a statement hits the same entry.
-	shared [cacheShards]*lru.Cache[normKey, *Classification]
+	shared [cacheShards]*textCache[normKey]
 	// exact holds classifications that depend on literal values (SET,
 	// EXPLAIN option values) and parse errors, keyed by the full text.
-	exact *lru.Cache[string, *Classification]
+	exact *textCache[string]
 	vol   atomic.Pointer[volSource]
 	// swap is held by SetVolatility while it swaps and purges, and shared
 	// by a miss while it checks that its answer was computed with the
@@ -49,27 +47,27 @@ type Classifier struct {
 type volSource struct{ fn VolatilityFunc }
 
 // NewClassifier returns a Classifier caching about cacheSize statement
-// shapes. volatility may be nil, meaning BuiltinVolatility.
+// shapes in at most DefaultCacheBytes of text. volatility may be nil,
+// meaning BuiltinVolatility.
 func NewClassifier(cacheSize int, volatility VolatilityFunc) *Classifier {
+	return newClassifier(cacheSize, DefaultCacheBytes, volatility)
+}
+
+// newClassifier gives three quarters of the byte budget to the shared
+// shapes, which every literal variant reuses, and the rest to the exact
+// texts.
+func newClassifier(cacheSize int, cacheBytes int64, volatility VolatilityFunc) *Classifier {
 	if cacheSize <= 0 {
 		cacheSize = DefaultCacheSize
 	}
 	per := max(cacheSize/cacheShards, 1)
 	c := &Classifier{seed: maphash.MakeSeed()}
 	for i := range c.shared {
-		c.shared[i] = mustLRU[normKey](per)
+		c.shared[i] = newTextCache(per, cacheBytes*3/4/cacheShards, sharedCost)
 	}
-	c.exact = mustLRU[string](max(cacheSize/4, 64))
+	c.exact = newTextCache(max(cacheSize/4, 64), cacheBytes/4, exactCost)
 	c.SetVolatility(volatility)
 	return c
-}
-
-func mustLRU[K comparable](size int) *lru.Cache[K, *Classification] {
-	l, err := lru.New[K, *Classification](size)
-	if err != nil {
-		panic(err) // only for size <= 0, which callers rule out
-	}
-	return l
 }
 
 // SetVolatility replaces the volatility source (after reloading pg_proc,
@@ -108,6 +106,15 @@ func (c *Classifier) Len() int {
 	n := c.exact.Len()
 	for _, s := range c.shared {
 		n += s.Len()
+	}
+	return n
+}
+
+// Bytes estimates the text the caches hold.
+func (c *Classifier) Bytes() int64 {
+	n := c.exact.Bytes()
+	for _, s := range c.shared {
+		n += s.Bytes()
 	}
 	return n
 }

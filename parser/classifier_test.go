@@ -2,6 +2,7 @@ package parser
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -188,6 +189,95 @@ func TestClassifierBounded(t *testing.T) {
 	}
 	if n := c.Len(); n > 64+64 {
 		t.Errorf("cache holds %d entries, want about 64", n)
+	}
+}
+
+// inList is a query whose IN list has n parameters: every n is a shape of
+// its own, as ORMs send them.
+func inList(n int) string {
+	var b strings.Builder
+	b.WriteString("SELECT * FROM call_records WHERE id IN (")
+	for i := range n {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		fmt.Fprintf(&b, "%d", 1000000+i)
+	}
+	b.WriteString(")")
+	return b.String()
+}
+
+func TestClassifierBytesBounded(t *testing.T) {
+	const budget = 1 << 20
+	for _, tc := range []struct {
+		name string
+		sql  func(i int) string
+	}{
+		// Shared shapes: IN lists of every length up to a few thousand.
+		{"shapes", func(i int) string { return inList(200 + 7*i) }},
+		// Exact texts: parse errors are kept by their whole text.
+		{"parse errors", func(i int) string { return inList(200+7*i) + " garbage(" }},
+		// Settings are kept by their whole text too.
+		{"settings", func(i int) string {
+			return fmt.Sprintf("SET application_name = '%s'", strings.Repeat("x", 1000+37*i))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newClassifier(10000, budget, nil)
+			for i := range 400 {
+				sql := tc.sql(i)
+				cl := c.Classify(sql)
+				if i == 0 && c.Bytes() == 0 {
+					t.Fatalf("nothing was cached for %.40q...", sql)
+				}
+				// Each fits the budget, so the newest is always kept.
+				if again := c.Classify(sql); again != cl {
+					t.Fatalf("statement %d was not kept (%d entries, %d bytes)", i, c.Len(), c.Bytes())
+				}
+			}
+			if b := c.Bytes(); b > budget {
+				t.Errorf("caches hold %d bytes of text, budget %d", b, budget)
+			}
+			c.Purge()
+			if c.Len() != 0 || c.Bytes() != 0 {
+				t.Errorf("after Purge: %d entries, %d bytes", c.Len(), c.Bytes())
+			}
+		})
+	}
+}
+
+func TestTextCache(t *testing.T) {
+	cost := func(k string, _ *Classification) int64 { return int64(len(k)) }
+	cl := &Classification{}
+	for _, tc := range []struct {
+		name      string
+		adds      []string
+		wantKeys  []string
+		wantBytes int64
+	}{
+		{"within budget", []string{"aaaa", "bbbb"}, []string{"aaaa", "bbbb"}, 8},
+		{"oldest go first", []string{"aaaa", "bbbb", "cccc", "dddd"}, []string{"bbbb", "cccc", "dddd"}, 12},
+		{"larger than the budget is not kept", []string{"aaaa", strings.Repeat("z", 13)}, []string{"aaaa"}, 4},
+		{"replacing counts once", []string{"aaaa", "aaaa", "aaaa"}, []string{"aaaa"}, 4},
+		{"entry limit", []string{"a", "b", "c", "d", "e"}, []string{"b", "c", "d", "e"}, 4},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := newTextCache(4, 12, cost)
+			for _, k := range tc.adds {
+				c.Add(k, cl)
+			}
+			if c.Len() != len(tc.wantKeys) {
+				t.Errorf("%d entries, want %d", c.Len(), len(tc.wantKeys))
+			}
+			for _, k := range tc.wantKeys {
+				if _, ok := c.Get(k); !ok {
+					t.Errorf("%q is not cached", k)
+				}
+			}
+			if c.Bytes() != tc.wantBytes {
+				t.Errorf("%d bytes, want %d", c.Bytes(), tc.wantBytes)
+			}
+		})
 	}
 }
 
