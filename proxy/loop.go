@@ -351,12 +351,21 @@ func asError(err error) error {
 		Detail: r.Detail, Hint: r.Hint, Cause: err}
 }
 
+// keptBuffer is the most a session keeps of a request's buffers for the
+// next request; larger ones, up to max_message_size, go with the request,
+// so that an idle client holds little.
+const keptBuffer = 64 << 10
+
 func (s *Session) resetRequest() {
-	if cap(s.req) > 64<<10 {
-		s.req = nil // do not keep a large buffer for an idle client
-		return
+	s.memoQuery, s.memoClass = "", nil
+	if cap(s.out) > keptBuffer {
+		s.out, s.batch.out = nil, nil
 	}
-	s.req = s.req[:0]
+	if cap(s.req) > keptBuffer {
+		s.req = nil
+	} else {
+		s.req = s.req[:0]
+	}
 }
 
 // copyIn forwards COPY data. It belongs to a request already sent, so it

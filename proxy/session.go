@@ -100,7 +100,7 @@ type Session struct {
 	epoch *atomic.Uint64
 	// memoQuery and memoClass remember the simple query classified for
 	// the current request, so routing and the batch builder share one
-	// lookup; send clears them.
+	// lookup; the request's end clears them.
 	memoQuery string
 	memoClass *parser.Classification
 
