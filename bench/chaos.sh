@@ -3,7 +3,8 @@
 # mode it starts pgninja on the test bed, runs bench/chaos (clients that
 # check every answer, read back their own writes, and have every commit
 # checked afterwards) while it terminates a server backend every 300 ms,
-# restarts the replica (down 5 s) and then the primary (down 2 s). A mode
+# restarts the replica (down 5 s), freezes it (SIGSTOP, 6 s), reloads
+# pgninja with a smaller pool (SIGHUP) and restarts the primary (down 2 s). A mode
 # fails on a wrong answer, a write missing from its client's next read, a
 # lost commit, or an error without a SQLSTATE. See bench/README.md.
 #
@@ -76,12 +77,25 @@ EOF
 	fi
 }
 
-# faults runs in the background during a mode's load.
+# faults MODE runs in the background during a mode's load. The freeze is
+# shorter than the clients' 15 s deadline: reads caught on the frozen
+# replica wait it out, and the health checks take the replica out of
+# rotation meanwhile. The reload shrinks the pool under the clients' feet
+# (session mode's stays larger than the number of clients).
 faults() {
-	sleep $((SECS / 4))
+	local mode="$1" step=$((SECS / 7)) size
+	sleep "$step"
 	log "restarting the replica (down 5 s)"
 	scripts/testbed.sh restart replica 5 2>/dev/null
-	sleep $((SECS / 4))
+	sleep "$step"
+	log "freezing the replica (6 s)"
+	scripts/testbed.sh freeze replica 6 2>/dev/null
+	sleep "$step"
+	size="$(sed -n 's/.*max_size: \([0-9]*\).*/\1/p' "$WORK/$mode.yaml")"
+	log "reloading pgninja with pool max_size $((size - 5)) (SIGHUP)"
+	sed -i "s/max_size: $size/max_size: $((size - 5))/" "$WORK/$mode.yaml"
+	kill -HUP "$NINJA_PID"
+	sleep "$step"
 	log "restarting the primary (down 2 s)"
 	scripts/testbed.sh restart primary 2 2>/dev/null
 }
@@ -103,7 +117,7 @@ for mode in $MODES; do
 		sleep 0.1
 	done
 	log "$mode: ${SECS}s of load with faults"
-	faults &
+	faults "$mode" &
 	FAULTS_PID=$!
 	status=0
 	"$WORK/chaos" -duration "${SECS}s" -clients "$CLIENTS" \
@@ -113,6 +127,10 @@ for mode in $MODES; do
 	FAULTS_PID=
 	if ! kill -0 "$NINJA_PID" 2>/dev/null; then
 		log "$mode: pgninja is gone (see $WORK/$mode.log)"
+		status=1
+	fi
+	if grep -q "config reload rejected" "$WORK/$mode.log"; then
+		log "$mode: pgninja refused the reload (see $WORK/$mode.log)"
 		status=1
 	fi
 	kill "$NINJA_PID" 2>/dev/null || true

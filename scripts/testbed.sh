@@ -615,6 +615,27 @@ cmd_restart() {
 	log "$1 restarted"
 }
 
+# cmd_freeze primary|replica SECONDS: stop one server's processes
+# (SIGSTOP), as a hung machine or a stalled disk would, then let them go
+# on. Its sockets stay open and answer nothing meanwhile.
+cmd_freeze() {
+	local dd pause="${2:-5}" pid pids
+	case "${1:-}" in
+	primary) dd="$PRIMARY_DIR" ;;
+	replica) dd="$REPLICA_DIR" ;;
+	*) die "usage: $0 freeze primary|replica [SECONDS]" ;;
+	esac
+	pid="$(head -n1 "$dd/postmaster.pid" 2>/dev/null)" || die "$1 is not running"
+	[[ "$pid" =~ ^[0-9]+$ ]] || die "$1 is not running"
+	pids="$pid $(pgrep -P "$pid" | tr '\n' ' ')"
+	# shellcheck disable=SC2086 # a list of pids
+	kill -STOP $pids
+	sleep "$pause"
+	# shellcheck disable=SC2086
+	kill -CONT $pids
+	log "$1 ran again after ${pause}s frozen"
+}
+
 cmd_status() {
 	local ok=0 state
 	if [[ -x "$PGBIN/pg_isready" ]] && pg_ready "$PRIMARY_PORT"; then
@@ -675,6 +696,8 @@ usage: $0 up|down [--purge]|status|env|psql [psql args]
   psql      run psql on the primary as the superuser
   restart primary|replica [SECONDS]
             stop one server, wait SECONDS, start it again
+  freeze primary|replica [SECONDS]
+            stop one server's processes (SIGSTOP) for SECONDS, then continue them
 
 environment: TESTBED_PORT (base port, default 25432; uses base..base+3)
              TESTBED_DIR  (default \${TMPDIR:-/tmp}/pgninja-testbed-\$TESTBED_PORT)
@@ -696,7 +719,7 @@ main() {
 	local cmd="${1:-}"
 	[[ $# -gt 0 ]] && shift
 	case "$cmd" in
-	up | down | status | env | psql | restart) resolve_dir ;;
+	up | down | status | env | psql | restart | freeze) resolve_dir ;;
 	esac
 	case "$cmd" in
 	up) cmd_up "$@" ;;
@@ -705,6 +728,7 @@ main() {
 	env) cmd_env ;;
 	psql) cmd_psql "$@" ;;
 	restart) cmd_restart "$@" ;;
+	freeze) cmd_freeze "$@" ;;
 	-h | --help | help) usage ;;
 	*)
 		usage >&2
