@@ -81,6 +81,14 @@ func (c *clientConn) parkReader() {
 	c.r = nil
 }
 
+// unparkReader takes a read buffer again, for a client the parking lot
+// resumed: its socket has something to read.
+func (c *clientConn) unparkReader() {
+	c.src.has = false
+	c.r = readerPool.Get().(*bufio.Reader)
+	c.r.Reset(&c.src)
+}
+
 // release gives the read buffer back for good, with whatever it still
 // holds, once the session that read from it has ended.
 func (c *clientConn) release() {

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
@@ -20,6 +21,9 @@ import (
 func (s *Session) serve() error {
 	for {
 		typ, n, err := s.readHeader()
+		if err == errParked {
+			return err
+		}
 		if err != nil {
 			return s.readFailed(err)
 		}
@@ -69,10 +73,27 @@ func (s *Session) readHeader() (byte, int, error) {
 		return wire.ReadHeader(s.c.r, s.c.maxMsg)
 	}
 	s.c.parkReader()
-	if err := s.c.waitUnpark(); err != nil {
-		return 0, 0, err
+	if s.parkInLot() {
+		return 0, 0, errParked
+	}
+	if s.c.r == nil {
+		if err := s.c.waitUnpark(); err != nil {
+			return 0, 0, err
+		}
 	}
 	return wire.ReadHeader(s.c.r, s.c.maxMsg)
+}
+
+// parkInLot hands the quiet client to the parking lot, if there is one
+// and the client's socket is a plain one (a TLS connection may hold read
+// data the socket no longer shows). Its read buffer has gone back; the
+// resumption takes one again (see resume).
+func (s *Session) parkInLot() bool {
+	rc, ok := s.c.Conn.(*rawconn.Conn)
+	if !ok || s.srv.lot == nil || s.c.r != nil {
+		return false
+	}
+	return rc.Idle(func(fd int) error { return s.srv.lot.park(s, fd) }) == nil
 }
 
 // isTimeout is kept apart from its caller so that the error target it

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"testing"
 	"time"
 
@@ -111,5 +112,32 @@ func TestParkWaitAskedAsDataCame(t *testing.T) {
 	}()
 	if b, err := readOne(c); err != nil || b != 'b' {
 		t.Fatalf("the request's next read: %q, %v", b, err)
+	}
+}
+
+func TestReleaseGate(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		parked []int // one per sweep
+		want   []int // sweeps (0-based) that release
+	}{
+		{"a few clients", []int{10, 50, 50, 50}, nil},
+		{"a storm, then quiet", []int{0, 600, 1500, 1500, 1500}, []int{3}},
+		{"still growing", []int{0, 1200, 2400, 3600, 3650}, []int{4}},
+		{"a steady climb releases when it slows", []int{300, 600, 900, 1200, 1250, 1300}, []int{4}},
+		{"clients leave and a new storm comes", []int{0, 1500, 1500, 200, 200, 1300, 1300}, []int{2, 6}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var g releaseGate
+			var got []int
+			for i, n := range tc.parked {
+				if g.observe(n) {
+					got = append(got, i)
+				}
+			}
+			if !slices.Equal(got, tc.want) {
+				t.Errorf("released at sweeps %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

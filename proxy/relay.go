@@ -550,7 +550,7 @@ func (s *Session) serverFailed(c *pool.Conn, err error, serverSaidFatal bool) {
 	s.srv.metrics.serverFailure.Inc()
 	s.srv.log.Warn("server connection lost", "server", c.Addr, "user", s.l.user.Name, "err", err)
 	if serverSaidFatal {
-		_ = s.c.Conn.Close()
+		s.closeClient()
 		return
 	}
 	s.kill(pgerr.Wrap(err, pgerr.SeverityFatal, pgerr.ConnectionFailure,

@@ -68,6 +68,10 @@ type Server struct {
 	stats         *serverStats
 	handlers      *workers[net.Conn]
 	relays        *workers[relayJob]
+	// resumes runs parked sessions on again (see parkinglot.go); lot is
+	// nil until Serve, or when the system refused one.
+	resumes *workers[*Session]
+	lot     *parkingLot
 
 	// seqClock stamps sequence values (see sequences.go).
 	seqClock atomic.Uint64
@@ -105,12 +109,23 @@ func NewServer(d Deps) (*Server, error) {
 		stats:         newServerStats(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
-		defer s.wg.Done()
-		s.handle(nc)
+		if !s.handle(nc) {
+			s.wg.Done()
+		}
 	})
 	s.relays = newWorkers(idleWorkers, func(j relayJob) { j.s.relay(j.c, false) })
+	s.resumes = newWorkers(idleWorkers, func(sess *Session) {
+		if !sess.resume() {
+			s.endConn(sess)
+			s.wg.Done()
+		}
+	})
 	if d.Registry != nil {
 		d.Registry.MustRegister(newStatsCollector(s))
+		d.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pgninja_clients_parked",
+			Help: "Idle clients waiting in the parking lot, with no goroutine and no read buffer of their own."},
+			func() float64 { return float64(s.parkedClients()) }))
 	}
 	s.settings.Store(st)
 	return s, nil
@@ -241,6 +256,16 @@ func (s *Server) addListener(ln net.Listener) {
 func (s *Server) Serve() error {
 	s.mu.Lock()
 	lns := append([]net.Listener(nil), s.listeners...)
+	// Before the first client, which reads s.lot without the lock.
+	if s.lot == nil && !s.draining.Load() {
+		lot, err := newParkingLot(s.resumes.Go)
+		if err != nil {
+			// Parked clients then wait on their sessions' goroutines.
+			s.log.Warn("no parking lot for idle clients", "err", err)
+		} else {
+			s.lot = lot
+		}
+	}
 	s.mu.Unlock()
 	errc := make(chan error, len(lns))
 	for _, ln := range lns {
@@ -282,9 +307,9 @@ func (s *Server) accept(ln net.Listener) error {
 	}
 }
 
-// handle runs one connection from its first byte to its close.
-func (s *Server) handle(nc net.Conn) {
-	defer func() { _ = nc.Close() }()
+// handle runs one connection from its first byte to its close, or until
+// its session is parked; the resumption then finishes it (endConn).
+func (s *Server) handle(nc net.Conn) (parked bool) {
 	st := s.settings.Load()
 	_ = nc.SetDeadline(time.Now().Add(startupTimeout))
 	pkt, nc, err := s.negotiate(nc, st)
@@ -293,28 +318,53 @@ func (s *Server) handle(nc net.Conn) {
 			_ = newClientConn(nc, st.cfg.MaxMessageSize).sendError(err, 0)
 		}
 		s.log.Debug("startup failed", "remote", nc.RemoteAddr().String(), "err", err)
-		return
+		_ = nc.Close()
+		return false
 	}
 	if pkt.code == codeCancel {
 		s.metrics.cancels.Inc()
 		if sess := s.keys.lookup(pkt.cancelPID, pkt.cancelKey); sess != nil {
 			sess.cancel()
 		}
-		return
+		_ = nc.Close()
+		return false
 	}
 	if s.draining.Load() {
 		_ = newClientConn(nc, st.cfg.MaxMessageSize).sendError(
 			pgerr.Fatal(pgerr.CannotConnectNow, "pgninja is shutting down"), 0)
-		return
+		_ = nc.Close()
+		return false
 	}
 	cc := newClientConn(nc, st.cfg.MaxMessageSize)
-	defer cc.release()
 	sess := newSession(s, cc, st)
 	if !s.track(sess) {
-		return
+		cc.release()
+		_ = nc.Close()
+		return false
 	}
-	defer s.untrack(sess)
-	sess.run(pkt)
+	if sess.run(pkt) {
+		return true
+	}
+	s.endConn(sess)
+	return false
+}
+
+// parkedClients is how many clients wait in the parking lot.
+func (s *Server) parkedClients() int {
+	s.mu.Lock()
+	lot := s.lot
+	s.mu.Unlock()
+	if lot == nil {
+		return 0
+	}
+	return lot.len()
+}
+
+// endConn is the end of a tracked session's connection.
+func (s *Server) endConn(sess *Session) {
+	s.untrack(sess)
+	sess.c.release()
+	_ = sess.c.Conn.Close()
 }
 
 // negotiate handles SSLRequest and GSSENCRequest until the real startup
@@ -406,8 +456,17 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, sess := range s.sessionList() {
 		sess.drain()
 	}
+	s.resumes.Stop()
 	done := make(chan struct{})
-	go func() { s.wg.Wait(); close(done) }()
+	go func() {
+		s.wg.Wait()
+		s.mu.Lock()
+		if s.lot != nil {
+			s.lot.close()
+		}
+		s.mu.Unlock()
+		close(done)
+	}()
 	select {
 	case <-done:
 		return nil

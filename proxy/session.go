@@ -103,6 +103,9 @@ type Session struct {
 	// lookup; the request's end clears them.
 	memoQuery string
 	memoClass *parser.Classification
+	// parkToken names the session in the parking lot while it is parked
+	// there, 0 otherwise; the lot's lock guards it.
+	parkToken uint64
 
 	keyPID    uint32
 	keySecret []byte
@@ -228,30 +231,42 @@ func newSession(srv *Server, c *clientConn, st *settings) *Session {
 	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now()}
 }
 
-// run logs the client in and serves it until it leaves.
-func (s *Session) run(pkt *startupPacket) {
-	defer func() {
-		if s.countedClient {
-			s.srv.clients.Add(-1)
-		}
-	}()
+// run logs the client in and serves it until it leaves, or until it is
+// parked (see parkinglot.go): then resume goes on with it later, and
+// finishes it.
+func (s *Session) run(pkt *startupPacket) (parked bool) {
 	if err := s.login(pkt); err != nil {
 		s.srv.metrics.logins.WithLabelValues(loginResult(err)).Inc()
 		if pgerr.SQLState(err) != "" {
 			_ = s.c.sendError(err, 0)
 		}
 		s.srv.log.Debug("login failed", "user", pkt.params["user"], "err", err)
-		return
+		if s.countedClient {
+			s.srv.clients.Add(-1)
+		}
+		return false
 	}
 	s.srv.metrics.logins.WithLabelValues("ok").Inc()
 	s.srv.metrics.clients.Inc()
-	defer s.srv.metrics.clients.Dec()
-	defer s.srv.keys.unregister(s)
+	return s.resume()
+}
+
+// resume serves the client from where its session stopped: after login,
+// or in a parked wait for its next request. It reports whether the
+// session was parked again; otherwise the client is done with.
+func (s *Session) resume() (parked bool) {
+	if s.c.r == nil {
+		s.c.unparkReader()
+	}
 	serve := s.serve
 	if s.console != config.ConsoleNone {
 		serve = s.serveConsole
 	}
-	if err := serve(); err != nil {
+	err := serve()
+	if err == errParked {
+		return true
+	}
+	if err != nil {
 		if pgerr.SQLState(err) != "" {
 			_ = s.c.sendError(err, 0)
 		}
@@ -259,6 +274,12 @@ func (s *Session) run(pkt *startupPacket) {
 	}
 	s.leave()
 	_ = s.c.Conn.Close()
+	s.srv.keys.unregister(s)
+	s.srv.metrics.clients.Dec()
+	if s.countedClient {
+		s.srv.clients.Add(-1)
+	}
+	return false
 }
 
 func loginResult(err error) string {
@@ -653,7 +674,23 @@ const killWriteTimeout = time.Second
 func (s *Session) kill(err error) {
 	_ = s.c.Conn.SetWriteDeadline(time.Now().Add(killWriteTimeout))
 	_ = s.c.sendError(err, 0)
+	s.closeClient()
+}
+
+// closeClient closes the client's socket from outside the session's
+// goroutine. A session parked in the lot has no goroutine to see the
+// close, and a socket closed in the lot's epoll set silently leaves it:
+// the session is resumed first, while its socket is still its own, and
+// once more after, for one that was parking meanwhile.
+func (s *Session) closeClient() {
+	lot := s.srv.lot
+	if lot != nil {
+		lot.wake(s)
+	}
 	_ = s.c.Conn.Close()
+	if lot != nil {
+		lot.wake(s)
+	}
 }
 
 // leave returns the server connection after the client has gone. An idle

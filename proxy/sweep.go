@@ -1,6 +1,9 @@
 package proxy
 
-import "time"
+import (
+	"runtime/debug"
+	"time"
+)
 
 // sweepEvery is how often the proxy looks over its sessions. Like
 // PgBouncer's janitor it is a sweep, not a timer per request, so that
@@ -9,10 +12,12 @@ const sweepEvery = time.Second
 
 // sweepSessions looks over the sessions until done for requests that have
 // run too long (query_timeout), for requests whose client has left
-// (departed.go), and for idle clients to park (park.go).
+// (departed.go), for idle clients to park (park.go), and for the memory
+// of many clients just parked to give back (releaseGate).
 func (srv *Server) sweepSessions(done <-chan struct{}) {
 	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
+	var gate releaseGate
 	for {
 		select {
 		case now := <-t.C:
@@ -23,6 +28,9 @@ func (srv *Server) sweepSessions(done <-chan struct{}) {
 				}
 				sess.checkDeparted(now)
 				sess.c.park.sweep(sess.c)
+			}
+			if gate.observe(srv.parkedClients()) {
+				debug.FreeOSMemory()
 			}
 		case <-done:
 			return

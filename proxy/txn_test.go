@@ -12,6 +12,7 @@ import (
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 const txnMode = "pool:\n  mode: transaction\n  max_size: %d\n  acquire_timeout: %s\n"
@@ -986,4 +987,77 @@ func TestTxnDeferredBegin(t *testing.T) {
 			{"a", "begin"}, {"a", "quit"}, {"b", "select 'b after a left'"},
 		})
 	})
+}
+
+// gaugeValue reads a gauge from reg.
+func gaugeValue(t testing.TB, reg *prometheus.Registry, name string) float64 {
+	t.Helper()
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == name && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetGauge().GetValue()
+		}
+	}
+	t.Fatalf("no metric %s", name)
+	return 0
+}
+
+// Quiet transaction-mode clients wait in the parking lot, with no
+// goroutine of their own; each goes on where it stopped when it speaks
+// (also a client whose end closed meanwhile), and one thrown out while
+// parked is finished at once.
+func TestTxnIdleClientsWaitInTheParkingLot(t *testing.T) {
+	h := startProxy(t, consoleUsers+"  max_size: 2\n")
+	ctx := ctxT(t, 30*time.Second)
+	const n = 12
+	clients := make([]*pgx.Conn, n)
+	for i := range clients {
+		clients[i] = h.ninja(t)
+		if _, err := clients[i].Exec(ctx, "select 1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parked := func() float64 { return gaugeValue(t, h.reg, "pgninja_clients_parked") }
+	waitFor(t, 10*time.Second, "the idle clients to park", func() bool { return parked() == n })
+
+	for round := range 2 {
+		for i, c := range clients[:n-2] {
+			var got int
+			if err := c.QueryRow(ctx, "select $1::int + $2::int", i, round).Scan(&got); err != nil || got != i+round {
+				t.Fatalf("round %d, client %d after parking: %d %v", round, i, got, err)
+			}
+		}
+		waitFor(t, 10*time.Second, "the clients to park again", func() bool { return parked() == n })
+	}
+
+	admin := h.adminConsole(t)
+	connected := func() float64 { return gaugeValue(t, h.reg, "pgninja_clients_connected") }
+	before := connected()
+	// One leaves while parked: its session ends with it.
+	_ = clients[n-1].Close(ctx)
+	// One is thrown out while parked.
+	if _, err := admin.Exec(ctx, "KILL_CLIENT "+itoa(clients[n-2].PgConn().PID())); err != nil {
+		t.Fatalf("KILL_CLIENT: %v", err)
+	}
+	waitFor(t, 10*time.Second, "the two sessions to end", func() bool { return connected() == before-2 })
+	if _, err := clients[n-2].Exec(ctx, "select 1"); err == nil {
+		t.Error("the killed client could still run a query")
+	}
+	if p := parked(); p != n-2 {
+		t.Errorf("%v clients parked, want %d", p, n-2)
+	}
+
+	// Shutdown ends the parked clients at once.
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	start := time.Now()
+	if err := h.srv.Shutdown(sctx); err != nil {
+		t.Fatalf("shutdown with %d clients parked: %v after %v", n-2, err, time.Since(start))
+	}
+	if _, err := clients[0].Exec(ctx, "select 1"); sqlstate(err) != "57P01" {
+		t.Errorf("a parked client after shutdown: %v, want 57P01", err)
+	}
 }

@@ -139,6 +139,24 @@ func (c *Conn) ReadIdle(b []byte) (int, error) {
 	return r.n, r.err
 }
 
+// Idle ends the read coroutine, as ReadIdle does, and runs f with the
+// socket's descriptor: for a caller that waits for the socket elsewhere
+// (the proxy's parking lot) and reads again once it is readable.
+func (c *Conn) Idle(f func(fd int) error) error {
+	c.rmu.Lock()
+	defer c.rmu.Unlock()
+	if c.closed || c.closing.Load() {
+		return c.opError("read", net.ErrClosed)
+	}
+	c.endReads()
+	c.disarmSafety() // the next read probes first
+	var err error
+	if cerr := c.rc.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
+		return cerr
+	}
+	return err
+}
+
 // endReads ends the read coroutine, if any; c.rmu is held.
 func (c *Conn) endReads() {
 	if c.stop != nil {

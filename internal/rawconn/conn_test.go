@@ -328,6 +328,34 @@ func TestReadIdle(t *testing.T) {
 	}
 }
 
+func TestIdle(t *testing.T) {
+	c, peer := pair(t)
+	peer.Write([]byte("a"))
+	buf := make([]byte, 4)
+	if _, err := c.Read(buf); err != nil { // starts the coroutine
+		t.Fatal(err)
+	}
+	var got int
+	if err := c.Idle(func(fd int) error { got = fd; return nil }); err != nil || got <= 0 {
+		t.Fatalf("Idle: fd %d, %v", got, err)
+	}
+	if c.next != nil {
+		t.Fatal("Idle left the read coroutine running")
+	}
+	refused := errors.New("refused")
+	if err := c.Idle(func(int) error { return refused }); err != refused {
+		t.Fatalf("Idle passed on %v, want the function's error", err)
+	}
+	peer.Write([]byte("b"))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "b" {
+		t.Fatalf("Read after Idle: %q, %v", buf[:n], err)
+	}
+	c.Close()
+	if err := c.Idle(func(int) error { t.Error("called on a closed connection"); return nil }); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Idle after Close: %v", err)
+	}
+}
+
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
 	for i := 0; i < 500; i++ {
