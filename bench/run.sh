@@ -774,7 +774,10 @@ idle_row() {
 	done
 	if grep -q '^ready' "$out"; then
 		printf 'connect_seconds\t%s\n' "$(awk '/^ready/ {sub(/s$/, "", $3); print $3}' "$out")" >>"$f"
-		sleep 3 # let the proxy settle
+		# Let the proxies settle: idle memory is what they hold once the
+		# connection storm is over (pgninja parks quiet clients after one
+		# to two seconds and then gives their memory back).
+		sleep 10
 		if alive "$pid"; then
 			after="$(rss_kb "$pid")"
 			printf 'after_kb\t%s\nclients\t%s\n' "$after" "$IDLE_CLIENTS" >>"$f"
