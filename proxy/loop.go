@@ -76,10 +76,8 @@ func (s *Session) readHeader() (byte, int, error) {
 	if s.parkInLot() {
 		return 0, 0, errParked
 	}
-	if s.c.r == nil {
-		if err := s.c.waitUnpark(); err != nil {
-			return 0, 0, err
-		}
+	if err := s.c.waitUnpark(); err != nil {
+		return 0, 0, err
 	}
 	return wire.ReadHeader(s.c.r, s.c.maxMsg)
 }
@@ -90,7 +88,7 @@ func (s *Session) readHeader() (byte, int, error) {
 // resumption takes one again (see resume).
 func (s *Session) parkInLot() bool {
 	rc, ok := s.c.Conn.(*rawconn.Conn)
-	if !ok || s.srv.lot == nil || s.c.r != nil {
+	if !ok || s.srv.lot == nil {
 		return false
 	}
 	return rc.Idle(func(fd int) error { return s.srv.lot.park(s, fd) }) == nil

@@ -21,6 +21,7 @@ import (
 // poller, so the lot needs no thread of its own.
 type parkingLot struct {
 	ep     *os.File
+	rc     syscall.RawConn // ep's, through which it is polled and controlled
 	resume func(*Session)
 
 	mu     sync.Mutex
@@ -47,7 +48,13 @@ func newParkingLot(resume func(*Session)) (*parkingLot, error) {
 		syscall.Close(fd)
 		return nil, os.NewSyscallError("setnonblock", err)
 	}
-	l := &parkingLot{ep: os.NewFile(uintptr(fd), "pgninja-parking-lot"), resume: resume, parked: map[uint64]parkedClient{}}
+	ep := os.NewFile(uintptr(fd), "pgninja-parking-lot")
+	rc, err := ep.SyscallConn()
+	if err != nil {
+		ep.Close()
+		return nil, err
+	}
+	l := &parkingLot{ep: ep, rc: rc, resume: resume, parked: map[uint64]parkedClient{}}
 	go l.run()
 	return l, nil
 }
@@ -113,25 +120,15 @@ func (l *parkingLot) resumeToken(token uint64) bool {
 }
 
 // control runs f with the epoll descriptor, unless the lot is closed.
-func (l *parkingLot) control(f func(ep uintptr)) error {
-	rc, err := l.ep.SyscallConn()
-	if err != nil {
-		return err
-	}
-	return rc.Control(f)
-}
+func (l *parkingLot) control(f func(ep uintptr)) error { return l.rc.Control(f) }
 
 // run resumes the clients whose sockets became readable, until close.
 func (l *parkingLot) run() {
-	rc, err := l.ep.SyscallConn()
-	if err != nil {
-		return
-	}
 	events := make([]syscall.EpollEvent, 128)
 	var ready []uint64
 	for {
 		ready = ready[:0]
-		err := rc.Read(func(ep uintptr) bool {
+		err := l.rc.Read(func(ep uintptr) bool {
 			n, err := syscall.EpollWait(int(ep), events, 0)
 			if err != nil || n <= 0 {
 				return false // nothing yet (EINTR included): wait on the poller
