@@ -39,6 +39,11 @@ func FuzzClassify(f *testing.F) {
 		if direct == nil {
 			t.Fatal("nil classification")
 		}
+		// A signal is one read statement calling its function.
+		if sig, ok := ParseSignal(sql); ok && (direct.Kind != Read || direct.MultiStatement || sig == nil ||
+			!slices.ContainsFunc(direct.Functions, func(f string) bool { return strings.HasSuffix(f, "_backend") })) {
+			t.Fatalf("ParseSignal(%q) = %+v, but it classifies as %v calling %v", sql, sig, direct.Kind, direct.Functions)
+		}
 		if direct.ParseError != nil && direct.Kind != Unknown {
 			t.Fatalf("parse error %v but kind %v", direct.ParseError, direct.Kind)
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/subtle"
 	"encoding/binary"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -27,8 +28,9 @@ type cancelKeys struct {
 
 func newCancelKeys() *cancelKeys { return &cancelKeys{byPID: map[uint32][]*Session{}} }
 
-// register gives s process ID pid, or a random unused one when pid is 0,
-// and a random secret no other session with that process ID has.
+// register gives s process ID pid, or when pid is 0 a random unused one
+// above clientPIDFloor, and a random secret no other session with that
+// process ID has.
 func (k *cancelKeys) register(s *Session, pid uint32) {
 	var b [8]byte
 	k.mu.Lock()
@@ -37,8 +39,8 @@ func (k *cancelKeys) register(s *Session, pid uint32) {
 		_, _ = rand.Read(b[:])
 		id := pid
 		if id == 0 {
-			id = binary.BigEndian.Uint32(b[:4]) & 0x7fffffff
-			if id == 0 || len(k.byPID[id]) > 0 {
+			id = clientPIDFloor + binary.BigEndian.Uint32(b[:4])%(1<<31-clientPIDFloor)
+			if len(k.byPID[id]) > 0 {
 				continue
 			}
 		}
@@ -67,6 +69,13 @@ func (k *cancelKeys) unregister(s *Session) {
 	} else {
 		k.byPID[s.keyPID] = list
 	}
+}
+
+// sessionsOf returns the sessions given process ID pid.
+func (k *cancelKeys) sessionsOf(pid uint32) []*Session {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.byPID[pid])
 }
 
 func (k *cancelKeys) lookup(pid uint32, secret []byte) *Session {

@@ -2,6 +2,8 @@ package proxy
 
 import (
 	"context"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -66,7 +68,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	home := s.srv.pools.Get(pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, st.poolOptions(l.poolSize))
 	// Under the lock, for the admin console's view of the session.
 	s.mu.Lock()
-	s.l, s.pool = l, home
+	s.l, s.pool, s.role = l, home, t.User
 	s.mu.Unlock()
 	s.classifier = s.srv.classifiers.forDB(t)
 	s.epoch = s.srv.epochs.forDB(t.Database)
@@ -75,6 +77,10 @@ func (s *Session) login(pkt *startupPacket) error {
 	if err != nil {
 		return asFatal(err)
 	}
+	s.mu.Lock()
+	s.superuser = serverParams["is_superuser"] == "on"
+	s.serverMajor = majorVersion(serverParams["server_version"])
+	s.mu.Unlock()
 	s.params = newParamSet(pkt.sessionParams())
 	// Startup settings routing reads (pgninja.route and the like) hold from
 	// the first statement, as a SET would. (Without routing pgninja.route
@@ -107,6 +113,17 @@ func (s *Session) login(pkt *startupPacket) error {
 	s.c.out.count = &s.stats.sent
 	s.c.wmu.Unlock()
 	return s.loggedIn(s.params.appendReported(loginOK(), serverParams))
+}
+
+// majorVersion reads the major version from a server_version such as
+// "15.18 (Debian 15.18-0+deb12u1)"; 0 when it cannot.
+func majorVersion(v string) int {
+	end := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	if end < 0 {
+		end = len(v)
+	}
+	n, _ := strconv.Atoi(v[:end])
+	return n
 }
 
 // loginOK starts a login's last answer: AuthenticationOk, then the

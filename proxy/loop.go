@@ -181,6 +181,9 @@ func (s *Session) send(complete bool) error {
 		}
 	}
 	if complete {
+		if signalled, err := s.signalLocally(); signalled || err != nil {
+			return err
+		}
 		if deferred, err := s.deferBegin(); deferred || err != nil {
 			return err
 		}

@@ -109,6 +109,13 @@ type Session struct {
 
 	keyPID    uint32
 	keySecret []byte
+	// role is the role the client's server connections log in as,
+	// superuser whether that is a superuser, and serverMajor the server's
+	// major version: who it may signal and how a refusal reads (see
+	// signal.go). Written under mu at login.
+	role        string
+	superuser   bool
+	serverMajor int
 
 	// params are the session settings the client asked for; every leased
 	// server connection is brought to them before the client's request.

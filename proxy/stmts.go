@@ -24,6 +24,9 @@ type clientStmt struct {
 	// query is classified afresh at each use (an LRU hit): a verdict kept
 	// from Parse time would miss a later volatility reload.
 	query string
+	// signals: the text names a *_backend function, so a Bind of it may
+	// signal a client (see signal.go).
+	signals bool
 	// failed: the server refused or skipped the Parse (set by the relay).
 	failed atomic.Bool
 	// shape is the result the client was last shown for the statement
@@ -88,7 +91,7 @@ func newClientStmt(name, query string, types []byte, epoch, parseHash uint64) *c
 	sum.Write([]byte{0})
 	sum.Write(types)
 	digest := sum.Sum(nil)
-	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query}
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query, signals: mentionsBackend(query)}
 	if name != "" {
 		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
 	}
@@ -98,6 +101,12 @@ func newClientStmt(name, query string, types []byte, epoch, parseHash uint64) *c
 	body = append(body, types...)
 	cs.parse = append(wire.AppendHeader(make([]byte, 0, len(body)+5), 'P', len(body)), body...)
 	return cs
+}
+
+// types returns the parameter types the client's Parse declared, raw.
+func (cs *clientStmt) types() []byte {
+	_, _, types, _ := parseMsg(cs.parse[5:])
+	return types
 }
 
 // nameField splits a message body that starts with a NUL-terminated name
