@@ -199,7 +199,6 @@ func atRestart(old, cfg *config.Config) []string {
 		{"listen", old.Listen != cfg.Listen},
 		{"unix_socket_dir", old.UnixSocketDir != cfg.UnixSocketDir},
 		{"admin_listen", old.AdminListen != cfg.AdminListen},
-		{"log_level", old.LogLevel != cfg.LogLevel},
 		{"log_format", old.LogFormat != cfg.LogFormat},
 		{"sidecar", !reflect.DeepEqual(old.Sidecar, cfg.Sidecar)},
 	} {

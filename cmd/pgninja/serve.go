@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -42,7 +43,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	log := newLogger(cfg)
+	log, level := newLogger(cfg, os.Stderr)
 	threads := newSchedThreads()
 	threads.apply(cfg, log)
 
@@ -60,7 +61,7 @@ func runServe(ctx context.Context, args []string) error {
 	// on SIGTERM.
 	shutdown := make(chan struct{}, 1)
 	srv, err = proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg,
-		Reload: func() error { return reload(cf, srv, threads, log) },
+		Reload: func() error { return reload(cf, srv, threads, level, log) },
 		Shutdown: func() {
 			select {
 			case shutdown <- struct{}{}:
@@ -109,7 +110,7 @@ func runServe(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-hup:
-			_ = reload(cf, srv, threads, log) // logged there
+			_ = reload(cf, srv, threads, level, log) // logged there
 		case err := <-errc:
 			if err != nil {
 				return err
@@ -140,7 +141,7 @@ func stopServing(srv *proxy.Server, adm *admin.Server, cfg *config.Config, log *
 
 // reload re-reads the config; an invalid one is logged, returned and
 // otherwise ignored.
-func reload(cf configFlags, srv *proxy.Server, threads schedThreads, log *slog.Logger) error {
+func reload(cf configFlags, srv *proxy.Server, threads schedThreads, level *slog.LevelVar, log *slog.Logger) error {
 	cfg, err := cf.load()
 	if err == nil {
 		err = srv.Reload(cfg)
@@ -150,16 +151,26 @@ func reload(cf configFlags, srv *proxy.Server, threads schedThreads, log *slog.L
 		return err
 	}
 	threads.apply(cfg, log)
+	setLevel(level, cfg)
 	log.Info("config reloaded", "path", cfg.Path)
 	return nil
 }
 
-func newLogger(cfg *config.Config) *slog.Logger {
-	var level slog.Level
-	_ = level.UnmarshalText([]byte(cfg.LogLevel))
+// newLogger builds the logger cfg asks for; the level it returns is the
+// one a reload changes.
+func newLogger(cfg *config.Config, w io.Writer) (*slog.Logger, *slog.LevelVar) {
+	level := new(slog.LevelVar)
+	setLevel(level, cfg)
 	opts := &slog.HandlerOptions{Level: level}
 	if cfg.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(os.Stderr, opts))
+		return slog.New(slog.NewJSONHandler(w, opts)), level
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, opts))
+	return slog.New(slog.NewTextHandler(w, opts)), level
+}
+
+// setLevel applies log_level, which validation has vetted.
+func setLevel(level *slog.LevelVar, cfg *config.Config) {
+	var l slog.Level
+	_ = l.UnmarshalText([]byte(cfg.LogLevel))
+	level.Set(l)
 }
