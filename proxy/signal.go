@@ -175,7 +175,7 @@ func (s *Session) signalRequest() (*signalRequest, bool) {
 // statement its first message binds.
 func (s *Session) mayNameSignal(req []byte) bool {
 	if req[0] != 'B' {
-		return mentionsBackend(req)
+		return mentionsBackend(req, bytes.IndexByte)
 	}
 	n := int(binary.BigEndian.Uint32(req[1:5])) + 1
 	if n > len(req) {
@@ -201,18 +201,32 @@ func (s *Session) mayNameSignal(req []byte) bool {
 const signalMaxLen = 4096
 
 // mentionsBackend looks for "_backend" in any case, in a text short
-// enough to be a signal.
-func mentionsBackend[T string | []byte](b T) bool {
-	const word = "_backend"
+// enough to be a signal; index is bytes.IndexByte or strings.IndexByte,
+// which skip to each underscore quickly. Every request pays this.
+func mentionsBackend[T string | []byte](b T, index func(T, byte) int) bool {
+	const word = "backend"
 	if len(b) > signalMaxLen {
 		return false
 	}
-	for i := 0; i+len(word) <= len(b); i++ {
-		if b[i] == '_' && strings.EqualFold(string(b[i:i+len(word)]), word) {
+	for {
+		i := index(b, '_')
+		if i < 0 || len(b)-i-1 < len(word) {
+			return false
+		}
+		b = b[i+1:]
+		match := true
+		for k := range len(word) {
+			// Or-ing 0x20 lower-cases a letter and makes no other byte
+			// one.
+			if b[k]|0x20 != word[k] {
+				match = false
+				break
+			}
+		}
+		if match {
 			return true
 		}
 	}
-	return false
 }
 
 func (s *Session) extendedSignal(r *signalRequest, req []byte) bool {

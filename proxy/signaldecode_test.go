@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -75,8 +77,9 @@ func TestSignalDecoding(t *testing.T) {
 	for text, want := range map[string]bool{
 		"select pg_terminate_backend(1)": true, "SELECT Pg_Cancel_Backend($1)": true,
 		"select pg_backend_pid()": true, "select 1": false, "select backend": false, "_backen": false,
+		"x__BACKEND": true, "_backen_backend": true, "_b\xc1ckend": false,
 	} {
-		if mentionsBackend(text) != want || mentionsBackend([]byte(text)) != want {
+		if mentionsBackend(text, strings.IndexByte) != want || mentionsBackend([]byte(text), bytes.IndexByte) != want {
 			t.Errorf("mentionsBackend(%q) != %v", text, want)
 		}
 	}
@@ -84,6 +87,16 @@ func TestSignalDecoding(t *testing.T) {
 	for v, want := range map[string]int{"15.18 (Debian 15.18-0+deb12u1)": 15, "16beta1": 16, "9.6.24": 9, "": 0} {
 		if got := majorVersion(v); got != want {
 			t.Errorf("majorVersion(%q) = %d, want %d", v, got, want)
+		}
+	}
+}
+// The look every request pays for a signal: a pgbench query.
+
+func BenchmarkMentionsBackend(b *testing.B) {
+	req := []byte("Q\x00\x00\x00\x3aSELECT abalance FROM pgbench_accounts WHERE aid = 48213;\x00")
+	for b.Loop() {
+		if mentionsBackend(req, bytes.IndexByte) {
+			b.Fatal("found")
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
+	"strings"
 	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -91,7 +92,7 @@ func newClientStmt(name, query string, types []byte, epoch, parseHash uint64) *c
 	sum.Write([]byte{0})
 	sum.Write(types)
 	digest := sum.Sum(nil)
-	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query, signals: mentionsBackend(query)}
+	cs := &clientStmt{hash: binary.BigEndian.Uint64(digest), query: query, signals: mentionsBackend(query, strings.IndexByte)}
 	if name != "" {
 		cs.server = "pgninja_" + hex.EncodeToString(digest[:16])
 	}
