@@ -90,8 +90,8 @@ func TestSignalDecoding(t *testing.T) {
 		}
 	}
 }
-// The look every request pays for a signal: a pgbench query.
 
+// The look every request pays for a signal, on a pgbench query.
 func BenchmarkMentionsBackend(b *testing.B) {
 	req := []byte("Q\x00\x00\x00\x3aSELECT abalance FROM pgbench_accounts WHERE aid = 48213;\x00")
 	for b.Loop() {
