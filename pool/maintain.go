@@ -100,6 +100,16 @@ func (p *Pool) SetTarget(t Target) {
 	p.retireLocked()
 }
 
+// Decommission is for a pool whose backend left the configuration: it
+// keeps no minimum any more, and closes its connections, the idle ones at
+// once and the lent ones when they come back. A client may still lease
+// from it, as from any pool.
+func (p *Pool) Decommission() {
+	p.mu.Lock()
+	p.opts.MinSize = 0
+	p.retireLocked()
+}
+
 // Retire closes every connection open now: the idle ones at once, the
 // lent ones when they come back (PgBouncer's RECONNECT, and PAUSE once
 // nothing is lent).

@@ -276,9 +276,11 @@ func TestConsoleReload(t *testing.T) {
 	if rows := rowsWhere(consoleRows(t, admin, "SHOW USERS"), "name", "newbie"); len(rows) != 0 {
 		t.Fatalf("a rejected config changed the users: %v", rows)
 	}
-	// Routing is built at start; a reload cannot change it.
-	routed := fmt.Sprintf("%sadmin_users: [ninja]\nusers:\n  - {name: ninja, password: ninja}\nrouting: {consistency: table}\n",
-		backendsOf(t, env))
+	// Routing is built at start; a reload cannot turn it on.
+	host, port, _ := net.SplitHostPort(env.Replica)
+	routed := fmt.Sprintf("%s  - {name: replica, host: %s, port: %s, role: replica}\n"+
+		"admin_users: [ninja]\nusers:\n  - {name: ninja, password: ninja}\nrouting: {enabled: true}\n",
+		backendsOf(t, env), host, port)
 	next.Store(&routed)
 	if _, err = admin.Exec(ctx, "RELOAD"); sqlstate(err) != "F0000" || !strings.Contains(err.Error(), "restart") {
 		t.Fatalf("RELOAD changing routing: %v, want F0000 saying it needs a restart", err)

@@ -123,7 +123,10 @@ func routeError(err error) error {
 	return pgerr.Wrap(err, pgerr.SeverityError, pgerr.InternalError, "pgninja: routing failed")
 }
 
-// poolFor returns the pool of the named backend for this client.
+// poolFor returns the pool of the named backend for this client. The
+// backend is looked up in the running configuration, not the one the
+// client logged in under: a reload may have added it since, or moved it
+// (and the pool must not be pointed back at its old address).
 func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 	if name == "" || name == s.primaryName {
 		return s.pool, true
@@ -131,10 +134,11 @@ func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 	if p, ok := s.pools[name]; ok {
 		return p, true
 	}
-	for _, b := range s.st.cfg.Backends {
+	st := s.srv.settings.Load()
+	for _, b := range st.cfg.Backends {
 		if b.Name == name {
-			t := s.st.target(b, s.l)
-			p := s.srv.pools.Get(pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.st.poolOptions(s.l.poolSize))
+			t := st.target(b, s.l)
+			p := s.srv.pools.Get(pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, st.poolOptions(s.l.poolSize))
 			if s.pools == nil {
 				s.pools = map[string]*pool.Pool{}
 			}

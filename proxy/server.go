@@ -145,47 +145,54 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.settings.Store(st)
-	s.reweigh(cfg)
+	if s.router != nil {
+		if err := s.router.Reconfigure(cfg); err != nil {
+			// reloadable checked what Reconfigure refuses.
+			s.log.Error("config reload: routing kept its old servers", "err", err)
+		}
+	}
 	// A backend that moved takes its pools along now, not at their next
 	// login: their connections to the old server close as they come back.
+	// One that left closes them and keeps none open.
 	s.pools.Each(func(k pool.Key, p *pool.Pool) {
-		for _, b := range cfg.Backends {
-			if b.Name == k.Backend {
-				t := p.Target()
-				t.Host, t.Port, t.SSLMode, t.ConnectTimeout = b.Host, b.Port, cfg.TLS.BackendMode, cfg.Pool.ConnectTimeout
-				p.SetTarget(t)
-			}
+		i := slices.IndexFunc(cfg.Backends, func(b config.Backend) bool { return b.Name == k.Backend })
+		if i < 0 {
+			p.Decommission()
+			return
 		}
+		b, t := cfg.Backends[i], p.Target()
+		t.Host, t.Port, t.SSLMode, t.ConnectTimeout = b.Host, b.Port, cfg.TLS.BackendMode, cfg.Pool.ConnectTimeout
+		p.SetTarget(t)
 	})
 	return nil
 }
 
-// reloadable refuses what a reload cannot apply. Routing is built once,
-// at start: its settings, and with routing on the backends it checks,
-// would otherwise change for the pools but not for the health checks,
-// which could then vouch for a server the reads no longer go to. Weights
-// are the exception: they move no server, and the router takes them.
+// reloadable refuses what a reload cannot apply. With routing on, the
+// router takes new servers, weights, lag limits and health check
+// settings; but turning routing on or off, its consistency mode (which
+// the sessions' state follows) and which backend is the primary (which
+// logged-in sessions hold their pools by) wait for a restart.
 func (s *Server) reloadable(cfg *config.Config) error {
 	old := s.settings.Load().cfg
-	if cfg.Routing != old.Routing {
-		return errors.New("routing: its settings take effect at restart")
+	switch routes := router.Routes(cfg); {
+	case s.router != nil && !routes && cfg.Routing.Enabled:
+		return errors.New("backends: with routing on, a replica must stay (weight 0 drains one); removing the last takes effect at restart")
+	case routes != (s.router != nil):
+		return errors.New("routing: turning read routing on or off takes effect at restart")
 	}
-	if s.router != nil && !slices.EqualFunc(cfg.Backends, old.Backends, config.Backend.SameServer) {
-		return errors.New("backends: with routing on, changes other than weight take effect at restart")
+	if s.router == nil {
+		return nil
+	}
+	if c, err := router.ParseConsistency(cfg.Routing.Consistency); err != nil || c != s.consistency {
+		return errors.New("routing.consistency: takes effect at restart")
+	}
+	if cfg.Primary().Name != old.Primary().Name {
+		return errors.New("backends: with routing on, naming another backend the primary takes effect at restart")
+	}
+	if len(cfg.Backends) > router.MaxBackends {
+		return fmt.Errorf("backends: at most %d with routing on", router.MaxBackends)
 	}
 	return nil
-}
-
-// reweigh hands the router the backends' weights, when routing is on.
-func (s *Server) reweigh(cfg *config.Config) {
-	if s.router == nil {
-		return
-	}
-	weights := make(map[string]int, len(cfg.Backends))
-	for _, b := range cfg.Backends {
-		weights[b.Name] = b.Weight
-	}
-	s.router.SetWeights(weights)
 }
 
 // atRestart names the changed settings that only a restart applies and

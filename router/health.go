@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,21 +71,27 @@ func (c HealthConfig) withDefaults() HealthConfig {
 type HealthChecker struct {
 	backends *Backends
 	tracker  *LSNTracker // may be nil
-	targets  []HealthTarget
-	cfg      HealthConfig
 	log      *slog.Logger
-	probes   []*backendProbe
-	failures []prometheus.Counter // per target
+	failures *prometheus.CounterVec
 
 	// ref is the chosen primary's latest position, read by replica probes
 	// before they query (see backendProbe.replayLag).
 	ref atomic.Pointer[lsnSample]
 
-	mu          sync.Mutex // guards the fields below and orders publishes
+	mu sync.Mutex // guards the fields below and orders publishes
+	// cfg, targets, probes and latest change together (Reconfigure);
+	// probes and latest are in targets' order.
+	cfg         HealthConfig
+	targets     []HealthTarget
+	probes      []*backendProbe
 	latest      []backendObservation
 	lastPrimary string // the last primary chosen, kept through outages
 	pruned      LSN
 	published   []ReplicaState // nil until the first publish
+	// running is Run's context while it runs, under which every probe
+	// has a poller; pollers counts them.
+	running context.Context
+	pollers sync.WaitGroup
 }
 
 // NewHealthChecker watches targets and publishes what it finds to b; tr,
@@ -104,21 +111,21 @@ func NewHealthChecker(b *Backends, tr *LSNTracker, targets []HealthTarget, cfg H
 	h := &HealthChecker{
 		backends: b,
 		tracker:  tr,
-		targets:  append([]HealthTarget(nil), targets...),
 		cfg:      cfg,
 		log:      log,
+		targets:  append([]HealthTarget(nil), targets...),
 		latest:   make([]backendObservation, len(targets)),
 	}
-	failures := prometheus.NewCounterVec(prometheus.CounterOpts{
+	h.failures = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "pgninja_health_check_failures_total",
 		Help: "Health checks that could not connect to a backend or run the check query.",
 	}, []string{"backend"})
 	if reg != nil {
-		if err := reg.Register(failures); err != nil {
+		if err := reg.Register(h.failures); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {
 				if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
-					failures = existing
+					h.failures = existing
 				}
 			} else {
 				log.Warn("health check metrics not registered", "err", err)
@@ -126,30 +133,49 @@ func NewHealthChecker(b *Backends, tr *LSNTracker, targets []HealthTarget, cfg H
 		}
 	}
 	for _, t := range h.targets {
-		h.probes = append(h.probes, newBackendProbe(t, cfg))
-		h.failures = append(h.failures, failures.WithLabelValues(t.Name))
+		h.probes = append(h.probes, h.newProbe(t, cfg))
 	}
 	return h
+}
+
+func (h *HealthChecker) newProbe(t HealthTarget, cfg HealthConfig) *backendProbe {
+	p := newBackendProbe(t, cfg)
+	p.failures = h.failures.WithLabelValues(t.Name)
+	return p
 }
 
 // Run checks every backend until ctx ends, then closes the connections.
 // Call it once, typically in its own goroutine.
 func (h *HealthChecker) Run(ctx context.Context) {
-	var wg sync.WaitGroup
-	for i := range h.probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			h.poll(ctx, i)
-		}()
+	h.mu.Lock()
+	h.running = ctx
+	for _, p := range h.probes {
+		h.startPoller(p)
 	}
-	wg.Wait()
+	h.mu.Unlock()
+	<-ctx.Done()
+	h.mu.Lock()
+	h.running = nil // a Reconfigure from now on starts no poller
+	h.mu.Unlock()
+	h.pollers.Wait()
 	h.Close()
 }
 
-// poll checks backend i every LSNInterval, or every Interval while it is
-// failing (no point hammering a dead server with connection attempts).
-func (h *HealthChecker) poll(ctx context.Context, i int) {
+// startPoller runs p's checks until Run's context ends or p is dropped by
+// Reconfigure; h.mu is held, and Run is running.
+func (h *HealthChecker) startPoller(p *backendProbe) {
+	ctx, stop := context.WithCancel(h.running)
+	p.stop = stop
+	h.pollers.Add(1)
+	go func() {
+		defer h.pollers.Done()
+		h.poll(ctx, p)
+	}()
+}
+
+// poll checks p every LSNInterval, or every Interval while it is failing
+// (no point hammering a dead server with connection attempts).
+func (h *HealthChecker) poll(ctx context.Context, p *backendProbe) {
 	t := time.NewTimer(0)
 	defer t.Stop()
 	for {
@@ -158,10 +184,13 @@ func (h *HealthChecker) poll(ctx context.Context, i int) {
 			return
 		case <-t.C:
 		}
+		err := h.check(ctx, p)
+		h.mu.Lock()
 		wait := h.cfg.LSNInterval
-		if err := h.check(ctx, i); err != nil {
+		if err != nil {
 			wait = h.cfg.Interval
 		}
+		h.mu.Unlock()
 		t.Reset(wait)
 	}
 }
@@ -171,25 +200,26 @@ func (h *HealthChecker) poll(ctx context.Context, i int) {
 // ConnectTimeout, plus any wait for a check of the same backend already
 // running); the error joins the failures of backends that did not answer.
 func (h *HealthChecker) CheckNow(ctx context.Context) error {
-	errs := make([]error, len(h.probes))
+	h.mu.Lock()
+	probes := slices.Clone(h.probes)
+	h.mu.Unlock()
+	errs := make([]error, len(probes))
 	var wg sync.WaitGroup
-	for i := range h.probes {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := h.check(ctx, i); err != nil {
-				errs[i] = fmt.Errorf("%s: %w", h.targets[i].Name, err)
+	for i, p := range probes {
+		wg.Go(func() {
+			if err := h.check(ctx, p); err != nil {
+				errs[i] = fmt.Errorf("%s: %w", p.target.Name, err)
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	return errors.Join(errs...)
 }
 
-// check observes backend i and publishes the answer. An answer cut short
-// by ctx (shutdown) says nothing about the server and is not published.
-func (h *HealthChecker) check(ctx context.Context, i int) error {
-	p := h.probes[i]
+// check observes backend p and publishes the answer. An answer cut short
+// by ctx (shutdown) says nothing about the server and is not published,
+// and neither is one from a probe Reconfigure has dropped meanwhile.
+func (h *HealthChecker) check(ctx context.Context, p *backendProbe) error {
 	if err := p.lock(ctx); err != nil {
 		return err
 	}
@@ -203,9 +233,14 @@ func (h *HealthChecker) check(ctx context.Context, i int) error {
 		return ctx.Err()
 	}
 	if !o.up {
-		h.failures[i].Inc()
+		p.failures.Inc()
 	}
-	h.publish(i, o)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if i := slices.Index(h.probes, p); i >= 0 {
+		h.latest[i] = o
+		h.republish()
+	}
 	return o.err
 }
 
@@ -214,6 +249,12 @@ func (h *HealthChecker) publish(i int, o backendObservation) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.latest[i] = o
+	h.republish()
+}
+
+// republish decides the backend states from the latest observations and
+// installs them; h.mu is held.
+func (h *HealthChecker) republish() {
 	states, why := decideRoles(h.targets, h.latest, h.lastPrimary,
 		roleLimits{maxLagBytes: h.cfg.MaxLagBytes, maxLag: h.cfg.MaxLag, pruned: h.pruned})
 	h.keepUnchecked(states)
@@ -270,8 +311,9 @@ func (h *HealthChecker) logChanges(states []ReplicaState, why []string) {
 		if st.CheckedAt.IsZero() {
 			continue
 		}
-		if h.published != nil {
-			old := h.published[i]
+		// By name: a reload may have changed the set since.
+		if j := slices.IndexFunc(h.published, func(o ReplicaState) bool { return o.Name == st.Name }); j >= 0 {
+			old := h.published[j]
 			if !old.CheckedAt.IsZero() && old.Healthy == st.Healthy &&
 				old.Primary == st.Primary && old.InRecovery == st.InRecovery {
 				continue
@@ -294,7 +336,10 @@ func (h *HealthChecker) logChanges(states []ReplicaState, why []string) {
 // Close closes the kept-open connections (Run does so when it returns).
 // A later check opens new ones.
 func (h *HealthChecker) Close() {
-	for _, p := range h.probes {
+	h.mu.Lock()
+	probes := slices.Clone(h.probes)
+	h.mu.Unlock()
+	for _, p := range probes {
 		p.sem <- struct{}{}
 		p.close()
 		<-p.sem

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // healthQuery answers everything one check needs in one round trip.
@@ -41,6 +42,10 @@ type backendProbe struct {
 	connStr string
 	timeout time.Duration
 	sem     chan struct{}
+	// failures counts its failed checks; stop ends its poller (set
+	// under the checker's lock).
+	failures prometheus.Counter
+	stop     context.CancelFunc
 
 	// Guarded by sem.
 	conn       *pgconn.PgConn

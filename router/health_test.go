@@ -492,3 +492,61 @@ func TestHealthCheckerLagLimits(t *testing.T) {
 	waitBackendState(t, byBytes, "replica", 15*time.Second, "back in rotation", inRotation)
 	waitBackendState(t, bySecs, "replica", 15*time.Second, "back in rotation", inRotation)
 }
+
+// TestHealthCheckerReconfigure: targets change under a running checker as
+// a reload changes them. A kept backend keeps its state throughout; a new
+// one joins once checked; a dropped one leaves the set and its checks
+// stop, its connection closed.
+func TestHealthCheckerReconfigure(t *testing.T) {
+	env := testbed.Require(t)
+	b, err := NewBackends()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := healthBedConfig(env)
+	h := NewHealthChecker(b, NewLSNTracker(), healthBedTargets(t, env), cfg, healthLogger(t), nil)
+	runChecker(t, h)
+	waitBackendState(t, b, "primary", 5*time.Second, "the primary", func(st ReplicaState) bool { return st.Primary && st.Healthy })
+	waitBackendState(t, b, "replica", 5*time.Second, "healthy", func(st ReplicaState) bool { return st.Healthy })
+	h.mu.Lock()
+	dropped := h.probes[1]
+	h.mu.Unlock()
+
+	cfg.MaxLagBytes = 1 << 30
+	h.Reconfigure([]HealthTarget{
+		healthBedTarget(t, "primary", env.Primary, true, 0),
+		healthBedTarget(t, "replica2", env.Replica, false, 3),
+	}, cfg)
+	snap := b.Snapshot()
+	if p, ok := snap.Primary(); !ok || p.Name != "primary" {
+		t.Fatalf("right after the change the primary is %+v (%v), want the kept one", p, ok)
+	}
+	if _, ok := snap.Get("replica"); ok {
+		t.Fatal("the dropped replica is still in the set")
+	}
+	st := waitBackendState(t, b, "replica2", 5*time.Second, "healthy", func(st ReplicaState) bool { return st.Healthy })
+	if st.Weight != 3 || !st.InRecovery {
+		t.Fatalf("replica2 %+v, want weight 3, in recovery", st)
+	}
+	closed := func() bool {
+		dropped.sem <- struct{}{}
+		defer func() { <-dropped.sem }()
+		return dropped.conn == nil
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for !closed() {
+		if time.Now().After(deadline) {
+			t.Fatal("the dropped replica's connection is still open")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(300 * time.Millisecond) // several check intervals
+	if !closed() {
+		t.Fatal("the dropped replica is checked again")
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if len(h.probes) != 2 || h.cfg.MaxLagBytes != 1<<30 {
+		t.Fatalf("after Reconfigure: %d probes, lag limit %d", len(h.probes), h.cfg.MaxLagBytes)
+	}
+}

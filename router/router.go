@@ -1,6 +1,7 @@
 package router
 
 import (
+	"sync/atomic"
 	"time"
 
 	"github.com/ai-ninja/pgninja/parser"
@@ -20,7 +21,8 @@ type Config struct {
 // Router turns policy decisions into backends. It is safe for concurrent
 // use; one serves all sessions of a proxy.
 type Router struct {
-	cfg      Config
+	// cfg changes with Reconfigure; its Consistency never does.
+	cfg      atomic.Pointer[Config]
 	backends *Backends
 	tracker  *LSNTracker
 	balancer Balancer
@@ -44,7 +46,8 @@ func WithMetrics(m *Metrics) Option { return func(r *Router) { r.metrics = m } }
 
 // New returns a Router over backends.
 func New(cfg Config, backends *Backends, opts ...Option) *Router {
-	r := &Router{cfg: cfg, backends: backends}
+	r := &Router{backends: backends}
+	r.cfg.Store(&cfg)
 	for _, o := range opts {
 		o(r)
 	}
@@ -83,6 +86,7 @@ func (r *Router) route(c *parser.Classification, s *SessionState) Decision {
 		return onPrimary(snap, d)
 	}
 
+	cfg := r.cfg.Load()
 	req, lsnReason := r.required(c, s)
 	d.RequiredLSN = req
 	var eligible Mask
@@ -93,7 +97,7 @@ func (r *Router) route(c *parser.Classification, s *SessionState) Decision {
 		if i == snap.primary || st.Primary {
 			continue
 		}
-		if !r.inRotation(st) {
+		if !r.inRotation(st, cfg) {
 			if st.Weight <= 0 && st.Healthy && st.InRecovery {
 				drained++
 			} else {
@@ -138,13 +142,13 @@ func (r *Router) route(c *parser.Classification, s *SessionState) Decision {
 }
 
 // inRotation: a replica may serve reads at all (LSN aside).
-func (r *Router) inRotation(st ReplicaState) bool {
+func (r *Router) inRotation(st ReplicaState, cfg *Config) bool {
 	switch {
 	case st.Primary, !st.Healthy, !st.InRecovery, st.Weight <= 0:
 		return false
-	case r.cfg.MaxReplicaLagBytes > 0 && st.LagBytes > r.cfg.MaxReplicaLagBytes:
+	case cfg.MaxReplicaLagBytes > 0 && st.LagBytes > cfg.MaxReplicaLagBytes:
 		return false
-	case r.cfg.MaxReplicaLag > 0 && st.Lag > r.cfg.MaxReplicaLag:
+	case cfg.MaxReplicaLag > 0 && st.Lag > cfg.MaxReplicaLag:
 		return false
 	}
 	return true
@@ -153,7 +157,8 @@ func (r *Router) inRotation(st ReplicaState) bool {
 // required is the replay LSN a replica needs for this read, and the reason
 // to report if none has it.
 func (r *Router) required(c *parser.Classification, s *SessionState) (LSN, Reason) {
-	if r.cfg.Consistency == Eventual {
+	consistency := r.cfg.Load().Consistency
+	if consistency == Eventual {
 		return 0, ""
 	}
 	req, reason := s.LastCommitLSN, ReasonReadYourWrites
@@ -163,7 +168,7 @@ func (r *Router) required(c *parser.Classification, s *SessionState) (LSN, Reaso
 	if l := r.tracker.Schema(); l > req {
 		req, reason = l, ReasonSchemaLSN
 	}
-	if r.cfg.Consistency != TableConsistency {
+	if consistency != TableConsistency {
 		return req, reason
 	}
 	// A transaction being opened will read tables not named yet.
