@@ -50,6 +50,11 @@ type Config struct {
 	// (GOMAXPROCS); 0 picks half the CPUs the process may use (see
 	// cmd/pgninja/threads.go).
 	Threads int `yaml:"threads"`
+	// StatsPeriod is how often SHOW STATS' averages are taken, and the
+	// stats logged (PgBouncer's stats_period); LogStats logs them
+	// (log_stats), one line per database that was busy.
+	StatsPeriod time.Duration `yaml:"stats_period"`
+	LogStats    *bool         `yaml:"log_stats"`
 	// AdminUsers may use the admin console (database pgninja, or
 	// pgbouncer as PgBouncer names it) for every command; StatsUsers for
 	// its SHOW commands only. Both name users that can log in.

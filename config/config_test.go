@@ -28,6 +28,32 @@ func TestParseFillsDefaults(t *testing.T) {
 	}
 }
 
+// log_stats is on unless turned off, in the file, by a flag or the
+// environment, which may turn it on again.
+func TestLogStatsDefaultsOn(t *testing.T) {
+	tests := []struct {
+		name      string
+		yaml      string
+		overrides []string
+		env       []string
+		want      bool
+	}{
+		{"default", minimal, nil, nil, true},
+		{"file off", minimal + "log_stats: false\n", nil, nil, false},
+		{"flag off", minimal, []string{"log_stats=false"}, nil, false},
+		{"env on over file off", minimal + "log_stats: false\n", nil, []string{"PGNINJA_LOG_STATS=true"}, true},
+	}
+	for _, tt := range tests {
+		cfg, err := Parse([]byte(tt.yaml), tt.overrides, tt.env)
+		if err != nil {
+			t.Fatalf("%s: %v", tt.name, err)
+		}
+		if *cfg.LogStats != tt.want || cfg.StatsPeriod != time.Minute {
+			t.Errorf("%s: log_stats %v, stats_period %v; want %v, 1m", tt.name, *cfg.LogStats, cfg.StatsPeriod, tt.want)
+		}
+	}
+}
+
 // restart_wait's zero is a setting (do not wait), so an explicit 0 must
 // survive the defaults, from the file, a flag or the environment.
 func TestRestartWaitZeroIsKept(t *testing.T) {
@@ -101,6 +127,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"negative idle and query timeouts", minimal + "pool:\n  idle_transaction_timeout: -1s\n  client_idle_timeout: -1s\n  query_timeout: -1s\n", nil,
 			[]string{"pool.idle_transaction_timeout: must be >= 0", "pool.client_idle_timeout: must be >= 0", "pool.query_timeout: must be >= 0"}},
 		{"tls half", minimal + "tls:\n  cert_file: a.pem\n", nil, []string{"tls: cert_file and key_file must be set together"}},
+		{"short stats period", minimal + "stats_period: 10ms\n", nil, []string{"stats_period: must be >= 1s"}},
+		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -30,6 +30,11 @@ func (c *Config) fillDefaults() {
 	def(&c.LogFormat, "text")
 	defDur(&c.ShutdownTimeout, 30*time.Second)
 	defInt(&c.MaxClientConn, 10000)
+	defDur(&c.StatsPeriod, time.Minute)
+	if c.LogStats == nil {
+		on := true
+		c.LogStats = &on
+	}
 	defInt(&c.MaxMessageSize, 256<<20)
 	def(&c.TLS.BackendMode, "prefer")
 	def(&c.Auth.Type, AuthSCRAM)

@@ -47,6 +47,13 @@ func yamlName(f reflect.StructField) string {
 
 func setScalar(v reflect.Value, s string) error {
 	switch {
+	case v.Kind() == reflect.Pointer && isScalar(v.Type().Elem()):
+		// An optional setting (log_stats): set, it holds the value.
+		nv := reflect.New(v.Type().Elem())
+		if err := setScalar(nv.Elem(), s); err != nil {
+			return err
+		}
+		v.Set(nv)
 	case v.Type() == durationType:
 		d, err := time.ParseDuration(s)
 		if err != nil {
@@ -93,15 +100,22 @@ func scalarPaths(t reflect.Type, prefix string, out *[]string) {
 			path = prefix + "." + name
 		}
 		switch {
-		case f.Type == durationType:
+		case isScalar(f.Type), f.Type.Kind() == reflect.Pointer && isScalar(f.Type.Elem()):
 			*out = append(*out, path)
 		case f.Type.Kind() == reflect.Struct:
 			scalarPaths(f.Type, path, out)
-		case f.Type.Kind() == reflect.String, f.Type.Kind() == reflect.Int,
-			f.Type.Kind() == reflect.Int64, f.Type.Kind() == reflect.Bool, f.Type.Kind() == reflect.Float64:
-			*out = append(*out, path)
 		}
 	}
+}
+
+// isScalar: a setting of type t takes one value from a flag or the
+// environment.
+func isScalar(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.String, reflect.Int, reflect.Int64, reflect.Bool, reflect.Float64:
+		return true
+	}
+	return t == durationType
 }
 
 // EnvName is the environment variable that overrides the setting at path.

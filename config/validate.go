@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"strings"
+	"time"
 )
 
 // FieldError is one problem with one setting, named by its dotted path.
@@ -30,6 +31,9 @@ func (c *Config) Validate() error {
 	oneOf(&p, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(&p, "log_format", c.LogFormat, "text", "json")
 	positive(&p, "max_client_conn", c.MaxClientConn)
+	if c.StatsPeriod < time.Second {
+		p.add("stats_period", "must be >= 1s")
+	}
 	if c.Threads < 0 {
 		p.add("threads", "must be >= 0 (0: half the CPUs)")
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"io"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -53,10 +54,6 @@ func (t dbTotals) minus(o dbTotals) dbTotals {
 	return dbTotals{t.xacts - o.xacts, t.queries - o.queries, t.received - o.received, t.sent - o.sent,
 		t.xactUS - o.xactUS, t.queryUS - o.queryUS, t.assigned - o.assigned, t.waitUS - o.waitUS}
 }
-
-// statsPeriod is how often the averages are taken (PgBouncer's
-// stats_period is a minute; a shorter one shows a change sooner).
-const statsPeriod = 15 * time.Second
 
 // serverStats keeps what departed sessions counted, and the last two
 // samples of the totals, between which the averages are taken.
@@ -110,15 +107,22 @@ func (s *Session) statsDB() (string, bool) {
 	return s.l.dbName, true
 }
 
-// sampleStats takes a sample every statsPeriod until done closes.
+// sampleStats takes a sample every stats_period until done closes, and
+// logs the averages when log_stats is on. The period is read afresh each
+// time, so a reload changes it from the next sample.
 func (srv *Server) sampleStats(done <-chan struct{}) {
-	t := time.NewTicker(statsPeriod)
+	period := func() time.Duration { return max(srv.settings.Load().cfg.StatsPeriod, time.Second) }
+	t := time.NewTimer(period())
 	defer t.Stop()
 	srv.takeSample(time.Now())
 	for {
 		select {
 		case now := <-t.C:
 			srv.takeSample(now)
+			if cfg := srv.settings.Load().cfg; cfg.LogStats == nil || *cfg.LogStats {
+				srv.logStats()
+			}
+			t.Reset(period())
 		case <-done:
 			return
 		}
@@ -131,6 +135,26 @@ func (srv *Server) takeSample(now time.Time) {
 	srv.stats.prev, srv.stats.prevAt = srv.stats.last, srv.stats.lastAt
 	srv.stats.last, srv.stats.lastAt = totals, now
 	srv.stats.mu.Unlock()
+}
+
+// logStats logs the last period's averages of each database that had
+// traffic, as PgBouncer's log_stats does.
+func (srv *Server) logStats() {
+	srv.stats.mu.Lock()
+	dbs := make([]string, 0, len(srv.stats.last))
+	for db := range srv.stats.last {
+		dbs = append(dbs, db)
+	}
+	srv.stats.mu.Unlock()
+	slices.Sort(dbs)
+	for _, db := range dbs {
+		a := srv.averages(db)
+		if a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0 {
+			continue
+		}
+		srv.log.Info("stats", "database", db, "xacts_per_s", a[0], "queries_per_s", a[1], "in_bytes_per_s", a[2],
+			"out_bytes_per_s", a[3], "xact_us", a[4], "query_us", a[5], "wait_us", a[6])
+	}
 }
 
 // averages are per-database rates and means over the last sampled

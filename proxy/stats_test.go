@@ -1,6 +1,9 @@
 package proxy
 
 import (
+	"bytes"
+	"log/slog"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +27,22 @@ func TestStatsAverages(t *testing.T) {
 	}
 	if got := srv.averages("other"); got != [7]uint64{} {
 		t.Errorf("averages of a database with no traffic: %v", got)
+	}
+}
+
+// logStats writes a line per database with traffic in the period, and
+// none for a quiet one.
+func TestLogStatsLinePerBusyDatabase(t *testing.T) {
+	var out bytes.Buffer
+	srv := &Server{stats: newServerStats(), log: slog.New(slog.NewTextHandler(&out, nil))}
+	at := time.Unix(1000, 0)
+	srv.stats.prev, srv.stats.prevAt = map[string]dbTotals{"busy": {xacts: 10}, "quiet": {xacts: 5}}, at
+	srv.stats.last, srv.stats.lastAt = map[string]dbTotals{"busy": {xacts: 70, queries: 60, xactUS: 600}, "quiet": {xacts: 5}},
+		at.Add(time.Minute)
+	srv.logStats()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "msg=stats database=busy xacts_per_s=1 queries_per_s=1") ||
+		!strings.Contains(lines[0], "xact_us=10") {
+		t.Fatalf("log:\n%s", out.String())
 	}
 }
