@@ -55,6 +55,12 @@ type Config struct {
 	// (log_stats), one line per database that was busy.
 	StatsPeriod time.Duration `yaml:"stats_period"`
 	LogStats    *bool         `yaml:"log_stats"`
+	// LogConnections and LogDisconnections log each client's login and
+	// end (PgBouncer's settings of those names, off here by default: a
+	// line per connection costs a connection-per-request workload).
+	// Refused logins are logged whatever these say.
+	LogConnections    bool `yaml:"log_connections"`
+	LogDisconnections bool `yaml:"log_disconnections"`
 	// AdminUsers may use the admin console (database pgninja, or
 	// pgbouncer as PgBouncer names it) for every command; StatsUsers for
 	// its SHOW commands only. Both name users that can log in.

@@ -29,6 +29,7 @@ type harness struct {
 	cfg    *config.Config
 	router *router.Router
 	reg    *prometheus.Registry
+	logs   *lockedBuffer // the proxy's log (nil with PGNINJA_TEST_LOG)
 }
 
 // startProxy serves a proxy on a free port; extra is YAML appended to the
@@ -96,7 +97,7 @@ users:
 	if err != nil {
 		t.Fatal(err)
 	}
-	log := testLog(t)
+	log, logs := testLog(t)
 	pools := pool.NewManager(dial)
 	reg := prometheus.NewRegistry()
 	rt, health, err := router.FromConfig(cfg, log, reg)
@@ -134,7 +135,7 @@ users:
 		_ = srv.Shutdown(sctx)
 		pools.Close()
 	})
-	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg, router: rt, reg: reg}
+	return &harness{env: env, srv: srv, pools: pools, addr: srv.Addr().String(), cfg: cfg, router: rt, reg: reg, logs: logs}
 }
 
 func (h *harness) port() int {

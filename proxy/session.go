@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -243,11 +244,19 @@ func newSession(srv *Server, c *clientConn, st *settings) *Session {
 // finishes it.
 func (s *Session) run(pkt *startupPacket) (parked bool) {
 	if err := s.login(pkt); err != nil {
-		s.srv.metrics.logins.WithLabelValues(loginResult(err)).Inc()
+		result := loginResult(err)
+		s.srv.metrics.logins.WithLabelValues(result).Inc()
 		if pgerr.SQLState(err) != "" {
 			_ = s.c.sendError(err, 0)
 		}
-		s.srv.log.Debug("login failed", "user", pkt.params["user"], "err", err)
+		// A refused login is an operator's business, as PostgreSQL and
+		// PgBouncer log it; a client gone mid-login is not.
+		level := slog.LevelDebug
+		if result != "error" {
+			level = slog.LevelWarn
+		}
+		s.srv.log.Log(context.Background(), level, "login failed", "user", pkt.params["user"],
+			"database", pkt.params["database"], "remote", s.c.Conn.RemoteAddr().String(), "err", err)
 		if s.countedClient {
 			s.srv.clients.Add(-1)
 		}
@@ -255,6 +264,10 @@ func (s *Session) run(pkt *startupPacket) (parked bool) {
 	}
 	s.srv.metrics.logins.WithLabelValues("ok").Inc()
 	s.srv.metrics.clients.Inc()
+	if s.srv.settings.Load().cfg.LogConnections {
+		s.srv.log.Info("login", "user", s.l.user.Name, "database", s.l.dbName, "remote", s.c.Conn.RemoteAddr().String(),
+			"application_name", s.l.appName, "pool_mode", s.l.mode)
+	}
 	return s.resume()
 }
 
@@ -278,6 +291,10 @@ func (s *Session) resume() (parked bool) {
 			_ = s.c.sendError(err, 0)
 		}
 		s.srv.log.Debug("session ended", "user", s.l.user.Name, "err", err)
+	}
+	if s.srv.settings.Load().cfg.LogDisconnections {
+		s.srv.log.Info("logout", "user", s.l.user.Name, "database", s.l.dbName, "remote", s.c.Conn.RemoteAddr().String(),
+			"age", time.Since(s.connected).Round(time.Millisecond).String(), "err", err)
 	}
 	s.leave()
 	_ = s.c.Conn.Close()

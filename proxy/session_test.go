@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net"
 	"os/exec"
 	"strconv"
@@ -45,6 +46,11 @@ func TestLoginErrors(t *testing.T) {
 			if errors.As(err, &pe); pe.Message != tt.msg {
 				t.Fatalf("message %q, want %q", pe.Message, tt.msg)
 			}
+			// And the operator hears of it, as from PostgreSQL.
+			want := fmt.Sprintf(`level=WARN msg="login failed" user=%s database=%s remote=127.0.0.1:`, tt.user, tt.db)
+			if h.logs != nil && !strings.Contains(h.logs.String(), want) {
+				t.Fatalf("no %q in the log", want)
+			}
 		})
 	}
 	for _, user := range []string{"trusty", "md5user"} {
@@ -54,6 +60,25 @@ func TestLoginErrors(t *testing.T) {
 		if err := c.QueryRow(ctxT(t, 5*time.Second), "select current_user").Scan(&who); err != nil || who != "ninja" {
 			t.Fatalf("%s: %q %v", user, who, err)
 		}
+	}
+}
+
+// TestConnectionLogging: log_connections and log_disconnections log a
+// line per client login and end.
+func TestConnectionLogging(t *testing.T) {
+	h := startProxy(t, "log_connections: true\nlog_disconnections: true\n")
+	if h.logs == nil {
+		t.Skip("the log goes to stderr (PGNINJA_TEST_LOG)")
+	}
+	c := h.ninja(t)
+	if err := c.Close(ctxT(t, 5*time.Second)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the logout line", func() bool {
+		return strings.Contains(h.logs.String(), "msg=logout user=ninja database=ai_ninja remote=127.0.0.1:")
+	})
+	if !strings.Contains(h.logs.String(), "msg=login user=ninja database=ai_ninja remote=127.0.0.1:") {
+		t.Fatalf("no login line in:\n%s", h.logs.String())
 	}
 }
 

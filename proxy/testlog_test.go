@@ -12,9 +12,11 @@ import (
 // printed only if the test fails, so a failure in CI shows what the proxy
 // saw (health checks, pool errors) without flooding passing runs.
 // PGNINJA_TEST_LOG=1 prints everything, at debug level, as it happens.
-func testLog(t testing.TB) *slog.Logger {
+// The buffer it returns holds the lines too, for a test about them (nil
+// with PGNINJA_TEST_LOG).
+func testLog(t testing.TB) (*slog.Logger, *lockedBuffer) {
 	if os.Getenv("PGNINJA_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), nil
 	}
 	b := &lockedBuffer{}
 	t.Cleanup(func() {
@@ -22,7 +24,7 @@ func testLog(t testing.TB) *slog.Logger {
 			t.Logf("proxy log:\n%s", b.String())
 		}
 	})
-	return slog.New(slog.NewTextHandler(b, nil))
+	return slog.New(slog.NewTextHandler(b, nil)), b
 }
 
 // lockedBuffer is written by the proxy's goroutines, which may outlive
