@@ -80,6 +80,7 @@ func (s *Session) signalLocally() (bool, error) {
 					// transaction, which the server holds open.
 					return false, nil
 				}
+				s.adoptParse(r)
 				return true, s.answerSignal(r, status, nil, nil, denied)
 			}
 		}
@@ -101,22 +102,27 @@ func (s *Session) signalLocally() (bool, error) {
 			}
 		}
 	}
-	switch {
-	case self && r.sig.Terminate:
+	if self && r.sig.Terminate {
 		// As in PostgreSQL, the statement dies with its backend.
 		s.terminate(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
 		return true, nil
-	case self:
+	}
+	s.adoptParse(r)
+	if self {
 		// And is cancelled with its backend's query, once its rows are
 		// out.
 		return true, s.answerSignal(r, status, pids, found, pgerr.New(pgerr.QueryCanceled, "canceling statement due to user request"))
 	}
+	return true, s.answerSignal(r, status, pids, found, nil)
+}
+
+// adoptParse makes the batch's Parse, answered here, the client's unnamed
+// statement, as it is in PostgreSQL even when the statement then fails.
+func (s *Session) adoptParse(r *signalRequest) {
 	if r.parse != nil {
-		// The batch's Parse replaced the client's unnamed statement.
 		name, query, types, _ := parseMsg(r.parse)
 		s.unnamed = newClientStmt(name, query, types, s.epoch.Load(), s.params.parseHash.Load())
 	}
-	return true, s.answerSignal(r, status, pids, found, nil)
 }
 
 // signalDenied applies PostgreSQL's rule, as far as the proxy can tell
@@ -285,14 +291,18 @@ func (s *Session) extendedSignal(r *signalRequest, req []byte) bool {
 // PostgreSQL would take differently (declared of another type, or binary
 // of another size) is left to the server.
 func (r *signalRequest) pids() ([]int64, bool) {
+	if r.simple {
+		// A parameter in a simple query is the server's error.
+		return r.sig.PIDs, r.sig.Param == 0
+	}
+	if !r.bindFits() {
+		return nil, false
+	}
 	if r.sig.Param == 0 {
 		return r.sig.PIDs, true
 	}
-	if r.simple {
-		return nil, false // a parameter in a simple query is the server's error
-	}
 	i := r.sig.Param - 1
-	if i >= len(r.bind.Parameters) || r.bind.Parameters[i] == nil {
+	if r.bind.Parameters[i] == nil {
 		return nil, false
 	}
 	value, format := r.bind.Parameters[i], int16(0)
@@ -317,6 +327,23 @@ func (r *signalRequest) pids() ([]int64, bool) {
 	}
 	v, ok := intValue(value, format, oid)
 	return []int64{v}, ok
+}
+
+// bindFits: the Bind supplies what the statement takes, in formats
+// PostgreSQL knows, for its one result column; otherwise the server
+// answers with its own error.
+func (r *signalRequest) bindFits() bool {
+	b := r.bind
+	n := len(paramOIDs(r))
+	ok := func(codes []int16, want int) bool {
+		for _, c := range codes {
+			if c != 0 && c != 1 {
+				return false
+			}
+		}
+		return len(codes) <= 1 || len(codes) == want
+	}
+	return len(b.Parameters) == n && ok(b.ParameterFormatCodes, n) && ok(b.ResultFormatCodes, 1)
 }
 
 const (

@@ -6,6 +6,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ai-ninja/pgninja/parser"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 func TestSignalDecoding(t *testing.T) {
@@ -97,6 +100,34 @@ func BenchmarkMentionsBackend(b *testing.B) {
 	for b.Loop() {
 		if mentionsBackend(req, bytes.IndexByte) {
 			b.Fatal("found")
+		}
+	}
+}
+
+func TestSignalBindFits(t *testing.T) {
+	pid := []byte("4194305")
+	tests := []struct {
+		name  string
+		sig   parser.Signal
+		types []byte
+		bind  pgproto3.Bind
+		want  bool
+	}{
+		{"one parameter", parser.Signal{Param: 1}, nil, pgproto3.Bind{Parameters: [][]byte{pid}}, true},
+		{"one too many", parser.Signal{Param: 1}, nil, pgproto3.Bind{Parameters: [][]byte{pid, pid}}, false},
+		{"none for a constant", parser.Signal{PIDs: []int64{4194305}}, nil, pgproto3.Bind{}, true},
+		{"declared but not bound", parser.Signal{PIDs: []int64{4194305}}, []byte{0, 1, 0, 0, 0, 23}, pgproto3.Bind{}, false},
+		{"format per parameter", parser.Signal{Param: 2}, nil,
+			pgproto3.Bind{ParameterFormatCodes: []int16{0, 1}, Parameters: [][]byte{pid, pid}}, true},
+		{"formats miscounted", parser.Signal{Param: 2}, nil,
+			pgproto3.Bind{ParameterFormatCodes: []int16{0, 1, 0}, Parameters: [][]byte{pid, pid}}, false},
+		{"unknown format", parser.Signal{Param: 1}, nil, pgproto3.Bind{ParameterFormatCodes: []int16{2}, Parameters: [][]byte{pid}}, false},
+		{"two result formats", parser.Signal{Param: 1}, nil, pgproto3.Bind{Parameters: [][]byte{pid}, ResultFormatCodes: []int16{1, 1}}, false},
+	}
+	for _, tt := range tests {
+		r := &signalRequest{sig: &tt.sig, types: tt.types, bind: &tt.bind}
+		if got := r.bindFits(); got != tt.want {
+			t.Errorf("%s: bindFits = %v, want %v", tt.name, got, tt.want)
 		}
 	}
 }
