@@ -1,6 +1,9 @@
 package router
 
-import "context"
+import (
+	"context"
+	"slices"
+)
 
 // Reconfigure makes the checker watch targets with cfg from now on, as a
 // reload of the configuration does. A backend whose name, address and
@@ -31,6 +34,15 @@ func (h *HealthChecker) Reconfigure(targets []HealthTarget, cfg HealthConfig) {
 	for _, p := range h.probes {
 		if !kept[p] {
 			h.drop(p)
+			if !slices.ContainsFunc(targets, func(t HealthTarget) bool { return t.Name == p.target.Name }) {
+				h.log.Info("backend removed", "backend", p.target.Name)
+			}
+		}
+	}
+	for _, t := range targets {
+		if !slices.ContainsFunc(h.targets, func(o HealthTarget) bool { return o.Name == t.Name }) {
+			h.log.Info("backend added; it takes reads once a check finds it healthy", "backend", t.Name,
+				"host", t.Host, "port", t.Port)
 		}
 	}
 	h.cfg, h.targets, h.probes, h.latest = cfg, append([]HealthTarget(nil), targets...), probes, latest
