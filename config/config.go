@@ -186,13 +186,6 @@ type Backend struct {
 	weightSet bool
 }
 
-// SameServer reports whether b and o differ at most in weight, which a
-// reload can apply while routing is on (see proxy.Server.Reload).
-func (b Backend) SameServer(o Backend) bool {
-	b.Weight, b.weightSet = o.Weight, o.weightSet
-	return b == o
-}
-
 // Database maps a client-visible database name onto the servers. The key
 // "*" matches any database name not listed.
 type Database struct {

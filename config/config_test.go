@@ -219,20 +219,4 @@ func TestReplicaWeight(t *testing.T) {
 			}
 		})
 	}
-	a, err := Parse([]byte(backends("")), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := Parse([]byte(backends("    weight: 0\n")), nil, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !a.Backends[1].SameServer(b.Backends[1]) {
-		t.Error("backends differing in weight only: not the same server")
-	}
-	moved := b.Backends[1]
-	moved.Port++
-	if a.Backends[1].SameServer(moved) {
-		t.Error("backends on different ports: the same server")
-	}
 }
