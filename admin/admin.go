@@ -23,13 +23,28 @@ type Server struct {
 	pools *pool.Manager
 }
 
+// Views are JSON views the proxy's other parts provide; each is served
+// when set.
+type Views struct {
+	// Stats is /stats: traffic per client database (SHOW STATS).
+	Stats func() any
+	// Backends is /backends: the servers as routing's health checks see
+	// them (role, health, replay position, lag, weight).
+	Backends func() any
+}
+
 // New builds the handler set; gatherer is the registry metrics come from.
-func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *slog.Logger) *Server {
+func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *slog.Logger, views Views) *Server {
 	s := &Server{log: log, pools: pools}
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /pools", s.handlePools)
+	for path, view := range map[string]func() any{"GET /stats": views.Stats, "GET /backends": views.Backends} {
+		if view != nil {
+			mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, view()) })
+		}
+	}
 	// Profiles, as Go services usually expose them; the admin address is
 	// loopback by default.
 	mux.HandleFunc("/debug/pprof/", pprof.Index)
@@ -73,6 +88,10 @@ func (s *Server) handlePools(w http.ResponseWriter, _ *http.Request) {
 	s.pools.Each(func(k pool.Key, p *pool.Pool) {
 		out = append(out, poolView{Backend: k.Backend, Database: k.Database, User: k.User, Stats: p.Stats()})
 	})
+	writeJSON(w, out)
+}
+
+func writeJSON(w http.ResponseWriter, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	_ = json.NewEncoder(w).Encode(out)
+	_ = json.NewEncoder(w).Encode(v)
 }

@@ -460,6 +460,11 @@ func TestConsoleStatsCountWhatRan(t *testing.T) {
 	if cols := consoleRows(t, admin, "SHOW STATS_TOTALS"); len(cols) != 1 || cols[0]["avg_xact_count"] != "" {
 		t.Errorf("SHOW STATS_TOTALS: %v", cols)
 	}
+	// The admin HTTP surface's /stats says the same.
+	if all := h.srv.DatabaseStats(); len(all) != 1 || all[0].Database != "ai_ninja" || all[0].Xacts != 6 ||
+		all[0].Queries != 7 || all[0].ServerAssignments != 6 || strconv.FormatUint(all[0].Sent, 10) != r["total_sent"] {
+		t.Errorf("DatabaseStats: %+v, want SHOW STATS's %v", all, r)
+	}
 	// With its only client gone, the pool still says its mode.
 	waitFor(t, 10*time.Second, "SHOW POOLS with no client to give transaction mode", func() bool {
 		pools := rowsWhere(consoleRows(t, admin, "SHOW POOLS"), "database", "ai_ninja")

@@ -78,7 +78,11 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	adm := admin.New(cfg.AdminListen, reg, pools, log)
+	views := admin.Views{Stats: func() any { return srv.DatabaseStats() }}
+	if rt != nil {
+		views.Backends = func() any { return rt.View() }
+	}
+	adm := admin.New(cfg.AdminListen, reg, pools, log, views)
 	if err := adm.Listen(); err != nil {
 		return fmt.Errorf("admin_listen: %w", err)
 	}

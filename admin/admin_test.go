@@ -1,0 +1,72 @@
+package admin
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/ai-ninja/pgninja/pool"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// startAdmin serves views on a free port until the test ends.
+func startAdmin(t *testing.T, views Views) string {
+	t.Helper()
+	s := New("127.0.0.1:0", prometheus.NewRegistry(), pool.NewManager(nil), slog.New(slog.DiscardHandler), views)
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = s.Serve() }()
+	t.Cleanup(func() { _ = s.Shutdown(context.Background()) })
+	return "http://" + s.ln.Addr().String()
+}
+
+func get(t *testing.T, url string) (int, string, string) {
+	t.Helper()
+	res, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, err := io.ReadAll(res.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res.StatusCode, res.Header.Get("Content-Type"), string(body)
+}
+
+func TestViewsServedWhenSet(t *testing.T) {
+	type row struct {
+		Database string `json:"database"`
+		Xacts    int    `json:"total_xact_count"`
+	}
+	base := startAdmin(t, Views{Stats: func() any { return []row{{"ai_ninja", 6}} }})
+	tests := []struct {
+		path, want string
+		status     int
+	}{
+		{"/stats", `[{"database":"ai_ninja","total_xact_count":6}]`, http.StatusOK},
+		{"/pools", "null", http.StatusOK},
+		{"/healthz", "ok", http.StatusOK},
+		{"/backends", "404 page not found", http.StatusNotFound}, // routing off: no view
+	}
+	for _, tt := range tests {
+		status, ctype, body := get(t, base+tt.path)
+		if status != tt.status || strings.TrimSpace(body) != tt.want {
+			t.Errorf("GET %s: %d %q, want %d %q", tt.path, status, body, tt.status, tt.want)
+		}
+		if status == http.StatusOK && tt.path != "/healthz" {
+			if ctype != "application/json" || !json.Valid([]byte(body)) {
+				t.Errorf("GET %s: %s %q, want JSON", tt.path, ctype, body)
+			}
+		}
+	}
+	base = startAdmin(t, Views{Backends: func() any { return []string{"primary"} }})
+	if status, _, body := get(t, base+"/backends"); status != http.StatusOK || strings.TrimSpace(body) != `["primary"]` {
+		t.Errorf("GET /backends: %d %q", status, body)
+	}
+}
