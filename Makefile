@@ -55,7 +55,7 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
 
-chaos: ## faults under load: backends terminated, replica restarted and frozen, config reloaded, primary restarted; every answer and commit checked (bench/chaos.sh)
+chaos: ## faults under load: backends terminated, replica restarted and frozen, config reloaded, primary restarted and frozen; every answer and commit checked (bench/chaos.sh)
 	bench/chaos.sh
 
 drivertest: ## run pgx's and lib/pq's own test suites, and our checks of Python, Node.js and JDBC drivers, through pgninja: session, transaction, routing (scripts/drivertest.sh)

@@ -4,12 +4,13 @@
 # check every answer, read back their own writes, and have every commit
 # checked afterwards) while it terminates a server backend every 300 ms,
 # restarts the replica (down 5 s), freezes it (SIGSTOP, 6 s), reloads
-# pgninja with a smaller pool (SIGHUP) and restarts the primary (down 2 s). A mode
+# pgninja with a smaller pool (SIGHUP), restarts the primary (down 2 s)
+# and freezes the primary (3 s). A mode
 # fails on a wrong answer, a write missing from its client's next read, a
 # lost commit, or an error without a SQLSTATE. See bench/README.md.
 #
 # Knobs (environment):
-#   CHAOS_SECONDS=40                      length of each mode's run
+#   CHAOS_SECONDS=48                      length of each mode's run
 #   CHAOS_CLIENTS=40                      concurrent clients
 #   CHAOS_MODES="session transaction routing"
 #   CHAOS_TESTBED_PORT=28432              test bed base port (primary; +1 replica, +2 redis)
@@ -18,7 +19,7 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-SECS="${CHAOS_SECONDS:-40}"
+SECS="${CHAOS_SECONDS:-48}"
 CLIENTS="${CHAOS_CLIENTS:-40}"
 MODES="${CHAOS_MODES:-session transaction routing}"
 PORT="${CHAOS_PGNINJA_PORT:-28440}"
@@ -83,7 +84,7 @@ EOF
 # rotation meanwhile. The reload shrinks the pool under the clients' feet
 # (session mode's stays larger than the number of clients).
 faults() {
-	local mode="$1" step=$((SECS / 7)) size
+	local mode="$1" step=$((SECS / 8)) size
 	sleep "$step"
 	log "restarting the replica (down 5 s)"
 	scripts/testbed.sh restart replica 5 2>/dev/null
@@ -98,6 +99,10 @@ faults() {
 	sleep "$step"
 	log "restarting the primary (down 2 s)"
 	scripts/testbed.sh restart primary 2 2>/dev/null
+	sleep "$step"
+	# A hung primary: requests wait for it, none may fail or be lost.
+	log "freezing the primary (3 s)"
+	scripts/testbed.sh freeze primary 3 2>/dev/null
 }
 
 failed=()
