@@ -10,6 +10,7 @@ import (
 	"net/http/pprof"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/reuseport"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -55,9 +56,10 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 	return s
 }
 
-// Listen binds the address, so a port conflict fails startup.
-func (s *Server) Listen() error {
-	ln, err := net.Listen("tcp", s.http.Addr)
+// Listen binds the address, so a port conflict fails startup. With
+// share, other processes may bind it too (so_reuseport).
+func (s *Server) Listen(share bool) error {
+	ln, err := reuseport.Listen(s.http.Addr, share)
 	if err != nil {
 		return err
 	}

@@ -17,7 +17,7 @@ import (
 func startAdmin(t *testing.T, views Views) string {
 	t.Helper()
 	s := New("127.0.0.1:0", prometheus.NewRegistry(), pool.NewManager(nil), slog.New(slog.DiscardHandler), views)
-	if err := s.Listen(); err != nil {
+	if err := s.Listen(false); err != nil {
 		t.Fatal(err)
 	}
 	go func() { _ = s.Serve() }()

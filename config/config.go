@@ -31,6 +31,12 @@ type Config struct {
 	Listen string `yaml:"listen"`
 	// UnixSocketDir, when set, also serves on DIR/.s.PGSQL.<port>.
 	UnixSocketDir string `yaml:"unix_socket_dir"`
+	// SOReusePort lets several pgninja processes listen on the same TCP
+	// addresses (listen and admin_listen), the kernel spreading new
+	// connections among them: a restart without refused connections
+	// (start the new one, then SIGTERM the old), as PgBouncer's
+	// so_reuseport.
+	SOReusePort bool `yaml:"so_reuseport"`
 	// AdminListen is the HTTP address of the admin and metrics endpoint.
 	AdminListen string `yaml:"admin_listen"`
 	// LogLevel is one of debug, info, warn, error.

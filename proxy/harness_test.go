@@ -71,6 +71,9 @@ func startWithDial(t testing.TB, env *testbed.Env, extra string, dial pool.DialF
 type serverHooks struct {
 	reload   func(*proxy.Server) error
 	shutdown func(*proxy.Server)
+	// sets are --set overrides, for settings the base config has too
+	// (listen).
+	sets []string
 }
 
 // startServer is startWithDial whose server has the hooks given.
@@ -93,7 +96,7 @@ users:
     password: ninja
     server_user: ninja
 `, env.SuperUser, env.SuperPass) + extra
-	cfg, err := config.Parse([]byte(yaml), nil, nil)
+	cfg, err := config.Parse([]byte(yaml), hooks.sets, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

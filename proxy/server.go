@@ -18,6 +18,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/reuseport"
 	"github.com/ai-ninja/pgninja/internal/rawconn"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
@@ -223,6 +224,7 @@ func (s *Server) Listen() error {
 	// setsockopt per accepted client instead of four. Go's TCP sockets
 	// have TCP_NODELAY already.
 	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
+	lc = reuseport.ListenConfig(lc, cfg.SOReusePort)
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		return err
@@ -236,6 +238,11 @@ func (s *Server) Listen() error {
 		if err != nil {
 			ln.Close()
 			return err
+		}
+		if cfg.SOReusePort {
+			// A socket file has one listener: the newest process's. The
+			// old one, stopping, must not unlink it from under the new.
+			uln.(*net.UnixListener).SetUnlinkOnClose(false)
 		}
 		s.addListener(uln)
 	}

@@ -83,7 +83,7 @@ func runServe(ctx context.Context, args []string) error {
 		views.Backends = func() any { return rt.View() }
 	}
 	adm := admin.New(cfg.AdminListen, reg, pools, log, views)
-	if err := adm.Listen(); err != nil {
+	if err := adm.Listen(cfg.SOReusePort); err != nil {
 		return fmt.Errorf("admin_listen: %w", err)
 	}
 
