@@ -32,6 +32,9 @@ type Views struct {
 	// Backends is /backends: the servers as routing's health checks see
 	// them (role, health, replay position, lag, weight).
 	Backends func() any
+	// Show is /show/{what}: the admin console's SHOW what (clients,
+	// servers, pools, databases...), ok false for one it lacks.
+	Show func(what string) (rows any, ok bool)
 }
 
 // New builds the handler set; gatherer is the registry metrics come from.
@@ -41,6 +44,16 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 	mux.Handle("GET /metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /pools", s.handlePools)
+	if views.Show != nil {
+		mux.HandleFunc("GET /show/{what}", func(w http.ResponseWriter, r *http.Request) {
+			rows, ok := views.Show(r.PathValue("what"))
+			if !ok {
+				http.Error(w, "no such SHOW; see /show/help", http.StatusNotFound)
+				return
+			}
+			writeJSON(w, rows)
+		})
+	}
 	for path, view := range map[string]func() any{"GET /stats": views.Stats, "GET /backends": views.Backends} {
 		if view != nil {
 			mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, view()) })

@@ -65,8 +65,19 @@ func TestViewsServedWhenSet(t *testing.T) {
 			}
 		}
 	}
-	base = startAdmin(t, Views{Backends: func() any { return []string{"primary"} }})
+	base = startAdmin(t, Views{
+		Backends: func() any { return []string{"primary"} },
+		Show: func(what string) (any, bool) {
+			return []map[string]any{{"what": what}}, what == "clients"
+		},
+	})
 	if status, _, body := get(t, base+"/backends"); status != http.StatusOK || strings.TrimSpace(body) != `["primary"]` {
 		t.Errorf("GET /backends: %d %q", status, body)
+	}
+	if status, _, body := get(t, base+"/show/clients"); status != http.StatusOK || strings.TrimSpace(body) != `[{"what":"clients"}]` {
+		t.Errorf("GET /show/clients: %d %q", status, body)
+	}
+	if status, _, _ := get(t, base+"/show/nonsense"); status != http.StatusNotFound {
+		t.Errorf("GET /show/nonsense: %d, want 404", status)
 	}
 }

@@ -465,6 +465,15 @@ func TestConsoleStatsCountWhatRan(t *testing.T) {
 		all[0].Queries != 7 || all[0].ServerAssignments != 6 || strconv.FormatUint(all[0].Sent, 10) != r["total_sent"] {
 		t.Errorf("DatabaseStats: %+v, want SHOW STATS's %v", all, r)
 	}
+	// And /show/stats, the console's table as JSON, has the numbers as
+	// numbers.
+	if rows, ok := h.srv.Show("stats"); !ok || len(rows) != 1 || rows[0]["database"] != "ai_ninja" ||
+		rows[0]["total_xact_count"] != int64(6) {
+		t.Errorf("Show(stats) = %v, %v", rows, ok)
+	}
+	if _, ok := h.srv.Show("nonsense"); ok {
+		t.Error("Show(nonsense) found a table")
+	}
 	// With its only client gone, the pool still says its mode.
 	waitFor(t, 10*time.Second, "SHOW POOLS with no client to give transaction mode", func() bool {
 		pools := rowsWhere(consoleRows(t, admin, "SHOW POOLS"), "database", "ai_ninja")

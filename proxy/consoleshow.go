@@ -548,3 +548,34 @@ func splitAddr(addr string) (host, port string) {
 	}
 	return host, port
 }
+
+// Show runs the console's SHOW what (CLIENTS, SERVERS, POOLS, ...; any
+// case) for the admin HTTP surface: a map per row from column name to
+// value, integers as numbers and a number the console leaves empty as
+// null. ok is false for a SHOW the console does not have.
+func (srv *Server) Show(what string) (rows []map[string]any, ok bool) {
+	show, ok := consoleShow(strings.ToUpper(what))
+	if !ok {
+		return nil, false
+	}
+	// The SHOW commands read the server, not the session asking.
+	t := show(&Session{srv: srv})
+	rows = make([]map[string]any, 0, len(t.rows))
+	for _, r := range t.rows {
+		row := make(map[string]any, len(t.cols))
+		for i, col := range t.cols {
+			switch n, err := strconv.ParseInt(r[i], 10, 64); {
+			case !t.numeric[col]:
+				row[col] = r[i]
+			case err == nil:
+				row[col] = n
+			case r[i] == "":
+				row[col] = nil
+			default:
+				row[col] = r[i]
+			}
+		}
+		rows = append(rows, row)
+	}
+	return rows, true
+}

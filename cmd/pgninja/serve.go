@@ -78,7 +78,10 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	views := admin.Views{Stats: func() any { return srv.DatabaseStats() }}
+	views := admin.Views{
+		Stats: func() any { return srv.DatabaseStats() },
+		Show:  func(what string) (any, bool) { return srv.Show(what) },
+	}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }
 	}
