@@ -114,6 +114,13 @@ type Pool struct {
 	MinSize int `yaml:"min_size"`
 	// MaxSize caps server connections per (backend, database, user).
 	MaxSize int `yaml:"max_size"`
+	// MaxDBConnections and MaxUserConnections cap the server connections
+	// of all pools of one server database, or of one server user, on one
+	// backend (PgBouncer's max_db_connections and max_user_connections);
+	// 0 means no cap. A pool at a cap closes another's idle connection to
+	// make room, or waits as for a full pool.
+	MaxDBConnections   int `yaml:"max_db_connections"`
+	MaxUserConnections int `yaml:"max_user_connections"`
 	// ReserveSize extra connections may be opened for a client that has
 	// waited ReserveTimeout.
 	ReserveSize    int           `yaml:"reserve_size"`

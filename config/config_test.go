@@ -128,6 +128,8 @@ func TestValidationNamesFields(t *testing.T) {
 			[]string{"pool.idle_transaction_timeout: must be >= 0", "pool.client_idle_timeout: must be >= 0", "pool.query_timeout: must be >= 0"}},
 		{"tls half", minimal + "tls:\n  cert_file: a.pem\n", nil, []string{"tls: cert_file and key_file must be set together"}},
 		{"short stats period", minimal + "stats_period: 10ms\n", nil, []string{"stats_period: must be >= 1s"}},
+		{"negative caps", minimal + "pool:\n  max_db_connections: -1\n  max_user_connections: -2\n", nil,
+			[]string{"pool.max_db_connections: must be >= 0", "pool.max_user_connections: must be >= 0"}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
 	}
 	for _, tt := range tests {

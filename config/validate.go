@@ -132,6 +132,12 @@ func (pc *Pool) validate(p *problems) {
 	if pc.ReserveSize < 0 {
 		p.add("pool.reserve_size", "must be >= 0")
 	}
+	if pc.MaxDBConnections < 0 {
+		p.add("pool.max_db_connections", "must be >= 0 (0: no cap)")
+	}
+	if pc.MaxUserConnections < 0 {
+		p.add("pool.max_user_connections", "must be >= 0 (0: no cap)")
+	}
 	for _, d := range []struct {
 		name string
 		val  int64

@@ -37,7 +37,7 @@ func (p *Pool) Maintain(ctx context.Context, now time.Time) {
 	}
 	for i := 0; i < missing; i++ {
 		p.mu.Lock()
-		if p.closed || p.total >= p.opts.MinSize {
+		if p.closed || p.total >= p.opts.MinSize || p.takeLimits() != nil {
 			p.mu.Unlock()
 			return
 		}
@@ -73,6 +73,7 @@ func (p *Pool) Close() {
 func (p *Pool) SetOptions(o Options) {
 	p.mu.Lock()
 	p.opts = o
+	p.joinLimits()
 	p.mu.Unlock()
 }
 

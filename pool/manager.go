@@ -19,11 +19,45 @@ type Manager struct {
 
 	mu    sync.Mutex
 	pools map[Key]*Pool
+	// dbLimits and userLimits are shared by the pools of one server
+	// database, or one server user, on one backend (see Limit).
+	dbLimits, userLimits map[[2]string]*Limit
 }
 
 // NewManager makes a Manager. dial may be nil for the real Dial.
 func NewManager(dial DialFunc) *Manager {
-	return &Manager{dial: dial, pools: map[Key]*Pool{}}
+	return &Manager{dial: dial, pools: map[Key]*Pool{},
+		dbLimits: map[[2]string]*Limit{}, userLimits: map[[2]string]*Limit{}}
+}
+
+// Limits returns the limits a pool for k is under: its database's on its
+// backend, capped at db, and its user's, capped at user (0: no cap). They
+// are made at first use and the same objects after; the caps apply to
+// all pools under them.
+func (m *Manager) Limits(k Key, db, user int) []*Limit {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	get := func(set map[[2]string]*Limit, name string, max int) *Limit {
+		l, ok := set[[2]string{k.Backend, name}]
+		if !ok {
+			l = NewLimit(max)
+			set[[2]string{k.Backend, name}] = l
+		}
+		return l
+	}
+	return []*Limit{get(m.dbLimits, k.Database, db), get(m.userLimits, k.User, user)}
+}
+
+// SetLimitCaps applies a reload's caps to every limit.
+func (m *Manager) SetLimitCaps(db, user int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, l := range m.dbLimits {
+		l.SetMax(db)
+	}
+	for _, l := range m.userLimits {
+		l.SetMax(user)
+	}
 }
 
 // Get returns the pool for k, creating it with t and o on first use. An

@@ -34,6 +34,9 @@ type Options struct {
 	HealthCheckAfter time.Duration
 	// ResetQuery runs on Release when the caller asks for a reset.
 	ResetQuery string
+	// Limits cap this pool's connections together with other pools'
+	// (see Limit). They must be the same objects at every SetOptions.
+	Limits []*Limit
 }
 
 // DialFunc opens one connection to a target.
@@ -120,8 +123,10 @@ func New(t Target, opts Options, dial DialFunc) *Pool {
 	if dial == nil {
 		dial = Dial
 	}
-	return &Pool{target: t, opts: opts, dial: dial,
+	p := &Pool{target: t, opts: opts, dial: dial,
 		dialing: make(chan struct{}, maxConcurrentDials), paramsReady: make(chan struct{})}
+	p.joinLimits()
+	return p
 }
 
 // ErrClosed is returned by Acquire on a closed pool.
@@ -172,14 +177,26 @@ func (p *Pool) acquire(ctx context.Context, how int) (*Conn, error) {
 			continue
 		}
 		if p.total < p.opts.MaxSize {
-			p.total++
-			p.mu.Unlock()
-			c, err := p.open(ctx, how)
-			if err != nil && p.dialAgain(ctx, start, err, how) {
+			if blocked := p.takeLimits(); blocked != nil {
+				// Another pool's idle connection under the limit makes
+				// room; without one, wait as for a full pool.
+				p.mu.Unlock()
+				made := p.makeRoom(blocked)
 				p.mu.Lock()
-				continue
+				// TryAcquire waits for nothing, so starves for nothing.
+				if made || (how&queue != 0 && !blocked.starve(p)) {
+					continue
+				}
+			} else {
+				p.total++
+				p.mu.Unlock()
+				c, err := p.open(ctx, how)
+				if err != nil && p.dialAgain(ctx, start, err, how) {
+					p.mu.Lock()
+					continue
+				}
+				return c, err
 			}
-			return c, err
 		}
 		if how&queue == 0 {
 			p.stats.Acquires-- // nothing was lent, and nobody waited
@@ -309,10 +326,13 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 		case <-reserve:
 			reserve = nil
 			p.mu.Lock()
-			if p.total < p.opts.MaxSize+p.opts.ReserveSize && p.dequeue(w) {
-				p.total++
-				p.mu.Unlock()
-				return nil, true, nil
+			if p.total < p.opts.MaxSize+p.opts.ReserveSize && p.takeLimits() == nil {
+				if p.dequeue(w) {
+					p.total++
+					p.mu.Unlock()
+					return nil, true, nil
+				}
+				p.releaseLimits()
 			}
 			p.mu.Unlock()
 		case <-timeout.C:
@@ -477,6 +497,7 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	err := p.refusing(time.Now(), how)
 	if err != nil {
 		p.total--
+		p.releaseLimits()
 		p.passSlot()
 		p.mu.Unlock()
 		return nil, err
@@ -505,6 +526,7 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	if err != nil {
 		p.stats.DialErrors++
 		p.total--
+		p.releaseLimits()
 		p.passSlot()
 		return nil, err
 	}
@@ -518,11 +540,21 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	return c, nil
 }
 
-// passSlot gives a freed slot to the first waiter, who will dial.
-// p.mu must be held.
+// passSlot gives a freed slot to the first waiter, who will dial; under
+// a limit that is reached, the pool starves instead until a connection
+// closes under it. p.mu must be held.
 func (p *Pool) passSlot() {
 	if len(p.waiters) == 0 || p.closed {
 		return
+	}
+	for {
+		blocked := p.takeLimits()
+		if blocked == nil {
+			break
+		}
+		if blocked.starve(p) {
+			return
+		}
 	}
 	w := p.waiters[0]
 	p.waiters = p.waiters[1:]
@@ -535,6 +567,7 @@ func (p *Pool) discard(c *Conn) {
 	_ = c.Close()
 	p.mu.Lock()
 	p.total--
+	p.releaseLimits()
 	p.countGen(c.gen, -1)
 	p.stats.Closed++
 	p.passSlot()
@@ -578,15 +611,22 @@ func (p *Pool) Release(c *Conn, reset bool) {
 		p.discard(c)
 		return
 	}
-	defer p.mu.Unlock()
 	if len(p.waiters) > 0 {
 		w := p.waiters[0]
 		p.waiters = p.waiters[1:]
 		w.ch <- grant{conn: c}
+		p.mu.Unlock()
+		return
+	}
+	if len(p.opts.Limits) > 0 && p.limitStarved() {
+		// Another pool under a shared limit waits for room.
+		p.mu.Unlock()
+		p.discard(c)
 		return
 	}
 	c.idleSince = time.Now()
 	p.idle = append(p.idle, c)
+	p.mu.Unlock()
 }
 
 func (p *Pool) clean(ctx context.Context, c *Conn, reset bool, opts Options) error {

@@ -138,7 +138,7 @@ func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 	for _, b := range st.cfg.Backends {
 		if b.Name == name {
 			t := st.target(b, s.l)
-			p := s.srv.pools.Get(pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, st.poolOptions(s.l.poolSize))
+			p := s.srv.poolOf(st, pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.l.poolSize)
 			if s.pools == nil {
 				s.pools = map[string]*pool.Pool{}
 			}

@@ -146,6 +146,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.settings.Store(st)
+	s.pools.SetLimitCaps(cfg.Pool.MaxDBConnections, cfg.Pool.MaxUserConnections)
 	if s.router != nil {
 		if err := s.router.Reconfigure(cfg); err != nil {
 			// reloadable checked what Reconfigure refuses.

@@ -75,7 +75,7 @@ func (st *settings) method(u config.User) string {
 }
 
 // poolOptions turns the config into a pool's limits.
-func (st *settings) poolOptions(size int) pool.Options {
+func (st *settings) poolOptions(size int, limits []*pool.Limit) pool.Options {
 	p := st.cfg.Pool
 	min := p.MinSize
 	if min > size {
@@ -85,8 +85,15 @@ func (st *settings) poolOptions(size int) pool.Options {
 		MinSize: min, MaxSize: size, ReserveSize: p.ReserveSize,
 		ReserveTimeout: p.ReserveTimeout, AcquireTimeout: p.AcquireTimeout, RestartWait: p.RestartWait,
 		IdleTimeout: p.IdleTimeout, MaxLifetime: p.MaxLifetime,
-		HealthCheckAfter: p.HealthCheckAfter, ResetQuery: p.ResetQuery,
+		HealthCheckAfter: p.HealthCheckAfter, ResetQuery: p.ResetQuery, Limits: limits,
 	}
+}
+
+// poolOf returns the pool k, made or updated with st's options for a
+// pool of size connections, under its database's and user's caps.
+func (srv *Server) poolOf(st *settings, k pool.Key, t pool.Target, size int) *pool.Pool {
+	limits := srv.pools.Limits(k, st.cfg.Pool.MaxDBConnections, st.cfg.Pool.MaxUserConnections)
+	return srv.pools.Get(k, t, st.poolOptions(size, limits))
 }
 
 // target says how a pool for (backend, login) reaches its server.
