@@ -9,8 +9,11 @@ import (
 // Limit caps the server connections of several pools together, as
 // PgBouncer's max_db_connections (every user's pool of one database) and
 // max_user_connections (every pool of one user) do. A pool counts a
-// connection against each of its limits from the moment it decides to
-// dial until the connection is closed.
+// connection against each of its limits (Options.Limits) from the moment
+// it decides to dial until the connection is closed. Every connection
+// counts, with no cap too, so that a cap a reload sets knows what is
+// open; a pool's limits stay the same objects, and only their caps
+// change.
 //
 // A pool that may not open a connection because a limit is reached first
 // closes an idle connection of another pool under the limit, if there is
@@ -72,7 +75,8 @@ func (l *Limit) take() bool {
 }
 
 // release gives a connection back and returns the starved pools to wake;
-// the caller wakes them after letting go of its pool's lock.
+// the caller holds its pool's lock, so it wakes each on a goroutine of
+// its own (wakeLater).
 func (l *Limit) release() []*Pool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
