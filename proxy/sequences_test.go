@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -132,6 +133,16 @@ func TestTxnSequenceValuesFollowTheirClient(t *testing.T) {
 			if err := tc.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
+			// A client has its ReadyForQuery a moment before its
+			// connection is back in the pool; "idle" is the premise.
+			waitFor(t, 5*time.Second, "every connection idle", func() bool {
+				lent := 0
+				h.pools.Each(func(_ pool.Key, p *pool.Pool) {
+					st := p.Stats()
+					lent += st.Total - st.Idle
+				})
+				return lent == 0
+			})
 			var cur int64
 			if err := a.QueryRow(ctx, "select currval('seqfollow_s')").Scan(&cur); err != nil || cur != v {
 				t.Fatalf("currval = %d, %v; want %d", cur, err, v)
