@@ -49,20 +49,9 @@ func TestLimitWakesTheStarvedPool(t *testing.T) {
 	a, b, l, _ := limitedPools(2, 5*time.Second)
 	c1 := mustAcquire(t, a)
 	mustAcquire(t, a)
-	got := make(chan error, 1)
-	go func() { _, err := b.Acquire(context.Background()); got <- err }()
 	// b's client queues; a's connection, done with, is closed for it
 	// rather than kept idle.
-	waitUntil(t, func() bool { return b.Stats().Waiting == 1 })
-	a.Release(c1, false)
-	select {
-	case err := <-got:
-		if err != nil {
-			t.Fatal(err)
-		}
-	case <-time.After(3 * time.Second):
-		t.Fatal("the starved pool was not woken")
-	}
+	acquiredAfter(t, b, "the starved pool was not woken", func() { a.Release(c1, false) })
 	if a.Stats().Total != 1 || a.Stats().Idle != 0 || l.Used() != 2 {
 		t.Fatalf("a has %d (%d idle), limit used %d; want 1 (0 idle), 2", a.Stats().Total, a.Stats().Idle, l.Used())
 	}
@@ -71,17 +60,24 @@ func TestLimitWakesTheStarvedPool(t *testing.T) {
 func TestLimitRaisedWakesTheStarvedPool(t *testing.T) {
 	a, b, l, _ := limitedPools(1, 5*time.Second)
 	mustAcquire(t, a)
+	acquiredAfter(t, b, "raising the cap woke nobody", func() { l.SetMax(2) })
+}
+
+// acquiredAfter queues an Acquire on p, runs wake once it waits, and
+// fails with what unless the Acquire then succeeds within 3 s.
+func acquiredAfter(t *testing.T, p *Pool, what string, wake func()) {
+	t.Helper()
 	got := make(chan error, 1)
-	go func() { _, err := b.Acquire(context.Background()); got <- err }()
-	waitUntil(t, func() bool { return b.Stats().Waiting == 1 })
-	l.SetMax(2)
+	go func() { _, err := p.Acquire(context.Background()); got <- err }()
+	waitUntil(t, func() bool { return p.Stats().Waiting == 1 })
+	wake()
 	select {
 	case err := <-got:
 		if err != nil {
 			t.Fatal(err)
 		}
 	case <-time.After(3 * time.Second):
-		t.Fatal("raising the cap woke nobody")
+		t.Fatal(what)
 	}
 }
 
