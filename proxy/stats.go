@@ -143,16 +143,16 @@ func (srv *Server) takeSample(now time.Time) {
 func (srv *Server) logStats() {
 	srv.stats.mu.Lock()
 	dbs := make([]string, 0, len(srv.stats.last))
-	for db := range srv.stats.last {
-		dbs = append(dbs, db)
+	for db, t := range srv.stats.last {
+		// Traffic, however little: its per-second rates may round to 0.
+		if t != srv.stats.prev[db] {
+			dbs = append(dbs, db)
+		}
 	}
 	srv.stats.mu.Unlock()
 	slices.Sort(dbs)
 	for _, db := range dbs {
 		a := srv.averages(db)
-		if a[0] == 0 && a[1] == 0 && a[2] == 0 && a[3] == 0 {
-			continue
-		}
 		srv.log.Info("stats", "database", db, "xacts_per_s", a[0], "queries_per_s", a[1], "in_bytes_per_s", a[2],
 			"out_bytes_per_s", a[3], "xact_us", a[4], "query_us", a[5], "wait_us", a[6])
 	}

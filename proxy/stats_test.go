@@ -30,19 +30,21 @@ func TestStatsAverages(t *testing.T) {
 	}
 }
 
-// logStats writes a line per database with traffic in the period, and
-// none for a quiet one.
+// logStats writes a line per database with traffic in the period, even
+// one whose rates round to 0, and none for a quiet one.
 func TestLogStatsLinePerBusyDatabase(t *testing.T) {
 	var out bytes.Buffer
 	srv := &Server{stats: newServerStats(), log: slog.New(slog.NewTextHandler(&out, nil))}
 	at := time.Unix(1000, 0)
-	srv.stats.prev, srv.stats.prevAt = map[string]dbTotals{"busy": {xacts: 10}, "quiet": {xacts: 5}}, at
-	srv.stats.last, srv.stats.lastAt = map[string]dbTotals{"busy": {xacts: 70, queries: 60, xactUS: 600}, "quiet": {xacts: 5}},
-		at.Add(time.Minute)
+	srv.stats.prev, srv.stats.prevAt = map[string]dbTotals{"busy": {xacts: 10}, "quiet": {xacts: 5}, "slow": {xacts: 1}}, at
+	srv.stats.last, srv.stats.lastAt = map[string]dbTotals{
+		"busy": {xacts: 70, queries: 60, xactUS: 600}, "quiet": {xacts: 5}, "slow": {xacts: 2, queries: 1, xactUS: 40},
+	}, at.Add(time.Minute)
 	srv.logStats()
 	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
-	if len(lines) != 1 || !strings.Contains(lines[0], "msg=stats database=busy xacts_per_s=1 queries_per_s=1") ||
-		!strings.Contains(lines[0], "xact_us=10") {
+	if len(lines) != 2 || !strings.Contains(lines[0], "msg=stats database=busy xacts_per_s=1 queries_per_s=1") ||
+		!strings.Contains(lines[0], "xact_us=10") ||
+		!strings.Contains(lines[1], "msg=stats database=slow xacts_per_s=0 queries_per_s=0") || !strings.Contains(lines[1], "xact_us=40") {
 		t.Fatalf("log:\n%s", out.String())
 	}
 }
