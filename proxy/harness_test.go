@@ -29,7 +29,7 @@ type harness struct {
 	cfg    *config.Config
 	router *router.Router
 	reg    *prometheus.Registry
-	logs   *lockedBuffer // the proxy's log (nil with PGNINJA_TEST_LOG)
+	logs   *lockedBuffer // the proxy's log
 }
 
 // startProxy serves a proxy on a free port; extra is YAML appended to the

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"bytes"
+	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -12,13 +13,12 @@ import (
 // printed only if the test fails, so a failure in CI shows what the proxy
 // saw (health checks, pool errors) without flooding passing runs.
 // PGNINJA_TEST_LOG=1 prints everything, at debug level, as it happens.
-// The buffer it returns holds the lines too, for a test about them (nil
-// with PGNINJA_TEST_LOG).
+// The buffer it returns holds the lines either way, for a test about them.
 func testLog(t testing.TB) (*slog.Logger, *lockedBuffer) {
-	if os.Getenv("PGNINJA_TEST_LOG") != "" {
-		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})), nil
-	}
 	b := &lockedBuffer{}
+	if os.Getenv("PGNINJA_TEST_LOG") != "" {
+		return slog.New(slog.NewTextHandler(io.MultiWriter(os.Stderr, b), &slog.HandlerOptions{Level: slog.LevelDebug})), b
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("proxy log:\n%s", b.String())
