@@ -183,22 +183,27 @@ func (s *Session) mayNameSignal(req []byte) bool {
 	if req[0] != 'B' {
 		return mentionsBackend(req, bytes.IndexByte)
 	}
+	// Only outside session mode are statements tracked (extendedSignal).
 	n := int(binary.BigEndian.Uint32(req[1:5])) + 1
-	if n > len(req) {
+	if s.l.mode == config.PoolSession || n > len(req) {
 		return false
 	}
-	_, rest, ok := nameField(req[5:n])
-	if !ok {
+	// The Bind's portal, then its statement: names read in place, so
+	// that a prepared statement's Bind allocates nothing here.
+	body := req[5:n]
+	i := bytes.IndexByte(body, 0)
+	if i < 0 {
 		return false
 	}
-	stmt, _, ok := nameField(rest)
+	stmt := body[i+1:]
+	j := bytes.IndexByte(stmt, 0)
 	switch {
-	case !ok:
+	case j < 0:
 		return false
-	case stmt == "":
+	case j == 0:
 		return s.unnamed != nil && s.unnamed.signals
 	}
-	cs := s.stmt(stmt)
+	cs := s.stmts[string(stmt[:j])]
 	return cs != nil && cs.signals
 }
 

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -129,5 +131,19 @@ func TestSignalBindFits(t *testing.T) {
 		if got := r.bindFits(); got != tt.want {
 			t.Errorf("%s: bindFits = %v, want %v", tt.name, got, tt.want)
 		}
+	}
+}
+
+// The look every Bind of a prepared statement pays allocates nothing.
+func TestMayNameSignalAllocatesNothing(t *testing.T) {
+	s := &Session{l: &login{mode: config.PoolTransaction},
+		stmts: map[string]*clientStmt{"P_0": newClientStmt("P_0", "select 1", nil, 0, 0)}}
+	bind := wire.Append(nil, &pgproto3.Bind{PreparedStatement: "P_0", Parameters: [][]byte{[]byte("1")}})
+	if allocs := testing.AllocsPerRun(100, func() { s.mayNameSignal(bind) }); allocs != 0 {
+		t.Errorf("mayNameSignal allocated %v times per Bind", allocs)
+	}
+	s.stmts["P_1"] = newClientStmt("P_1", "select pg_cancel_backend($1)", nil, 0, 0)
+	if !s.mayNameSignal(wire.Append(nil, &pgproto3.Bind{PreparedStatement: "P_1"})) || s.mayNameSignal(bind) {
+		t.Error("mayNameSignal told the statements apart wrongly")
 	}
 }
