@@ -27,13 +27,12 @@ type Server struct {
 // Views are JSON views the proxy's other parts provide; each is served
 // when set.
 type Views struct {
-	// Stats is /stats: traffic per client database (SHOW STATS).
-	Stats func() any
 	// Backends is /backends: the servers as routing's health checks see
 	// them (role, health, replay position, lag, weight).
 	Backends func() any
 	// Show is /show/{what}: the admin console's SHOW what (clients,
-	// servers, pools, databases...), ok false for one it lacks.
+	// servers, pools, databases...), ok false for one it lacks. /stats is
+	// its SHOW STATS.
 	Show func(what string) (rows any, ok bool)
 }
 
@@ -45,19 +44,19 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.HandleFunc("GET /pools", s.handlePools)
 	if views.Show != nil {
-		mux.HandleFunc("GET /show/{what}", func(w http.ResponseWriter, r *http.Request) {
-			rows, ok := views.Show(r.PathValue("what"))
+		show := func(w http.ResponseWriter, what string) {
+			rows, ok := views.Show(what)
 			if !ok {
 				http.Error(w, "no such SHOW; see /show/help", http.StatusNotFound)
 				return
 			}
 			writeJSON(w, rows)
-		})
-	}
-	for path, view := range map[string]func() any{"GET /stats": views.Stats, "GET /backends": views.Backends} {
-		if view != nil {
-			mux.HandleFunc(path, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, view()) })
 		}
+		mux.HandleFunc("GET /show/{what}", func(w http.ResponseWriter, r *http.Request) { show(w, r.PathValue("what")) })
+		mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { show(w, "stats") })
+	}
+	if views.Backends != nil {
+		mux.HandleFunc("GET /backends", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, views.Backends()) })
 	}
 	// Profiles, as Go services usually expose them; the admin address is
 	// loopback by default.

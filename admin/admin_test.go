@@ -40,11 +40,9 @@ func get(t *testing.T, url string) (int, string, string) {
 }
 
 func TestViewsServedWhenSet(t *testing.T) {
-	type row struct {
-		Database string `json:"database"`
-		Xacts    int    `json:"total_xact_count"`
-	}
-	base := startAdmin(t, Views{Stats: func() any { return []row{{"ai_ninja", 6}} }})
+	base := startAdmin(t, Views{Show: func(what string) (any, bool) {
+		return []map[string]any{{"database": "ai_ninja", "total_xact_count": 6}}, what == "stats"
+	}})
 	tests := []struct {
 		path, want string
 		status     int
@@ -71,6 +69,9 @@ func TestViewsServedWhenSet(t *testing.T) {
 			return []map[string]any{{"what": what}}, what == "clients"
 		},
 	})
+	if status, _, _ := get(t, base+"/stats"); status != http.StatusNotFound {
+		t.Errorf("GET /stats with no SHOW STATS: %d, want 404", status)
+	}
 	if status, _, body := get(t, base+"/backends"); status != http.StatusOK || strings.TrimSpace(body) != `["primary"]` {
 		t.Errorf("GET /backends: %d %q", status, body)
 	}

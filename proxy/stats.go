@@ -3,7 +3,6 @@ package proxy
 import (
 	"io"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -265,41 +264,4 @@ func (c *statsCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(m.d, prometheus.CounterValue, m.v, db)
 		}
 	}
-}
-
-// DatabaseStats is one client database's SHOW STATS row, with
-// PgBouncer's column names: totals since start, and averages over the
-// last stats_period (times in microseconds).
-type DatabaseStats struct {
-	Database          string `json:"database"`
-	ServerAssignments uint64 `json:"total_server_assignment_count"`
-	Xacts             uint64 `json:"total_xact_count"`
-	Queries           uint64 `json:"total_query_count"`
-	Received          uint64 `json:"total_received"`
-	Sent              uint64 `json:"total_sent"`
-	XactTime          uint64 `json:"total_xact_time"`
-	QueryTime         uint64 `json:"total_query_time"`
-	WaitTime          uint64 `json:"total_wait_time"`
-	AvgXacts          uint64 `json:"avg_xact_count"`
-	AvgQueries        uint64 `json:"avg_query_count"`
-	AvgReceived       uint64 `json:"avg_recv"`
-	AvgSent           uint64 `json:"avg_sent"`
-	AvgXactTime       uint64 `json:"avg_xact_time"`
-	AvgQueryTime      uint64 `json:"avg_query_time"`
-	AvgWaitTime       uint64 `json:"avg_wait_time"`
-}
-
-// DatabaseStats returns SHOW STATS, by database name, for the admin
-// HTTP surface.
-func (srv *Server) DatabaseStats() []DatabaseStats {
-	all := srv.statsTotals()
-	out := make([]DatabaseStats, 0, len(all))
-	for db, c := range all {
-		a := srv.averages(db)
-		out = append(out, DatabaseStats{Database: db, ServerAssignments: c.assigned, Xacts: c.xacts, Queries: c.queries,
-			Received: c.received, Sent: c.sent, XactTime: c.xactUS, QueryTime: c.queryUS, WaitTime: c.waitUS,
-			AvgXacts: a[0], AvgQueries: a[1], AvgReceived: a[2], AvgSent: a[3], AvgXactTime: a[4], AvgQueryTime: a[5], AvgWaitTime: a[6]})
-	}
-	slices.SortFunc(out, func(a, b DatabaseStats) int { return strings.Compare(a.Database, b.Database) })
-	return out
 }

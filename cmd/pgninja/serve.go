@@ -78,10 +78,7 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	views := admin.Views{
-		Stats: func() any { return srv.DatabaseStats() },
-		Show:  func(what string) (any, bool) { return srv.Show(what) },
-	}
+	views := admin.Views{Show: func(what string) (any, bool) { return srv.Show(what) }}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }
 	}
