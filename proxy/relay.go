@@ -119,6 +119,11 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				close(head.vetDone)
 			}
 			answered = answered || !swallow
+			// The ReadyForQuery is buffered, not sent, until c is back
+			// in the pool: a client's next request may want c itself
+			// (its sequence values are there), and must not find it
+			// still lent.
+			owed := false
 			switch {
 			case swallow || after.quiet || clientDead:
 			case after.positionNext:
@@ -128,16 +133,23 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				// without it. The read's answer is right behind.
 				heldReady = status
 			default:
-				clientDead = s.forwardSmall(typ, body, true) != nil
+				clientDead = s.forwardSmall(typ, body, false) != nil
+				owed = true
 			}
 			if head.captureLSN && heldReady != 0 {
 				if !clientDead {
-					clientDead = s.forwardSmall('Z', []byte{heldReady}, true) != nil
+					clientDead = s.forwardSmall('Z', []byte{heldReady}, false) != nil
+					owed = true
 				}
 				heldReady = 0
 			}
 			haveHead, sawError, haveLSN = false, false, false
-			if s.afterReady(c, after) {
+			s.handBack(c, after)
+			if owed && !clientDead {
+				clientDead = s.flushClient() != nil
+			}
+			s.afterReady(after)
+			if after.release {
 				return
 			}
 			if inline && !s.answersDue() {
@@ -456,20 +468,26 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		positionNext: positionNext, quiet: injected}
 }
 
-// afterReady finishes a ReadyForQuery once the client has it, and reports
-// whether the relay is done with c.
-func (s *Session) afterReady(c *pool.Conn, a readyAfter) bool {
-	if a.release {
-		// The request that was just answered may still be in the middle
-		// of its Flush on the session goroutine: the answer can arrive
-		// before the write call returns. Handing c over before that write
-		// ends would let the next owner share its buffer.
-		s.serverWrite.Lock()
-		//lint:ignore SA2001 an empty critical section waits for the writer.
-		s.serverWrite.Unlock()
-		// A client that left had its cleanup sent by leave.
-		c.Pool().Release(c, false)
+// handBack gives c back to the pool at the safe point; the relay is then
+// done with it.
+func (s *Session) handBack(c *pool.Conn, a readyAfter) {
+	if !a.release {
+		return
 	}
+	// The request that was just answered may still be in the middle of
+	// its Flush on the session goroutine: the answer can arrive before
+	// the write call returns. Handing c over before that write ends
+	// would let the next owner share its buffer.
+	s.serverWrite.Lock()
+	//lint:ignore SA2001 an empty critical section waits for the writer.
+	s.serverWrite.Unlock()
+	// A client that left had its cleanup sent by leave.
+	c.Pool().Release(c, false)
+}
+
+// afterReady ends the session, once the client has its ReadyForQuery,
+// when the request broke statement pooling or the proxy is draining.
+func (s *Session) afterReady(a readyAfter) {
 	if a.violation {
 		// The server connection is rolled back and reset when the client
 		// is gone, as for any client that leaves mid-transaction.
@@ -478,7 +496,13 @@ func (s *Session) afterReady(c *pool.Conn, a readyAfter) bool {
 	if a.drain {
 		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
 	}
-	return a.release
+}
+
+// flushClient sends what the client's buffer holds.
+func (s *Session) flushClient() error {
+	s.c.wmu.Lock()
+	defer s.c.wmu.Unlock()
+	return s.c.flush()
 }
 
 // settleSets keeps SETs that took effect: at once outside a transaction,

@@ -133,19 +133,45 @@ func TestTxnSequenceValuesFollowTheirClient(t *testing.T) {
 			if err := tc.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
-			// A client has its ReadyForQuery a moment before its
-			// connection is back in the pool; "idle" is the premise.
-			waitFor(t, 5*time.Second, "every connection idle", func() bool {
-				lent := 0
-				h.pools.Each(func(_ pool.Key, p *pool.Pool) {
-					st := p.Stats()
-					lent += st.Total - st.Idle
-				})
-				return lent == 0
+			// A connection is back in the pool before its client has
+			// the ReadyForQuery, so both are idle now.
+			lent := 0
+			h.pools.Each(func(_ pool.Key, p *pool.Pool) {
+				st := p.Stats()
+				lent += st.Total - st.Idle
 			})
+			if lent != 0 {
+				t.Fatalf("%d connections still lent after every client had its answer", lent)
+			}
 			var cur int64
 			if err := a.QueryRow(ctx, "select currval('seqfollow_s')").Scan(&cur); err != nil || cur != v {
 				t.Fatalf("currval = %d, %v; want %d", cur, err, v)
+			}
+		})
+	}
+}
+
+// TestTxnCurrvalRightAfterNextval: a client alone reading currval just
+// after its nextval finds the connection that ran it idle, however soon
+// it asks: the connection goes back to the pool before the client hears
+// that its nextval is done.
+func TestTxnCurrvalRightAfterNextval(t *testing.T) {
+	for _, mode := range []pgx.QueryExecMode{pgx.QueryExecModeSimpleProtocol, pgx.QueryExecModeCacheStatement} {
+		t.Run(mode.String(), func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 3, "30s"))
+			ctx := ctxT(t, 60*time.Second)
+			a := h.ninja(t)
+			if _, err := a.Exec(ctx, "create sequence if not exists seqsoon_s"); err != nil {
+				t.Fatal(err)
+			}
+			for i := range 200 {
+				var v, cur int64
+				if err := a.QueryRow(ctx, "select nextval('seqsoon_s')", mode).Scan(&v); err != nil {
+					t.Fatal(err)
+				}
+				if err := a.QueryRow(ctx, "select currval('seqsoon_s')", mode).Scan(&cur); err != nil || cur != v {
+					t.Fatalf("round %d: currval = %d, %v; want %d", i, cur, err, v)
+				}
 			}
 		})
 	}
