@@ -206,6 +206,10 @@ type Database struct {
 	DBName   string `yaml:"dbname"`
 	PoolMode string `yaml:"pool_mode"`
 	PoolSize int    `yaml:"pool_size"`
+	// MaxDBConnections overrides pool.max_db_connections for the server
+	// database this entry serves (PgBouncer's per-database
+	// max_db_connections).
+	MaxDBConnections int `yaml:"max_db_connections"`
 }
 
 // User is a client login.
@@ -222,4 +226,8 @@ type User struct {
 	ServerPassword string `yaml:"server_password"`
 	PoolMode       string `yaml:"pool_mode"`
 	PoolSize       int    `yaml:"pool_size"`
+	// MaxUserConnections overrides pool.max_user_connections for the
+	// server user this user logs in as (PgBouncer's per-user
+	// max_user_connections).
+	MaxUserConnections int `yaml:"max_user_connections"`
 }

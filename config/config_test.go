@@ -130,6 +130,13 @@ func TestValidationNamesFields(t *testing.T) {
 		{"short stats period", minimal + "stats_period: 10ms\n", nil, []string{"stats_period: must be >= 1s"}},
 		{"negative caps", minimal + "pool:\n  max_db_connections: -1\n  max_user_connections: -2\n", nil,
 			[]string{"pool.max_db_connections: must be >= 0", "pool.max_user_connections: must be >= 0"}},
+		{"negative cap overrides", minimal + "databases:\n  a: {max_db_connections: -1}\n", nil,
+			[]string{"databases.a.max_db_connections: must be >= 0"}},
+		{"two caps for one server database", minimal + "databases:\n  a: {max_db_connections: 2}\n  b: {dbname: a, max_db_connections: 3}\n", nil,
+			[]string{`databases.b.max_db_connections: differs from databases.a's, which serves the same server database "a"`}},
+		{"two caps for one server user", "backends:\n  - {name: primary, port: 15432}\nusers:\n" +
+			"  - {name: a, password: x, max_user_connections: 2}\n  - {name: b, password: x, server_user: a, max_user_connections: 3}\n", nil,
+			[]string{`users[1].max_user_connections: differs from users[0]'s, which logs in to the servers as the same user "a"`}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
 	}
 	for _, tt := range tests {
@@ -177,6 +184,50 @@ func TestPoolResolution(t *testing.T) {
 	}
 	if n := cfg.PoolSizeFor(a, u); n != 3 {
 		t.Errorf("size: %d", n)
+	}
+}
+
+// TestConnectionCapResolution: a cap belongs to a server database or a
+// server user, and the entries that reach it name it.
+func TestConnectionCapResolution(t *testing.T) {
+	cfg, err := Parse([]byte(`
+backends:
+  - {name: primary, port: 15432}
+pool: {max_db_connections: 10, max_user_connections: 20}
+databases:
+  a: {max_db_connections: 2}
+  alias: {dbname: a}
+  b: {}
+  c: {dbname: served_as_c, max_db_connections: 4}
+  "*": {max_db_connections: 5}
+users:
+  - {name: ninja, password: x, max_user_connections: 3}
+  - {name: app, password: x, server_user: ninja}
+  - {name: other, password: x}
+`), nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tt := range []struct {
+		kind, name string
+		want       int
+	}{
+		{"db", "a", 2},
+		{"db", "b", 10},           // listed without a cap: the pool section's
+		{"db", "served_as_c", 4},  // by its server name
+		{"db", "c", 5},            // "c" on the server is reached only through "*"
+		{"db", "unlisted", 5},     // "*"
+		{"user", "ninja", 3},      // app logs in as ninja too
+		{"user", "other", 20},     // no cap of its own
+		{"user", "from_file", 20}, // a users-file user
+	} {
+		got := cfg.MaxUserConnectionsFor(tt.name)
+		if tt.kind == "db" {
+			got = cfg.MaxDBConnectionsFor(tt.name)
+		}
+		if got != tt.want {
+			t.Errorf("%s %s: cap %d, want %d", tt.kind, tt.name, got, tt.want)
+		}
 	}
 }
 

@@ -61,6 +61,54 @@ func (c *Config) PoolSizeFor(db Database, u User) int {
 	return c.Pool.MaxSize
 }
 
+// serverName is the database name on the server for the entry name.
+func (d Database) serverName(name string) string {
+	if d.DBName != "" {
+		return d.DBName
+	}
+	return name
+}
+
+// ServerName is the name u logs in to the servers as.
+func (u User) ServerName() string {
+	if u.ServerUser != "" {
+		return u.ServerUser
+	}
+	return u.Name
+}
+
+// MaxDBConnectionsFor is the cap on server connections to the server
+// database dbname on each backend: the max_db_connections of the entries
+// that name it, or of "*" when none does, else pool.max_db_connections.
+func (c *Config) MaxDBConnectionsFor(dbname string) int {
+	named := false
+	for name, d := range c.Databases {
+		if name == "*" || d.serverName(name) != dbname {
+			continue
+		}
+		named = true
+		if d.MaxDBConnections > 0 {
+			return d.MaxDBConnections
+		}
+	}
+	if d, ok := c.Databases["*"]; ok && !named && d.MaxDBConnections > 0 {
+		return d.MaxDBConnections
+	}
+	return c.Pool.MaxDBConnections
+}
+
+// MaxUserConnectionsFor is the cap on server connections of the server
+// user name on each backend: the max_user_connections of the users who
+// log in as it, else pool.max_user_connections.
+func (c *Config) MaxUserConnectionsFor(name string) int {
+	for _, u := range c.Users {
+		if u.ServerName() == name && u.MaxUserConnections > 0 {
+			return u.MaxUserConnections
+		}
+	}
+	return c.Pool.MaxUserConnections
+}
+
 // ConsoleAccess is what a user may do on the admin console.
 type ConsoleAccess int
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"slices"
 	"strings"
 	"time"
 )
@@ -82,7 +83,11 @@ func (c *Config) Validate() error {
 		if d.PoolSize < 0 {
 			p.add(f+".pool_size", "must be >= 0")
 		}
+		if d.MaxDBConnections < 0 {
+			p.add(f+".max_db_connections", "must be >= 0 (0: pool.max_db_connections)")
+		}
 	}
+	c.validateCapOverrides(&p)
 	users := map[string]bool{}
 	for i, u := range c.Users {
 		f := fmt.Sprintf("users[%d]", i)
@@ -100,6 +105,9 @@ func (c *Config) Validate() error {
 		}
 		if u.PoolSize < 0 {
 			p.add(f+".pool_size", "must be >= 0")
+		}
+		if u.MaxUserConnections < 0 {
+			p.add(f+".max_user_connections", "must be >= 0 (0: pool.max_user_connections)")
 		}
 	}
 	for field, names := range map[string][]string{"admin_users": c.AdminUsers, "stats_users": c.StatsUsers} {
@@ -121,6 +129,40 @@ func (c *Config) Validate() error {
 	}
 	c.Sidecar.validate(&p)
 	return errors.Join(p...)
+}
+
+// validateCapOverrides refuses two caps for one server database or one
+// server user: the cap belongs to what the servers see, so entries that
+// reach the same one must agree on it.
+func (c *Config) validateCapOverrides(p *problems) {
+	dbs := map[string]string{}
+	names := make([]string, 0, len(c.Databases))
+	for name := range c.Databases {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		d := c.Databases[name]
+		if name == "*" || d.MaxDBConnections <= 0 {
+			continue
+		}
+		server := d.serverName(name)
+		if other, ok := dbs[server]; ok && c.Databases[other].MaxDBConnections != d.MaxDBConnections {
+			p.add("databases."+name+".max_db_connections", "differs from databases.%s's, which serves the same server database %q", other, server)
+		}
+		dbs[server] = name
+	}
+	users := map[string]int{}
+	for i, u := range c.Users {
+		if u.MaxUserConnections <= 0 {
+			continue
+		}
+		server := u.ServerName()
+		if j, ok := users[server]; ok && c.Users[j].MaxUserConnections != u.MaxUserConnections {
+			p.add(fmt.Sprintf("users[%d].max_user_connections", i), "differs from users[%d]'s, which logs in to the servers as the same user %q", j, server)
+		}
+		users[server] = i
+	}
 }
 
 func (pc *Pool) validate(p *problems) {

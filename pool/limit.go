@@ -26,6 +26,9 @@ import (
 // Lock order: a pool's mu, then a limit's; a limit never takes a pool's
 // lock while it holds its own.
 type Limit struct {
+	// Name says which cap this is, for the error of a client it kept
+	// waiting too long.
+	Name    string
 	mu      sync.Mutex
 	max     int // 0: no limit
 	used    int
@@ -49,6 +52,20 @@ func (l *Limit) SetMax(max int) {
 	for _, p := range wake {
 		go p.retryStarved()
 	}
+}
+
+// Max returns the cap; 0 means none.
+func (l *Limit) Max() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max
+}
+
+// reached reports whether the cap is reached now.
+func (l *Limit) reached() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.max > 0 && l.used >= l.max
 }
 
 // Used returns how many connections count against the limit now.

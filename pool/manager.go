@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 )
@@ -32,32 +33,60 @@ func NewManager(dial DialFunc) *Manager {
 
 // Limits returns the limits a pool for k is under: its database's on its
 // backend, capped at db, and its user's, capped at user (0: no cap). They
-// are made at first use and the same objects after; the caps apply to
-// all pools under them.
+// are made at first use and the same objects after; the caps given apply
+// to all pools under them.
 func (m *Manager) Limits(k Key, db, user int) []*Limit {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	get := func(set map[[2]string]*Limit, name string, max int) *Limit {
+	get := func(set map[[2]string]*Limit, setting, name string, max int) *Limit {
 		l, ok := set[[2]string{k.Backend, name}]
 		if !ok {
 			l = NewLimit(max)
+			l.Name = fmt.Sprintf("%s of %q on %s", setting, name, k.Backend)
 			set[[2]string{k.Backend, name}] = l
+		} else if l.Max() != max {
+			l.SetMax(max)
 		}
 		return l
 	}
-	return []*Limit{get(m.dbLimits, k.Database, db), get(m.userLimits, k.User, user)}
+	return []*Limit{get(m.dbLimits, "max_db_connections", k.Database, db),
+		get(m.userLimits, "max_user_connections", k.User, user)}
 }
 
-// SetLimitCaps applies a reload's caps to every limit.
-func (m *Manager) SetLimitCaps(db, user int) {
+// SetLimitCaps applies a reload's caps to every limit: dbCap and userCap
+// give the cap of a server database and of a server user by name.
+func (m *Manager) SetLimitCaps(dbCap, userCap func(name string) int) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for _, l := range m.dbLimits {
-		l.SetMax(db)
+	for k, l := range m.dbLimits {
+		l.SetMax(dbCap(k[1]))
 	}
-	for _, l := range m.userLimits {
-		l.SetMax(user)
+	for k, l := range m.userLimits {
+		l.SetMax(userCap(k[1]))
 	}
+}
+
+// LimitUse is what the limits of one server database or user hold,
+// summed over the backends: the connections counted and the cap (0:
+// none; the largest, should backends differ).
+type LimitUse struct{ Used, Max int }
+
+// DatabaseUse and UserUse report the limits of a server database or a
+// server user.
+func (m *Manager) DatabaseUse(name string) LimitUse { return m.use(m.dbLimits, name) }
+func (m *Manager) UserUse(name string) LimitUse     { return m.use(m.userLimits, name) }
+
+func (m *Manager) use(set map[[2]string]*Limit, name string) LimitUse {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var u LimitUse
+	for k, l := range set {
+		if k[1] == name {
+			u.Used += l.Used()
+			u.Max = max(u.Max, l.Max())
+		}
+	}
+	return u
 }
 
 // Get returns the pool for k, creating it with t and o on first use. An

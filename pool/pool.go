@@ -368,6 +368,17 @@ func (p *Pool) timedOut(opts Options) error {
 	if !p.downSince.IsZero() {
 		return p.refused(time.Now())
 	}
+	if p.total < opts.MaxSize {
+		// Room in the pool, none under a cap shared with other pools.
+		for _, l := range opts.Limits {
+			if l.reached() {
+				return pgerr.New(pgerr.TooManyConnections,
+					"pgninja: no server connection available for %s@%s within %v (%s reached: %d connections)",
+					p.target.User, p.target.Database, opts.AcquireTimeout, l.Name, l.Max()).
+					WithHint("Raise the cap or the acquire timeout, or shorten transactions.")
+			}
+		}
+	}
 	return pgerr.New(pgerr.TooManyConnections,
 		"pgninja: no server connection available for %s@%s within %v (pool full: %d in use)",
 		p.target.User, p.target.Database, opts.AcquireTimeout, opts.MaxSize).

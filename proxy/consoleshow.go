@@ -359,8 +359,9 @@ func showServers(s *Session) *consoleTable {
 func showDatabases(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	primary := cfg.Primary()
-	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool"},
-		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode", "paused", "disabled")
+	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool", "max_connections", "current_connections"},
+		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode",
+		"max_connections", "current_connections", "paused", "disabled")
 	names := make([]string, 0, len(cfg.Databases))
 	for name := range cfg.Databases {
 		names = append(names, name)
@@ -375,11 +376,19 @@ func showDatabases(s *Session) *consoleTable {
 	slices.Sort(names)
 	for _, name := range names {
 		db, _ := cfg.Database(name)
+		// max_connections is the server database's cap, and
+		// current_connections what counts against it on every backend.
+		var capped, current any = cfg.MaxDBConnectionsFor(db.DBName), s.srv.pools.DatabaseUse(db.DBName).Used
 		if name == "*" {
 			db.DBName = "" // each client's own
+			capped, current = cfg.Pool.MaxDBConnections, ""
+			if c := cfg.Databases["*"].MaxDBConnections; c > 0 {
+				capped = c
+			}
 		}
 		t.add(name, primary.Host, primary.Port, db.DBName, cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
-			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), s.srv.pauses.paused(name), s.srv.disabled.has(name))
+			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), capped, current,
+			s.srv.pauses.paused(name), s.srv.disabled.has(name))
 	}
 	return t
 }
@@ -387,7 +396,8 @@ func showDatabases(s *Session) *consoleTable {
 func showUsers(s *Session) *consoleTable {
 	st := s.srv.settings.Load()
 	cfg := st.cfg
-	t := newTable([]string{"pool_size"}, "name", "auth", "pool_mode", "pool_size", "console")
+	t := newTable([]string{"pool_size", "max_user_connections", "current_connections"},
+		"name", "auth", "pool_mode", "pool_size", "max_user_connections", "current_connections", "console")
 	for _, u := range cfg.Users {
 		console := ""
 		switch cfg.ConsoleAccessFor(u.Name) {
@@ -400,7 +410,10 @@ func showUsers(s *Session) *consoleTable {
 		if u.PoolSize > 0 {
 			size = u.PoolSize
 		}
-		t.add(u.Name, st.method(u), u.PoolMode, size, console)
+		// Both are the server user's, which users may share.
+		server := u.ServerName()
+		t.add(u.Name, st.method(u), u.PoolMode, size, cfg.MaxUserConnectionsFor(server),
+			s.srv.pools.UserUse(server).Used, console)
 	}
 	return t
 }

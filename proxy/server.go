@@ -146,7 +146,7 @@ func (s *Server) Reload(cfg *config.Config) error {
 		return err
 	}
 	s.settings.Store(st)
-	s.pools.SetLimitCaps(cfg.Pool.MaxDBConnections, cfg.Pool.MaxUserConnections)
+	s.pools.SetLimitCaps(cfg.MaxDBConnectionsFor, cfg.MaxUserConnectionsFor)
 	if s.router != nil {
 		if err := s.router.Reconfigure(cfg); err != nil {
 			// reloadable checked what Reconfigure refuses.

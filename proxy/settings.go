@@ -92,16 +92,13 @@ func (st *settings) poolOptions(size int, limits []*pool.Limit) pool.Options {
 // poolOf returns the pool k, made or updated with st's options for a
 // pool of size connections, under its database's and user's caps.
 func (srv *Server) poolOf(st *settings, k pool.Key, t pool.Target, size int) *pool.Pool {
-	limits := srv.pools.Limits(k, st.cfg.Pool.MaxDBConnections, st.cfg.Pool.MaxUserConnections)
+	limits := srv.pools.Limits(k, st.cfg.MaxDBConnectionsFor(k.Database), st.cfg.MaxUserConnectionsFor(k.User))
 	return srv.pools.Get(k, t, st.poolOptions(size, limits))
 }
 
 // target says how a pool for (backend, login) reaches its server.
 func (st *settings) target(b config.Backend, l *login) pool.Target {
-	user, pass := l.user.Name, l.user.Password
-	if l.user.ServerUser != "" {
-		user = l.user.ServerUser
-	}
+	user, pass := l.user.ServerName(), l.user.Password
 	if l.user.ServerPassword != "" {
 		pass = l.user.ServerPassword
 	}
