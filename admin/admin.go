@@ -34,6 +34,9 @@ type Views struct {
 	// servers, pools, databases...), ok false for one it lacks. /stats is
 	// its SHOW STATS.
 	Show func(what string) (rows any, ok bool)
+	// Ready is /readyz: whether clients can be served now, and why
+	// not; the answer is 503 when not.
+	Ready func(ctx context.Context) (ready bool, detail any)
 }
 
 // New builds the handler set; gatherer is the registry metrics come from.
@@ -54,6 +57,16 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 		}
 		mux.HandleFunc("GET /show/{what}", func(w http.ResponseWriter, r *http.Request) { show(w, r.PathValue("what")) })
 		mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { show(w, "stats") })
+	}
+	if views.Ready != nil {
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			ready, detail := views.Ready(r.Context())
+			w.Header().Set("Content-Type", "application/json")
+			if !ready {
+				w.WriteHeader(http.StatusServiceUnavailable)
+			}
+			_ = json.NewEncoder(w).Encode(detail)
+		})
 	}
 	if views.Backends != nil {
 		mux.HandleFunc("GET /backends", func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, views.Backends()) })

@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -80,5 +81,26 @@ func TestViewsServedWhenSet(t *testing.T) {
 	}
 	if status, _, _ := get(t, base+"/show/nonsense"); status != http.StatusNotFound {
 		t.Errorf("GET /show/nonsense: %d, want 404", status)
+	}
+}
+
+// TestReadyz: /readyz is 200 when ready and 503 when not, with the
+// reason as JSON either way.
+func TestReadyz(t *testing.T) {
+	for _, tt := range []struct {
+		ready  bool
+		status int
+	}{{true, http.StatusOK}, {false, http.StatusServiceUnavailable}} {
+		base := startAdmin(t, Views{Ready: func(context.Context) (bool, any) {
+			return tt.ready, map[string]any{"ready": tt.ready}
+		}})
+		status, ctype, body := get(t, base+"/readyz")
+		want := `{"ready":` + strconv.FormatBool(tt.ready) + `}`
+		if status != tt.status || ctype != "application/json" || strings.TrimSpace(body) != want {
+			t.Errorf("ready %v: %d %s %q, want %d %s", tt.ready, status, ctype, body, tt.status, want)
+		}
+	}
+	if status, _, _ := get(t, startAdmin(t, Views{})+"/readyz"); status != http.StatusNotFound {
+		t.Errorf("no Ready view: %d, want 404", status)
 	}
 }

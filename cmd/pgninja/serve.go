@@ -78,7 +78,13 @@ func runServe(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	views := admin.Views{Show: func(what string) (any, bool) { return srv.Show(what) }}
+	views := admin.Views{
+		Show: func(what string) (any, bool) { return srv.Show(what) },
+		Ready: func(ctx context.Context) (bool, any) {
+			r := srv.Ready(ctx)
+			return r.Ready, r
+		},
+	}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }
 	}
