@@ -8,8 +8,10 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"strings"
 	"time"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/reuseport"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,6 +39,11 @@ type Views struct {
 	// Ready is /readyz: whether clients can be served now, and why
 	// not; the answer is 503 when not.
 	Ready func(ctx context.Context) (ready bool, detail any)
+	// Access, when set, is asked about every request but /healthz and
+	// /readyz, which orchestrators call without credentials: what the
+	// request's basic auth credentials (has false: none) may see. Stats
+	// access reads everything but the profiles.
+	Access func(user, password string, has bool) config.ConsoleAccess
 }
 
 // New builds the handler set; gatherer is the registry metrics come from.
@@ -77,8 +84,33 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 	mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
 	mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
 	mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
-	s.http = &http.Server{Addr: addr, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	s.http = &http.Server{Addr: addr, Handler: guard(mux, views.Access), ReadHeaderTimeout: 10 * time.Second}
 	return s
+}
+
+// guard lets through the requests access allows; a refused one gets 401
+// with a basic auth challenge, or 403 when its user may not see that.
+func guard(next http.Handler, access func(user, password string, has bool) config.ConsoleAccess) http.Handler {
+	if access == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/healthz", "/readyz":
+			next.ServeHTTP(w, r)
+			return
+		}
+		user, password, has := r.BasicAuth()
+		switch got := access(user, password, has); {
+		case got == config.ConsoleNone:
+			w.Header().Set("WWW-Authenticate", `Basic realm="pgninja admin", charset="UTF-8"`)
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+		case got == config.ConsoleStats && strings.HasPrefix(r.URL.Path, "/debug/"):
+			http.Error(w, "profiles are for admin_users", http.StatusForbidden)
+		default:
+			next.ServeHTTP(w, r)
+		}
+	})
 }
 
 // Listen binds the address, so a port conflict fails startup. With

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -102,5 +103,59 @@ func TestReadyz(t *testing.T) {
 	}
 	if status, _, _ := get(t, startAdmin(t, Views{})+"/readyz"); status != http.StatusNotFound {
 		t.Errorf("no Ready view: %d, want 404", status)
+	}
+}
+
+// TestAccessGuardsAllButProbes: with Access set, a request without the
+// credentials it wants gets a basic auth challenge, stats access reads
+// everything but the profiles, and the orchestrators' probes stay open.
+func TestAccessGuardsAllButProbes(t *testing.T) {
+	base := startAdmin(t, Views{
+		Ready: func(context.Context) (bool, any) { return true, nil },
+		Access: func(user, password string, has bool) config.ConsoleAccess {
+			switch {
+			case !has:
+				return config.ConsoleNone
+			case user == "boss" && password == "pw":
+				return config.ConsoleAdmin
+			case user == "watcher" && password == "pw":
+				return config.ConsoleStats
+			}
+			return config.ConsoleNone
+		},
+	})
+	for _, tt := range []struct {
+		path, user, password string
+		want                 int
+	}{
+		{"/healthz", "", "", http.StatusOK},
+		{"/readyz", "", "", http.StatusOK},
+		{"/metrics", "", "", http.StatusUnauthorized},
+		{"/pools", "", "", http.StatusUnauthorized},
+		{"/metrics", "watcher", "wrong", http.StatusUnauthorized},
+		{"/metrics", "watcher", "pw", http.StatusOK},
+		{"/pools", "watcher", "pw", http.StatusOK},
+		{"/debug/pprof/", "watcher", "pw", http.StatusForbidden},
+		{"/debug/pprof/", "boss", "pw", http.StatusOK},
+		{"/metrics", "boss", "pw", http.StatusOK},
+	} {
+		req, err := http.NewRequest(http.MethodGet, base+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.user != "" {
+			req.SetBasicAuth(tt.user, tt.password)
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		if res.StatusCode != tt.want {
+			t.Errorf("GET %s as %q: %d, want %d", tt.path, tt.user, res.StatusCode, tt.want)
+		}
+		if res.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic ") {
+			t.Errorf("GET %s as %q: 401 without a basic auth challenge", tt.path, tt.user)
+		}
 	}
 }

@@ -39,6 +39,11 @@ type Config struct {
 	SOReusePort bool `yaml:"so_reuseport"`
 	// AdminListen is the HTTP address of the admin and metrics endpoint.
 	AdminListen string `yaml:"admin_listen"`
+	// AdminAuth makes every admin HTTP endpoint but /healthz and /readyz
+	// ask for HTTP basic auth of an admin_users or stats_users member,
+	// with the password the console takes; profiles need admin_users.
+	// Off, the port is open to whoever reaches it (loopback by default).
+	AdminAuth bool `yaml:"admin_auth"`
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string `yaml:"log_level"`
 	// LogFormat is text or json.

@@ -137,6 +137,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"two caps for one server user", "backends:\n  - {name: primary, port: 15432}\nusers:\n" +
 			"  - {name: a, password: x, max_user_connections: 2}\n  - {name: b, password: x, server_user: a, max_user_connections: 3}\n", nil,
 			[]string{`users[1].max_user_connections: differs from users[0]'s, which logs in to the servers as the same user "a"`}},
+		{"admin_auth for nobody", minimal + "admin_auth: true\n", nil,
+			[]string{"admin_auth: needs admin_users or stats_users"}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
 	}
 	for _, tt := range tests {

@@ -117,6 +117,9 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	if c.AdminAuth && len(c.AdminUsers)+len(c.StatsUsers) == 0 {
+		p.add("admin_auth", "needs admin_users or stats_users: nobody could read the admin port")
+	}
 	oneOf(&p, "routing.consistency", c.Routing.Consistency, "read_your_writes", "table", "eventual")
 	if c.Routing.MaxReplicaLagBytes < 0 {
 		p.add("routing.max_replica_lag_bytes", "must be >= 0")

@@ -84,6 +84,7 @@ func runServe(ctx context.Context, args []string) error {
 			r := srv.Ready(ctx)
 			return r.Ready, r
 		},
+		Access: srv.AdminAccess,
 	}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }

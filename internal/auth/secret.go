@@ -3,6 +3,7 @@ package auth
 import (
 	"crypto/md5"
 	"crypto/rand"
+	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
 	"fmt"
@@ -97,4 +98,20 @@ func scramCredentials(user, password string, kf scram.KeyFactors) (*scram.Stored
 func MD5Hash(user, password string) string {
 	sum := md5.Sum([]byte(password + user))
 	return "md5" + hex.EncodeToString(sum[:])
+}
+
+// Matches reports whether password is the one s describes, for a caller
+// that sends it in the clear (HTTP basic auth on the admin port). A SCRAM
+// verifier costs its iterations of PBKDF2.
+func (s Secret) Matches(user, password string) bool {
+	switch {
+	case s.SCRAM != nil:
+		c, err := scramCredentials(user, password, s.SCRAM.KeyFactors)
+		return err == nil && subtle.ConstantTimeCompare(c.StoredKey, s.SCRAM.StoredKey) == 1
+	case s.MD5 != "":
+		return subtle.ConstantTimeCompare([]byte(MD5Hash(user, password)), []byte(s.MD5)) == 1
+	case s.Plain != "":
+		return subtle.ConstantTimeCompare([]byte(password), []byte(s.Plain)) == 1
+	}
+	return false
 }
