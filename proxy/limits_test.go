@@ -35,13 +35,7 @@ func TestMaxDBConnectionsAcrossUsers(t *testing.T) {
 	var commit []func()
 	for _, user := range holders {
 		c := h.connect(t, user, pass[user], "ai_ninja")
-		tx, err := c.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, "select 1"); err != nil {
-			t.Fatal(err)
-		}
+		tx := holdServer(t, ctx, c)
 		commit = append(commit, func() {
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
@@ -100,13 +94,7 @@ func TestCapOverridesPerDatabaseAndUser(t *testing.T) {
 	// used, so the second user logs in before the first holds the one.
 	super := h.connect(t, h.env.SuperUser, h.env.SuperPass, "ai_ninja")
 	holder := h.ninja(t)
-	tx, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := tx.Exec(ctx, "select 1"); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdServer(t, ctx, holder)
 	show("DATABASES", "ai_ninja", "max_connections", "1")
 	show("DATABASES", "ai_ninja", "current_connections", "1")
 	_, err = super.Exec(ctx, "select 1")

@@ -120,13 +120,7 @@ func TestTxnSequenceValuesFollowTheirClient(t *testing.T) {
 			if _, err := tb.Exec(ctx, "select count(*) from pg_class"); err != nil {
 				t.Fatal(err)
 			}
-			tc, err := c.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tc.Exec(ctx, "select 1"); err != nil {
-				t.Fatal(err)
-			}
+			tc := holdServer(t, ctx, c)
 			if err := tb.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}

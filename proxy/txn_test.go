@@ -238,17 +238,10 @@ func TestTxnPoolExhaustion(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
 	ctx := ctxT(t, 20*time.Second)
 	holder := h.ninja(t)
-	tx, err := holder.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A lone BEGIN takes no server connection; its first statement does.
-	if _, err := tx.Exec(ctx, "select 1"); err != nil {
-		t.Fatal(err)
-	}
+	tx := holdServer(t, ctx, holder)
 	waiter := h.ninja(t)
 	start := time.Now()
-	_, err = waiter.Exec(ctx, "select 1")
+	_, err := waiter.Exec(ctx, "select 1")
 	if sqlstate(err) != "53300" || time.Since(start) < 250*time.Millisecond {
 		t.Fatalf("want 53300 after the wait timeout, got %v after %v", err, time.Since(start))
 	}
@@ -276,13 +269,7 @@ func TestCancelEndsWaitForServer(t *testing.T) {
 			if _, err := holder.Exec(ctx, "drop table if exists "+table+"; create table "+table+" (v int)"); err != nil {
 				t.Fatal(err)
 			}
-			tx, err := holder.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := tx.Exec(ctx, "select 1"); err != nil {
-				t.Fatal(err)
-			}
+			tx := holdServer(t, ctx, holder)
 			waiter := h.ninja(t)
 			done := make(chan error, 1)
 			start := time.Now()
@@ -882,13 +869,7 @@ func TestTxnDeferredBegin(t *testing.T) {
 		h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
 		ctx := ctxT(t, 20*time.Second)
 		holder, a := h.ninja(t), h.ninja(t)
-		tx, err := holder.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, "select 1"); err != nil {
-			t.Fatal(err)
-		}
+		tx := holdServer(t, ctx, holder)
 		// The only server connection is taken: whatever needs a server
 		// fails with 53300.
 		for _, tc := range []struct{ begin, end, tag string }{
@@ -911,6 +892,7 @@ func TestTxnDeferredBegin(t *testing.T) {
 			}
 		}
 		// AND CHAIN opens the next transaction: a server must see it.
+		var err error
 		for _, q := range []string{"begin", "commit and chain"} {
 			_, err = a.PgConn().Exec(ctx, q).ReadAll()
 		}
@@ -926,13 +908,7 @@ func TestTxnDeferredBegin(t *testing.T) {
 		ctx := ctxT(t, 20*time.Second)
 		var ns notices
 		holder, a := h.ninja(t), connectNoticed(t, h.dsn("ninja", "ninja", "ai_ninja"), &ns)
-		tx, err := holder.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := tx.Exec(ctx, "select 1"); err != nil {
-			t.Fatal(err)
-		}
+		tx := holdServer(t, ctx, holder)
 		closedBefore := closedConns(h)
 		exec := func(sql string) (string, error) {
 			res, err := a.PgConn().Exec(ctx, sql).ReadAll()
@@ -1060,4 +1036,18 @@ func TestTxnIdleClientsWaitInTheParkingLot(t *testing.T) {
 	if _, err := clients[0].Exec(ctx, "select 1"); sqlstate(err) != "57P01" {
 		t.Errorf("a parked client after shutdown: %v, want 57P01", err)
 	}
+}
+
+// holdServer begins a transaction on c that holds a server connection: a
+// lone BEGIN takes none, its first statement does.
+func holdServer(t *testing.T, ctx context.Context, c *pgx.Conn) pgx.Tx {
+	t.Helper()
+	tx, err := c.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
