@@ -396,6 +396,9 @@ func (s *Session) resetRequest() {
 func (s *Session) copyIn(typ byte, n int) error {
 	s.mu.Lock()
 	c := s.lease
+	if typ != 'd' && s.copyingIn {
+		s.copyingIn, s.copyEnded = false, time.Now()
+	}
 	s.mu.Unlock()
 	if c == nil || s.phase == phaseDiscard {
 		if err := wire.SkipBody(s.c.r, n); err != nil {

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"fmt"
+	"io"
 	"os/exec"
 	"strconv"
 	"syscall"
@@ -51,6 +52,44 @@ func TestQueryTimeout(t *testing.T) {
 			}
 			if _, err := h.ninja(t).Exec(ctx, "select 1"); err != nil {
 				t.Errorf("a new client after the timeout: %v", err)
+			}
+		})
+	}
+}
+
+// slowRows is COPY text data whose reader hands over one row at a time,
+// every pause.
+type slowRows struct {
+	left  int
+	pause time.Duration
+}
+
+func (r *slowRows) Read(p []byte) (int, error) {
+	if r.left == 0 {
+		return 0, io.EOF
+	}
+	time.Sleep(r.pause)
+	r.left--
+	return copy(p, strconv.Itoa(r.left)+"\n"), nil
+}
+
+// TestQueryTimeoutSparesASlowCopyIn: during COPY FROM STDIN the server
+// waits for the client, so a client sending its rows for longer than
+// query_timeout keeps its COPY.
+func TestQueryTimeoutSparesASlowCopyIn(t *testing.T) {
+	for _, mode := range []string{"session", "transaction"} {
+		t.Run(mode, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf("pool:\n  mode: %s\n  query_timeout: 800ms\n", mode))
+			ctx := ctxT(t, 30*time.Second)
+			c := h.ninja(t)
+			table := "slow_copy_" + mode
+			if _, err := c.Exec(ctx, "drop table if exists "+table+"; create table "+table+" (v int)"); err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _, _ = h.direct(t).Exec(context.Background(), "drop table if exists "+table) })
+			tag, err := c.PgConn().CopyFrom(ctx, &slowRows{left: 5, pause: 500 * time.Millisecond}, "copy "+table+" from stdin")
+			if err != nil || tag.RowsAffected() != 5 {
+				t.Fatalf("a COPY sent over 2.5 s under query_timeout 800ms: %v, %v; want 5 rows", tag, err)
 			}
 		})
 	}

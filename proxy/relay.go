@@ -232,9 +232,10 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				continue
 			}
 		}
-		if typ == 'G' && head.extended {
+		if typ == 'G' {
 			s.mu.Lock()
-			s.copySyncOwed = true
+			s.copyingIn = true
+			s.copySyncOwed = s.copySyncOwed || head.extended
 			s.mu.Unlock()
 		}
 		if typ == 'S' {
@@ -413,6 +414,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 		s.pending = slices.Delete(s.pending, 0, 1)
 	}
 	injected := e.injected
+	// A COPY the server still waited for has ended, by an error at the
+	// latest.
+	s.copyingIn = false
 	if !injected {
 		s.noteReady(status, e.sent)
 		// The answer beat a query_timeout that closed the connection

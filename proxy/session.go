@@ -160,9 +160,14 @@ type Session struct {
 	// request; the server ignores that request's Sync and answers the
 	// client's next one instead (which libpq sends after CopyDone).
 	copySyncOwed bool
-	gone         bool
-	draining     bool
-	txStatus     byte
+	// copyingIn: the server waits for the client's COPY data, from its
+	// CopyInResponse to the client's CopyDone or CopyFail, at copyEnded;
+	// query_timeout times the server from there (runningSince).
+	copyingIn bool
+	copyEnded time.Time
+	gone      bool
+	draining  bool
+	txStatus  byte
 	// timedOut: query_timeout closed the server connection
 	// (querytimeout.go); the relay that sees it lost reports this, not a
 	// lost server.
@@ -641,7 +646,7 @@ func (s *Session) detach(c *pool.Conn) {
 	}
 	s.lease = nil
 	// A Sync owed to this connection's server means nothing to the next.
-	s.copySyncOwed = false
+	s.copySyncOwed, s.copyingIn = false, false
 	if s.leaseDone != nil {
 		close(s.leaseDone)
 		s.leaseDone = nil

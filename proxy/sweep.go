@@ -41,11 +41,19 @@ func (srv *Server) sweepSessions(done <-chan struct{}) {
 // runningSince is when the request the server is working on was sent,
 // zero when there is none; s.mu is held. Only a complete request counts
 // (up to Sync or Query): a batch the client is still sending, or left
-// open after a Flush, waits on the client, not the server.
+// open after a Flush, waits on the client, not the server; so does a
+// COPY FROM STDIN until the client's CopyDone or CopyFail.
 func (s *Session) runningSince() time.Time {
+	if s.copyingIn {
+		// The server waits for the client, however slowly it sends.
+		return time.Time{}
+	}
 	for i := range s.pending {
 		if e := &s.pending[i]; !e.injected {
 			if !e.open {
+				if s.copyEnded.After(e.sent) {
+					return s.copyEnded
+				}
 				return e.sent
 			}
 			break
