@@ -214,6 +214,13 @@ func (p *Pool) Stats() Stats {
 	defer p.mu.Unlock()
 	s := p.stats
 	s.Total, s.Idle, s.Waiting = p.total, len(p.idle), len(p.waiters)
+	s.Opening, s.Testing, s.Cancelling = p.opening, p.testing, p.cancelling
+	now := time.Now()
+	for _, c := range p.idle {
+		if now.Sub(c.idleSince) > p.opts.HealthCheckAfter {
+			s.IdleToCheck++
+		}
+	}
 	if len(p.waiters) > 0 {
 		// The queue is FIFO: its head has waited longest.
 		s.MaxWait = time.Since(p.waiters[0].since)

@@ -72,6 +72,8 @@ type Pool struct {
 	paramsReady    chan struct{}
 	fetchingParams bool
 	stats          Stats
+	// opening, testing and cancelling: see Stats.
+	opening, testing, cancelling int
 	// suspectUntil: a connection broke lately, so every idle one is
 	// peeked at before it is lent, however briefly it sat (see vet).
 	suspectUntil time.Time
@@ -87,6 +89,13 @@ type Pool struct {
 // Stats are counters and gauges for the admin surface and metrics.
 type Stats struct {
 	Total, Idle, Waiting int
+	// Opening connections are being dialled; Testing ones are out of the
+	// idle list for a health check or back from a client for a reset
+	// (PgBouncer's sv_login and sv_tested). IdleToCheck of the Idle ones
+	// have sat longer than HealthCheckAfter, so lending one runs a check
+	// first (sv_used). Cancelling counts the cancel requests being
+	// forwarded to the servers of this pool's connections.
+	Opening, Testing, IdleToCheck, Cancelling int
 	// MaxWait is how long the longest-queued client has waited.
 	MaxWait                        time.Duration `json:",omitzero"`
 	Acquires, Waits, Timeouts      uint64
@@ -271,7 +280,9 @@ func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*C
 	}
 	if now.Sub(c.idleSince) > opts.HealthCheckAfter {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		p.noteTesting(1)
 		err := c.Exec(cctx, "")
+		p.noteTesting(-1)
 		cancel()
 		if err != nil {
 			p.discardDead(c, true)
@@ -279,6 +290,21 @@ func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*C
 		}
 	}
 	return c, true
+}
+
+// noteTesting counts a connection into or out of a check or reset.
+func (p *Pool) noteTesting(delta int) {
+	p.mu.Lock()
+	p.testing += delta
+	p.mu.Unlock()
+}
+
+// NoteCancel counts a cancel request into (1) or out of (-1) its way to
+// the server of one of the pool's connections.
+func (p *Pool) NoteCancel(delta int) {
+	p.mu.Lock()
+	p.cancelling += delta
+	p.mu.Unlock()
 }
 
 // discardDead closes an idle connection found dead. The server that
@@ -513,6 +539,7 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 		p.mu.Unlock()
 		return nil, err
 	}
+	p.opening++
 	p.mu.Unlock()
 	var c *Conn
 	select {
@@ -531,6 +558,7 @@ func (p *Pool) open(ctx context.Context, how int) (*Conn, error) {
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.opening--
 	if ctx.Err() == nil {
 		p.noteDial(err, time.Now())
 	}
@@ -605,7 +633,9 @@ func (p *Pool) Release(c *Conn, reset bool) {
 	}
 	if c.TxStatus != 'I' || (reset && opts.ResetQuery != "") {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		p.noteTesting(1)
 		err := p.clean(ctx, c, reset, opts)
+		p.noteTesting(-1)
 		cancel()
 		if err != nil {
 			p.mu.Lock()

@@ -256,10 +256,14 @@ func (srv *Server) sortedPools() []keyedPool {
 // while lent, idle in the pool, and "other" when being opened, checked
 // or reset.
 func showPools(s *Session) *consoleTable {
-	t := newTable([]string{"cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_other", "maxwait", "maxwait_us",
+	// PgBouncer's columns in its order, for the exporters and scripts
+	// that read them, then pgninja's own.
+	t := newTable([]string{"cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",
+		"sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login", "maxwait", "maxwait_us",
 		"acquires", "waits", "timeouts", "dials", "dial_errors"},
-		"database", "user", "backend", "cl_active", "cl_waiting", "sv_active", "sv_idle", "sv_other",
-		"maxwait", "maxwait_us", "pool_mode", "acquires", "waits", "timeouts", "dials", "dial_errors")
+		"database", "user", "cl_active", "cl_waiting", "cl_active_cancel_req", "cl_waiting_cancel_req", "sv_active",
+		"sv_active_cancel", "sv_being_canceled", "sv_idle", "sv_used", "sv_tested", "sv_login",
+		"maxwait", "maxwait_us", "pool_mode", "backend", "acquires", "waits", "timeouts", "dials", "dial_errors")
 	active := map[*pool.Pool]int{}
 	held := map[*pool.Pool]int{} // by a PAUSE
 	lent := map[*pool.Pool]int{}
@@ -289,7 +293,6 @@ func showPools(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	for _, kp := range s.srv.sortedPools() {
 		st := kp.p.Stats()
-		other := max(st.Total-st.Idle-lent[kp.p], 0)
 		if _, seen := modes[kp.p]; !seen {
 			// No client now: the mode a client of that database and
 			// user would get (the pool names them as the server knows
@@ -298,9 +301,15 @@ func showPools(s *Session) *consoleTable {
 			u, _ := cfg.User(kp.key.User)
 			modes[kp.p] = cfg.PoolModeFor(db, u)
 		}
-		t.add(kp.key.Database, kp.key.User, kp.key.Backend, active[kp.p], st.Waiting+held[kp.p], lent[kp.p], st.Idle, other,
+		// A cancel is sent at once, under the session's lock, on a
+		// connection of its own to the server running the query, which
+		// stays lent until the cancel is out: so a cancel request in
+		// flight is a client's active one, a server connection
+		// forwarding it and a server being cancelled, and none waits.
+		t.add(kp.key.Database, kp.key.User, active[kp.p], st.Waiting+held[kp.p], st.Cancelling, 0,
+			lent[kp.p], st.Cancelling, st.Cancelling, st.Idle-st.IdleToCheck, st.IdleToCheck, st.Testing, st.Opening,
 			int64(st.MaxWait/time.Second), (st.MaxWait % time.Second).Microseconds(), modes[kp.p],
-			st.Acquires, st.Waits, st.Timeouts, st.Dials, st.DialErrors)
+			kp.key.Backend, st.Acquires, st.Waits, st.Timeouts, st.Dials, st.DialErrors)
 	}
 	return t
 }
@@ -360,7 +369,7 @@ func showDatabases(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	primary := cfg.Primary()
 	t := newTable([]string{"port", "pool_size", "min_pool_size", "reserve_pool", "max_connections", "current_connections"},
-		"name", "host", "port", "database", "pool_size", "min_pool_size", "reserve_pool", "pool_mode",
+		"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size", "reserve_pool", "pool_mode",
 		"max_connections", "current_connections", "paused", "disabled")
 	names := make([]string, 0, len(cfg.Databases))
 	for name := range cfg.Databases {
@@ -386,7 +395,9 @@ func showDatabases(s *Session) *consoleTable {
 				capped = c
 			}
 		}
-		t.add(name, primary.Host, primary.Port, db.DBName, cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
+		// force_user: a database entry names no server user here (a
+		// user's server_user does, in SHOW USERS' terms).
+		t.add(name, primary.Host, primary.Port, db.DBName, "", cfg.PoolSizeFor(db, config.User{}), cfg.Pool.MinSize,
 			cfg.Pool.ReserveSize, cfg.PoolModeFor(db, config.User{}), capped, current,
 			s.srv.pauses.paused(name), s.srv.disabled.has(name))
 	}

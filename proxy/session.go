@@ -677,7 +677,12 @@ func (s *Session) cancel() {
 	if len(s.pending) == 0 && !s.openBatch {
 		return
 	}
-	if err := sendCancel(c.Addr, c.PID, c.Secret); err != nil {
+	// Under s.mu, so c cannot go back to the pool, and to another
+	// client, before its cancel has reached the server.
+	c.Pool().NoteCancel(1)
+	err := sendCancel(c.Addr, c.PID, c.Secret)
+	c.Pool().NoteCancel(-1)
+	if err != nil {
 		s.srv.log.Warn("cancel request to server failed", "server", c.Addr, "err", err)
 	}
 }
