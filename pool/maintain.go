@@ -2,6 +2,10 @@ package pool
 
 import (
 	"context"
+	"crypto/tls"
+	"fmt"
+	"net"
+	"strings"
 	"time"
 )
 
@@ -267,6 +271,50 @@ type ConnInfo struct {
 	Addr      string
 	Created   time.Time
 	IdleSince time.Time // zero while lent
+	// Local is the proxy's end of the connection, TLS its protocol and
+	// cipher (empty without TLS), and Ptr names the connection, as
+	// PgBouncer's ptr does, so that a client's link can point to it.
+	Local, TLS, Ptr string
+	// Retired connections close when they next come back (RECONNECT, a
+	// new target); DueCheck idle ones are checked before they are lent.
+	Retired, DueCheck bool
+}
+
+// Info describes c; p.mu is held.
+func (p *Pool) info(c *Conn, now time.Time) ConnInfo {
+	i := c.Info()
+	i.Retired = c.gen != p.gen
+	i.IdleSince = c.idleSince
+	i.DueCheck = now.Sub(c.idleSince) > p.opts.HealthCheckAfter
+	return i
+}
+
+// Info describes c as it stands while lent.
+func (c *Conn) Info() ConnInfo {
+	return ConnInfo{PID: c.PID, Addr: c.Addr, Created: c.created, Local: c.LocalAddr().String(),
+		TLS: TLSDescription(c.Conn), Ptr: PtrOf(c)}
+}
+
+// Retired reports whether c closes when it comes back.
+func (p *Pool) Retired(c *Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return c.gen != p.gen
+}
+
+// PtrOf names an object by its address, in hex as PgBouncer's SHOW
+// CLIENTS and SHOW SERVERS do.
+func PtrOf(v any) string { return strings.TrimPrefix(fmt.Sprintf("%p", v), "0x") }
+
+// TLSDescription says which TLS protocol and cipher a connection uses, or
+// "" for a plain one.
+func TLSDescription(nc net.Conn) string {
+	tc, ok := nc.(*tls.Conn)
+	if !ok {
+		return ""
+	}
+	st := tc.ConnectionState()
+	return tls.VersionName(st.Version) + "/" + tls.CipherSuiteName(st.CipherSuite)
 }
 
 // Created is when c was opened.
@@ -277,8 +325,9 @@ func (p *Pool) IdleConns() []ConnInfo {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	out := make([]ConnInfo, 0, len(p.idle))
+	now := time.Now()
 	for _, c := range p.idle {
-		out = append(out, ConnInfo{PID: c.PID, Addr: c.Addr, Created: c.created, IdleSince: c.idleSince})
+		out = append(out, p.info(c, now))
 	}
 	return out
 }

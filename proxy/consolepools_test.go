@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"context"
 	"slices"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -27,10 +28,17 @@ func columnsOf(t *testing.T, c *pgx.Conn, q string) []string {
 	return cols
 }
 
-// TestShowPoolsAsPgBouncer: SHOW POOLS and SHOW DATABASES begin with
-// PgBouncer 1.18's columns, in its order, for the exporters and scripts
-// that read them; sv_login counts connections being opened and sv_used
-// idle ones that will be checked before they are lent.
+// connColumns are PgBouncer 1.18's SHOW CLIENTS and SHOW SERVERS columns.
+var connColumns = []string{"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",
+	"connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid", "tls",
+	"application_name"}
+
+// TestShowPoolsAsPgBouncer: SHOW POOLS, SHOW DATABASES, SHOW CLIENTS and
+// SHOW SERVERS begin with PgBouncer 1.18's columns, in its order, for the
+// exporters and scripts that read them. sv_login counts connections being
+// opened and sv_used idle ones that will be checked before they are lent
+// (state used in SHOW SERVERS); a client's link names its server
+// connection's ptr and the other way round.
 func TestShowPoolsAsPgBouncer(t *testing.T) {
 	env := testbed.Require(t)
 	var stall atomic.Bool
@@ -60,6 +68,8 @@ func TestShowPoolsAsPgBouncer(t *testing.T) {
 			"maxwait", "maxwait_us", "pool_mode"}},
 		{"SHOW DATABASES", []string{"name", "host", "port", "database", "force_user", "pool_size", "min_pool_size",
 			"reserve_pool", "pool_mode", "max_connections", "current_connections", "paused", "disabled"}},
+		{"SHOW CLIENTS", connColumns},
+		{"SHOW SERVERS", connColumns},
 	} {
 		if got := columnsOf(t, con, tt.show); len(got) < len(tt.want) || !slices.Equal(got[:len(tt.want)], tt.want) {
 			t.Errorf("%s columns %v, want PgBouncer's %v first", tt.show, got, tt.want)
@@ -95,6 +105,20 @@ func TestShowPoolsAsPgBouncer(t *testing.T) {
 		p := pools()
 		return p["sv_login"] == "1" && p["sv_active"] == "1"
 	})
+	clients := rowsWhere(consoleRows(t, con, "SHOW CLIENTS"), "database", "ai_ninja")
+	active, waiting := rowsWhere(clients, "state", "active"), rowsWhere(clients, "state", "waiting")
+	servers := rowsWhere(consoleRows(t, con, "SHOW SERVERS"), "state", "active")
+	if len(active) != 1 || len(waiting) != 1 || len(servers) != 1 {
+		t.Fatalf("SHOW CLIENTS %v and SHOW SERVERS %v: want one client active on one server, one waiting", clients, servers)
+	}
+	if c, sv := active[0], servers[0]; c["link"] != sv["ptr"] || sv["link"] != c["ptr"] || c["ptr"] == "" || sv["ptr"] == "" ||
+		c["request_time"] == "" || sv["remote_pid"] != sv["pid"] || c["local_port"] != strconv.Itoa(h.port()) {
+		t.Errorf("active client %v and its server %v: want each linked to the other, the server's pid as remote_pid, "+
+			"the client's last request time and the proxy's port as local_port %d", c, sv, h.port())
+	}
+	if w := waiting[0]; w["link"] != "" || (w["wait"] == "0" && w["wait_us"] == "0") {
+		t.Errorf("waiting client %v: want no link and its wait so far", w)
+	}
 	close(release)
 	if err := <-done; err != nil {
 		t.Fatalf("the request behind the stalled dial: %v", err)

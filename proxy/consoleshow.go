@@ -184,6 +184,14 @@ type clientView struct {
 	server        pool.ConnInfo // of lease
 	txStatus      byte
 	pinned        string
+	// For PgBouncer's columns: the proxy's end of the socket, TLS in
+	// use, the last request, the wait for a server connection when
+	// waiting, whether the session ends at its next safe point, and the
+	// session's name for link.
+	local, tls       string
+	request, waiting time.Time
+	closeNeeded      bool
+	ptr              string
 }
 
 func (s *Session) view() (clientView, bool) {
@@ -198,7 +206,12 @@ func (s *Session) view() (clientView, bool) {
 	}
 	v := clientView{user: s.l.user.Name, db: s.l.dbName, app: s.l.appName, mode: s.l.mode,
 		addr: s.c.Conn.RemoteAddr().String(), connected: s.connected, keyPID: keyPID,
-		console: s.console != config.ConsoleNone, home: s.pool, lease: s.lease, txStatus: s.txStatus}
+		console: s.console != config.ConsoleNone, home: s.pool, lease: s.lease, txStatus: s.txStatus,
+		local: s.c.Conn.LocalAddr().String(), tls: pool.TLSDescription(s.c.Conn), request: s.lastRequest,
+		closeNeeded: s.draining, ptr: pool.PtrOf(s)}
+	if s.waiting {
+		v.waiting = s.waitSince
+	}
 	switch {
 	case v.console:
 		v.state = "active"
@@ -212,7 +225,7 @@ func (s *Session) view() (clientView, bool) {
 		v.state = "idle"
 	}
 	if s.lease != nil {
-		v.server = pool.ConnInfo{PID: s.lease.PID, Addr: s.lease.Addr, Created: s.lease.Created()}
+		v.server = s.lease.Info()
 	}
 	if s.pinned != 0 {
 		v.pinned = s.pinned.String()
@@ -314,16 +327,43 @@ func showPools(s *Session) *consoleTable {
 	return t
 }
 
+// pgbouncerConnColumns are the columns PgBouncer's SHOW CLIENTS and SHOW
+// SERVERS begin with, in its order; pgninja's own follow.
+var pgbouncerConnColumns = []string{"type", "user", "database", "state", "addr", "port", "local_addr", "local_port",
+	"connect_time", "request_time", "wait", "wait_us", "close_needed", "ptr", "link", "remote_pid", "tls",
+	"application_name"}
+
+func connTable(extra ...string) *consoleTable {
+	return newTable([]string{"port", "local_port", "wait", "wait_us", "close_needed", "remote_pid", "pid",
+		"server_pid", "client_pid"}, append(slices.Clone(pgbouncerConnColumns), extra...)...)
+}
+
+// waitOf splits how long since start into PgBouncer's wait and wait_us.
+func waitOf(start, now time.Time) (int64, int64) {
+	if start.IsZero() {
+		return 0, 0
+	}
+	d := now.Sub(start)
+	return int64(d / time.Second), (d % time.Second).Microseconds()
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 func showClients(s *Session) *consoleTable {
-	t := newTable([]string{"port", "pid", "server_pid"},
-		"type", "user", "database", "state", "addr", "port", "connect_time", "pool_mode", "backend",
-		"server_pid", "tx_status", "pinned", "application_name", "pid")
+	t := connTable("pool_mode", "backend", "server_pid", "tx_status", "pinned", "pid")
 	keys := map[*pool.Pool]pool.Key{}
 	for _, kp := range s.srv.sortedPools() {
 		keys[kp.p] = kp.key
 	}
+	now := time.Now()
 	for _, v := range s.srv.clientViews() {
 		host, port := splitAddr(v.addr)
+		localHost, localPort := splitAddr(v.local)
 		var backend, serverPID string
 		if v.lease != nil {
 			backend = keys[v.lease.Pool()].Backend
@@ -333,16 +373,18 @@ func showClients(s *Session) *consoleTable {
 		if v.console {
 			mode = "console"
 		}
-		t.add("C", v.user, v.db, v.state, host, port, v.connected, mode, backend,
-			serverPID, string(rune(v.txStatus)), v.pinned, v.app, v.keyPID)
+		wait, waitUS := waitOf(v.waiting, now)
+		// remote_pid: PgBouncer's is the peer process of a unix socket
+		// client; pgninja does not ask the kernel for it.
+		t.add("C", v.user, v.db, v.state, host, port, localHost, localPort, v.connected, v.request,
+			wait, waitUS, boolInt(v.closeNeeded), v.ptr, v.server.Ptr, 0, v.tls, v.app,
+			mode, backend, serverPID, string(rune(v.txStatus)), v.pinned, v.keyPID)
 	}
 	return t
 }
 
 func showServers(s *Session) *consoleTable {
-	t := newTable([]string{"port", "pid", "client_pid"},
-		"type", "user", "database", "backend", "state", "addr", "port", "connect_time", "idle_since",
-		"pid", "client_pid")
+	t := connTable("backend", "idle_since", "pid", "client_pid")
 	lent := map[*pool.Pool][]clientView{}
 	for _, v := range s.srv.clientViews() {
 		if v.lease != nil {
@@ -350,16 +392,30 @@ func showServers(s *Session) *consoleTable {
 		}
 	}
 	for _, kp := range s.srv.sortedPools() {
-		row := func(state string, c pool.ConnInfo, client string) {
+		row := func(state string, c pool.ConnInfo, v *clientView) {
 			host, port := splitAddr(c.Addr)
-			t.add("S", kp.key.User, kp.key.Database, kp.key.Backend, state, host, port, c.Created, c.IdleSince,
-				c.PID, client)
+			localHost, localPort := splitAddr(c.Local)
+			request, link, app, client := c.IdleSince, "", "", ""
+			if v != nil {
+				request, link, app = v.request, v.ptr, v.app
+				client = strconv.FormatUint(uint64(v.keyPID), 10)
+			}
+			t.add("S", kp.key.User, kp.key.Database, state, host, port, localHost, localPort, c.Created, request,
+				0, 0, boolInt(c.Retired), c.Ptr, link, c.PID, c.TLS, app,
+				kp.key.Backend, c.IdleSince, c.PID, client)
 		}
 		for _, v := range lent[kp.p] {
-			row("active", v.server, strconv.FormatUint(uint64(v.keyPID), 10))
+			info := v.server
+			info.Retired = kp.p.Retired(v.lease)
+			row("active", info, &v)
 		}
 		for _, c := range kp.p.IdleConns() {
-			row("idle", c, "")
+			// PgBouncer's used: idle, but checked before it is lent.
+			state := "idle"
+			if c.DueCheck {
+				state = "used"
+			}
+			row(state, c, nil)
 		}
 	}
 	return t

@@ -292,6 +292,7 @@ func (s *Session) queue(e expect, complete bool) {
 	}
 	if !e.injected {
 		e.sent = time.Now()
+		s.lastRequest = e.sent
 	}
 	s.pending = append(s.pending, e)
 }

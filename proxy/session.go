@@ -219,6 +219,9 @@ type Session struct {
 	waiting  bool
 	waitCtx  context.Context
 	waitStop context.CancelCauseFunc
+	// waitSince is when the current wait began; lastRequest when the
+	// client's last request went to a server (SHOW CLIENTS).
+	waitSince, lastRequest time.Time
 
 	// connected is when the client connected; console is what it may
 	// do on the admin console, when it logged in to that (console.go).

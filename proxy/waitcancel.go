@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"errors"
+	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/pool"
@@ -31,7 +32,7 @@ func (s *Session) beginWait() context.Context {
 	if s.waitCtx == nil || s.waitCtx.Err() != nil {
 		s.waitCtx, s.waitStop = context.WithCancelCause(context.Background())
 	}
-	s.waiting = true
+	s.waiting, s.waitSince = true, time.Now()
 	return s.waitCtx
 }
 
