@@ -19,7 +19,7 @@ func poolDesc(name, help string, extra ...string) *prometheus.Desc {
 }
 
 var (
-	descConns     = poolDesc("pgninja_pool_server_connections", "Server connections open or being opened, by state: active (lent) or idle.", "state")
+	descConns     = poolDesc("pgninja_pool_server_connections", "Server connections open or being opened, by state: active (lent), idle, opening, or testing (checked or reset).", "state")
 	descWaiting   = poolDesc("pgninja_pool_clients_waiting", "Clients queued for a server connection.")
 	descDown      = poolDesc("pgninja_pool_server_down_seconds", "How long the server has refused connections as a restarting one does; 0 while it takes them.")
 	descAcquires  = poolDesc("pgninja_pool_acquires_total", "Server connections asked for.")
@@ -50,8 +50,10 @@ func (c poolCollector) Collect(ch chan<- prometheus.Metric) {
 		counter := func(d *prometheus.Desc, v uint64) {
 			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), lv...)
 		}
-		gauge(descConns, float64(s.Total-s.Idle), "active")
+		gauge(descConns, float64(s.Total-s.Idle-s.Opening-s.Testing), "active")
 		gauge(descConns, float64(s.Idle), "idle")
+		gauge(descConns, float64(s.Opening), "opening")
+		gauge(descConns, float64(s.Testing), "testing")
 		gauge(descWaiting, float64(s.Waiting))
 		down := 0.0
 		if !s.DownSince.IsZero() {

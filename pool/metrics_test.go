@@ -36,13 +36,15 @@ func TestCollectorReportsEachPool(t *testing.T) {
 		}
 	}
 	for name, want := range map[string]float64{
-		"pgninja_pool_server_connections/active": 1,
-		"pgninja_pool_server_connections/idle":   1,
-		"pgninja_pool_clients_waiting":           0,
-		"pgninja_pool_acquires_total":            2,
-		"pgninja_pool_dials_total":               2,
-		"pgninja_pool_dial_errors_total":         0,
-		"pgninja_pool_server_down_seconds":       0,
+		"pgninja_pool_server_connections/active":  1,
+		"pgninja_pool_server_connections/idle":    1,
+		"pgninja_pool_server_connections/opening": 0,
+		"pgninja_pool_server_connections/testing": 0,
+		"pgninja_pool_clients_waiting":            0,
+		"pgninja_pool_acquires_total":             2,
+		"pgninja_pool_dials_total":                2,
+		"pgninja_pool_dial_errors_total":          0,
+		"pgninja_pool_server_down_seconds":        0,
 	} {
 		if v, ok := got[name]; !ok || v != want {
 			t.Errorf("%s = %v (reported: %v), want %v", name, v, ok, want)
