@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -82,6 +83,18 @@ func FuzzClientMessages(f *testing.F) {
 		if err := bystander.QueryRow(ctxT(t, 5*time.Second), "select 1").Scan(&one); err != nil || one != 1 {
 			t.Fatalf("bystander broken: %v", err)
 		}
+		// The client is gone, so only the bystander's server connection
+		// may stay lent (session mode): one kept lent for a client that
+		// left leaks, and enough of them starve the pool.
+		c.Close()
+		waitFor(t, 5*time.Second, "the gone client's server connection back or closed", func() bool {
+			lent := 0
+			h.pools.Each(func(_ pool.Key, p *pool.Pool) {
+				st := p.Stats()
+				lent += st.Total - st.Idle - st.Opening - st.Testing
+			})
+			return lent <= 1
+		})
 	})
 }
 

@@ -417,9 +417,10 @@ func (s *Session) copyIn(typ byte, n int) error {
 	}
 	s.serverWrite.Unlock()
 	if err != nil {
-		if errors.Is(err, io.ErrUnexpectedEOF) {
-			return nil
-		}
+		// Whether the server or the client failed (a client that left
+		// mid-message), the server has part of a message and would
+		// wait for the rest for good: the connection cannot be reused,
+		// or even cleaned, and its relay must stop waiting on it.
 		c.MarkBroken()
 		_ = c.Conn.Close()
 	}
