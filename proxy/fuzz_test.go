@@ -21,9 +21,16 @@ func msgs(ms ...pgproto3.FrontendMessage) []byte {
 
 // FuzzClientMessages sends arbitrary bytes after a real login. Whatever
 // arrives, the proxy must answer with well-formed backend messages, end
-// the connection cleanly once the client stops sending, and keep serving
-// other clients. The seed corpus runs in every `go test`.
-func FuzzClientMessages(f *testing.F) {
+// the connection cleanly once the client stops sending, keep serving
+// other clients, and keep no server connection lent for the client once
+// it has gone. The seed corpus runs in every `go test`.
+func FuzzClientMessages(f *testing.F) { fuzzClientMessages(f, "session") }
+
+// FuzzClientMessagesTransaction is FuzzClientMessages in transaction
+// mode, where each request leases afresh.
+func FuzzClientMessagesTransaction(f *testing.F) { fuzzClientMessages(f, "transaction") }
+
+func fuzzClientMessages(f *testing.F, mode string) {
 	f.Add(msgs(&pgproto3.Query{String: "select 1"}))
 	f.Add(msgs(&pgproto3.Parse{Query: "select $1::int"}, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}},
 		&pgproto3.Execute{}, &pgproto3.Sync{}))
@@ -37,8 +44,13 @@ func FuzzClientMessages(f *testing.F) {
 	f.Add([]byte{'Z', 0, 0, 0, 4})
 	f.Add(msgs(&pgproto3.Query{String: "select pg_sleep(0.01)"}, &pgproto3.Terminate{}, &pgproto3.Query{String: "select 3"}))
 
-	h := startProxy(f, "")
+	h := startProxy(f, "pool:\n  mode: "+mode+"\n")
 	bystander := h.ninja(f)
+	// In session mode the bystander holds a server connection for good.
+	kept := 0
+	if mode == "session" {
+		kept = 1
+	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
 		if err != nil {
@@ -84,8 +96,8 @@ func FuzzClientMessages(f *testing.F) {
 			t.Fatalf("bystander broken: %v", err)
 		}
 		// The client is gone, so only the bystander's server connection
-		// may stay lent (session mode): one kept lent for a client that
-		// left leaks, and enough of them starve the pool.
+		// may stay lent: one kept lent for a client that left leaks, and
+		// enough of them starve the pool.
 		c.Close()
 		waitFor(t, 5*time.Second, "the gone client's server connection back or closed", func() bool {
 			lent := 0
@@ -93,7 +105,7 @@ func FuzzClientMessages(f *testing.F) {
 				st := p.Stats()
 				lent += st.Total - st.Idle - st.Opening - st.Testing
 			})
-			return lent <= 1
+			return lent <= kept
 		})
 	})
 }
