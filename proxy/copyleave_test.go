@@ -31,36 +31,13 @@ func TestClientLeavingMidCopyDataFreesItsServer(t *testing.T) {
 
 			// Timing decides which way the old bug showed, so a few rounds.
 			for range 5 {
-				nc, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
-				if err != nil {
-					t.Fatal(err)
-				}
-				_ = nc.SetDeadline(time.Now().Add(10 * time.Second))
-				fe := pgproto3.NewFrontend(nc, nc)
-				fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-					Parameters: map[string]string{"user": "trusty", "database": "ai_ninja"}})
-				var until func(pgproto3.BackendMessage) bool = func(m pgproto3.BackendMessage) bool {
-					_, ok := m.(*pgproto3.ReadyForQuery)
-					return ok
-				}
+				nc, fe := rawLogin(t, h, 10*time.Second)
 				if tc.copy {
 					fe.Send(&pgproto3.Query{String: "copy " + table + " from stdin"})
-					until = func(m pgproto3.BackendMessage) bool {
-						_, ok := m.(*pgproto3.CopyInResponse)
-						return ok
+					if err := fe.Flush(); err != nil {
+						t.Fatal(err)
 					}
-				}
-				if err := fe.Flush(); err != nil {
-					t.Fatal(err)
-				}
-				for {
-					msg, err := fe.Receive()
-					if err != nil {
-						t.Fatalf("before the CopyData: %v", err)
-					}
-					if until(msg) {
-						break
-					}
+					receiveUntil[*pgproto3.CopyInResponse](t, fe, "waiting for CopyInResponse")
 				}
 				// A CopyData header that promises 1 MB, a few bytes of it, and
 				// the client is gone.

@@ -52,27 +52,8 @@ func fuzzClientMessages(f *testing.F, mode string) {
 		kept = 1
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
-		c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
-		if err != nil {
-			t.Fatal(err)
-		}
+		c, fe := rawLogin(t, h, 15*time.Second)
 		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(15 * time.Second))
-		fe := pgproto3.NewFrontend(c, c)
-		fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
-			Parameters: map[string]string{"user": "trusty", "database": "ai_ninja"}})
-		if err := fe.Flush(); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			msg, err := fe.Receive()
-			if err != nil {
-				t.Fatalf("login: %v", err)
-			}
-			if _, ok := msg.(*pgproto3.ReadyForQuery); ok {
-				break
-			}
-		}
 		if _, err := c.Write(in); err != nil {
 			return // the proxy may already have closed on a violation
 		}
@@ -113,4 +94,38 @@ func fuzzClientMessages(f *testing.F, mode string) {
 func isReset(err error) bool {
 	var oe *net.OpError
 	return errors.As(err, &oe)
+}
+
+// rawLogin logs trusty in to h over a bare socket, for tests that send
+// what no driver would, and returns once the proxy is ready for a query;
+// the socket's deadline is timeout away.
+func rawLogin(t testing.TB, h *harness, timeout time.Duration) (net.Conn, *pgproto3.Frontend) {
+	t.Helper()
+	c, err := net.DialTimeout("tcp", h.addr, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetDeadline(time.Now().Add(timeout))
+	fe := pgproto3.NewFrontend(c, c)
+	fe.Send(&pgproto3.StartupMessage{ProtocolVersion: pgproto3.ProtocolVersion30,
+		Parameters: map[string]string{"user": "trusty", "database": "ai_ninja"}})
+	if err := fe.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	receiveUntil[*pgproto3.ReadyForQuery](t, fe, "login")
+	return c, fe
+}
+
+// receiveUntil reads backend messages until one of type T arrives.
+func receiveUntil[T pgproto3.BackendMessage](t testing.TB, fe *pgproto3.Frontend, what string) T {
+	t.Helper()
+	for {
+		msg, err := fe.Receive()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if m, ok := msg.(T); ok {
+			return m
+		}
+	}
 }
