@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -30,6 +31,11 @@ func FuzzClientMessages(f *testing.F) { fuzzClientMessages(f, "session") }
 // mode, where each request leases afresh.
 func FuzzClientMessagesTransaction(f *testing.F) { fuzzClientMessages(f, "transaction") }
 
+// FuzzClientMessagesRouting is FuzzClientMessages with routing on: reads
+// go to the replica, writes and the WAL positions behind them to the
+// primary.
+func FuzzClientMessagesRouting(f *testing.F) { fuzzClientMessages(f, "routing") }
+
 func fuzzClientMessages(f *testing.F, mode string) {
 	f.Add(msgs(&pgproto3.Query{String: "select 1"}))
 	f.Add(msgs(&pgproto3.Parse{Query: "select $1::int"}, &pgproto3.Bind{Parameters: [][]byte{[]byte("7")}},
@@ -44,7 +50,13 @@ func fuzzClientMessages(f *testing.F, mode string) {
 	f.Add([]byte{'Z', 0, 0, 0, 4})
 	f.Add(msgs(&pgproto3.Query{String: "select pg_sleep(0.01)"}, &pgproto3.Terminate{}, &pgproto3.Query{String: "select 3"}))
 
-	h := startProxy(f, "pool:\n  mode: "+mode+"\n")
+	var h *harness
+	if mode == "routing" {
+		env := testbed.Require(f)
+		h = startWith(f, env, routedConfig(f, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""))
+	} else {
+		h = startProxy(f, "pool:\n  mode: "+mode+"\n")
+	}
 	bystander := h.ninja(f)
 	// In session mode the bystander holds a server connection for good.
 	kept := 0
