@@ -91,7 +91,16 @@ func (c *Config) MaxDBConnectionsFor(dbname string) int {
 			return d.MaxDBConnections
 		}
 	}
-	if d, ok := c.Databases["*"]; ok && !named && d.MaxDBConnections > 0 {
+	if d, ok := c.Databases["*"]; ok && !named {
+		return c.DatabaseCap(d)
+	}
+	return c.Pool.MaxDBConnections
+}
+
+// DatabaseCap is the max_db_connections of an entry: its own, else
+// pool.max_db_connections.
+func (c *Config) DatabaseCap(d Database) int {
+	if d.MaxDBConnections > 0 {
 		return d.MaxDBConnections
 	}
 	return c.Pool.MaxDBConnections

@@ -73,6 +73,12 @@ func (c *Conn) quiet() bool {
 	return !ok || !pending
 }
 
+// dueCheck reports whether an idle connection has sat longer than after,
+// so that lending it runs a check first.
+func (c *Conn) dueCheck(now time.Time, after time.Duration) bool {
+	return now.Sub(c.idleSince) > after
+}
+
 // MarkBroken records that the connection must not be reused: its protocol
 // state is unknown or its socket failed.
 func (c *Conn) MarkBroken() { c.broken = true }

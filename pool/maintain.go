@@ -221,7 +221,7 @@ func (p *Pool) Stats() Stats {
 	s.Opening, s.Testing, s.Cancelling = p.opening, p.testing, p.cancelling
 	now := time.Now()
 	for _, c := range p.idle {
-		if now.Sub(c.idleSince) > p.opts.HealthCheckAfter {
+		if c.dueCheck(now, p.opts.HealthCheckAfter) {
 			s.IdleToCheck++
 		}
 	}
@@ -285,7 +285,7 @@ func (p *Pool) info(c *Conn, now time.Time) ConnInfo {
 	i := c.Info()
 	i.Retired = c.gen != p.gen
 	i.IdleSince = c.idleSince
-	i.DueCheck = now.Sub(c.idleSince) > p.opts.HealthCheckAfter
+	i.DueCheck = c.dueCheck(now, p.opts.HealthCheckAfter)
 	return i
 }
 

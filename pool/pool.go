@@ -278,7 +278,7 @@ func (p *Pool) vet(ctx context.Context, c *Conn, opts Options, suspect bool) (*C
 		p.discardDead(c, false)
 		return nil, false
 	}
-	if now.Sub(c.idleSince) > opts.HealthCheckAfter {
+	if c.dueCheck(now, opts.HealthCheckAfter) {
 		cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 		p.noteTesting(1)
 		err := c.Exec(cctx, "")

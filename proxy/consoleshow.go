@@ -446,10 +446,7 @@ func showDatabases(s *Session) *consoleTable {
 		var capped, current any = cfg.MaxDBConnectionsFor(db.DBName), s.srv.pools.DatabaseUse(db.DBName).Used
 		if name == "*" {
 			db.DBName = "" // each client's own
-			capped, current = cfg.Pool.MaxDBConnections, ""
-			if c := cfg.Databases["*"].MaxDBConnections; c > 0 {
-				capped = c
-			}
+			capped, current = cfg.DatabaseCap(cfg.Databases["*"]), ""
 		}
 		// force_user: a database entry names no server user here (a
 		// user's server_user does, in SHOW USERS' terms).
