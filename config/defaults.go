@@ -74,3 +74,13 @@ func (c *Config) fillDefaults() {
 	}
 	c.Sidecar.fillDefaults()
 }
+
+// Defaults is the configuration an empty file gives, before validation
+// (which an empty file fails: it names no backend): what SHOW CONFIG
+// reports as each setting's default.
+func Defaults() *Config {
+	c := &Config{}
+	c.presetDefaults()
+	c.fillDefaults()
+	return c
+}

@@ -457,8 +457,8 @@ func TestConsoleStatsCountWhatRan(t *testing.T) {
 	if _, ok := rows[0]["avg_query_time"]; !ok {
 		t.Error("SHOW STATS has no averages")
 	}
-	if cols := consoleRows(t, admin, "SHOW STATS_TOTALS"); len(cols) != 1 || cols[0]["avg_xact_count"] != "" {
-		t.Errorf("SHOW STATS_TOTALS: %v", cols)
+	if cols := consoleRows(t, admin, "SHOW STATS_TOTALS"); len(cols) != 1 || cols[0]["xact_count"] != "6" || cols[0]["avg_xact_count"] != "" {
+		t.Errorf("SHOW STATS_TOTALS: %v, want 6 transactions and no averages", cols)
 	}
 	// The admin HTTP surface's /stats and /show/stats, the console's
 	// table as JSON, say the same, with the numbers as numbers.

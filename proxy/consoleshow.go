@@ -3,6 +3,7 @@ package proxy
 import (
 	"cmp"
 	"fmt"
+	"maps"
 	"net"
 	"runtime/debug"
 	"slices"
@@ -14,7 +15,6 @@ import (
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/jackc/pgx/v5/pgproto3"
-	"gopkg.in/yaml.v3"
 )
 
 // consoleTable is one SHOW command's answer. Columns whose name is in
@@ -105,11 +105,13 @@ func consoleShow(what string) (func(*Session) *consoleTable, bool) {
 	case "CONFIG":
 		return showConfig, true
 	case "STATS":
-		return func(s *Session) *consoleTable { return showStats(s, true, true) }, true
+		return func(s *Session) *consoleTable { return showStats(s, statsTotalCols, statsAvgCols) }, true
 	case "STATS_TOTALS":
-		return func(s *Session) *consoleTable { return showStats(s, true, false) }, true
+		return func(s *Session) *consoleTable { return showStats(s, statsTotalsCols, nil) }, true
 	case "STATS_AVERAGES":
-		return func(s *Session) *consoleTable { return showStats(s, false, true) }, true
+		return func(s *Session) *consoleTable { return showStats(s, nil, statsAveragesCols) }, true
+	case "TOTALS":
+		return showTotals, true
 	}
 	return nil, false
 }
@@ -127,9 +129,10 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW BACKENDS", "the servers, their roles, health and replication lag"},
 		{"SHOW LISTS", "how many of each thing there is"},
 		{"SHOW STATS", "per database: transactions, queries, bytes and times, in total and averaged over the last stats_period"},
-		{"SHOW STATS_TOTALS", "SHOW STATS's totals"},
-		{"SHOW STATS_AVERAGES", "SHOW STATS's averages"},
-		{"SHOW CONFIG", "the running configuration, passwords left out"},
+		{"SHOW STATS_TOTALS", "SHOW STATS's totals, named as PgBouncer names them here"},
+		{"SHOW STATS_AVERAGES", "SHOW STATS's averages, named as PgBouncer names them here"},
+		{"SHOW TOTALS", "SHOW STATS summed over the databases, a row per number"},
+		{"SHOW CONFIG", "the running configuration, passwords left out, with defaults and what a reload changes"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
 		{"RESUME [db]", "end a PAUSE (admin_users only)"},
@@ -512,33 +515,44 @@ func showBackends(s *Session) *consoleTable {
 	return t
 }
 
-// showStats has PgBouncer's columns: totals since start (times in
-// microseconds), and averages over the last sample period: counts and
-// bytes per second, times per transaction, query and server assignment.
-func showStats(s *Session, totals, averages bool) *consoleTable {
-	var cols []string
-	if totals {
-		cols = append(cols, "total_server_assignment_count", "total_xact_count", "total_query_count",
-			"total_received", "total_sent", "total_xact_time", "total_query_time", "total_wait_time")
-	}
-	if averages {
-		cols = append(cols, "avg_xact_count", "avg_query_count", "avg_recv", "avg_sent",
-			"avg_xact_time", "avg_query_time", "avg_wait_time")
-	}
+// The columns of PgBouncer's SHOW STATS, and of its STATS_TOTALS and
+// STATS_AVERAGES, which name the same numbers differently; monitoring
+// (pgbouncer_exporter among others) reads them by these names. The
+// totals are, in order: server assignments, transactions, queries, bytes
+// received and sent, transaction, query and wait time in microseconds.
+// The averages are the same without the assignments: counts and bytes
+// per second, times per transaction, query and assignment.
+var (
+	statsTotalCols = []string{"total_server_assignment_count", "total_xact_count", "total_query_count",
+		"total_received", "total_sent", "total_xact_time", "total_query_time", "total_wait_time"}
+	statsAvgCols = []string{"avg_xact_count", "avg_query_count", "avg_recv", "avg_sent",
+		"avg_xact_time", "avg_query_time", "avg_wait_time"}
+	statsTotalsCols = []string{"server_assignment_count", "xact_count", "query_count",
+		"bytes_received", "bytes_sent", "xact_time", "query_time", "wait_time"}
+	statsAveragesCols = []string{"xact_count", "query_count", "bytes_received", "bytes_sent",
+		"xact_time", "query_time", "wait_time"}
+	// SHOW TOTALS names a row per number (bytes received from clients are
+	// "client bytes" there).
+	totalsNames = []string{"total_server_assignment_count", "total_xact_count", "total_query_count",
+		"total_client_bytes", "total_server_bytes", "total_xact_time", "total_query_time", "total_wait_time",
+		"avg_xact_count", "avg_query_count", "avg_client_bytes", "avg_server_bytes",
+		"avg_xact_time", "avg_query_time", "avg_wait_time"}
+)
+
+// showStats has a row per database: totals since start under totalCols
+// and averages over the last sample period under avgCols (either nil).
+func showStats(s *Session, totalCols, avgCols []string) *consoleTable {
+	cols := slices.Concat(totalCols, avgCols)
 	t := newTable(cols, append([]string{"database"}, cols...)...)
 	all := s.srv.statsTotals()
-	dbs := make([]string, 0, len(all))
-	for db := range all {
-		dbs = append(dbs, db)
-	}
-	slices.Sort(dbs)
-	for _, db := range dbs {
+	for _, db := range slices.Sorted(maps.Keys(all)) {
 		row := []any{db}
-		if totals {
-			c := all[db]
-			row = append(row, c.assigned, c.xacts, c.queries, c.received, c.sent, c.xactUS, c.queryUS, c.waitUS)
+		if totalCols != nil {
+			for _, v := range all[db].values() {
+				row = append(row, v)
+			}
 		}
-		if averages {
+		if avgCols != nil {
 			for _, v := range s.srv.averages(db) {
 				row = append(row, v)
 			}
@@ -548,55 +562,49 @@ func showStats(s *Session, totals, averages bool) *consoleTable {
 	return t
 }
 
-// showConfig lists the running configuration as dotted keys, as the
-// config file and --set name them. Passwords and DSNs (which may hold
-// one) show only whether they are set.
-func showConfig(s *Session) *consoleTable {
-	t := newTable(nil, "key", "value")
-	raw, err := yaml.Marshal(s.srv.settings.Load().cfg)
-	var tree any
-	if err == nil {
-		err = yaml.Unmarshal(raw, &tree)
+// showTotals is SHOW STATS over all databases together.
+func showTotals(s *Session) *consoleTable {
+	t := newTable([]string{"value"}, "name", "value")
+	avg := s.srv.allAverages()
+	vals := append(sumTotals(s.srv.statsTotals()).values(), avg[:]...)
+	for i, name := range totalsNames {
+		t.add(name, vals[i])
 	}
-	if err != nil {
-		t.add("error", err.Error())
-		return t
-	}
-	var walk func(key string, v any)
-	walk = func(key string, v any) {
-		switch v := v.(type) {
-		case map[string]any:
-			names := make([]string, 0, len(v))
-			for k := range v {
-				names = append(names, k)
-			}
-			slices.Sort(names)
-			for _, k := range names {
-				walk(strings.TrimPrefix(key+"."+k, "."), v[k])
-			}
-		case []any:
-			if len(v) == 0 {
-				t.add(key, "[]")
-			}
-			for i, e := range v {
-				walk(fmt.Sprintf("%s[%d]", key, i), e)
-			}
-		default:
-			val := fmt.Sprint(v)
-			if v == nil {
-				val = ""
-			}
-			last := key[strings.LastIndexAny(key, ".]")+1:]
-			if val != "" && (strings.Contains(last, "password") || strings.HasSuffix(last, "dsn")) {
-				val = "(set)"
-			}
-			t.add(key, val)
-		}
-	}
-	walk("", tree)
 	return t
 }
 
+// showConfig lists the running configuration as dotted keys, as the
+// config file and --set name them, in PgBouncer's four columns: the
+// value, the value an empty file gives, and whether a reload applies a
+// change (yes) or only a restart (no). Passwords and DSNs (which may
+// hold one) show only whether they are set.
+func showConfig(s *Session) *consoleTable {
+	t := newTable(nil, "key", "value", "default", "changeable")
+	entries, err := flattenConfig(s.srv.settings.Load().cfg, true)
+	if err != nil {
+		t.add("error", err.Error(), "", "no")
+		return t
+	}
+	defaults := map[string]string{}
+	if def, err := flattenConfig(config.Defaults(), true); err == nil {
+		for _, e := range def {
+			defaults[e.key] = e.value
+		}
+	}
+	for _, e := range entries {
+		changeable := "yes"
+		if restartSetting(e.key) != "" {
+			changeable = "no"
+		}
+		t.add(e.key, e.value, defaults[e.key], changeable)
+	}
+	return t
+}
+
+// showLists has PgBouncer's rows in its order, then pgninja's own
+// (backends, idle_servers). PgBouncer's free_clients and free_servers
+// count the unused slots of its object caches, which pgninja does not
+// keep, and it resolves no host names itself: those rows are 0.
 func showLists(s *Session) *consoleTable {
 	cfg := s.srv.settings.Load().cfg
 	t := newTable([]string{"items"}, "list", "items")
@@ -607,14 +615,41 @@ func showLists(s *Session) *consoleTable {
 		servers += st.Total
 		idle += st.Idle
 	})
-	t.add("databases", len(cfg.Databases))
-	t.add("users", len(cfg.Users))
-	t.add("backends", len(cfg.Backends))
-	t.add("pools", pools)
-	t.add("used_clients", s.srv.clients.Load())
-	t.add("used_servers", servers)
-	t.add("idle_servers", idle)
+	for _, row := range []struct {
+		list  string
+		items int64
+	}{
+		{"databases", int64(len(cfg.Databases))},
+		{"users", int64(len(cfg.Users))},
+		{"pools", int64(pools)},
+		{"free_clients", 0},
+		{"used_clients", s.srv.clients.Load()},
+		{"login_clients", int64(s.srv.loggingIn())},
+		{"free_servers", 0},
+		{"used_servers", int64(servers)},
+		{"dns_names", 0},
+		{"dns_zones", 0},
+		{"dns_queries", 0},
+		{"dns_pending", 0},
+		{"backends", int64(len(cfg.Backends))},
+		{"idle_servers", int64(idle)},
+	} {
+		t.add(row.list, row.items)
+	}
 	return t
+}
+
+// loggingIn is how many clients have connected and not yet logged in.
+func (srv *Server) loggingIn() int {
+	n := 0
+	for _, s := range srv.sessionList() {
+		s.mu.Lock()
+		if s.l == nil {
+			n++
+		}
+		s.mu.Unlock()
+	}
+	return n
 }
 
 // splitAddr splits a TCP address; a unix socket's has no port.

@@ -9,7 +9,6 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -195,27 +194,6 @@ func (s *Server) reloadable(cfg *config.Config) error {
 		return fmt.Errorf("backends: at most %d with routing on", router.MaxBackends)
 	}
 	return nil
-}
-
-// atRestart names the changed settings that only a restart applies and
-// that are harmless to leave as they are meanwhile.
-func atRestart(old, cfg *config.Config) []string {
-	var out []string
-	for _, f := range []struct {
-		name    string
-		changed bool
-	}{
-		{"listen", old.Listen != cfg.Listen},
-		{"unix_socket_dir", old.UnixSocketDir != cfg.UnixSocketDir},
-		{"admin_listen", old.AdminListen != cfg.AdminListen},
-		{"log_format", old.LogFormat != cfg.LogFormat},
-		{"sidecar", !reflect.DeepEqual(old.Sidecar, cfg.Sidecar)},
-	} {
-		if f.changed {
-			out = append(out, f.name)
-		}
-	}
-	return out
 }
 
 // Listen opens the TCP listener and, when configured, the unix socket.

@@ -50,6 +50,12 @@ func (t *dbTotals) add(o dbTotals) {
 	t.waitUS += o.waitUS
 }
 
+// values are the totals in SHOW STATS' order: assignments, transactions,
+// queries, bytes received and sent, transaction, query and wait time.
+func (t dbTotals) values() []uint64 {
+	return []uint64{t.assigned, t.xacts, t.queries, t.received, t.sent, t.xactUS, t.queryUS, t.waitUS}
+}
+
 func (t dbTotals) minus(o dbTotals) dbTotals {
 	return dbTotals{t.xacts - o.xacts, t.queries - o.queries, t.received - o.received, t.sent - o.sent,
 		t.xactUS - o.xactUS, t.queryUS - o.queryUS, t.assigned - o.assigned, t.waitUS - o.waitUS}
@@ -160,14 +166,33 @@ func (srv *Server) logStats() {
 // averages are per-database rates and means over the last sampled
 // period: counts and bytes per second, times per transaction, query and
 // wait (PgBouncer's avg_ columns). None before two samples.
-func (srv *Server) averages(db string) (avg [7]uint64) {
+func (srv *Server) averages(db string) [7]uint64 {
+	return srv.averagesOf(func(m map[string]dbTotals) dbTotals { return m[db] })
+}
+
+// allAverages are the averages of all databases' traffic together
+// (SHOW TOTALS): times are weighted by each database's counts.
+func (srv *Server) allAverages() [7]uint64 {
+	return srv.averagesOf(sumTotals)
+}
+
+func sumTotals(m map[string]dbTotals) (sum dbTotals) {
+	for _, t := range m {
+		sum.add(t)
+	}
+	return sum
+}
+
+// averagesOf takes the averages of what pick reads from the last two
+// samples.
+func (srv *Server) averagesOf(pick func(map[string]dbTotals) dbTotals) (avg [7]uint64) {
 	srv.stats.mu.Lock()
 	prev, last, secs := srv.stats.prev, srv.stats.last, srv.stats.lastAt.Sub(srv.stats.prevAt).Seconds()
 	srv.stats.mu.Unlock()
 	if prev == nil || secs <= 0 {
 		return avg
 	}
-	d := last[db].minus(prev[db])
+	d := pick(last).minus(pick(prev))
 	per := func(v uint64) uint64 { return uint64(float64(v)/secs + 0.5) }
 	mean := func(sum, n uint64) uint64 {
 		if n == 0 {
