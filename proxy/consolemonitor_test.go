@@ -1,10 +1,16 @@
 package proxy_test
 
 import (
+	"fmt"
+	"net"
+	"os"
 	"slices"
 	"strconv"
 	"testing"
 	"time"
+
+	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/jackc/pgx/v5"
 )
 
 // TestConsoleAsPgBouncerMonitoringReadsIt: the SHOW commands PgBouncer's
@@ -122,5 +128,42 @@ func TestConsoleAsPgBouncerMonitoringReadsIt(t *testing.T) {
 		if _, ok := sum[name]; !ok {
 			t.Errorf("SHOW TOTALS has no %s", name)
 		}
+	}
+}
+
+// TestShowClientsNamesAUnixSocketClientsProcess: as in PgBouncer,
+// remote_pid in SHOW CLIENTS is the process of a client on the unix
+// socket (here the test itself), and 0 for one over TCP.
+func TestShowClientsNamesAUnixSocketClientsProcess(t *testing.T) {
+	env := testbed.Require(t)
+	// The socket file is named after the configured port, so the port
+	// is chosen here rather than by the listener.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	dir := t.TempDir()
+	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil,
+		serverHooks{sets: []string{"listen=" + addr, "unix_socket_dir=" + dir}})
+	ctx := ctxT(t, 30*time.Second)
+	unixDSN := fmt.Sprintf("host=%s port=%d user=ninja password=ninja dbname=ai_ninja sslmode=disable application_name=by_unix", dir, h.port())
+	local, err := pgx.Connect(ctx, unixDSN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer local.Close(ctx)
+	h.ninja(t)
+	con, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	byApp := map[string]string{}
+	for _, r := range rowsWhere(consoleRows(t, con, "SHOW CLIENTS"), "database", "ai_ninja") {
+		byApp[r["application_name"]] = r["remote_pid"]
+	}
+	if len(byApp) != 2 || byApp["by_unix"] != strconv.Itoa(os.Getpid()) || byApp[""] != "0" {
+		t.Errorf("SHOW CLIENTS remote_pid by application_name: %v, want by_unix %d and the TCP client 0", byApp, os.Getpid())
 	}
 }

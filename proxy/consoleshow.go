@@ -195,6 +195,7 @@ type clientView struct {
 	request, waiting time.Time
 	closeNeeded      bool
 	ptr              string
+	peerPID          int32
 }
 
 func (s *Session) view() (clientView, bool) {
@@ -211,7 +212,7 @@ func (s *Session) view() (clientView, bool) {
 		addr: s.c.Conn.RemoteAddr().String(), connected: s.connected, keyPID: keyPID,
 		console: s.console != config.ConsoleNone, home: s.pool, lease: s.lease, txStatus: s.txStatus,
 		local: s.c.Conn.LocalAddr().String(), tls: pool.TLSDescription(s.c.Conn), request: s.lastRequest,
-		closeNeeded: s.draining, ptr: pool.PtrOf(s)}
+		closeNeeded: s.draining, ptr: pool.PtrOf(s), peerPID: s.peerPID}
 	if s.waiting {
 		v.waiting = s.waitSince
 	}
@@ -377,10 +378,8 @@ func showClients(s *Session) *consoleTable {
 			mode = "console"
 		}
 		wait, waitUS := waitOf(v.waiting, now)
-		// remote_pid: PgBouncer's is the peer process of a unix socket
-		// client; pgninja does not ask the kernel for it.
 		t.add("C", v.user, v.db, v.state, host, port, localHost, localPort, v.connected, v.request,
-			wait, waitUS, boolInt(v.closeNeeded), v.ptr, v.server.Ptr, 0, v.tls, v.app,
+			wait, waitUS, boolInt(v.closeNeeded), v.ptr, v.server.Ptr, v.peerPID, v.tls, v.app,
 			mode, backend, serverPID, string(rune(v.txStatus)), v.pinned, v.keyPID)
 	}
 	return t

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
 	"github.com/ai-ninja/pgninja/router"
@@ -225,7 +226,9 @@ type Session struct {
 
 	// connected is when the client connected; console is what it may
 	// do on the admin console, when it logged in to that (console.go).
+	// peerPID is a unix socket client's process, 0 over TCP.
 	connected time.Time
+	peerPID   int32
 	console   config.ConsoleAccess
 	// consoleThen runs once a console command's answer is out (SHUTDOWN).
 	consoleThen func()
@@ -244,7 +247,7 @@ type Session struct {
 func newSession(srv *Server, c *clientConn, st *settings) *Session {
 	// The maps are made when first written: most clients of a
 	// connect-per-transaction load never prepare or route.
-	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now()}
+	return &Session{srv: srv, c: c, st: st, txStatus: 'I', connected: time.Now(), peerPID: rawconn.PeerPID(c.Conn)}
 }
 
 // run logs the client in and serves it until it leaves, or until it is

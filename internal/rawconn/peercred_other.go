@@ -1,0 +1,8 @@
+//go:build !linux
+
+package rawconn
+
+import "net"
+
+// PeerPID is 0 where the kernel's peer credentials are not read.
+func PeerPID(net.Conn) int32 { return 0 }
