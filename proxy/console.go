@@ -150,6 +150,13 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 		}
 		what := strings.ToUpper(args[0])
 		show, ok := consoleShow(what)
+		if why, theirs := pgbouncerOnlyShows[what]; !ok && theirs {
+			err := pgerr.New(pgerr.FeatureNotSupported, "SHOW %s is PgBouncer's: %s", what, why.reason)
+			if why.hint != "" {
+				err = err.WithHint(why.hint)
+			}
+			return nil, err
+		}
 		if !ok {
 			return nil, pgerr.New(pgerr.SyntaxError, "unknown SHOW %s: SHOW HELP lists what there is", args[0])
 		}

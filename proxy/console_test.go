@@ -204,6 +204,8 @@ func TestConsoleRefusesAsPostgreSQLWould(t *testing.T) {
 		{"stats user RELOAD", stats, "RELOAD", "42501"},
 		{"no reload hook", admin, "RELOAD", "0A000"},
 		{"unknown SHOW", admin, "SHOW NOTHING", "42601"},
+		{"PgBouncer's SHOW with nothing to show", admin, "SHOW dns_hosts", "0A000"},
+		{"PgBouncer's SHOW MEM", admin, "SHOW MEM", "0A000"},
 		{"unknown command", admin, "SELECT 1", "42601"},
 		{"SHOW without a word", admin, "SHOW", "42601"},
 		{"lower case", admin, "show version", ""},

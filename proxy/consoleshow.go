@@ -116,6 +116,18 @@ func consoleShow(what string) (func(*Session) *consoleTable, bool) {
 	return nil, false
 }
 
+// pgbouncerOnlyShows are PgBouncer's SHOW commands that have nothing to
+// show in pgninja. They are refused as unsupported, saying why, rather
+// than as unknown words.
+var pgbouncerOnlyShows = map[string]struct{ reason, hint string }{
+	"FDS":            {"it lists the sockets handed over in an online restart, which pgninja does not do", "SHOW CLIENTS and SHOW SERVERS list the connections."},
+	"SOCKETS":        {"it shows the buffers of PgBouncer's event loop", "SHOW CLIENTS and SHOW SERVERS list the connections."},
+	"ACTIVE_SOCKETS": {"it shows the buffers of PgBouncer's event loop", "SHOW CLIENTS and SHOW SERVERS list the connections."},
+	"MEM":            {"pgninja keeps no object caches", "/metrics on the admin listener has the Go runtime's memory figures (go_memstats_*)."},
+	"DNS_HOSTS":      {"pgninja keeps no DNS cache: it resolves a backend's host each time it connects", ""},
+	"DNS_ZONES":      {"pgninja keeps no DNS cache: it resolves a backend's host each time it connects", ""},
+}
+
 func showHelp(*Session) *consoleTable {
 	t := newTable(nil, "command", "description")
 	for _, c := range [][2]string{
