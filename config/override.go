@@ -10,6 +10,9 @@ import (
 
 var durationType = reflect.TypeOf(time.Duration(0))
 
+// NoSuchSetting is the FieldError message for a key that names no setting.
+const NoSuchSetting = "no such setting"
+
 // setPath assigns val to the scalar setting at the dotted yaml path, e.g.
 // "pool.max_size". Lists and maps are only settable from the file.
 func setPath(cfg *Config, path, val string) error {
@@ -20,7 +23,7 @@ func setPath(cfg *Config, path, val string) error {
 		}
 		f, ok := fieldByTag(v, part)
 		if !ok {
-			return &FieldError{Field: path, Msg: "no such setting"}
+			return &FieldError{Field: path, Msg: NoSuchSetting}
 		}
 		v = f
 	}

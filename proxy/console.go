@@ -144,6 +144,8 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 		return out, err
 	}
 	switch verb {
+	case "SET":
+		return s.consoleSet(args)
 	case "SHOW":
 		if len(args) != 1 {
 			return nil, pgerr.New(pgerr.SyntaxError, "SHOW takes one word: SHOW HELP lists them")

@@ -146,6 +146,7 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW TOTALS", "SHOW STATS summed over the databases, a row per number"},
 		{"SHOW CONFIG", "the running configuration, passwords left out, with defaults and what a reload changes"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
+		{"SET key = value", "change one setting (a SHOW CONFIG key, or PgBouncer's name) until the next RELOAD (admin_users only)"},
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},
 		{"RESUME [db]", "end a PAUSE (admin_users only)"},
 		{"RECONNECT [db]", "close the server connections: idle ones now, lent ones when they come back (admin_users only)"},

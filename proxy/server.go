@@ -42,6 +42,10 @@ type Deps struct {
 	// Reload re-reads the config file and applies it, as SIGHUP does; the
 	// admin console's RELOAD calls it. Nil: there is no file to re-read.
 	Reload func() error
+	// Reloaded is told of each configuration the server took on, from
+	// the file (Reload) or the console's SET, to apply what lives outside
+	// the proxy (scheduler threads, log level). Nil: nothing outside.
+	Reloaded func(*config.Config)
 	// Shutdown stops pgninja as SIGTERM does; the console's SHUTDOWN
 	// calls it. Nil: the console cannot stop it.
 	Shutdown func()
@@ -62,12 +66,16 @@ type Server struct {
 	settingChecks *settingChecks
 	settings      atomic.Pointer[settings]
 	reload        func() error
-	shutdown      func()
-	pauses        *pauses
-	disabled      disabled
-	stats         *serverStats
-	handlers      *workers[net.Conn]
-	relays        *workers[relayJob]
+	reloaded      func(*config.Config)
+	// configMu orders the configuration changes: a SET is made from and
+	// swapped for the running configuration in one step.
+	configMu sync.Mutex
+	shutdown func()
+	pauses   *pauses
+	disabled disabled
+	stats    *serverStats
+	handlers *workers[net.Conn]
+	relays   *workers[relayJob]
 	// resumes runs parked sessions on again (see parkinglot.go); lot is
 	// nil until Serve, or when the system refused one.
 	resumes *workers[*Session]
@@ -104,6 +112,7 @@ func NewServer(d Deps) (*Server, error) {
 		epochs:        newSchemaEpochs(),
 		settingChecks: newSettingChecks(),
 		reload:        d.Reload,
+		reloaded:      d.Reloaded,
 		shutdown:      d.Shutdown,
 		pauses:        newPauses(),
 		stats:         newServerStats(),
@@ -134,6 +143,17 @@ func NewServer(d Deps) (*Server, error) {
 // Reload swaps in a new configuration for new logins and new pool leases.
 // A configuration that fails to load changes nothing.
 func (s *Server) Reload(cfg *config.Config) error {
+	s.configMu.Lock()
+	err := s.reloadLocked(cfg)
+	s.configMu.Unlock()
+	if err == nil && s.reloaded != nil {
+		s.reloaded(cfg)
+	}
+	return err
+}
+
+// reloadLocked is Reload with configMu held.
+func (s *Server) reloadLocked(cfg *config.Config) error {
 	if err := s.reloadable(cfg); err != nil {
 		return err
 	}

@@ -61,7 +61,8 @@ func runServe(ctx context.Context, args []string) error {
 	// on SIGTERM.
 	shutdown := make(chan struct{}, 1)
 	srv, err = proxy.NewServer(proxy.Deps{Config: cfg, Pools: pools, Router: rt, Log: log, Registry: reg,
-		Reload: func() error { return reload(cf, srv, threads, level, log) },
+		Reload:   func() error { return reload(cf, srv, log) },
+		Reloaded: reloaded(threads, level, log),
 		Shutdown: func() {
 			select {
 			case shutdown <- struct{}{}:
@@ -121,7 +122,7 @@ func runServe(ctx context.Context, args []string) error {
 	for {
 		select {
 		case <-hup:
-			_ = reload(cf, srv, threads, level, log) // logged there
+			_ = reload(cf, srv, log) // logged there
 		case err := <-errc:
 			if err != nil {
 				return err
@@ -152,7 +153,7 @@ func stopServing(srv *proxy.Server, adm *admin.Server, cfg *config.Config, log *
 
 // reload re-reads the config; an invalid one is logged, returned and
 // otherwise ignored.
-func reload(cf configFlags, srv *proxy.Server, threads schedThreads, level *slog.LevelVar, log *slog.Logger) error {
+func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) error {
 	cfg, err := cf.load()
 	if err == nil {
 		err = srv.Reload(cfg)
@@ -161,10 +162,17 @@ func reload(cf configFlags, srv *proxy.Server, threads schedThreads, level *slog
 		log.Error("config reload rejected; keeping the running config", "err", err)
 		return err
 	}
-	threads.apply(cfg, log)
-	setLevel(level, cfg)
 	log.Info("config reloaded", "path", cfg.Path)
 	return nil
+}
+
+// reloaded applies what a new configuration changes outside the proxy,
+// from the file or the console's SET.
+func reloaded(threads schedThreads, level *slog.LevelVar, log *slog.Logger) func(*config.Config) {
+	return func(cfg *config.Config) {
+		threads.apply(cfg, log)
+		setLevel(level, cfg)
+	}
 }
 
 // newLogger builds the logger cfg asks for; the level it returns is the

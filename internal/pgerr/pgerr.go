@@ -33,6 +33,7 @@ const (
 	SyntaxError                  = "42601"
 	ConfigFileError              = "F0000"
 	UndefinedObject              = "42704"
+	CantChangeRuntimeParam       = "55P02"
 )
 
 // Severities as PostgreSQL spells them.
