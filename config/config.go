@@ -78,6 +78,9 @@ type Config struct {
 	AdminUsers []string `yaml:"admin_users"`
 	StatsUsers []string `yaml:"stats_users"`
 
+	// QueryStats keeps per-statement statistics (SHOW QUERIES).
+	QueryStats QueryStats `yaml:"query_stats"`
+
 	TLS       TLS                 `yaml:"tls"`
 	Auth      Auth                `yaml:"auth"`
 	Pool      Pool                `yaml:"pool"`
@@ -89,6 +92,22 @@ type Config struct {
 
 	// Path is the file this configuration was read from, if any.
 	Path string `yaml:"-"`
+}
+
+// QueryStats configures the per-statement statistics: calls, times,
+// errors and slow calls by database, user and statement shape (the text
+// with its literals replaced by $n), as pg_stat_statements keeps them on
+// a server, for what went through this proxy to any of its servers.
+type QueryStats struct {
+	// Enabled: off by default, since it normalizes each request's SQL
+	// (with routing on that is done anyway).
+	Enabled bool `yaml:"enabled"`
+	// MaxEntries bounds the statements kept; when it is reached, the
+	// least called tenth makes room.
+	MaxEntries int `yaml:"max_entries"`
+	// SlowThreshold: a call that takes longer counts as slow, in SHOW
+	// QUERIES and pgninja_slow_queries_total.
+	SlowThreshold time.Duration `yaml:"slow_threshold"`
 }
 
 // TLS configures the client-facing TLS. Empty cert and key mean the proxy

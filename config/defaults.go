@@ -31,6 +31,9 @@ func (c *Config) fillDefaults() {
 	defDur(&c.ShutdownTimeout, 30*time.Second)
 	defInt(&c.MaxClientConn, 10000)
 	defDur(&c.StatsPeriod, time.Minute)
+	defInt(&c.QueryStats.MaxEntries, 5000)
+	// The seed's warning threshold for the average query time.
+	defDur(&c.QueryStats.SlowThreshold, time.Second)
 	if c.LogStats == nil {
 		on := true
 		c.LogStats = &on

@@ -32,6 +32,10 @@ func (c *Config) Validate() error {
 	oneOf(&p, "log_level", c.LogLevel, "debug", "info", "warn", "error")
 	oneOf(&p, "log_format", c.LogFormat, "text", "json")
 	positive(&p, "max_client_conn", c.MaxClientConn)
+	positive(&p, "query_stats.max_entries", c.QueryStats.MaxEntries)
+	if c.QueryStats.SlowThreshold <= 0 {
+		p.add("query_stats.slow_threshold", "must be > 0")
+	}
 	if c.StatsPeriod < time.Second {
 		p.add("stats_period", "must be >= 1s")
 	}

@@ -230,6 +230,9 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases,
 			held: b.held, closed: b.closed, extended: e.extended}
 	}
+	if complete {
+		e.query = s.statsClass(cls)
+	}
 	s.mu.Lock()
 	if cls != nil && complete {
 		e.routed, e.class, e.decision = true, cls, d
@@ -278,6 +281,7 @@ func (s *Session) queue(e expect, complete bool) {
 		if complete {
 			open.open = false
 			open.extended = e.extended
+			open.query = e.query
 			open.routed, open.class, open.decision = e.routed, e.class, e.decision
 			open.lsnFollows, open.lsnAfter = e.lsnFollows, e.lsnAfter
 		}

@@ -13,6 +13,8 @@ type metrics struct {
 	seqRefused    prometheus.Counter
 	// beginsDeferred counts lone BEGINs answered by the proxy (deferbegin.go).
 	beginsDeferred prometheus.Counter
+	// slowQueries counts calls over query_stats.slow_threshold.
+	slowQueries *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -39,9 +41,13 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		beginsDeferred: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pgninja_begins_deferred_total",
 			Help: "Lone BEGINs answered by the proxy and sent in front of the client's next request."}),
+		slowQueries: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pgninja_slow_queries_total",
+			Help: "Requests that took longer than query_stats.slow_threshold, by client database (query_stats on)."}, []string{"database"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted, m.seqRefused, m.beginsDeferred)
+		reg.MustRegister(m.clients, m.logins, m.cancels, m.serverFailure, m.requests, m.pinned, m.readsRerouted, m.seqRefused, m.beginsDeferred,
+			m.slowQueries)
 	}
 	return m
 }

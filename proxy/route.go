@@ -49,6 +49,21 @@ func (s *Session) routed() bool {
 // strongest of its statements decides, since the whole request runs on one
 // server.
 func (s *Session) requestClass() *parser.Classification {
+	return s.classifyRequest(nil)
+}
+
+// stmtClasses remembers how each statement a session-mode client prepared
+// classified, for query_stats: in session mode the proxy keeps none of the
+// client's statements (transaction mode does, see stmts.go). Bounded, as
+// the client's own statements on its server are not.
+type stmtClasses map[string]*parser.Classification
+
+const maxStmtClasses = 1000
+
+// classifyRequest is requestClass; with names, the statements a Bind
+// names are looked up there, and the request's Parse and Close messages
+// keep it up to date.
+func (s *Session) classifyRequest(names stmtClasses) *parser.Classification {
 	var best *parser.Classification
 	consider := func(c *parser.Classification) {
 		if c == nil {
@@ -67,19 +82,26 @@ func (s *Session) requestClass() *parser.Classification {
 		case 'Q':
 			consider(s.classifyQuery(body))
 		case 'P':
-			if _, query, _, ok := parseMsg(body); ok {
-				consider(s.classifier.Classify(query))
+			if name, query, _, ok := parseMsg(body); ok {
+				c := s.classifier.Classify(query)
+				consider(c)
+				if names != nil {
+					if len(names) >= maxStmtClasses {
+						clear(names)
+					}
+					names[name] = c
+				}
 			}
 		case 'B':
 			if _, rest, ok := nameField(body); ok {
 				if name, _, ok := nameField(rest); ok {
-					cs := s.unnamed
-					if name != "" {
-						cs = s.stmt(name)
-					}
-					if cs != nil {
-						consider(s.classifier.Classify(cs.query))
-					}
+					consider(s.boundClass(name, names))
+				}
+			}
+		case 'C':
+			if names != nil && len(body) > 0 && body[0] == 'S' {
+				if name, _, ok := nameField(body[1:]); ok {
+					delete(names, name)
 				}
 			}
 		}
@@ -90,6 +112,21 @@ func (s *Session) requestClass() *parser.Classification {
 		return primaryOnly
 	}
 	return best
+}
+
+// boundClass classifies the statement a Bind names.
+func (s *Session) boundClass(name string, names stmtClasses) *parser.Classification {
+	if names != nil {
+		return names[name]
+	}
+	cs := s.unnamed
+	if name != "" {
+		cs = s.stmt(name)
+	}
+	if cs == nil {
+		return nil
+	}
+	return s.classifier.Classify(cs.query)
 }
 
 // classifyQuery classifies a Query message body (NUL-terminated SQL). The

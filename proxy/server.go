@@ -74,6 +74,7 @@ type Server struct {
 	pauses   *pauses
 	disabled disabled
 	stats    *serverStats
+	queries  *queryStats
 	handlers *workers[net.Conn]
 	relays   *workers[relayJob]
 	// resumes runs parked sessions on again (see parkinglot.go); lot is
@@ -116,6 +117,7 @@ func NewServer(d Deps) (*Server, error) {
 		shutdown:      d.Shutdown,
 		pauses:        newPauses(),
 		stats:         newServerStats(),
+		queries:       newQueryStats(),
 	}
 	s.handlers = newWorkers(idleWorkers, func(nc net.Conn) {
 		if !s.handle(nc) {

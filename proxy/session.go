@@ -49,8 +49,10 @@ type expect struct {
 	// bookkeeping when it completes; lsnFollows: an injected WAL-position
 	// read comes right after it (lsnAfter: only once its answer is
 	// complete, see readLSNAfter); captureLSN: this is that read.
-	routed     bool
-	class      *parser.Classification
+	routed bool
+	class  *parser.Classification
+	// query: what query_stats counts the request under (nil: off).
+	query      *parser.Classification
 	decision   router.Decision
 	lsnFollows bool
 	lsnAfter   bool
@@ -100,6 +102,8 @@ type Session struct {
 	classifier *parser.Classifier
 	// epoch is the database's schema epoch (see schemaEpochs).
 	epoch *atomic.Uint64
+	// statsStmts: a session-mode client's statements, for query_stats.
+	statsStmts stmtClasses
 	// memoQuery and memoClass remember the simple query classified for
 	// the current request, so routing and the batch builder share one
 	// lookup; the request's end clears them.

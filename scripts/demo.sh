@@ -57,6 +57,8 @@ listen: $LISTEN
 admin_listen: $ADMIN
 log_level: info
 admin_users: [ninja]
+query_stats:
+  enabled: true
 pool:
   mode: transaction
   max_size: 20

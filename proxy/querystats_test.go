@@ -1,0 +1,101 @@
+package proxy_test
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/parser"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestQueryStatsCountEachStatementShape: with query_stats on, SHOW
+// QUERIES has a row per statement shape (literals as $n), in session and
+// transaction mode alike: calls of a statement prepared once and bound
+// many times, of one text with changing literals, failures and slow
+// calls, and the slow ones on /metrics too. Off, it keeps nothing.
+func TestQueryStatsCountEachStatementShape(t *testing.T) {
+	for _, tt := range []struct {
+		name, config string
+		on           bool
+	}{
+		{"session mode", "admin_users: [ninja]\nquery_stats: {enabled: true, slow_threshold: 50ms}\n", true},
+		{"transaction mode", consoleUsers + "query_stats: {enabled: true, slow_threshold: 50ms}\n", true},
+		{"off", consoleUsers, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startProxy(t, tt.config)
+			ctx := ctxT(t, 30*time.Second)
+			app := h.ninja(t)
+			// pgx prepares this once (Parse) and then only binds it.
+			for i := range 4 {
+				var n int
+				if err := app.QueryRow(ctx, "select $1::int * 2", i).Scan(&n); err != nil || n != 2*i {
+					t.Fatalf("select %d * 2: %d, %v", i, n, err)
+				}
+			}
+			for _, lit := range []string{"7", "8", "9"} {
+				if _, err := app.Exec(ctx, "select "+lit+" + 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for range 2 {
+				if _, err := app.Exec(ctx, "select 1/0", pgx.QueryExecModeSimpleProtocol); sqlstate(err) != "22012" {
+					t.Fatalf("select 1/0: %v, want 22012", err)
+				}
+			}
+			if _, err := app.Exec(ctx, "select pg_sleep(0.06)", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+
+			con, err := h.console(t, "ninja", "ninja", "pgninja")
+			if err != nil {
+				t.Fatal(err)
+			}
+			byQuery := map[string]map[string]string{}
+			for _, r := range consoleRows(t, con, "SHOW QUERIES") {
+				if r["database"] != "ai_ninja" || r["user"] != "ninja" {
+					t.Errorf("SHOW QUERIES row of another client: %v", r)
+				}
+				byQuery[r["query"]] = r
+			}
+			if !tt.on {
+				if len(byQuery) != 0 {
+					t.Errorf("query_stats off, SHOW QUERIES: %v", byQuery)
+				}
+				return
+			}
+			for _, want := range []struct {
+				sql                 string
+				calls, errors, slow int
+			}{
+				{"select $1::int * 2", 4, 0, 0},
+				{"select 7 + 1", 3, 0, 0},
+				{"select 1/0", 2, 2, 0},
+				{"select pg_sleep(0.06)", 1, 0, 1},
+			} {
+				norm := parser.Normalize(want.sql)
+				r, ok := byQuery[norm]
+				if !ok {
+					t.Errorf("SHOW QUERIES has no %q; it has %v", norm, byQuery)
+					continue
+				}
+				if r["calls"] != strconv.Itoa(want.calls) || r["errors"] != strconv.Itoa(want.errors) || r["slow"] != strconv.Itoa(want.slow) {
+					t.Errorf("SHOW QUERIES %q: %v, want %d calls, %d errors, %d slow", norm, r, want.calls, want.errors, want.slow)
+				}
+			}
+			if r := byQuery[parser.Normalize("select pg_sleep(0.06)")]; r != nil {
+				if us, _ := strconv.Atoi(r["max_time"]); us < 60000 {
+					t.Errorf("pg_sleep(0.06) max_time %d µs, want at least 60,000", us)
+				}
+			}
+			if got := counterValue(t, h.reg, "pgninja_slow_queries_total"); got != 1 {
+				t.Errorf("pgninja_slow_queries_total = %v, want 1", got)
+			}
+			// The admin HTTP surface has the same table as JSON.
+			if rows, ok := h.srv.Show("queries"); !ok || len(rows) != len(byQuery) {
+				t.Errorf("Show(queries) = %d rows, %v; want SHOW QUERIES' %d", len(rows), ok, len(byQuery))
+			}
+		})
+	}
+}
