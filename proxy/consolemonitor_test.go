@@ -2,7 +2,6 @@ package proxy_test
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -136,17 +135,9 @@ func TestConsoleAsPgBouncerMonitoringReadsIt(t *testing.T) {
 // socket (here the test itself), and 0 for one over TCP.
 func TestShowClientsNamesAUnixSocketClientsProcess(t *testing.T) {
 	env := testbed.Require(t)
-	// The socket file is named after the configured port, so the port
-	// is chosen here rather than by the listener.
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
 	dir := t.TempDir()
 	h := startServer(t, env, backendsOf(t, env)+consoleUsers, nil,
-		serverHooks{sets: []string{"listen=" + addr, "unix_socket_dir=" + dir}})
+		serverHooks{sets: []string{"listen=" + freeAddr(t), "unix_socket_dir=" + dir}})
 	ctx := ctxT(t, 30*time.Second)
 	unixDSN := fmt.Sprintf("host=%s port=%d user=ninja password=ninja dbname=ai_ninja sslmode=disable application_name=by_unix", dir, h.port())
 	local, err := pgx.Connect(ctx, unixDSN)

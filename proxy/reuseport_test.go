@@ -17,12 +17,7 @@ import (
 // restart done that way refuses no client.
 func TestSOReusePortRestartRefusesNobody(t *testing.T) {
 	env := testbed.Require(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := freeAddr(t)
 	dir := t.TempDir()
 	sets := []string{"listen=" + addr, "so_reuseport=true", "unix_socket_dir=" + dir}
 	start := func() *harness {
@@ -84,4 +79,17 @@ func TestSOReusePortRestartRefusesNobody(t *testing.T) {
 func clientsOf(t *testing.T, h *harness) int {
 	t.Helper()
 	return int(gaugeValue(t, h.reg, "pgninja_clients_connected"))
+}
+
+// freeAddr is a loopback TCP address free a moment ago, for a test that
+// must name the port before listening: the unix socket file is named
+// after the configured port, so the listener cannot pick it.
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
 }
