@@ -230,9 +230,7 @@ func (s *Session) sendOnce(cls *parser.Classification, complete bool) (rerouted 
 		e = expect{plan: b.plan, sets: b.sets, rollback: b.rollback, ddl: b.ddl, pins: b.pins, releases: b.releases,
 			held: b.held, closed: b.closed, extended: e.extended}
 	}
-	if complete {
-		e.query = s.statsClass(cls)
-	}
+	e.query = s.statsClass(cls)
 	s.mu.Lock()
 	if cls != nil && complete {
 		e.routed, e.class, e.decision = true, cls, d
@@ -278,10 +276,13 @@ func (s *Session) queue(e expect, complete bool) {
 		open.releases |= e.releases
 		open.held = append(open.held, e.held...)
 		open.closed = append(open.closed, e.closed...)
+		if open.query == nil {
+			// The part that executes (a batch's Sync may come alone).
+			open.query = e.query
+		}
 		if complete {
 			open.open = false
 			open.extended = e.extended
-			open.query = e.query
 			open.routed, open.class, open.decision = e.routed, e.class, e.decision
 			open.lsnFollows, open.lsnAfter = e.lsnFollows, e.lsnAfter
 		}

@@ -18,7 +18,7 @@ import (
 // from the request's sending to its ReadyForQuery, how often it failed
 // and how often it was slow. A request is keyed by the statement the
 // router would decide by (its strongest, see requestClass); a request
-// sent in parts counts under its last part's.
+// sent in parts counts under the first part that executes something.
 
 // maxQueryText caps the statement text kept per entry.
 const maxQueryText = 4 << 10

@@ -7,6 +7,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgproto3"
 )
 
 // TestQueryStatsCountEachStatementShape: with query_stats on, SHOW
@@ -95,6 +96,54 @@ func TestQueryStatsCountEachStatementShape(t *testing.T) {
 			// The admin HTTP surface has the same table as JSON.
 			if rows, ok := h.srv.Show("queries"); !ok || len(rows) != len(byQuery) {
 				t.Errorf("Show(queries) = %d rows, %v; want SHOW QUERIES' %d", len(rows), ok, len(byQuery))
+			}
+		})
+	}
+}
+
+// TestQueryStatsCountABatchSentInParts: a batch whose Sync comes apart
+// from its Execute (after a Flush, or after a pause in session mode,
+// where the server sees each part as it comes) is counted once, under
+// the statement it executed.
+func TestQueryStatsCountABatchSentInParts(t *testing.T) {
+	for _, tt := range []struct {
+		name, mode string
+		flush      bool
+	}{
+		{"session mode, a pause", "session", false},
+		{"transaction mode, a Flush", "transaction", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			h := startProxy(t, "admin_users: [ninja]\nquery_stats: {enabled: true}\npool:\n  mode: "+tt.mode+"\n")
+			c, fe := rawLogin(t, h, 10*time.Second)
+			defer c.Close()
+			fe.Send(&pgproto3.Parse{Query: "select 41 + 1"})
+			fe.Send(&pgproto3.Bind{})
+			fe.Send(&pgproto3.Execute{})
+			if tt.flush {
+				fe.Send(&pgproto3.Flush{})
+			}
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if tt.flush {
+				receiveUntil[*pgproto3.CommandComplete](t, fe, "the Execute's answer after Flush")
+			} else {
+				time.Sleep(100 * time.Millisecond)
+			}
+			fe.Send(&pgproto3.Sync{})
+			if err := fe.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			receiveUntil[*pgproto3.ReadyForQuery](t, fe, "ReadyForQuery after the Sync")
+
+			con, err := h.console(t, "ninja", "ninja", "pgninja")
+			if err != nil {
+				t.Fatal(err)
+			}
+			rows := rowsWhere(consoleRows(t, con, "SHOW QUERIES"), "query", parser.Normalize("select 41 + 1"))
+			if len(rows) != 1 || rows[0]["calls"] != "1" {
+				t.Errorf("SHOW QUERIES for the batch: %v, want one call", rows)
 			}
 		})
 	}
