@@ -75,8 +75,10 @@ type Server struct {
 	disabled disabled
 	stats    *serverStats
 	queries  *queryStats
-	handlers *workers[net.Conn]
-	relays   *workers[relayJob]
+	// adminPasswords checks the admin port's basic auth (adminauth.go).
+	adminPasswords auth.PasswordCheck
+	handlers       *workers[net.Conn]
+	relays         *workers[relayJob]
 	// resumes runs parked sessions on again (see parkinglot.go); lot is
 	// nil until Serve, or when the system refused one.
 	resumes *workers[*Session]
