@@ -99,13 +99,10 @@ func parseConsoleSet(args []string) (key, val string, err error) {
 // config.Config.With) and takes the result on as Reload does.
 func (s *Server) set(key, val string) error {
 	s.configMu.Lock()
+	defer s.configMu.Unlock()
 	cfg, err := s.settings.Load().cfg.With(key, val)
-	if err == nil {
-		err = s.reloadLocked(cfg)
+	if err != nil {
+		return err
 	}
-	s.configMu.Unlock()
-	if err == nil && s.reloaded != nil {
-		s.reloaded(cfg)
-	}
-	return err
+	return s.reloadLocked(cfg)
 }

@@ -148,16 +148,24 @@ func NewServer(d Deps) (*Server, error) {
 // A configuration that fails to load changes nothing.
 func (s *Server) Reload(cfg *config.Config) error {
 	s.configMu.Lock()
-	err := s.reloadLocked(cfg)
-	s.configMu.Unlock()
-	if err == nil && s.reloaded != nil {
-		s.reloaded(cfg)
-	}
-	return err
+	defer s.configMu.Unlock()
+	return s.reloadLocked(cfg)
 }
 
-// reloadLocked is Reload with configMu held.
+// reloadLocked is Reload with configMu held, which also keeps the
+// Reloaded hook's calls in the order the configurations were taken on.
 func (s *Server) reloadLocked(cfg *config.Config) error {
+	if err := s.takeOn(cfg); err != nil {
+		return err
+	}
+	if s.reloaded != nil {
+		s.reloaded(cfg)
+	}
+	return nil
+}
+
+// takeOn swaps cfg in; configMu is held.
+func (s *Server) takeOn(cfg *config.Config) error {
 	if err := s.reloadable(cfg); err != nil {
 		return err
 	}
