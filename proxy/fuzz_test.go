@@ -50,12 +50,16 @@ func fuzzClientMessages(f *testing.F, mode string) {
 	f.Add([]byte{'Z', 0, 0, 0, 4})
 	f.Add(msgs(&pgproto3.Query{String: "select pg_sleep(0.01)"}, &pgproto3.Terminate{}, &pgproto3.Query{String: "select 3"}))
 
+	// With query_stats on, every request is also classified for the
+	// statistics, in session mode from statements the proxy otherwise
+	// leaves alone.
+	const stats = "query_stats: {enabled: true}\n"
 	var h *harness
 	if mode == "routing" {
 		env := testbed.Require(f)
-		h = startWith(f, env, routedConfig(f, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""))
+		h = startWith(f, env, routedConfig(f, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, stats))
 	} else {
-		h = startProxy(f, "pool:\n  mode: "+mode+"\n")
+		h = startProxy(f, "pool:\n  mode: "+mode+"\n"+stats)
 	}
 	bystander := h.ninja(f)
 	// In session mode the bystander holds a server connection for good.
