@@ -53,7 +53,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	// From here the client counts against max_client_conn until it leaves.
 	s.countedClient = true
 	method := st.method(u)
-	if err := s.srv.auth.Check(s.c, method, userName, secret); err != nil {
+	if err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
 		return err
 	}
 	// Checked after the password, as PostgreSQL checks datallowconn.

@@ -2,7 +2,9 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"fmt"
+	"net"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -17,6 +19,9 @@ type settings struct {
 	cfg     *config.Config
 	secrets map[string]auth.Secret
 	tls     *tls.Config
+	// endPoint is the certificate's SCRAM channel binding data (nil
+	// without TLS, or for a certificate that has none).
+	endPoint []byte
 }
 
 func buildSettings(cfg *config.Config) (*settings, error) {
@@ -34,8 +39,21 @@ func buildSettings(cfg *config.Config) (*settings, error) {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		st.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		// Without binding data, clients on TLS get SCRAM without -PLUS.
+		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
+			st.endPoint, _ = auth.TLSServerEndPoint(leaf)
+		}
 	}
 	return st, nil
+}
+
+// endPointFor is the channel binding data for a client on nc: the
+// certificate's when nc is the TLS connection these settings made.
+func (st *settings) endPointFor(nc net.Conn) []byte {
+	if _, ok := nc.(*tls.Conn); ok {
+		return st.endPoint
+	}
+	return nil
 }
 
 // login is what a client's startup resolves to.

@@ -43,7 +43,9 @@ func NewAuthenticator() *Authenticator {
 
 // Check authenticates user with method against secret. It does not send
 // AuthenticationOk: the caller does, once the rest of startup is settled.
-func (a *Authenticator) Check(c Conn, method, user string, s Secret) error {
+// endPoint is the proxy certificate's TLS channel binding data
+// (TLSServerEndPoint) when the client is on TLS, else nil.
+func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []byte) error {
 	switch method {
 	case MethodTrust:
 		return nil
@@ -60,7 +62,7 @@ func (a *Authenticator) Check(c Conn, method, user string, s Secret) error {
 		// Only an md5 hash is known: PostgreSQL, too, falls back to md5.
 		return checkMD5(c, user, s)
 	}
-	return checkSCRAM(c, user, creds)
+	return checkSCRAM(c, user, creds, endPoint)
 }
 
 func (a *Authenticator) scramCreds(user string, s Secret) (*scram.StoredCredentials, error) {
@@ -103,13 +105,13 @@ func receivePassword(c Conn) ([]byte, error) {
 	return body, nil
 }
 
-func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials) error {
+func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []byte) error {
 	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *creds, nil })
 	if err != nil {
 		return err
 	}
-	conv := srv.NewConversation()
-	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}}); err != nil {
+	conv := scramConversation(srv, endPoint)
+	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: scramMechanisms(endPoint)}); err != nil {
 		return err
 	}
 	body, err := receivePassword(c)
@@ -117,8 +119,12 @@ func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials) error {
 		return err
 	}
 	var first pgproto3.SASLInitialResponse
-	if err := first.Decode(body); err != nil || first.AuthMechanism != "SCRAM-SHA-256" {
+	if err := first.Decode(body); err != nil {
 		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL initial response")
+	}
+	if !checkMechanism(first.AuthMechanism, first.Data, endPoint) {
+		return pgerr.Fatal(pgerr.ProtocolViolation,
+			"SASL mechanism %q not offered, or its channel binding flag does not match it", first.AuthMechanism)
 	}
 	serverFirst, err := conv.Step(string(first.Data))
 	if err != nil {

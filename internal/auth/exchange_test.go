@@ -1,0 +1,143 @@
+package auth
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"errors"
+	"math/big"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/xdg-go/scram"
+)
+
+// scramClient plays a client's side of a SASL exchange against Check:
+// it answers each server message with the next client message.
+type scramClient struct {
+	t       *testing.T
+	mech    string
+	conv    *scram.ClientConversation
+	offered []string
+	next    []byte // the server's last SASL data
+	sent    int
+}
+
+func (c *scramClient) Send(msg wire.Encoder) error {
+	switch m := msg.(type) {
+	case *pgproto3.AuthenticationSASL:
+		c.offered = m.AuthMechanisms
+	case *pgproto3.AuthenticationSASLContinue:
+		c.next = m.Data
+	case *pgproto3.AuthenticationSASLFinal:
+		if _, err := c.conv.Step(string(m.Data)); err != nil {
+			c.t.Errorf("the client does not accept the server's final message: %v", err)
+		}
+	}
+	return nil
+}
+
+func (c *scramClient) Receive() (byte, []byte, error) {
+	c.sent++
+	var step string
+	if c.sent == 2 {
+		step = string(c.next)
+	}
+	resp, err := c.conv.Step(step)
+	if err != nil {
+		return 0, nil, err
+	}
+	var msg wire.Encoder = &pgproto3.SASLResponse{Data: []byte(resp)}
+	if c.sent == 1 {
+		msg = &pgproto3.SASLInitialResponse{AuthMechanism: c.mech, Data: []byte(resp)}
+	}
+	b, err := msg.Encode(nil)
+	return b[0], b[5:], err
+}
+
+func testCertificate(t *testing.T) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pgninja"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert
+}
+
+// TestSCRAMChannelBinding: on TLS, SCRAM-SHA-256-PLUS is offered beside
+// SCRAM-SHA-256 and binds the exchange to the proxy's certificate: a
+// client that saw another certificate (a man in the middle) fails, and
+// a mechanism contradicting its channel binding flag, or -PLUS off TLS,
+// is a protocol violation.
+func TestSCRAMChannelBinding(t *testing.T) {
+	endPoint, err := TLSServerEndPoint(testCertificate(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	other, err := TLSServerEndPoint(testCertificate(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bind := func(data []byte) scram.ChannelBinding {
+		return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: data}
+	}
+	secret := Secret{Plain: "right"}
+	for _, tt := range []struct {
+		name     string
+		endPoint []byte // the server's; nil: not on TLS
+		mech     string
+		password string
+		conv     func(*scram.Client) *scram.ClientConversation
+		want     string // SQLSTATE, "" for success
+		offered  int
+	}{
+		{"no TLS", nil, mechSCRAM, "right", (*scram.Client).NewConversation, "", 1},
+		{"no TLS, wrong password", nil, mechSCRAM, "wrong", (*scram.Client).NewConversation, pgerr.InvalidPassword, 1},
+		{"TLS, bound", endPoint, mechSCRAMPlus, "right",
+			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) }, "", 2},
+		{"TLS, a client that does not bind", endPoint, mechSCRAM, "right", (*scram.Client).NewConversation, "", 2},
+		{"TLS, bound to another certificate", endPoint, mechSCRAMPlus, "right",
+			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(other)) },
+			pgerr.InvalidPassword, 2},
+		{"TLS, binding under the plain mechanism", endPoint, mechSCRAM, "right",
+			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) },
+			pgerr.ProtocolViolation, 2},
+		{"-PLUS off TLS", nil, mechSCRAMPlus, "right",
+			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) },
+			pgerr.ProtocolViolation, 1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			client, err := scram.SHA256.NewClient("ninja", tt.password, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := &scramClient{t: t, mech: tt.mech, conv: tt.conv(client)}
+			err = NewAuthenticator().Check(c, MethodSCRAM, "ninja", secret, tt.endPoint)
+			var pe *pgerr.Error
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check: %v, want success", err)
+			case tt.want != "" && (!errors.As(err, &pe) || pe.Code != tt.want):
+				t.Errorf("Check: %v, want SQLSTATE %s", err, tt.want)
+			}
+			if len(c.offered) != tt.offered {
+				t.Errorf("offered %v, want %d mechanisms", c.offered, tt.offered)
+			}
+		})
+	}
+}
