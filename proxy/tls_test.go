@@ -1,60 +1,21 @@
 package proxy_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/testcert"
 	"github.com/jackc/pgx/v5"
 )
-
-// selfSigned writes a fresh self-signed certificate and its key for
-// 127.0.0.1, and returns their files.
-func selfSigned(t *testing.T) (certFile, keyFile string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	keyDER, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	for file, block := range map[string]*pem.Block{
-		certFile: {Type: "CERTIFICATE", Bytes: der},
-		keyFile:  {Type: "EC PRIVATE KEY", Bytes: keyDER},
-	} {
-		if err := os.WriteFile(file, pem.EncodeToMemory(block), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return certFile, keyFile
-}
 
 // TestTLSClientsAndChannelBinding: with a certificate configured, clients
 // that ask for TLS get it and log in with SCRAM, bound to the TLS channel
 // (SCRAM-SHA-256-PLUS) when they require it, as PostgreSQL offers; clients
 // that do not ask keep plain TCP.
 func TestTLSClientsAndChannelBinding(t *testing.T) {
-	certFile, keyFile := selfSigned(t)
+	certFile, keyFile := testcert.Files(t)
 	h := startProxy(t, fmt.Sprintf("admin_users: [ninja]\ntls:\n  cert_file: %s\n  key_file: %s\n", certFile, keyFile))
 	ctx := ctxT(t, 30*time.Second)
 	for _, tt := range []struct {

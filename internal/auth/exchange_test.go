@@ -1,17 +1,11 @@
 package auth
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"math/big"
 	"testing"
-	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/testcert"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/xdg-go/scram"
@@ -60,41 +54,28 @@ func (c *scramClient) Receive() (byte, []byte, error) {
 	return b[0], b[5:], err
 }
 
-func testCertificate(t *testing.T) *x509.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "pgninja"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert
-}
-
 // TestSCRAMChannelBinding: on TLS, SCRAM-SHA-256-PLUS is offered beside
 // SCRAM-SHA-256 and binds the exchange to the proxy's certificate: a
 // client that saw another certificate (a man in the middle) fails, and
 // a mechanism contradicting its channel binding flag, or -PLUS off TLS,
 // is a protocol violation.
 func TestSCRAMChannelBinding(t *testing.T) {
-	endPoint, err := TLSServerEndPoint(testCertificate(t))
+	cert, _ := testcert.New(t)
+	endPoint, err := TLSServerEndPoint(cert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	other, err := TLSServerEndPoint(testCertificate(t))
+	otherCert, _ := testcert.New(t)
+	other, err := TLSServerEndPoint(otherCert)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bind := func(data []byte) scram.ChannelBinding {
-		return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: data}
+	// boundTo starts a client conversation bound to data.
+	boundTo := func(data []byte) func(*scram.Client) *scram.ClientConversation {
+		return func(c *scram.Client) *scram.ClientConversation {
+			return c.NewConversationWithChannelBinding(
+				scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: data})
+		}
 	}
 	secret := Secret{Plain: "right"}
 	for _, tt := range []struct {
@@ -108,17 +89,13 @@ func TestSCRAMChannelBinding(t *testing.T) {
 	}{
 		{"no TLS", nil, mechSCRAM, "right", (*scram.Client).NewConversation, "", 1},
 		{"no TLS, wrong password", nil, mechSCRAM, "wrong", (*scram.Client).NewConversation, pgerr.InvalidPassword, 1},
-		{"TLS, bound", endPoint, mechSCRAMPlus, "right",
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) }, "", 2},
+		{"TLS, bound", endPoint, mechSCRAMPlus, "right", boundTo(endPoint), "", 2},
 		{"TLS, a client that does not bind", endPoint, mechSCRAM, "right", (*scram.Client).NewConversation, "", 2},
-		{"TLS, bound to another certificate", endPoint, mechSCRAMPlus, "right",
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(other)) },
+		{"TLS, bound to another certificate", endPoint, mechSCRAMPlus, "right", boundTo(other),
 			pgerr.InvalidPassword, 2},
-		{"TLS, binding under the plain mechanism", endPoint, mechSCRAM, "right",
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) },
+		{"TLS, binding under the plain mechanism", endPoint, mechSCRAM, "right", boundTo(endPoint),
 			pgerr.ProtocolViolation, 2},
-		{"-PLUS off TLS", nil, mechSCRAMPlus, "right",
-			func(c *scram.Client) *scram.ClientConversation { return c.NewConversationWithChannelBinding(bind(endPoint)) },
+		{"-PLUS off TLS", nil, mechSCRAMPlus, "right", boundTo(endPoint),
 			pgerr.ProtocolViolation, 1},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
