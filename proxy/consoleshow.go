@@ -146,7 +146,7 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW STATS_TOTALS", "SHOW STATS's totals, named as PgBouncer names them here"},
 		{"SHOW STATS_AVERAGES", "SHOW STATS's averages, named as PgBouncer names them here"},
 		{"SHOW TOTALS", "SHOW STATS summed over the databases, a row per number"},
-		{"SHOW QUERIES", "per database, user and statement (literals as $n): calls, times in microseconds, errors and slow calls, the most total time first (query_stats)"},
+		{"SHOW QUERIES", "per database, user and statement (literals as $n): calls, times in microseconds, rows, errors and slow calls, the most total time first (query_stats)"},
 		{"SHOW CONFIG", "the running configuration, passwords left out, with defaults and what a reload changes"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"SET key = value", "change one setting (a SHOW CONFIG key, or PgBouncer's name) until the next RELOAD (admin_users only)"},
@@ -579,12 +579,12 @@ func showStats(s *Session, totalCols, avgCols []string) *consoleTable {
 
 // showQueries lists query_stats' entries, the most total time first;
 // times in microseconds, from the request's sending to its
-// ReadyForQuery.
+// ReadyForQuery; rows as the servers' CommandCompletes counted them.
 func showQueries(s *Session) *consoleTable {
-	t := newTable([]string{"calls", "total_time", "mean_time", "min_time", "max_time", "errors", "slow"},
-		"database", "user", "calls", "total_time", "mean_time", "min_time", "max_time", "errors", "slow", "query")
+	t := newTable([]string{"calls", "total_time", "mean_time", "min_time", "max_time", "rows", "errors", "slow"},
+		"database", "user", "calls", "total_time", "mean_time", "min_time", "max_time", "rows", "errors", "slow", "query")
 	for _, r := range s.srv.queries.rows() {
-		t.add(r.key.db, r.key.user, r.calls, r.totalUS, r.totalUS/r.calls, r.minUS, r.maxUS, r.errors, r.slow, r.query)
+		t.add(r.key.db, r.key.user, r.calls, r.totalUS, r.totalUS/r.calls, r.minUS, r.maxUS, r.rows, r.errors, r.slow, r.query)
 	}
 	return t
 }

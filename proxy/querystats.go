@@ -1,8 +1,10 @@
 package proxy
 
 import (
+	"bytes"
 	"cmp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -11,6 +13,7 @@ import (
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/wire"
 	"github.com/ai-ninja/pgninja/parser"
+	"github.com/ai-ninja/pgninja/pool"
 )
 
 // Per-statement statistics (query_stats): for each database, user and
@@ -29,9 +32,9 @@ type queryKey struct {
 }
 
 type queryEntry struct {
-	query                 string
-	calls, errors, slow   uint64
-	totalUS, minUS, maxUS uint64
+	query                     string
+	calls, rows, errors, slow uint64
+	totalUS, minUS, maxUS     uint64
 }
 
 type queryStats struct {
@@ -41,8 +44,9 @@ type queryStats struct {
 
 func newQueryStats() *queryStats { return &queryStats{m: map[queryKey]*queryEntry{}} }
 
-// record counts one call of cls; limit bounds the entries kept.
-func (q *queryStats) record(db, user string, cls *parser.Classification, took time.Duration, failed, slow bool, limit int) {
+// record counts one call of cls, which returned or affected rows; limit
+// bounds the entries kept.
+func (q *queryStats) record(db, user string, cls *parser.Classification, took time.Duration, rows uint64, failed, slow bool, limit int) {
 	us := uint64(took.Microseconds())
 	k := queryKey{db: db, user: user, fp: cls.Fingerprint}
 	q.mu.Lock()
@@ -56,6 +60,7 @@ func (q *queryStats) record(db, user string, cls *parser.Classification, took ti
 		q.m[k] = e
 	}
 	e.calls++
+	e.rows += rows
 	e.totalUS += us
 	e.minUS, e.maxUS = min(e.minUS, us), max(e.maxUS, us)
 	if failed {
@@ -149,10 +154,10 @@ func (s *Session) statsClass(cls *parser.Classification) *parser.Classification 
 }
 
 // noteQuery counts a request's call in query_stats; s.mu is held.
-func (s *Session) noteQuery(cls *parser.Classification, took time.Duration, failed bool) {
+func (s *Session) noteQuery(cls *parser.Classification, took time.Duration, failed bool, rows uint64) {
 	qs := s.srv.settings.Load().cfg.QueryStats
 	slow := took > qs.SlowThreshold
-	s.srv.queries.record(s.l.dbName, s.l.user.Name, cls, took, failed, slow, qs.MaxEntries)
+	s.srv.queries.record(s.l.dbName, s.l.user.Name, cls, took, rows, failed, slow, qs.MaxEntries)
 	if slow {
 		s.srv.metrics.slowQueries.WithLabelValues(s.l.dbName).Inc()
 	}
@@ -166,4 +171,21 @@ func runsSomething(req []byte) bool {
 		}
 	}
 	return false
+}
+
+// commandRows peeks at a CommandComplete's tag ("SELECT 5", "INSERT 0 5")
+// for the rows it counts, without consuming it; 0 for a tag without.
+func commandRows(c *pool.Conn, n int) uint64 {
+	b, err := c.R.Peek(min(n, 64))
+	if err != nil {
+		return 0
+	}
+	if i := bytes.IndexByte(b, 0); i >= 0 {
+		b = b[:i]
+	}
+	rows, err := strconv.ParseUint(string(b[bytes.LastIndexByte(b, ' ')+1:]), 10, 64)
+	if err != nil {
+		return 0
+	}
+	return rows
 }

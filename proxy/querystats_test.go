@@ -67,13 +67,13 @@ func TestQueryStatsCountEachStatementShape(t *testing.T) {
 				return
 			}
 			for _, want := range []struct {
-				sql                 string
-				calls, errors, slow int
+				sql                       string
+				calls, rows, errors, slow int
 			}{
-				{"select $1::int * 2", 4, 0, 0},
-				{"select 7 + 1", 3, 0, 0},
-				{"select 1/0", 2, 2, 0},
-				{"select pg_sleep(0.06)", 1, 0, 1},
+				{"select $1::int * 2", 4, 4, 0, 0},
+				{"select 7 + 1", 3, 3, 0, 0},
+				{"select 1/0", 2, 0, 2, 0},
+				{"select pg_sleep(0.06)", 1, 1, 0, 1},
 			} {
 				norm := parser.Normalize(want.sql)
 				r, ok := byQuery[norm]
@@ -81,8 +81,10 @@ func TestQueryStatsCountEachStatementShape(t *testing.T) {
 					t.Errorf("SHOW QUERIES has no %q; it has %v", norm, byQuery)
 					continue
 				}
-				if r["calls"] != strconv.Itoa(want.calls) || r["errors"] != strconv.Itoa(want.errors) || r["slow"] != strconv.Itoa(want.slow) {
-					t.Errorf("SHOW QUERIES %q: %v, want %d calls, %d errors, %d slow", norm, r, want.calls, want.errors, want.slow)
+				if r["calls"] != strconv.Itoa(want.calls) || r["rows"] != strconv.Itoa(want.rows) ||
+					r["errors"] != strconv.Itoa(want.errors) || r["slow"] != strconv.Itoa(want.slow) {
+					t.Errorf("SHOW QUERIES %q: %v, want %d calls, %d rows, %d errors, %d slow",
+						norm, r, want.calls, want.rows, want.errors, want.slow)
 				}
 			}
 			if r := byQuery[parser.Normalize("select pg_sleep(0.06)")]; r != nil {

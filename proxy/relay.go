@@ -35,10 +35,13 @@ type relayJob struct {
 // request is then sent again (see reroute.go).
 func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 	var (
-		scratch    []byte
-		head       expect
-		haveHead   bool
-		sawError   bool
+		scratch  []byte
+		head     expect
+		haveHead bool
+		sawError bool
+		// rows: what the answer's CommandCompletes counted, for
+		// query_stats.
+		rows       uint64
 		clientDead bool
 		// capturedLSN is the WAL position an injected read returned.
 		capturedLSN router.LSN
@@ -83,6 +86,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 		if typ == 'E' {
 			sawError = true
 		}
+		if typ == 'C' && head.query != nil && !swallow {
+			rows += commandRows(c, n)
+		}
 		if refusal != nil {
 			if err := wire.SkipBody(c.R, n); err != nil {
 				return lost(err)
@@ -114,7 +120,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			// ReadyForQuery: a client that leaves the moment it has its
 			// answer then finds its connection idle, so it is reset and
 			// reused rather than closed as busy.
-			after := s.readyForQuery(c, status, head, sawError)
+			after := s.readyForQuery(c, status, head, sawError, rows)
 			if head.vetDone != nil {
 				close(head.vetDone)
 			}
@@ -143,7 +149,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 				}
 				heldReady = 0
 			}
-			haveHead, sawError, haveLSN = false, false, false
+			haveHead, sawError, haveLSN, rows = false, false, false, 0
 			s.handBack(c, after)
 			if owed && !clientDead {
 				clientDead = s.flushClient() != nil
@@ -404,7 +410,7 @@ type readyAfter struct {
 // the session settings the request committed and decides whether this is
 // the safe point to give the connection back (detaching it at once, so
 // the session's next request leases afresh).
-func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool) readyAfter {
+func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool, rows uint64) readyAfter {
 	s.mu.Lock()
 	if len(s.pending) > 0 {
 		// The relay's copy of a batch sent in parts predates its last.
@@ -420,7 +426,7 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	if !injected {
 		s.noteReady(status, e.sent)
 		if e.query != nil && !e.sent.IsZero() {
-			s.noteQuery(e.query, time.Since(e.sent), sawError)
+			s.noteQuery(e.query, time.Since(e.sent), sawError, rows)
 		}
 		// The answer beat a query_timeout that closed the connection
 		// just after it arrived: the request is done, nothing timed out.
