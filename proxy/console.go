@@ -117,7 +117,7 @@ func (s *Session) consoleQuery(q string) error {
 			continue
 		}
 		ran = true
-		out, err := s.consoleCommand(words)
+		out, err := s.consoleCommand(words, stmt)
 		if err != nil {
 			msgs = append(msgs, pgerr.Response(err))
 			break
@@ -136,8 +136,9 @@ func (s *Session) consoleQuery(q string) error {
 	return err
 }
 
-// consoleCommand answers one statement, given as its words.
-func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
+// consoleCommand answers one statement, given as its words and as sent
+// (for SET's quoted values, whose spaces count).
+func (s *Session) consoleCommand(words []string, stmt string) ([]wire.Encoder, error) {
 	verb := strings.ToUpper(words[0])
 	args := words[1:]
 	if out, ok, err := s.consoleControl(verb, args); ok {
@@ -145,7 +146,9 @@ func (s *Session) consoleCommand(words []string) ([]wire.Encoder, error) {
 	}
 	switch verb {
 	case "SET":
-		return s.consoleSet(args)
+		// The statement after its first word, SET itself.
+		rest := strings.TrimSpace(stmt)
+		return s.consoleSet(strings.TrimSpace(rest[len(words[0]):]))
 	case "SHOW":
 		if len(args) != 1 {
 			return nil, pgerr.New(pgerr.SyntaxError, "SHOW takes one word: SHOW HELP lists them")

@@ -45,12 +45,12 @@ var pgbouncerSettings = map[string]struct {
 	"stats_period":             {"stats_period", true},
 }
 
-// consoleSet runs SET; args are the words after it.
-func (s *Session) consoleSet(args []string) ([]wire.Encoder, error) {
+// consoleSet runs SET; stmt is what follows the word SET.
+func (s *Session) consoleSet(stmt string) ([]wire.Encoder, error) {
 	if err := s.consoleAdminOnly("SET"); err != nil {
 		return nil, err
 	}
-	key, val, err := parseConsoleSet(args)
+	key, val, err := parseConsoleSet(stmt)
 	if err != nil {
 		return nil, err
 	}
@@ -77,13 +77,17 @@ func (s *Session) consoleSet(args []string) ([]wire.Encoder, error) {
 }
 
 // parseConsoleSet reads "key = value", "key=value" or "key TO value"; a
-// value in single quotes may hold spaces (” is a quote). Keys are
-// matched without regard to case, as in PgBouncer.
-func parseConsoleSet(args []string) (key, val string, err error) {
-	stmt := strings.Join(args, " ")
-	key, val, ok := strings.Cut(stmt, "=")
-	if f := strings.Fields(stmt); !ok && len(f) >= 3 && strings.EqualFold(f[1], "TO") {
-		key, val, ok = f[0], strings.Join(f[2:], " "), true
+// value in single quotes keeps its spaces, and a quote inside it is
+// written twice, as in SQL. Keys are matched without regard to case, as
+// in PgBouncer.
+func parseConsoleSet(stmt string) (key, val string, err error) {
+	stmt = strings.TrimSpace(stmt)
+	var ok bool
+	if f := strings.Fields(stmt); len(f) >= 3 && strings.EqualFold(f[1], "TO") {
+		after := strings.TrimSpace(stmt[len(f[0]):])
+		key, val, ok = f[0], after[len(f[1]):], true
+	} else {
+		key, val, ok = strings.Cut(stmt, "=")
 	}
 	key, val = strings.ToLower(strings.TrimSpace(key)), strings.TrimSpace(val)
 	if !ok || key == "" || strings.ContainsAny(key, " \t") || val == "" {
