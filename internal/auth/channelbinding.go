@@ -24,7 +24,8 @@ const (
 // TLSServerEndPoint is cert's tls-server-end-point channel binding data
 // (RFC 5929): its hash by the hash function of its signature algorithm,
 // SHA-256 for MD5 and SHA-1. Certificates whose signature names no hash
-// (Ed25519) have none, as in PostgreSQL.
+// (Ed25519) have none; their clients are offered SCRAM without -PLUS
+// (PostgreSQL offers it and then fails the exchange).
 func TLSServerEndPoint(cert *x509.Certificate) ([]byte, error) {
 	var h hash.Hash
 	switch cert.SignatureAlgorithm {
