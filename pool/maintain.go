@@ -73,11 +73,20 @@ func (p *Pool) Close() {
 	}
 }
 
-// SetOptions applies new limits, as on a config reload.
+// SetOptions applies new limits, as on a config reload. A larger pool
+// lets the clients already queued dial now; a smaller one closes what it
+// no longer holds as the connections come back (see Release).
 func (p *Pool) SetOptions(o Options) {
 	p.mu.Lock()
 	p.opts = o
 	p.joinLimits()
+	for p.total < p.opts.MaxSize {
+		queued := len(p.waiters)
+		p.passSlot()
+		if len(p.waiters) == queued { // nobody queued, or starved under a cap
+			break
+		}
+	}
 	p.mu.Unlock()
 }
 

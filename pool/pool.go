@@ -609,8 +609,18 @@ func (p *Pool) discard(c *Conn) {
 	p.releaseLimits()
 	p.countGen(c.gen, -1)
 	p.stats.Closed++
-	p.passSlot()
+	if p.total < p.opts.MaxSize {
+		// A reserve connection, or one over a size a reload lowered,
+		// leaves no room for a queued client to dial.
+		p.passSlot()
+	}
 	p.mu.Unlock()
+}
+
+// overSize: the pool holds more connections than its size and reserve
+// allow, after a reload made it smaller; p.mu is held.
+func (p *Pool) overSize() bool {
+	return p.total > p.opts.MaxSize+p.opts.ReserveSize
 }
 
 // Release returns c. A connection inside a transaction is rolled back
@@ -646,8 +656,9 @@ func (p *Pool) Release(c *Conn, reset bool) {
 		}
 	}
 	p.mu.Lock()
-	if c.gen != p.gen {
-		// The target changed while it was being cleaned.
+	if c.gen != p.gen || p.overSize() {
+		// The target changed while it was being cleaned, or the pool
+		// was made smaller than it holds.
 		p.mu.Unlock()
 		p.discard(c)
 		return

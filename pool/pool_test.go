@@ -410,3 +410,56 @@ func TestSetTargetRetiresConnectionsToTheOldServer(t *testing.T) {
 		t.Errorf("a connection to the new server went back: %+v, want it idle", st)
 	}
 }
+
+// TestSetOptionsResizesInPlace: a reload that enlarges a pool lets a
+// client already queued dial at once; one that shrinks it closes the
+// connections over the new size as they come back, and no queued client
+// dials past it.
+func TestSetOptionsResizesInPlace(t *testing.T) {
+	var n atomic.Int32
+	o := opts(1)
+	o.AcquireTimeout = 5 * time.Second
+	p := New(Target{}, o, fakeDial(&n, nil))
+	a := mustAcquire(t, p)
+	got := make(chan *Conn)
+	go func() {
+		c, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	for p.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	o.MaxSize = 2
+	p.SetOptions(o)
+	b := <-got // while a is still lent
+	if b == nil || b == a || n.Load() != 2 {
+		t.Fatalf("the queued client got %v after the pool grew (dials %d)", b, n.Load())
+	}
+
+	o.MaxSize = 1
+	p.SetOptions(o)
+	go func() {
+		c, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	for p.Stats().Waiting != 1 {
+		time.Sleep(time.Millisecond)
+	}
+	p.Release(a, false) // over the new size: closed, and nobody dials in its place
+	if s := p.Stats(); s.Total != 1 || s.Closed != 1 || s.Waiting != 1 || n.Load() != 2 {
+		t.Fatalf("after a release over the new size: %+v, dials %d", s, n.Load())
+	}
+	p.Release(b, false) // within the size: to the queued client
+	if c := <-got; c != b {
+		t.Fatalf("the queued client got %v, want the connection released", c)
+	}
+	if s := p.Stats(); s.Total != 1 || n.Load() != 2 {
+		t.Fatalf("after shrinking: %+v, dials %d", s, n.Load())
+	}
+}

@@ -2,6 +2,7 @@ package proxy_test
 
 import (
 	"context"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,4 +82,59 @@ func TestConsoleSetChangesTheRunningConfig(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.ninja(t)
+}
+
+// TestConsoleSetResizesPoolsInUse: a pool size raised on the console
+// serves the client already queued for a full pool at once, not only
+// clients yet to log in; lowered, the pool closes what it holds over the
+// new size as the connections come back.
+func TestConsoleSetResizesPoolsInUse(t *testing.T) {
+	h := startProxy(t, "admin_users: [ninja]\npool:\n  mode: transaction\n  max_size: 1\n  acquire_timeout: 20s\n")
+	ctx := ctxT(t, 30*time.Second)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	pools := func() map[string]string {
+		rows := rowsWhere(consoleRows(t, admin, "SHOW POOLS"), "database", "ai_ninja")
+		if len(rows) != 1 {
+			t.Fatalf("SHOW POOLS: %v, want one ai_ninja pool", rows)
+		}
+		return rows[0]
+	}
+	a, b := h.ninja(t), h.ninja(t)
+	tx := holdServer(t, ctx, a) // the pool's only connection
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.Exec(ctx, "select 1")
+		done <- err
+	}()
+	waitFor(t, 10*time.Second, "the second client to queue", func() bool { return pools()["cl_waiting"] == "1" })
+	if _, err := admin.Exec(ctx, "SET default_pool_size = 2"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("the queued client: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the queued client still waits after the pool grew")
+	}
+
+	if _, err := admin.Exec(ctx, "SET default_pool_size = 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the pool to shrink to one connection", func() bool {
+		p := pools()
+		return p["sv_active"] == "0" && atoi(p["sv_idle"])+atoi(p["sv_used"]) == 1
+	})
+}
+
+func atoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
 }

@@ -197,6 +197,7 @@ func (s *Server) takeOn(cfg *config.Config) error {
 		t.Host, t.Port, t.SSLMode, t.ConnectTimeout = b.Host, b.Port, cfg.TLS.BackendMode, cfg.Pool.ConnectTimeout
 		p.SetTarget(t)
 	})
+	s.resizePools(st)
 	return nil
 }
 

@@ -114,6 +114,39 @@ func (srv *Server) poolOf(st *settings, k pool.Key, t pool.Target, size int) *po
 	return srv.pools.Get(k, t, st.poolOptions(size, limits))
 }
 
+// resizePools gives the pools clients are using now the pool settings
+// of st (size, reserve, timeouts), as their next login would: a pool_size
+// raised on the console or in the file helps the clients already queued,
+// not only those yet to connect. A pool's size comes from its clients'
+// database and user entries; pools nobody is logged in to wait for their
+// next login.
+func (srv *Server) resizePools(st *settings) {
+	type dbUser struct{ db, user string }
+	homes := map[*pool.Pool]dbUser{}
+	srv.pools.Each(func(k pool.Key, p *pool.Pool) { homes[p] = dbUser{k.Database, k.User} })
+	sizes := map[dbUser]int{}
+	for _, sess := range srv.sessionList() {
+		sess.mu.Lock()
+		l, home := sess.l, sess.pool
+		sess.mu.Unlock()
+		du, ok := homes[home]
+		if l == nil || !ok {
+			continue // logging in, or the console
+		}
+		db, dbOK := st.cfg.Database(l.dbName)
+		u, _, userOK := st.resolveUser(l.user.Name)
+		if dbOK && userOK {
+			sizes[du] = st.cfg.PoolSizeFor(db, u)
+		}
+	}
+	// Replicas' pools serve the same server database and user.
+	srv.pools.Each(func(k pool.Key, p *pool.Pool) {
+		if size, ok := sizes[dbUser{k.Database, k.User}]; ok {
+			srv.poolOf(st, k, p.Target(), size)
+		}
+	})
+}
+
 // target says how a pool for (backend, login) reaches its server.
 func (st *settings) target(b config.Backend, l *login) pool.Target {
 	user, pass := l.user.ServerName(), l.user.Password
