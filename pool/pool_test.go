@@ -38,6 +38,25 @@ func mustAcquire(t *testing.T, p *Pool) *Conn {
 	return c
 }
 
+// queuedAcquire starts an Acquire that must wait, and returns once it is
+// queued; the connection it gets arrives on the channel.
+func queuedAcquire(t *testing.T, p *Pool) <-chan *Conn {
+	t.Helper()
+	queued := p.Stats().Waiting + 1
+	got := make(chan *Conn, 1)
+	go func() {
+		c, err := p.Acquire(context.Background())
+		if err != nil {
+			t.Error(err)
+		}
+		got <- c
+	}()
+	for p.Stats().Waiting != queued {
+		time.Sleep(time.Millisecond)
+	}
+	return got
+}
+
 func opts(max int) Options {
 	return Options{MaxSize: max, AcquireTimeout: 200 * time.Millisecond, ReserveTimeout: time.Hour,
 		IdleTimeout: time.Hour, MaxLifetime: time.Hour, HealthCheckAfter: time.Hour}
@@ -153,17 +172,7 @@ func TestBrokenConnectionPassesItsSlot(t *testing.T) {
 	o.AcquireTimeout = 5 * time.Second
 	p := New(Target{}, o, fakeDial(&n, nil))
 	c, _ := p.Acquire(context.Background())
-	got := make(chan *Conn)
-	go func() {
-		c, err := p.Acquire(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
-	for p.Stats().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	got := queuedAcquire(t, p)
 	c.MarkBroken()
 	p.Release(c, false)
 	c2 := <-got
@@ -421,17 +430,7 @@ func TestSetOptionsResizesInPlace(t *testing.T) {
 	o.AcquireTimeout = 5 * time.Second
 	p := New(Target{}, o, fakeDial(&n, nil))
 	a := mustAcquire(t, p)
-	got := make(chan *Conn)
-	go func() {
-		c, err := p.Acquire(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
-	for p.Stats().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	got := queuedAcquire(t, p)
 	o.MaxSize = 2
 	p.SetOptions(o)
 	b := <-got // while a is still lent
@@ -441,16 +440,7 @@ func TestSetOptionsResizesInPlace(t *testing.T) {
 
 	o.MaxSize = 1
 	p.SetOptions(o)
-	go func() {
-		c, err := p.Acquire(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
-	for p.Stats().Waiting != 1 {
-		time.Sleep(time.Millisecond)
-	}
+	got = queuedAcquire(t, p)
 	p.Release(a, false) // over the new size: closed, and nobody dials in its place
 	if s := p.Stats(); s.Total != 1 || s.Closed != 1 || s.Waiting != 1 || n.Load() != 2 {
 		t.Fatalf("after a release over the new size: %+v, dials %d", s, n.Load())
