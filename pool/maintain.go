@@ -17,10 +17,14 @@ func (p *Pool) Maintain(ctx context.Context, now time.Time) {
 	keep := p.idle[:0]
 	for i, c := range p.idle {
 		// p.idle[:i] are the least recently used: idle timeout trims them
-		// first and stops at MinSize.
-		tooIdle := now.Sub(c.idleSince) > p.opts.IdleTimeout && p.total-len(expired) > p.opts.MinSize
+		// first and stops at MinSize. A pool made smaller than it holds
+		// closes idle connections over its size at once, as PgBouncer
+		// does; the lent ones go when they come back (Release).
+		left := p.total - len(expired)
+		tooIdle := now.Sub(c.idleSince) > p.opts.IdleTimeout && left > p.opts.MinSize
 		tooOld := now.Sub(c.created) > p.opts.MaxLifetime
-		if tooIdle || tooOld {
+		tooMany := left > p.opts.MaxSize+p.opts.ReserveSize
+		if tooIdle || tooOld || tooMany {
 			expired = append(expired, c)
 			continue
 		}

@@ -261,6 +261,31 @@ func TestMaintainTrimsIdleToMin(t *testing.T) {
 	}
 }
 
+// TestMaintainClosesIdleOverSize: a pool made smaller than the idle
+// connections it holds closes the surplus at its next upkeep, however
+// recently they were used, and keeps the most recently used ones.
+func TestMaintainClosesIdleOverSize(t *testing.T) {
+	var n atomic.Int32
+	o := opts(3)
+	o.MinSize = 3
+	p := New(Target{}, o, fakeDial(&n, nil))
+	p.Maintain(context.Background(), time.Now())
+	if s := p.Stats(); s.Total != 3 || s.Idle != 3 {
+		t.Fatalf("before: %+v, want three idle", s)
+	}
+	newest := mustAcquire(t, p)
+	p.Release(newest, false)
+	o.MinSize, o.MaxSize = 1, 1
+	p.SetOptions(o)
+	p.Maintain(context.Background(), time.Now())
+	if s := p.Stats(); s.Total != 1 || s.Idle != 1 || s.Closed != 2 {
+		t.Fatalf("after shrinking to one: %+v, want one idle and two closed", s)
+	}
+	if c := mustAcquire(t, p); c != newest {
+		t.Fatal("the pool kept a less recently used connection")
+	}
+}
+
 // TestMaintainOpensNothingWhileHeld: a held pool (PAUSE) is not filled to
 // MinSize, and is once the hold ends.
 func TestMaintainOpensNothingWhileHeld(t *testing.T) {

@@ -134,6 +134,39 @@ func TestConsoleSetResizesPoolsInUse(t *testing.T) {
 	})
 }
 
+// TestConsoleSetResizesPoolsNobodyUses: a pool whose clients have all
+// left is sized again too; lowered, it closes the idle server
+// connections over its new size and minimum instead of holding them.
+func TestConsoleSetResizesPoolsNobodyUses(t *testing.T) {
+	h := startProxy(t, "admin_users: [ninja]\npool:\n  mode: transaction\n  max_size: 3\n  min_size: 3\n")
+	ctx := ctxT(t, 30*time.Second)
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	servers := func() int {
+		rows := rowsWhere(consoleRows(t, admin, "SHOW POOLS"), "database", "ai_ninja")
+		if len(rows) != 1 {
+			t.Fatalf("SHOW POOLS: %v, want one ai_ninja pool", rows)
+		}
+		return atoi(rows[0]["sv_active"]) + atoi(rows[0]["sv_idle"]) + atoi(rows[0]["sv_used"])
+	}
+	c := h.ninja(t)
+	if _, err := c.Exec(ctx, "select 1"); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "min_size connections", func() bool { return servers() == 3 })
+	for _, set := range []string{"SET min_pool_size = 1", "SET default_pool_size = 1"} {
+		if _, err := admin.Exec(ctx, set); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, 10*time.Second, "the pool nobody uses to shrink to one connection", func() bool { return servers() == 1 })
+}
+
 func atoi(s string) int {
 	n, _ := strconv.Atoi(s)
 	return n

@@ -65,7 +65,7 @@ func (s *Session) login(pkt *startupPacket) error {
 	primary := st.cfg.Primary()
 	s.primaryName = primary.Name
 	t := st.target(primary, l)
-	home := s.srv.poolOf(st, pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, l.poolSize)
+	home := s.srv.poolOf(st, pool.Key{Backend: primary.Name, Database: t.Database, User: t.User}, t, l)
 	// Under the lock, for the admin console's view of the session.
 	s.mu.Lock()
 	s.l, s.pool, s.role = l, home, t.User

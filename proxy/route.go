@@ -175,7 +175,7 @@ func (s *Session) poolFor(name string) (*pool.Pool, bool) {
 	for _, b := range st.cfg.Backends {
 		if b.Name == name {
 			t := st.target(b, s.l)
-			p := s.srv.poolOf(st, pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.l.poolSize)
+			p := s.srv.poolOf(st, pool.Key{Backend: b.Name, Database: t.Database, User: t.User}, t, s.l)
 			if s.pools == nil {
 				s.pools = map[string]*pool.Pool{}
 			}

@@ -55,6 +55,7 @@ type Deps struct {
 type Server struct {
 	log         *slog.Logger
 	pools       *pool.Manager
+	homes       poolHomes // the config entries each pool is sized by
 	router      *router.Router
 	consistency router.Consistency
 	auth        *auth.Authenticator

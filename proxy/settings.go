@@ -107,42 +107,36 @@ func (st *settings) poolOptions(size int, limits []*pool.Limit) pool.Options {
 	}
 }
 
-// poolOf returns the pool k, made or updated with st's options for a
-// pool of size connections, under its database's and user's caps.
-func (srv *Server) poolOf(st *settings, k pool.Key, t pool.Target, size int) *pool.Pool {
+// poolOf returns the pool k for a client logged in as l, made or
+// updated with st's options for l's pool size, under its database's and
+// user's caps. l's entries become the pool's home (poolhomes.go).
+func (srv *Server) poolOf(st *settings, k pool.Key, t pool.Target, l *login) *pool.Pool {
+	srv.homes.note(k, poolHome{db: l.dbName, user: l.user.Name})
+	return srv.sizedPool(st, k, t, l.poolSize)
+}
+
+func (srv *Server) sizedPool(st *settings, k pool.Key, t pool.Target, size int) *pool.Pool {
 	limits := srv.pools.Limits(k, st.cfg.MaxDBConnectionsFor(k.Database), st.cfg.MaxUserConnectionsFor(k.User))
 	return srv.pools.Get(k, t, st.poolOptions(size, limits))
 }
 
-// resizePools gives the pools clients are using now the pool settings
-// of st (size, reserve, timeouts), as their next login would: a pool_size
-// raised on the console or in the file helps the clients already queued,
-// not only those yet to connect. A pool's size comes from its clients'
-// database and user entries; pools nobody is logged in to wait for their
-// next login.
+// resizePools gives every pool the pool settings of st (size, minimum,
+// reserve, timeouts) by its home entries, as a login by them would: a
+// pool_size raised on the console or in the file helps the clients
+// already queued, not only those yet to connect, and a size or
+// min_pool_size lowered closes server connections also in pools nobody
+// is logged in to. A pool whose database or user entry is gone keeps
+// its settings.
 func (srv *Server) resizePools(st *settings) {
-	type dbUser struct{ db, user string }
-	homes := map[*pool.Pool]dbUser{}
-	srv.pools.Each(func(k pool.Key, p *pool.Pool) { homes[p] = dbUser{k.Database, k.User} })
-	sizes := map[dbUser]int{}
-	for _, sess := range srv.sessionList() {
-		sess.mu.Lock()
-		l, home := sess.l, sess.pool
-		sess.mu.Unlock()
-		du, ok := homes[home]
-		if l == nil || !ok {
-			continue // logging in, or the console
-		}
-		db, dbOK := st.cfg.Database(l.dbName)
-		u, _, userOK := st.resolveUser(l.user.Name)
-		if dbOK && userOK {
-			sizes[du] = st.cfg.PoolSizeFor(db, u)
-		}
-	}
-	// Replicas' pools serve the same server database and user.
 	srv.pools.Each(func(k pool.Key, p *pool.Pool) {
-		if size, ok := sizes[dbUser{k.Database, k.User}]; ok {
-			srv.poolOf(st, k, p.Target(), size)
+		h, ok := srv.homes.get(k)
+		if !ok {
+			return
+		}
+		db, dbOK := st.cfg.Database(h.db)
+		u, _, userOK := st.resolveUser(h.user)
+		if dbOK && userOK {
+			srv.sizedPool(st, k, p.Target(), st.cfg.PoolSizeFor(db, u))
 		}
 	})
 }
