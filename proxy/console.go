@@ -111,7 +111,7 @@ func (s *Session) serveConsole() error {
 func (s *Session) consoleQuery(q string) error {
 	var msgs []wire.Encoder
 	ran := false
-	for _, stmt := range strings.Split(q, ";") {
+	for _, stmt := range splitStatements(q) {
 		words := strings.Fields(stmt)
 		if len(words) == 0 {
 			continue
@@ -235,4 +235,28 @@ func (s *Session) consoleAdminOnly(verb string) error {
 		return nil
 	}
 	return pgerr.New(pgerr.InsufficientPrivilege, "%s needs admin access (admin_users)", verb)
+}
+
+// splitStatements cuts a console query string at the semicolons outside
+// quotes, so that a SET value may hold one ('DISCARD ALL; SELECT 1').
+// A doubled quote inside quotes closes and reopens them, which leaves
+// the state as it was.
+func splitStatements(q string) []string {
+	var stmts []string
+	var quote byte
+	start := 0
+	for i := 0; i < len(q); i++ {
+		switch c := q[i]; {
+		case quote != 0:
+			if c == quote {
+				quote = 0
+			}
+		case c == '\'' || c == '"':
+			quote = c
+		case c == ';':
+			stmts = append(stmts, q[start:i])
+			start = i + 1
+		}
+	}
+	return append(stmts, q[start:])
 }

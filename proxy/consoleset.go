@@ -93,8 +93,12 @@ func parseConsoleSet(stmt string) (key, val string, err error) {
 	if !ok || key == "" || strings.ContainsAny(key, " \t") || val == "" {
 		return "", "", pgerr.New(pgerr.SyntaxError, "SET takes key = value, as SHOW CONFIG names the keys")
 	}
-	if len(val) >= 2 && val[0] == '\'' && val[len(val)-1] == '\'' {
-		val = strings.ReplaceAll(val[1:len(val)-1], "''", "'")
+	if val[0] == '\'' {
+		inner := strings.TrimSuffix(val[1:], "'")
+		if len(val) < 2 || val[len(val)-1] != '\'' || strings.Contains(strings.ReplaceAll(inner, "''", ""), "'") {
+			return "", "", pgerr.New(pgerr.SyntaxError, "unterminated quoted string in SET %s", key)
+		}
+		val = strings.ReplaceAll(inner, "''", "'")
 	}
 	return key, val, nil
 }

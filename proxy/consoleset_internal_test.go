@@ -1,6 +1,9 @@
 package proxy
 
-import "testing"
+import (
+	"slices"
+	"testing"
+)
 
 func TestParseConsoleSet(t *testing.T) {
 	for _, tt := range []struct {
@@ -17,6 +20,9 @@ func TestParseConsoleSet(t *testing.T) {
 		{stmt: "pool.max_size =", bad: true},
 		{stmt: "= 3", bad: true},
 		{stmt: "two words = 3", bad: true},
+		{stmt: "pool.reset_query = 'DISCARD ALL", bad: true},
+		{stmt: "pool.reset_query = '", bad: true},
+		{stmt: "pool.reset_query = 'a'b'", bad: true},
 	} {
 		key, val, err := parseConsoleSet(tt.stmt)
 		switch {
@@ -24,6 +30,27 @@ func TestParseConsoleSet(t *testing.T) {
 			t.Errorf("%q: %q = %q, want an error", tt.stmt, key, val)
 		case !tt.bad && (err != nil || key != tt.key || val != tt.val):
 			t.Errorf("%q: %q = %q (%v), want %q = %q", tt.stmt, key, val, err, tt.key, tt.val)
+		}
+	}
+}
+
+func TestSplitStatements(t *testing.T) {
+	for _, tt := range []struct {
+		q    string
+		want []string
+	}{
+		{"SHOW POOLS; SHOW CLIENTS", []string{"SHOW POOLS", " SHOW CLIENTS"}},
+		{"SHOW POOLS;", []string{"SHOW POOLS", ""}},
+		{"", []string{""}},
+		{"SET pool.reset_query = 'DISCARD ALL; SELECT 1'; SHOW CONFIG",
+			[]string{"SET pool.reset_query = 'DISCARD ALL; SELECT 1'", " SHOW CONFIG"}},
+		{"SET pool.reset_query = 'select ''a;b'''; SHOW LISTS",
+			[]string{"SET pool.reset_query = 'select ''a;b'''", " SHOW LISTS"}},
+		{`SET "pool.reset_query" = 1; SHOW LISTS`, []string{`SET "pool.reset_query" = 1`, " SHOW LISTS"}},
+		{"SET pool.reset_query = 'unterminated; SHOW LISTS", []string{"SET pool.reset_query = 'unterminated; SHOW LISTS"}},
+	} {
+		if got := splitStatements(tt.q); !slices.Equal(got, tt.want) {
+			t.Errorf("%q: got %q, want %q", tt.q, got, tt.want)
 		}
 	}
 }

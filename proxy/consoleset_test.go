@@ -32,6 +32,7 @@ func TestConsoleSetChangesTheRunningConfig(t *testing.T) {
 		{"set pool.min_size=1", "pool.min_size", "1"},
 		{"SET query_wait_timeout = 1.5", "pool.acquire_timeout", "1.5s"},
 		{"SET pool.idle_timeout TO '90s'", "pool.idle_timeout", "1m30s"},
+		{"SET server_reset_query = 'DISCARD ALL; SELECT 1'", "pool.reset_query", "DISCARD ALL; SELECT 1"},
 		{"SET server_reset_query = 'DISCARD ALL'", "pool.reset_query", "DISCARD ALL"},
 		{"SET log_stats = false", "log_stats", "false"},
 	} {
