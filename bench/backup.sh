@@ -133,8 +133,8 @@ b_size="$(stat -c %s "$WORK/baseline.dump.zst")"
 p_size="$(find "$WORK/store" -name 'data.dump.zst.enc' -printf '%s\n' | tail -n 1)"
 
 label="backup, $DB_MB MB database ($CALLS call records)"
-printf '| %s | pg_dump -Fc \\| zstd > file | %s | %s MB/s | %s s | | | baseline; %s MB file |\n' \
+printf '| %s | pg_dump -Fc \\| zstd > file | %s | %s MB/s | %s s | | | baseline; %s MB file | |\n' \
 	"$label" "$(per_round "${baseline_s[@]}")" "$(mbps "$b_med")" "$b_med" "$(awk -v b="$b_size" 'BEGIN { printf "%.0f", b / 1e6 }')"
-printf '| %s | pgninja backup run | %s | %s MB/s | %s s | %s | | %s× the baseline, target ≥ 0.8: %s; zstd + AES-256-GCM + SHA-256 + per-table checksums; %s MB file |\n' \
+printf '| %s | pgninja backup run | %s | %s MB/s | %s s | %s | | %s× the baseline, target ≥ 0.8: %s; zstd + AES-256-GCM + SHA-256 + per-table checksums; %s MB file | |\n' \
 	"$label" "$(per_round "${pgninja_s[@]}")" "$(mbps "$p_med")" "$p_med" "$ratio" "$ratio" "$met" "$(awk -v b="${p_size:-0}" 'BEGIN { printf "%.0f", b / 1e6 }')"
 rm -f "$WORK/baseline.dump.zst"

@@ -603,8 +603,51 @@ target_port() {
 # xacts PORT: committed + rolled back transactions in the bench database.
 xacts() { sql "$1" -d postgres -c "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'"; }
 
+# tree_ticks PID: CPU clock ticks (user + system) of process PID and its
+# children, with those of the children it has reaped: PostgreSQL's backends
+# and Pgpool-II's children are the postmaster's and pgpool's children.
+# Fields after the command name: ppid is the 2nd, utime..cstime the 12th
+# to 15th. A process that ends while the files are read is skipped.
+tree_ticks() {
+	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$1" '{
+		pid = $1
+		sub(/^.*\) /, "")
+		if (pid == p || $2 == p) t += $12 + $13 + $14 + $15
+	} END { print t + 0 }'
+}
+
+# listener_pid PORT: the process listening on 127.0.0.1:PORT; of several
+# (Pgpool-II's children share the socket), the one whose parent is not
+# among them.
+listener_pid() {
+	local pids pid ppid
+	pids=" $(ss -ltnpH "sport = :$1" 2>/dev/null | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u | tr '\n' ' ')"
+	for pid in $pids; do
+		ppid="$(awk '{ sub(/^.*\) /, ""); print $2 }' "/proc/$pid/stat" 2>/dev/null)"
+		[[ "$pids" == *" $ppid "* ]] || { echo "$pid"; return; }
+	done
+}
+
+postmaster_pid() { head -n1 "$1/postmaster.pid" 2>/dev/null; }
+
+# cpu_ticks TARGET: the target proxy's ticks ("-" for direct, or when its
+# process is not found) and PostgreSQL's, primary and replica together.
+cpu_ticks() {
+	local proxy="-" pid
+	if [[ "$1" != direct ]]; then
+		pid="$(listener_pid "$(target_port "$1")")"
+		[[ -n "$pid" ]] && proxy="$(tree_ticks "$pid")"
+	fi
+	local server=0 pm
+	for pm in "$(postmaster_pid "$TB_DIR/primary")" "$(postmaster_pid "$TB_DIR/replica")"; do
+		[[ -n "$pm" ]] && server=$((server + $(tree_ticks "$pm")))
+	done
+	echo "$proxy $server"
+}
+
 # run_pgbench SCENARIO TARGET ROUND ARGS...: one pgbench run; its stdout,
-# stderr and exit status go to raw/, where bench/report reads them.
+# stderr and exit status go to raw/, where bench/report reads them, with
+# the CPU the proxy and PostgreSQL spent meanwhile (.cpu).
 run_pgbench() {
 	local id="$1" target="$2" round="$3"
 	shift 3
@@ -621,6 +664,8 @@ run_pgbench() {
 			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$SECONDS_PER_RUN" &
 		profiler=$!
 	fi
+	local proxy0 server0 proxy1 server1
+	read -r proxy0 server0 < <(cpu_ticks "$target")
 	# In the background, so that Ctrl-C reaches the trap at once; the
 	# timeout catches a proxy that hangs.
 	timeout -k 5 $((SECONDS_PER_RUN + 30)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres \
@@ -628,6 +673,12 @@ run_pgbench() {
 	CHILD_PID=$!
 	wait "$CHILD_PID" || rc=$?
 	CHILD_PID=""
+	read -r proxy1 server1 < <(cpu_ticks "$target")
+	{
+		printf 'hz\t%s\n' "$(getconf CLK_TCK)"
+		printf 'server\t%s\n' $((server1 - server0))
+		if [[ "$proxy0" != - && "$proxy1" != - ]]; then printf 'proxy\t%s\n' $((proxy1 - proxy0)); fi
+	} >"$base.cpu"
 	LAST_RC=$rc
 	echo "$rc" >"$base.rc"
 	if [[ "$id" == routing_* ]]; then

@@ -49,6 +49,10 @@ type Run struct {
 	// (pg_stat_database) during a routing run.
 	PrimaryXacts *int64 `json:"primary_xacts,omitempty"`
 	ReplicaXacts *int64 `json:"replica_xacts,omitempty"`
+	// ProxyCPU and ServerCPU are the CPU time (user and system) the proxy
+	// and PostgreSQL spent during the run, per transaction.
+	ProxyCPU  *float64 `json:"proxy_cpu_us_per_tx,omitempty"`
+	ServerCPU *float64 `json:"postgresql_cpu_us_per_tx,omitempty"`
 }
 
 // Row is one scenario on one target.
@@ -63,6 +67,8 @@ type Row struct {
 	LatencyMedian  *float64 `json:"latency_ms_median"`
 	RatioDirect    *float64 `json:"ratio_to_direct"`
 	RatioPgBouncer *float64 `json:"ratio_to_pgbouncer"`
+	ProxyCPU       *float64 `json:"proxy_cpu_us_per_tx_median,omitempty"`
+	ServerCPU      *float64 `json:"postgresql_cpu_us_per_tx_median,omitempty"`
 	Errors         string   `json:"errors,omitempty"`
 	Note           string   `json:"note,omitempty"`
 }
@@ -200,6 +206,7 @@ func readRun(base string, round int) Run {
 	p := parsePgbench(readFile(base+".out"), readFile(base+".err"), run.Exit)
 	run.TPS, run.LatencyMS, run.Processed, run.Failed, run.Errors = p.tps, p.latency, p.processed, p.failed, p.errors
 	run.OK = p.ok
+	run.ProxyCPU, run.ServerCPU = cpuPerTx(readFile(base+".cpu"), run.Processed)
 	// run.sh notes here how pgninja died, if it did during this run.
 	if crash := strings.TrimSpace(readFile(base + ".proxy")); crash != "" {
 		run.Errors = append(run.Errors, errCount{crash, 1})
@@ -211,7 +218,7 @@ func readRun(base string, round int) Run {
 // rounds' errors: a message is counted over all rounds and, when not every
 // round had it, says which did ("round 2: ...").
 func summarize(row *Row) {
-	var tps, lat []float64
+	var tps, lat, proxyCPU, serverCPU []float64
 	type agg struct {
 		n      int
 		rounds []string
@@ -222,6 +229,12 @@ func summarize(row *Row) {
 		if run.OK {
 			tps = append(tps, run.TPS)
 			lat = append(lat, run.LatencyMS)
+			if run.ProxyCPU != nil {
+				proxyCPU = append(proxyCPU, *run.ProxyCPU)
+			}
+			if run.ServerCPU != nil {
+				serverCPU = append(serverCPU, *run.ServerCPU)
+			}
 		}
 		for _, e := range run.Errors {
 			a := errs[e.Msg]
@@ -236,6 +249,7 @@ func summarize(row *Row) {
 	}
 	row.TPSMedian = median(tps)
 	row.LatencyMedian = median(lat)
+	row.ProxyCPU, row.ServerCPU = median(proxyCPU), median(serverCPU)
 	sort.SliceStable(order, func(i, j int) bool { return errs[order[i]].n > errs[order[j]].n })
 	const maxShown = 4
 	var parts []string

@@ -6,7 +6,7 @@ import (
 )
 
 // Columns of the one table. bench/backup.sh prints its rows in these too.
-var header = []string{"Scenario", "Target", "TPS per round", "TPS median", "Mean latency", "× direct", "× PgBouncer", "Errors / notes"}
+var header = []string{"Scenario", "Target", "TPS per round", "TPS median", "Mean latency", "× direct", "× PgBouncer", "Errors / notes", "CPU µs per transaction: proxy / PostgreSQL"}
 
 func markdown(r *Report) string {
 	var b strings.Builder
@@ -27,6 +27,9 @@ func markdown(r *Report) string {
 		"PgBouncer and pgninja with pool size %s in the row's pool mode, trust auth for clients, SCRAM to PostgreSQL. "+
 		"TPS median and latency are medians over the rounds; ratios compare medians.%s%s\n\n",
 		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
+	b.WriteString("The last column is the CPU time (user and system) the proxy and PostgreSQL (primary and replica, backends included) " +
+		"spent during each run, read from /proc, per transaction pgbench completed; medians over the rounds. " +
+		"Where pgbench, PostgreSQL and the proxy share the cores, a proxy's throughput follows its CPU per transaction.\n\n")
 	if hasPumps(r) {
 		b.WriteString("The bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
 			"no pooling, parsing or authentication. One waits through the Go runtime's network poller, as every net.Conn program does; " +
@@ -36,9 +39,10 @@ func markdown(r *Report) string {
 	}
 
 	b.WriteString("| " + strings.Join(header, " | ") + " |\n")
-	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|\n")
+	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|---:|\n")
 	for _, row := range r.Rows {
-		cells := []string{row.Label, targetName(row.Target), perRound(row.Runs), "", "", f2(row.RatioDirect), f2(row.RatioPgBouncer), ""}
+		cells := []string{row.Label, targetName(row.Target), perRound(row.Runs), "", "", f2(row.RatioDirect), f2(row.RatioPgBouncer), "",
+			cpuCell(row.ProxyCPU, row.ServerCPU)}
 		if row.TPSMedian != nil {
 			cells[3] = fmt.Sprintf("%s", thousands(*row.TPSMedian))
 		} else if len(row.Runs) > 0 {
@@ -65,7 +69,7 @@ func markdown(r *Report) string {
 	}
 	for _, mem := range r.Memory {
 		label := fmt.Sprintf("%s idle clients (transaction): proxy RSS", thousands(float64(clientsOf(r, mem))))
-		cells := []string{label, targetName(mem.Target), "", "", "—", "—", "", mem.Error}
+		cells := []string{label, targetName(mem.Target), "", "", "—", "—", "", mem.Error, ""}
 		if mem.BeforeMB != nil && mem.AfterMB != nil {
 			cells[2] = fmt.Sprintf("%.1f → %.1f MB", *mem.BeforeMB, *mem.AfterMB)
 		}
@@ -85,7 +89,7 @@ func markdown(r *Report) string {
 		}
 		if r.Backup.Exit != 0 || len(r.Backup.Rows) == 0 {
 			writeRow(&b, []string{"backup", "bench/backup.sh", "", "error", "", "", "",
-				fmt.Sprintf("exit %d: %s", r.Backup.Exit, r.Backup.Stderr)})
+				fmt.Sprintf("exit %d: %s", r.Backup.Exit, r.Backup.Stderr), ""})
 		}
 	}
 
@@ -109,6 +113,21 @@ func clientsOf(r *Report, m Memory) int {
 	var n int
 	fmt.Sscan(r.Meta["idle_clients"], &n)
 	return n
+}
+
+// cpuCell shows a row's CPU per transaction; direct connections have no
+// proxy ("—").
+func cpuCell(proxy, server *float64) string {
+	if proxy == nil && server == nil {
+		return ""
+	}
+	us := func(v *float64) string {
+		if v == nil {
+			return "—"
+		}
+		return fmt.Sprintf("%.1f", *v)
+	}
+	return us(proxy) + " / " + us(server)
 }
 
 func writeRow(b *strings.Builder, cells []string) {

@@ -121,3 +121,29 @@ func stderrErrors(stderr string) []errCount {
 	}
 	return out
 }
+
+// cpuPerTx reads what run.sh measured of a run's CPU (clock ticks per
+// second, and the ticks PostgreSQL and the proxy spent) as microseconds
+// per transaction; a figure run.sh did not measure is nil.
+func cpuPerTx(tsv string, transactions int64) (proxy, server *float64) {
+	ticks := map[string]float64{}
+	for _, line := range strings.Split(tsv, "\n") {
+		k, v, ok := strings.Cut(line, "\t")
+		if f, err := strconv.ParseFloat(strings.TrimSpace(v), 64); ok && err == nil {
+			ticks[k] = f
+		}
+	}
+	hz := ticks["hz"]
+	if hz <= 0 || transactions <= 0 {
+		return nil, nil
+	}
+	per := func(k string) *float64 {
+		t, ok := ticks[k]
+		if !ok {
+			return nil
+		}
+		us := t * 1e6 / hz / float64(transactions)
+		return &us
+	}
+	return per("proxy"), per("server")
+}

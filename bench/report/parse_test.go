@@ -118,3 +118,31 @@ func TestMedianAndThousands(t *testing.T) {
 		t.Fatal(s)
 	}
 }
+
+func TestCPUPerTx(t *testing.T) {
+	us := func(v float64) *float64 { return &v }
+	for _, tt := range []struct {
+		name          string
+		tsv           string
+		transactions  int64
+		proxy, server *float64
+	}{
+		{"both", "hz\t100\nserver\t520\nproxy\t260\n", 100000, us(26), us(52)},
+		{"direct: no proxy", "hz\t100\nserver\t520\n", 100000, nil, us(52)},
+		{"not measured", "", 100000, nil, nil},
+		{"no transactions", "hz\t100\nserver\t520\nproxy\t260\n", 0, nil, nil},
+		{"garbage", "hz\tx\nserver\t520\n", 100000, nil, nil},
+	} {
+		proxy, server := cpuPerTx(tt.tsv, tt.transactions)
+		if !reflect.DeepEqual(proxy, tt.proxy) || !reflect.DeepEqual(server, tt.server) {
+			t.Errorf("%s: got %v / %v, want %v / %v", tt.name, deref(proxy), deref(server), deref(tt.proxy), deref(tt.server))
+		}
+	}
+}
+
+func deref(v *float64) any {
+	if v == nil {
+		return nil
+	}
+	return *v
+}
