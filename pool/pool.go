@@ -65,8 +65,13 @@ type Pool struct {
 	idle    []*Conn // most recently used last
 	total   int     // open plus being dialled
 	waiters []*waiter
-	closed  bool
-	params  map[string]string
+	// waitTimer times the queue out: one timer for the pool, armed for
+	// the earliest deadline of a waiter (at waitTimerAt, zero when
+	// disarmed), rather than one armed and stopped by each wait.
+	waitTimer   *time.Timer
+	waitTimerAt time.Time
+	closed      bool
+	params      map[string]string
 	// paramsReady is closed when the first connection has reported the
 	// server's parameters; logins wait on it instead of each dialling.
 	paramsReady    chan struct{}
@@ -112,19 +117,20 @@ type Stats struct {
 // connection or permission to dial one (a slot freed by a closed
 // connection), so a waiter never waits behind a slot nobody uses.
 type waiter struct {
-	ch    chan grant
-	timer *time.Timer
-	since time.Time
+	ch       chan grant
+	since    time.Time
+	deadline time.Time // since plus the acquire timeout
 }
 
 // waiters are reused: in a busy transaction-mode pool most acquires wait,
-// and a channel and a timer for each showed in profiles. A waiter goes
-// back only once its channel is empty and it is off the queue.
+// and a channel for each showed in profiles. A waiter goes back only once
+// its channel is empty and it is off the queue.
 var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan grant, 1)} }}
 
 type grant struct {
-	conn   *Conn
-	closed bool
+	conn     *Conn
+	closed   bool
+	timedOut bool // the acquire timeout ran out (expireWaiters)
 }
 
 // New makes an empty pool; connections open on demand and to MinSize.
@@ -326,19 +332,13 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 	w := waiterPool.Get().(*waiter)
 	defer waiterPool.Put(w)
 	w.since = start
+	w.deadline = start.Add(p.opts.AcquireTimeout)
 	p.waiters = append(p.waiters, w)
 	p.stats.Waits++
+	p.armWaitTimer(w.deadline)
 	opts := p.opts
 	p.mu.Unlock()
 
-	total := opts.AcquireTimeout - time.Since(start)
-	if w.timer == nil {
-		w.timer = time.NewTimer(total)
-	} else {
-		w.timer.Reset(total)
-	}
-	timeout := w.timer
-	defer timeout.Stop()
 	var reserve <-chan time.Time
 	if opts.ReserveSize > 0 {
 		rt := time.NewTimer(opts.ReserveTimeout)
@@ -348,7 +348,7 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 	for {
 		select {
 		case g := <-w.ch:
-			return g.take()
+			return p.received(g, opts)
 		case <-reserve:
 			reserve = nil
 			p.mu.Lock()
@@ -361,28 +361,73 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 				p.releaseLimits()
 			}
 			p.mu.Unlock()
-		case <-timeout.C:
-			return p.giveUp(w, p.timedOut(opts), true)
 		case <-ctx.Done():
-			return p.giveUp(w, ctx.Err(), false)
+			return p.giveUp(w, ctx.Err(), opts)
 		}
 	}
 }
 
-// giveUp leaves the queue; if a grant raced in, it is honoured instead.
-// timeout: the acquire timeout ran out (rather than the caller's context).
-func (p *Pool) giveUp(w *waiter, err error, timeout bool) (*Conn, bool, error) {
+// giveUp leaves the queue when the caller's context ends; if a grant (or
+// the timeout) raced in, it is honoured instead.
+func (p *Pool) giveUp(w *waiter, err error, opts Options) (*Conn, bool, error) {
 	p.mu.Lock()
 	if p.dequeue(w) {
-		if timeout {
-			p.stats.Timeouts++
-		}
 		p.mu.Unlock()
 		return nil, false, err
 	}
 	p.mu.Unlock()
-	g := <-w.ch
+	return p.received(<-w.ch, opts)
+}
+
+// received turns what a waiter was sent into Acquire's answer.
+func (p *Pool) received(g grant, opts Options) (*Conn, bool, error) {
+	if g.timedOut {
+		return nil, false, p.timedOut(opts)
+	}
 	return g.take()
+}
+
+// armWaitTimer makes the queue's timer fire by deadline; p.mu is held.
+// A timer already due earlier stays: when it fires it arms itself for
+// the next deadline.
+func (p *Pool) armWaitTimer(deadline time.Time) {
+	if !p.waitTimerAt.IsZero() && !deadline.Before(p.waitTimerAt) {
+		return
+	}
+	p.waitTimerAt = deadline
+	if p.waitTimer == nil {
+		p.waitTimer = time.AfterFunc(time.Until(deadline), p.expireWaiters)
+		return
+	}
+	p.waitTimer.Reset(time.Until(deadline))
+}
+
+// expireWaiters answers the waiters whose acquire timeout has run out,
+// and arms the timer for the earliest deadline left. Deadlines are kept
+// per waiter because a reload may change the timeout while some wait.
+func (p *Pool) expireWaiters() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.waitTimerAt = time.Time{}
+	now := time.Now()
+	var next time.Time
+	keep := p.waiters[:0]
+	for _, w := range p.waiters {
+		if !w.deadline.After(now) {
+			p.stats.Timeouts++
+			w.ch <- grant{timedOut: true} // empty: it was still queued
+			continue
+		}
+		if next.IsZero() || w.deadline.Before(next) {
+			next = w.deadline
+		}
+		keep = append(keep, w)
+	}
+	clear(p.waiters[len(keep):])
+	p.waiters = keep
+	if !next.IsZero() {
+		p.armWaitTimer(next)
+	}
 }
 
 // timedOut is the error of a waiter whose acquire timeout ran out: the
