@@ -38,11 +38,9 @@ func mustAcquire(t *testing.T, p *Pool) *Conn {
 	return c
 }
 
-// queuedAcquire starts an Acquire that must wait, and returns once it is
-// queued; the connection it gets arrives on the channel.
-func queuedAcquire(t *testing.T, p *Pool) <-chan *Conn {
-	t.Helper()
-	queued := p.Stats().Waiting + 1
+// acquireAsync starts an Acquire; the connection it gets arrives on the
+// channel.
+func acquireAsync(t *testing.T, p *Pool) <-chan *Conn {
 	got := make(chan *Conn, 1)
 	go func() {
 		c, err := p.Acquire(context.Background())
@@ -51,6 +49,15 @@ func queuedAcquire(t *testing.T, p *Pool) <-chan *Conn {
 		}
 		got <- c
 	}()
+	return got
+}
+
+// queuedAcquire starts an Acquire that must wait, and returns once it is
+// queued; the connection it gets arrives on the channel.
+func queuedAcquire(t *testing.T, p *Pool) <-chan *Conn {
+	t.Helper()
+	queued := p.Stats().Waiting + 1
+	got := acquireAsync(t, p)
 	for p.Stats().Waiting != queued {
 		time.Sleep(time.Millisecond)
 	}

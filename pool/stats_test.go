@@ -38,14 +38,7 @@ func TestStatsCountOpeningTestingAndDueChecks(t *testing.T) {
 		}
 	}
 
-	got := make(chan *Conn, 1)
-	go func() {
-		c, err := p.Acquire(context.Background())
-		if err != nil {
-			t.Error(err)
-		}
-		got <- c
-	}()
+	got := acquireAsync(t, p)
 	wait("a dial under way", func(s Stats) bool { return s.Opening == 1 })
 	close(dialing)
 	c := <-got

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -183,9 +182,18 @@ func commandRows(c *pool.Conn, n int) uint64 {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}
-	rows, err := strconv.ParseUint(string(b[bytes.LastIndexByte(b, ' ')+1:]), 10, 64)
-	if err != nil {
+	// Parsed by hand: this runs for every CommandComplete, and a string
+	// made of the bytes for strconv would be an allocation each time.
+	digits := b[bytes.LastIndexByte(b, ' ')+1:]
+	if len(digits) == 0 || len(digits) > 19 {
 		return 0
+	}
+	var rows uint64
+	for _, d := range digits {
+		if d < '0' || d > '9' {
+			return 0
+		}
+		rows = rows*10 + uint64(d-'0')
 	}
 	return rows
 }
