@@ -39,6 +39,10 @@ type Views struct {
 	// Ready is /readyz: whether clients can be served now, and why
 	// not; the answer is 503 when not.
 	Ready func(ctx context.Context) (ready bool, detail any)
+	// Reset is POST /reset/{what}: it empties what the proxy counts
+	// (queries: query_stats) and says how many entries went, ok false
+	// for something it cannot reset. Only admin access may post.
+	Reset func(what string) (entries int, ok bool)
 	// Access, when set, is asked about every request but /healthz and
 	// /readyz, which orchestrators call without credentials: what the
 	// request's basic auth credentials (has false: none) may see. Stats
@@ -65,6 +69,17 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 		mux.HandleFunc("GET /show/{what}", func(w http.ResponseWriter, r *http.Request) { show(w, r.PathValue("what")) })
 		mux.HandleFunc("GET /stats", func(w http.ResponseWriter, _ *http.Request) { show(w, "stats") })
 	}
+	if views.Reset != nil {
+		mux.HandleFunc("POST /reset/{what}", func(w http.ResponseWriter, r *http.Request) {
+			what := r.PathValue("what")
+			n, ok := views.Reset(what)
+			if !ok {
+				http.Error(w, "nothing to reset by that name; POST /reset/queries empties query_stats", http.StatusNotFound)
+				return
+			}
+			writeJSON(w, map[string]any{"reset": what, "entries": n})
+		})
+	}
 	if views.Ready != nil {
 		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
 			ready, detail := views.Ready(r.Context())
@@ -89,7 +104,8 @@ func New(addr string, gatherer prometheus.Gatherer, pools *pool.Manager, log *sl
 }
 
 // guard lets through the requests access allows; a refused one gets 401
-// with a basic auth challenge, or 403 when its user may not see that.
+// with a basic auth challenge, or 403 when its user may not see or do
+// that.
 func guard(next http.Handler, access func(user, password string, has bool) config.ConsoleAccess) http.Handler {
 	if access == nil {
 		return next
@@ -107,6 +123,10 @@ func guard(next http.Handler, access func(user, password string, has bool) confi
 			http.Error(w, "unauthorized", http.StatusUnauthorized)
 		case got == config.ConsoleStats && strings.HasPrefix(r.URL.Path, "/debug/"):
 			http.Error(w, "profiles are for admin_users", http.StatusForbidden)
+		case got == config.ConsoleStats && r.Method != http.MethodGet && r.Method != http.MethodHead:
+			// Stats access reads; what changes anything is for admins,
+			// as on the console.
+			http.Error(w, "changes are for admin_users", http.StatusForbidden)
 		default:
 			next.ServeHTTP(w, r)
 		}

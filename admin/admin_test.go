@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -156,6 +157,63 @@ func TestAccessGuardsAllButProbes(t *testing.T) {
 		}
 		if res.StatusCode == http.StatusUnauthorized && !strings.HasPrefix(res.Header.Get("WWW-Authenticate"), "Basic ") {
 			t.Errorf("GET %s as %q: 401 without a basic auth challenge", tt.path, tt.user)
+		}
+	}
+}
+
+// TestResetIsPostedByAdminsOnly: POST /reset/{what} resets what the
+// proxy knows by that name and says how much went; stats access may not
+// post, and an unknown name or a GET is refused.
+func TestResetIsPostedByAdminsOnly(t *testing.T) {
+	var resets atomic.Int32 // the handler runs on the server's goroutine
+	base := startAdmin(t, Views{
+		Reset: func(what string) (int, bool) {
+			if what != "queries" {
+				return 0, false
+			}
+			resets.Add(1)
+			return 3, true
+		},
+		Access: func(user, password string, has bool) config.ConsoleAccess {
+			switch {
+			case user == "boss" && password == "pw":
+				return config.ConsoleAdmin
+			case user == "watcher" && password == "pw":
+				return config.ConsoleStats
+			}
+			return config.ConsoleNone
+		},
+	})
+	for _, tt := range []struct {
+		method, path, user string
+		status             int
+		body               string
+		resets             int32
+	}{
+		{http.MethodPost, "/reset/queries", "watcher", http.StatusForbidden, "", 0},
+		{http.MethodPost, "/reset/queries", "", http.StatusUnauthorized, "", 0},
+		{http.MethodGet, "/reset/queries", "boss", http.StatusMethodNotAllowed, "", 0},
+		{http.MethodPost, "/reset/pools", "boss", http.StatusNotFound, "", 0},
+		{http.MethodPost, "/reset/queries", "boss", http.StatusOK, `{"entries":3,"reset":"queries"}`, 1},
+	} {
+		req, err := http.NewRequest(tt.method, base+tt.path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if tt.user != "" {
+			req.SetBasicAuth(tt.user, "pw")
+		}
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		if res.StatusCode != tt.status || (tt.body != "" && strings.TrimSpace(string(body)) != tt.body) {
+			t.Errorf("%s %s as %q: %d %q, want %d %q", tt.method, tt.path, tt.user, res.StatusCode, body, tt.status, tt.body)
+		}
+		if got := resets.Load(); got != tt.resets {
+			t.Errorf("%s %s as %q: %d resets so far, want %d", tt.method, tt.path, tt.user, got, tt.resets)
 		}
 	}
 }

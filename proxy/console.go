@@ -180,6 +180,16 @@ func (s *Session) consoleCommand(words []string, stmt string) ([]wire.Encoder, e
 			return nil, pgerr.New(pgerr.ConfigFileError, "config reload rejected; the running config stays: %v", err)
 		}
 		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte("RELOAD")}}, nil
+	case "RESET":
+		if err := s.consoleAdminOnly(verb); err != nil {
+			return nil, err
+		}
+		if len(args) != 1 || !strings.EqualFold(args[0], "QUERIES") {
+			return nil, pgerr.New(pgerr.SyntaxError, "RESET takes one word, QUERIES: it empties query_stats").
+				WithHint("Settings change with SET; RELOAD brings back the config file's.")
+		}
+		s.srv.ResetQueries()
+		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte(verb)}}, nil
 	case "RECONNECT":
 		if err := s.consoleAdminOnly(verb); err != nil {
 			return nil, err

@@ -147,6 +147,7 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW STATS_AVERAGES", "SHOW STATS's averages, named as PgBouncer names them here"},
 		{"SHOW TOTALS", "SHOW STATS summed over the databases, a row per number"},
 		{"SHOW QUERIES", "per database, user and statement (literals as $n): calls, times in microseconds, rows, errors and slow calls, the most total time first (query_stats)"},
+		{"RESET QUERIES", "empty SHOW QUERIES, to count afresh from now (admin_users only)"},
 		{"SHOW CONFIG", "the running configuration, passwords left out, with defaults and what a reload changes"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"SET key = value", "change one setting (a SHOW CONFIG key, or PgBouncer's name) until the next RELOAD (admin_users only)"},

@@ -95,6 +95,24 @@ type queryRow struct {
 	queryEntry
 }
 
+// reset drops every entry, as pg_stat_statements_reset() does, so that
+// an analysis can start from a known moment. It reports how many went.
+func (q *queryStats) reset() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	n := len(q.m)
+	clear(q.m)
+	return n
+}
+
+// ResetQueries empties query_stats (SHOW QUERIES), for the admin HTTP
+// port's POST /reset/queries; it reports how many entries went.
+func (srv *Server) ResetQueries() int {
+	n := srv.queries.reset()
+	srv.log.Info("query_stats reset", "entries", n)
+	return n
+}
+
 // rows are the entries, the most total time first.
 func (q *queryStats) rows() []queryRow {
 	q.mu.Lock()

@@ -150,3 +150,75 @@ func TestQueryStatsCountABatchSentInParts(t *testing.T) {
 		})
 	}
 }
+
+// TestResetQueriesCountsAfresh: RESET QUERIES on the console (and the
+// admin port's reset, which calls ResetQueries) empties SHOW QUERIES, and
+// calls after it count from zero; stats_users may not reset, and RESET
+// of anything else is refused.
+func TestResetQueriesCountsAfresh(t *testing.T) {
+	h := startProxy(t, consoleUsers+"query_stats: {enabled: true}\n")
+	ctx := ctxT(t, 30*time.Second)
+	app := h.ninja(t)
+	run := func(n int) {
+		t.Helper()
+		for range n {
+			if _, err := app.Exec(ctx, "select 41 + 1", pgx.QueryExecModeSimpleProtocol); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	admin, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stats, err := h.console(t, "trusty", "", "pgninja")
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := func() map[string]string {
+		t.Helper()
+		out := map[string]string{}
+		for _, r := range consoleRows(t, admin, "SHOW QUERIES") {
+			out[r["query"]] = r["calls"]
+		}
+		return out
+	}
+	norm := parser.Normalize("select 41 + 1")
+
+	run(3)
+	if got := calls(); got[norm] != "3" {
+		t.Fatalf("before the reset SHOW QUERIES: %v, want 3 calls of %q", got, norm)
+	}
+	for _, tt := range []struct {
+		name, q, want string
+		c             *pgx.Conn
+	}{
+		{"stats user", "RESET QUERIES", "42501", stats},
+		{"no word", "RESET", "42601", admin},
+		{"a setting", "RESET pool_mode", "42601", admin},
+		{"two words", "RESET QUERIES now", "42601", admin},
+	} {
+		if _, err := tt.c.Exec(ctx, tt.q); sqlstate(err) != tt.want {
+			t.Errorf("%s: %s: %v, want %s", tt.name, tt.q, err, tt.want)
+		}
+	}
+	if got := calls(); got[norm] != "3" {
+		t.Fatalf("a refused RESET changed SHOW QUERIES: %v", got)
+	}
+	if tag, err := admin.Exec(ctx, "reset queries"); err != nil || tag.String() != "RESET" {
+		t.Fatalf("reset queries: %q, %v", tag, err)
+	}
+	if got := calls(); len(got) != 0 {
+		t.Fatalf("after RESET QUERIES, SHOW QUERIES: %v, want nothing", got)
+	}
+	run(1)
+	if got := calls(); got[norm] != "1" {
+		t.Fatalf("after the reset SHOW QUERIES: %v, want 1 call of %q", got, norm)
+	}
+	if n := h.srv.ResetQueries(); n != 1 {
+		t.Errorf("ResetQueries dropped %d entries, want 1", n)
+	}
+	if got := calls(); len(got) != 0 {
+		t.Errorf("after ResetQueries, SHOW QUERIES: %v, want nothing", got)
+	}
+}

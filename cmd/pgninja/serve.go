@@ -86,6 +86,12 @@ func runServe(ctx context.Context, args []string) error {
 			return r.Ready, r
 		},
 		Access: srv.AdminAccess,
+		Reset: func(what string) (int, bool) {
+			if what != "queries" {
+				return 0, false
+			}
+			return srv.ResetQueries(), true
+		},
 	}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }
