@@ -103,11 +103,7 @@ func (c *clientConn) release() {
 // waitUnpark blocks until the client sends a byte, then takes a reader.
 func (c *clientConn) waitUnpark() error {
 	var one [1]byte
-	read := c.Conn.Read
-	if ri, ok := c.Conn.(interface{ ReadIdle([]byte) (int, error) }); ok {
-		read = ri.ReadIdle // holds no read coroutine while the client idles
-	}
-	if _, err := read(one[:]); err != nil {
+	if _, err := c.Conn.Read(one[:]); err != nil {
 		return err
 	}
 	c.src.first, c.src.has = one[0], true

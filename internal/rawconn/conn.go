@@ -2,7 +2,6 @@ package rawconn
 
 import (
 	"io"
-	"iter"
 	"net"
 	"os"
 	"sync"
@@ -15,28 +14,26 @@ import (
 // Conn is a net.Conn whose Read and Write use raw system calls. Deadlines
 // and the addresses are the wrapped connection's own.
 //
-// Reads run in a coroutine that stays inside one RawConn.Read for as long
-// as it can. Within that call the poller's readiness flag is never reset,
-// so after a read that drained the socket the coroutine waits for the
-// poller at once, without the read that would only return EAGAIN: that
-// saves one system call each time the proxy waits for a peer, which is
-// twice per transaction.
+// A read that drained the socket (it left room in its buffer) is followed
+// by a wait on the poller without the read that would only return
+// EAGAIN: any data sent since has made the poller ready. That saves a
+// system call each time the proxy waits for a peer, twice per
+// transaction. It needs the socket's poller descriptor (pollwait.go);
+// without it, reads probe first, as net.Conn's do.
 type Conn struct {
 	net.Conn
 	rc syscall.RawConn
+	// fd and pollCtx are the socket and its poller descriptor, pollCtx 0
+	// when pollwait.go could not find them.
+	fd, pollCtx uintptr
 
-	// rmu serialises Read and guards the coroutine; the fields below it
-	// carry Read's buffer in and the result out, so that nothing is
-	// allocated per call.
+	// rmu serialises Read; rbuf carries Read's buffer to the read
+	// function, so that nothing is allocated per call.
 	rmu     sync.Mutex
 	closing atomic.Bool
 	closed  bool
-	next    func() (result, bool)
 	drained bool // the last read left room in its buffer
-	stop    func()
-	yield   func(result) bool
 	rbuf    []byte
-	readFn  func(fd uintptr) bool
 
 	// dmu guards the caller's read deadline; armed (Unix nanoseconds, 0
 	// when off) is the safety deadline of deadline.go.
@@ -71,7 +68,9 @@ func Wrap(c net.Conn) net.Conn {
 		return c
 	}
 	w := &Conn{Conn: c, rc: rc}
-	w.readFn = w.readSome
+	if ctx := pollCtxOf(c); ctx != 0 && rc.Control(func(fd uintptr) { w.fd = fd }) == nil {
+		w.pollCtx = ctx
+	}
 	w.writeFn = w.writeAll
 	return w
 }
@@ -86,42 +85,15 @@ func (c *Conn) Read(b []byte) (int, error) {
 	if c.closed {
 		return 0, c.opError("read", net.ErrClosed)
 	}
-	if c.next == nil {
-		c.next, c.stop = iter.Pull(c.reads)
-	} else if c.drained {
-		// The coroutine is about to wait without a probe. Arming here
-		// rather than inside it keeps the deadline code's deep calls off
-		// the coroutine's small stack.
-		c.armSafety()
+	if c.pollCtx != 0 {
+		return c.readPolled(b)
 	}
-	c.rbuf = b
-	r, ok := c.next()
-	c.rbuf = nil
-	c.drained = r.err == nil && r.n < len(b)
-	if !ok {
-		c.next, c.stop = nil, nil
-		return 0, c.opError("read", net.ErrClosed)
-	}
-	if r.err != nil && c.closing.Load() {
-		return 0, c.opError("read", net.ErrClosed)
-	}
-	return r.n, r.err
+	return c.readProbing(b)
 }
 
-// ReadIdle reads like Read, but first ends the read coroutine, so that a
-// connection that may stay quiet for long holds no goroutine while it
-// waits. The next Read starts a new coroutine.
-func (c *Conn) ReadIdle(b []byte) (int, error) {
-	if len(b) == 0 {
-		return 0, nil
-	}
-	c.rmu.Lock()
-	defer c.rmu.Unlock()
-	if c.closed {
-		return 0, c.opError("read", net.ErrClosed)
-	}
-	c.endReads()
-	c.disarmSafety() // this read probes first
+// readProbing reads through RawConn.Read, which probes the socket before
+// each wait; c.rmu is held.
+func (c *Conn) readProbing(b []byte) (int, error) {
 	c.rbuf = b
 	defer func() { c.rbuf = nil }()
 	var r result
@@ -139,49 +111,22 @@ func (c *Conn) ReadIdle(b []byte) (int, error) {
 	return r.n, r.err
 }
 
-// Idle ends the read coroutine, as ReadIdle does, and runs f with the
-// socket's descriptor: for a caller that waits for the socket elsewhere
-// (the proxy's parking lot) and reads again once it is readable.
+// Idle runs f with the socket's descriptor, for a caller that waits for
+// the socket elsewhere (the proxy's parking lot) and reads again once it
+// is readable; that read probes first.
 func (c *Conn) Idle(f func(fd int) error) error {
 	c.rmu.Lock()
 	defer c.rmu.Unlock()
 	if c.closed || c.closing.Load() {
 		return c.opError("read", net.ErrClosed)
 	}
-	c.endReads()
-	c.disarmSafety() // the next read probes first
+	c.drained = false
+	c.disarmSafety()
 	var err error
 	if cerr := c.rc.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
 		return cerr
 	}
 	return err
-}
-
-// endReads ends the read coroutine, if any; c.rmu is held.
-func (c *Conn) endReads() {
-	if c.stop != nil {
-		c.stop()
-		c.next, c.stop = nil, nil
-	}
-	c.drained = false
-}
-
-// reads is the coroutine behind Read. A RawConn.Read ends only with an
-// error (a deadline, a close); the next one starts afresh.
-func (c *Conn) reads(yield func(result) bool) {
-	c.yield = yield
-	for {
-		err := c.rc.Read(c.readFn)
-		if c.yield == nil {
-			return // stopped from inside readSome
-		}
-		if err == nil || c.safetyExpired(err) {
-			continue
-		}
-		if !yield(result{err: err}) {
-			return
-		}
-	}
 }
 
 // readOnce reads into c.rbuf; again means the socket had nothing.
@@ -201,29 +146,6 @@ func (c *Conn) readOnce(fd uintptr) (r result, again bool) {
 			return result{}, true
 		}
 		return result{err: c.opError("read", os.NewSyscallError("read", e))}, false
-	}
-}
-
-// readSome runs inside RawConn.Read. It hands each read to Read through
-// yield and comes back here for the next one.
-func (c *Conn) readSome(fd uintptr) bool {
-	for {
-		size := len(c.rbuf)
-		r, again := c.readOnce(fd)
-		if again {
-			return false
-		}
-		if !c.yield(r) {
-			c.yield = nil
-			return true
-		}
-		// A read that left room in the buffer drained the socket: any data
-		// sent since has made the poller ready, so wait for it instead of
-		// asking the kernel again (see probeAfter for the end of stream;
-		// Read has armed the safety deadline).
-		if r.err == nil && r.n < size {
-			return false
-		}
 	}
 }
 
@@ -265,9 +187,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 	return n, nil
 }
 
-// Close closes the socket. The read coroutine holds the descriptor while
-// it waits, and the socket's own Close waits for every holder, so the
-// coroutine is woken and ended first.
+// Close closes the socket. A Read waiting on the poller descriptor holds
+// no reference to the socket, so it is woken and waited for first: the
+// descriptor may not be closed, and its number reused, under it.
 func (c *Conn) Close() error {
 	// A past deadline wakes a Read that waits; seeing closing, it reports
 	// the close rather than a timeout.
@@ -275,7 +197,6 @@ func (c *Conn) Close() error {
 	c.wakeForClose()
 	c.rmu.Lock()
 	c.closed = true
-	c.endReads()
 	c.rmu.Unlock()
 	return c.Conn.Close()
 }

@@ -103,7 +103,7 @@ func TestReadWrite(t *testing.T) {
 }
 
 // A reader that waited after draining the socket must see what arrives
-// later, however it is timed: this is the read the coroutine skips.
+// later, however it is timed: this is the read Read skips.
 func TestPingPongNeverStalls(t *testing.T) {
 	c, peer := pair(t)
 	go func() {
@@ -153,7 +153,7 @@ func TestEndOfStreamAfterDataInOneWakeUp(t *testing.T) {
 	for i := 0; i < 20; i++ {
 		c, peer := pair(t)
 		buf := make([]byte, 64)
-		peer.Write([]byte("x")) // start the coroutine waiting on the poller
+		peer.Write([]byte("x")) // the next read waits on the poller first
 		if _, err := c.Read(buf); err != nil {
 			t.Fatal(err)
 		}
@@ -187,16 +187,15 @@ func TestDeadlineThenMore(t *testing.T) {
 }
 
 func TestCloseWakesReader(t *testing.T) {
-	for _, name := range []string{"Read", "ReadIdle"} {
+	for _, name := range []string{"waiting on the poller", "probing"} {
 		t.Run(name, func(t *testing.T) {
 			c, _ := pair(t)
-			read := c.Read
-			if name == "ReadIdle" {
-				read = c.ReadIdle
+			if name == "probing" {
+				c.pollCtx = 0
 			}
 			errc := make(chan error, 1)
 			go func() {
-				_, err := read(make([]byte, 10))
+				_, err := c.Read(make([]byte, 10))
 				errc <- err
 			}()
 			time.Sleep(20 * time.Millisecond) // let the reader wait
@@ -220,8 +219,8 @@ func TestCloseWakesReader(t *testing.T) {
 	}
 }
 
-// After a read the coroutine sits inside the socket's read call; Close
-// must still release the descriptor, so the peer sees the connection end.
+// Close between reads releases the descriptor, so the peer sees the
+// connection end.
 func TestCloseBetweenReads(t *testing.T) {
 	c, peer := pair(t)
 	peer.Write([]byte("x"))
@@ -233,7 +232,7 @@ func TestCloseBetweenReads(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
-		t.Fatal("Close hung with the read coroutine suspended")
+		t.Fatal("Close hung between reads")
 	}
 	_ = peer.SetReadDeadline(time.Now().Add(5 * time.Second))
 	if _, err := peer.Read(make([]byte, 1)); err != io.EOF {
@@ -304,43 +303,19 @@ func TestPeerClosed(t *testing.T) {
 	}
 }
 
-func TestReadIdle(t *testing.T) {
-	c, peer := pair(t)
-	peer.Write([]byte("a"))
-	buf := make([]byte, 4)
-	if _, err := c.Read(buf); err != nil { // starts the coroutine
-		t.Fatal(err)
-	}
-	go func() {
-		time.Sleep(20 * time.Millisecond)
-		peer.Write([]byte("b"))
-	}()
-	n, err := c.ReadIdle(buf)
-	if err != nil || string(buf[:n]) != "b" {
-		t.Fatalf("ReadIdle: %q, %v", buf[:n], err)
-	}
-	if c.next != nil {
-		t.Fatal("ReadIdle left the read coroutine running")
-	}
-	peer.Write([]byte("c"))
-	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "c" {
-		t.Fatalf("Read after ReadIdle: %q, %v", buf[:n], err)
-	}
-}
-
 func TestIdle(t *testing.T) {
 	c, peer := pair(t)
 	peer.Write([]byte("a"))
 	buf := make([]byte, 4)
-	if _, err := c.Read(buf); err != nil { // starts the coroutine
+	if _, err := c.Read(buf); err != nil { // drains the socket
 		t.Fatal(err)
 	}
 	var got int
 	if err := c.Idle(func(fd int) error { got = fd; return nil }); err != nil || got <= 0 {
 		t.Fatalf("Idle: fd %d, %v", got, err)
 	}
-	if c.next != nil {
-		t.Fatal("Idle left the read coroutine running")
+	if c.drained {
+		t.Fatal("after Idle the next read would not probe")
 	}
 	refused := errors.New("refused")
 	if err := c.Idle(func(int) error { return refused }); err != refused {
@@ -389,5 +364,48 @@ func TestCloseWinsOverLaterDeadline(t *testing.T) {
 	}
 	if err := <-errc; !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("got %v", err)
+	}
+}
+
+// TestReadsWaitOnThePoller: Wrap finds the poller descriptor of TCP and
+// unix sockets, so their reads (and every test above) may skip the
+// probe; with this Go release's net package it must.
+func TestReadsWaitOnThePoller(t *testing.T) {
+	c, peer := pair(t)
+	if c.pollCtx == 0 || c.fd == 0 {
+		t.Fatalf("TCP: no poller descriptor found (fd %d, descriptor %#x)", c.fd, c.pollCtx)
+	}
+	dir := t.TempDir()
+	ln, err := net.Listen("unix", dir+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		if s, err := ln.Accept(); err == nil {
+			s.Write([]byte("hi"))
+			s.Close()
+		}
+	}()
+	d, err := net.Dial("unix", dir+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := Wrap(d).(*Conn)
+	defer u.Close()
+	if u.pollCtx == 0 {
+		t.Fatal("unix: no poller descriptor found")
+	}
+	_ = u.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if got, err := io.ReadAll(u); err != nil || string(got) != "hi" {
+		t.Fatalf("unix read: %q, %v", got, err)
+	}
+	// A connection the descriptor was not found for probes first.
+	c.pollCtx = 0
+	go peer.Write([]byte("still"))
+	buf := make([]byte, 16)
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still" {
+		t.Fatalf("probing read: %q, %v", buf[:n], err)
 	}
 }

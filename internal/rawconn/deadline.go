@@ -66,7 +66,7 @@ func (c *Conn) applyLocked() error {
 }
 
 // armSafety makes sure the safety deadline is at least probeAfter/2
-// ahead. Called by the read coroutine before a wait without a probe.
+// ahead. Called by Read before a wait without a probe.
 func (c *Conn) armSafety() {
 	now := time.Now().UnixNano()
 	if c.armed.Load()-now >= int64(probeAfter/2) {
