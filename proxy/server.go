@@ -233,16 +233,17 @@ func (s *Server) reloadable(cfg *config.Config) error {
 // Listen opens the TCP listener and, when configured, the unix socket.
 func (s *Server) Listen() error {
 	cfg := s.settings.Load().cfg
-	// Keepalive with the system's timings, as PgBouncer's default: one
-	// setsockopt per accepted client instead of four. Go's TCP sockets
-	// have TCP_NODELAY already.
+	// Keepalive with the system's timings, as PgBouncer's default.
+	// rawconn.Listen has accepted sockets inherit it and TCP_NODELAY from
+	// the listening socket; the config here is for the net package's
+	// accept, should rawconn not take the listener.
 	lc := net.ListenConfig{KeepAliveConfig: net.KeepAliveConfig{Enable: true, Idle: -1, Interval: -1, Count: -1}}
 	lc = reuseport.ListenConfig(lc, cfg.SOReusePort)
 	ln, err := lc.Listen(context.Background(), "tcp", cfg.Listen)
 	if err != nil {
 		return err
 	}
-	s.addListener(ln)
+	s.addListener(rawconn.Listen(ln))
 	if cfg.UnixSocketDir != "" {
 		_, port, _ := net.SplitHostPort(cfg.Listen)
 		path := filepath.Join(cfg.UnixSocketDir, ".s.PGSQL."+port)

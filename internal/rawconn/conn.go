@@ -27,6 +27,15 @@ type Conn struct {
 	// when pollwait.go could not find them.
 	fd, pollCtx uintptr
 
+	// owned: a socket of owned.go's Listener, with no net.Conn (Conn is
+	// nil and rc unused). life guards its descriptor against Close for
+	// those who hold no lock Close waits for; gone is set under it once
+	// the descriptor is about to close.
+	owned        bool
+	laddr, raddr net.Addr
+	life         sync.RWMutex
+	gone         bool
+
 	// rmu serialises Read; rbuf carries Read's buffer to the read
 	// function, so that nothing is allocated per call.
 	rmu     sync.Mutex
@@ -111,6 +120,30 @@ func (c *Conn) readProbing(b []byte) (int, error) {
 	return r.n, r.err
 }
 
+// LocalAddr is the socket's local address.
+func (c *Conn) LocalAddr() net.Addr {
+	if c.owned {
+		return c.laddr
+	}
+	return c.Conn.LocalAddr()
+}
+
+// RemoteAddr is the peer's address.
+func (c *Conn) RemoteAddr() net.Addr {
+	if c.owned {
+		return c.raddr
+	}
+	return c.Conn.RemoteAddr()
+}
+
+// raw is the socket's RawConn.
+func (c *Conn) raw() syscall.RawConn {
+	if c.owned {
+		return ownedRaw{c}
+	}
+	return c.rc
+}
+
 // Idle runs f with the socket's descriptor, for a caller that waits for
 // the socket elsewhere (the proxy's parking lot) and reads again once it
 // is readable; that read probes first.
@@ -122,6 +155,9 @@ func (c *Conn) Idle(f func(fd int) error) error {
 	}
 	c.drained = false
 	c.disarmSafety()
+	if c.owned {
+		return f(int(c.fd)) // Close waits for c.rmu before the descriptor goes
+	}
 	var err error
 	if cerr := c.rc.Control(func(fd uintptr) { err = f(int(fd)) }); cerr != nil {
 		return cerr
@@ -175,6 +211,11 @@ func (c *Conn) Write(b []byte) (int, error) {
 	c.wmu.Lock()
 	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werr = b, 0, 0
+	if c.owned {
+		err := c.writeOwned()
+		c.wbuf = nil
+		return c.wn, err
+	}
 	err := c.rc.Write(c.writeFn)
 	n, e := c.wn, c.werr
 	c.wbuf = nil
@@ -191,6 +232,9 @@ func (c *Conn) Write(b []byte) (int, error) {
 // no reference to the socket, so it is woken and waited for first: the
 // descriptor may not be closed, and its number reused, under it.
 func (c *Conn) Close() error {
+	if c.owned {
+		return c.closeOwned()
+	}
 	// A past deadline wakes a Read that waits; seeing closing, it reports
 	// the close rather than a timeout.
 	c.closing.Store(true)
@@ -203,7 +247,7 @@ func (c *Conn) Close() error {
 
 // Pending reports whether the socket has bytes to read (or its peer
 // closed it), without consuming them or waiting.
-func (c *Conn) Pending() bool { return peek(c.rc) }
+func (c *Conn) Pending() bool { return peek(c.raw()) }
 
 // Pending is Conn.Pending for any socket, also under TLS (where pending
 // bytes are a record the peer sent); ok is false when nc has no socket to
@@ -235,7 +279,7 @@ func rawOf(nc net.Conn) (syscall.RawConn, bool) {
 	for {
 		switch c := nc.(type) {
 		case *Conn:
-			return c.rc, true
+			return c.raw(), true
 		case interface{ NetConn() net.Conn }:
 			nc = c.NetConn()
 		case syscall.Conn:

@@ -6,12 +6,17 @@ import (
 	"io"
 	"net"
 	"os"
+	"syscall"
 	"testing"
 	"time"
 )
 
+// ownedPairs makes pair return a socket accepted by this package's
+// Listener instead (see TestOwnedSockets).
+var ownedPairs bool
+
 // pair returns both ends of a loopback TCP connection, the dialled end
-// wrapped.
+// wrapped, or with ownedPairs the accepted end owned.
 func pair(t *testing.T) (*Conn, net.Conn) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -19,6 +24,9 @@ func pair(t *testing.T) (*Conn, net.Conn) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	if ownedPairs {
+		return ownedPair(t, Listen(ln))
+	}
 	accepted := make(chan net.Conn, 1)
 	go func() {
 		c, err := ln.Accept()
@@ -187,7 +195,11 @@ func TestDeadlineThenMore(t *testing.T) {
 }
 
 func TestCloseWakesReader(t *testing.T) {
-	for _, name := range []string{"waiting on the poller", "probing"} {
+	names := []string{"waiting on the poller", "probing"}
+	if ownedPairs {
+		names = names[:1] // an owned socket always has its descriptor
+	}
+	for _, name := range names {
 		t.Run(name, func(t *testing.T) {
 			c, _ := pair(t)
 			if name == "probing" {
@@ -245,7 +257,11 @@ func TestPending(t *testing.T) {
 	if c.Pending() {
 		t.Fatal("nothing sent, yet pending")
 	}
-	if p, ok := Pending(c.Conn); !ok || p {
+	if c.owned {
+		if p, ok := Pending(c); !ok || p {
+			t.Fatalf("owned socket: pending=%v ok=%v", p, ok)
+		}
+	} else if p, ok := Pending(c.Conn); !ok || p {
 		t.Fatalf("unwrapped socket: pending=%v ok=%v", p, ok)
 	}
 	peer.Write([]byte("!"))
@@ -294,7 +310,9 @@ func TestPeerClosed(t *testing.T) {
 		t.Fatalf("got %q, %v; peeking must consume nothing", buf[:n], err)
 	}
 	waitFor(t, closed(c))
-	waitFor(t, closed(c.Conn)) // the socket under the wrapper
+	if !c.owned {
+		waitFor(t, closed(c.Conn)) // the socket under the wrapper
+	}
 	a, b := net.Pipe()
 	defer a.Close()
 	defer b.Close()
@@ -408,4 +426,151 @@ func TestReadsWaitOnThePoller(t *testing.T) {
 	if n, err := c.Read(buf); err != nil || string(buf[:n]) != "still" {
 		t.Fatalf("probing read: %q, %v", buf[:n], err)
 	}
+}
+
+func ownedPair(t *testing.T, ln net.Listener) (*Conn, net.Conn) {
+	t.Helper()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			t.Error(err)
+		}
+		accepted <- c
+	}()
+	d, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := <-accepted
+	c, ok := a.(*Conn)
+	if !ok || !c.owned {
+		t.Fatalf("Listen's Accept gave %T, want an owned *Conn", a)
+	}
+	t.Cleanup(func() { c.Close(); d.Close() })
+	return c, d
+}
+
+// TestOwnedSockets runs the tests above on sockets Listen accepted, and
+// checks what is particular to them: the addresses, the options they
+// inherit from the listening socket, deadlines on writes, a second
+// Close, and Control after Close.
+func TestOwnedSockets(t *testing.T) {
+	for name, test := range map[string]func(*testing.T){
+		"ReadWrite": TestReadWrite, "PingPongNeverStalls": TestPingPongNeverStalls,
+		"EndOfStream": TestEndOfStream, "EndOfStreamAfterDataInOneWakeUp": TestEndOfStreamAfterDataInOneWakeUp,
+		"DeadlineThenMore": TestDeadlineThenMore, "CloseWakesReader": TestCloseWakesReader,
+		"CloseBetweenReads": TestCloseBetweenReads, "Pending": TestPending, "PeerClosed": TestPeerClosed,
+		"Idle": TestIdle, "CloseWinsOverLaterDeadline": TestCloseWinsOverLaterDeadline,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ownedPairs = true
+			defer func() { ownedPairs = false }()
+			test(t)
+		})
+	}
+
+	ownedPairs = true
+	c, peer := pair(t)
+	ownedPairs = false
+	if c.LocalAddr().String() != peer.RemoteAddr().String() || c.RemoteAddr().String() != peer.LocalAddr().String() {
+		t.Errorf("addresses: local %v remote %v, the peer's %v and %v", c.LocalAddr(), c.RemoteAddr(), peer.RemoteAddr(), peer.LocalAddr())
+	}
+	if _, ok := c.RemoteAddr().(*net.TCPAddr); !ok {
+		t.Errorf("RemoteAddr is %T, want *net.TCPAddr", c.RemoteAddr())
+	}
+	var nodelay, keepalive int
+	if err := c.raw().Control(func(fd uintptr) {
+		nodelay, _ = syscall.GetsockoptInt(int(fd), syscall.IPPROTO_TCP, syscall.TCP_NODELAY)
+		keepalive, _ = syscall.GetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_KEEPALIVE)
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if nodelay == 0 || keepalive == 0 {
+		t.Errorf("TCP_NODELAY %d, SO_KEEPALIVE %d: not inherited from the listening socket", nodelay, keepalive)
+	}
+
+	// A write that cannot go out (the peer reads nothing) ends at its
+	// deadline.
+	_ = c.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
+	big := make([]byte, 64<<20)
+	if n, err := c.Write(big); !errors.Is(err, os.ErrDeadlineExceeded) || n == 0 || n == len(big) {
+		t.Fatalf("write past the socket buffers: %d bytes, %v; want some, then the deadline", n, err)
+	}
+	// Close wakes a write waiting for room.
+	_ = c.SetWriteDeadline(time.Time{})
+	errc := make(chan error, 1)
+	go func() { _, err := c.Write(big); errc <- err }()
+	time.Sleep(20 * time.Millisecond)
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Errorf("the waiting write got %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake a waiting write")
+	}
+	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("second Close: %v, want net.ErrClosed", err)
+	}
+	if err := c.raw().Control(func(uintptr) { t.Error("Control ran after Close") }); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("Control after Close: %v", err)
+	}
+	if err := c.SetReadDeadline(time.Now()); err != nil {
+		t.Errorf("SetReadDeadline after Close: %v (net.Conn's is ignored too)", err)
+	}
+}
+
+// TestListenLeavesOthersAlone: a unix listener keeps net's sockets.
+func TestListenLeavesOthersAlone(t *testing.T) {
+	ln, err := net.Listen("unix", t.TempDir()+"/s")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if Listen(ln) != ln {
+		t.Fatal("a unix listener was replaced")
+	}
+}
+
+// TestListenerCloseWakesAccept: Close ends a waiting Accept with
+// net.ErrClosed, and the port is free again afterwards.
+func TestListenerCloseWakesAccept(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln)
+	if _, ok := l.(*Listener); !ok {
+		t.Fatalf("Listen gave %T", l)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := l.Accept(); errc <- err }()
+	time.Sleep(20 * time.Millisecond)
+	if err := l.Close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("the waiting Accept got %v, want net.ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Close did not wake Accept")
+	}
+	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+	if err := l.Close(); !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	// Both descriptors are gone: the address can be listened on again.
+	again, err := net.Listen("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("listening again on %v: %v", ln.Addr(), err)
+	}
+	again.Close()
 }

@@ -54,6 +54,14 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
+	return c.SetWriteDeadline(t)
+}
+
+// SetWriteDeadline sets the write deadline, as net.Conn's does.
+func (c *Conn) SetWriteDeadline(t time.Time) error {
+	if c.owned {
+		return c.setPollDeadline(t, 'w')
+	}
 	return c.Conn.SetWriteDeadline(t)
 }
 
@@ -61,6 +69,9 @@ func (c *Conn) applyLocked() error {
 	eff := c.userRD
 	if armed := c.armed.Load(); armed != 0 && (eff.IsZero() || armed < eff.UnixNano()) {
 		eff = time.Unix(0, armed)
+	}
+	if c.owned {
+		return c.setPollDeadline(eff, 'r')
 	}
 	return c.Conn.SetReadDeadline(eff)
 }
