@@ -212,6 +212,13 @@ func (c *Conn) Write(b []byte) (int, error) {
 	defer c.wmu.Unlock()
 	c.wbuf, c.wn, c.werr = b, 0, 0
 	if c.owned {
+		if c.closing.Load() {
+			// The descriptor is closed or about to be, and its number
+			// may already be another socket's: no write may reach it.
+			// (Close waits for c.wmu only after setting closing.)
+			c.wbuf = nil
+			return 0, c.opError("write", net.ErrClosed)
+		}
 		err := c.writeOwned()
 		c.wbuf = nil
 		return c.wn, err

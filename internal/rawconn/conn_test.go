@@ -574,3 +574,32 @@ func TestListenerCloseWakesAccept(t *testing.T) {
 	}
 	again.Close()
 }
+
+// TestOwnedWriteAfterClose: a write after Close fails and reaches no
+// socket, not even one that took the closed descriptor's number.
+func TestOwnedWriteAfterClose(t *testing.T) {
+	ownedPairs = true
+	c, _ := pair(t)
+	ownedPairs = false
+	fd := c.fd
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The lowest free number: most likely the one just closed.
+	a, b := net.Pipe()
+	defer a.Close()
+	defer b.Close()
+	other, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	d, err := net.Dial("tcp", other.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if n, err := c.Write([]byte("stray")); n != 0 || !errors.Is(err, net.ErrClosed) {
+		t.Fatalf("write after Close (descriptor %d): %d bytes, %v; want 0, net.ErrClosed", fd, n, err)
+	}
+}
