@@ -2,6 +2,7 @@ package rawconn
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -9,6 +10,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 )
 
 // ownedPairs makes pair return a socket accepted by this package's
@@ -601,5 +603,33 @@ func TestOwnedWriteAfterClose(t *testing.T) {
 	defer d.Close()
 	if n, err := c.Write([]byte("stray")); n != 0 || !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("write after Close (descriptor %d): %d bytes, %v; want 0, net.ErrClosed", fd, n, err)
+	}
+}
+
+func TestTCPAddrOf(t *testing.T) {
+	var v4, v6, v6zone, unix syscall.RawSockaddrAny
+	p4 := (*syscall.RawSockaddrInet4)(unsafe.Pointer(&v4))
+	p4.Family, p4.Addr = syscall.AF_INET, [4]byte{10, 1, 2, 3}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p4.Port))[:], 6432)
+	p6 := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&v6))
+	p6.Family = syscall.AF_INET6
+	copy(p6.Addr[:], net.ParseIP("2001:db8::7"))
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&p6.Port))[:], 65535)
+	pz := (*syscall.RawSockaddrInet6)(unsafe.Pointer(&v6zone))
+	pz.Family, pz.Scope_id = syscall.AF_INET6, 3
+	copy(pz.Addr[:], net.ParseIP("fe80::1"))
+	unix.Addr.Family = syscall.AF_UNIX
+	for _, tt := range []struct {
+		sa   *syscall.RawSockaddrAny
+		want string
+	}{
+		{&v4, "10.1.2.3:6432"},
+		{&v6, "[2001:db8::7]:65535"},
+		{&v6zone, "[fe80::1%3]:0"},
+		{&unix, ":0"},
+	} {
+		if got := tcpAddrOf(tt.sa).String(); got != tt.want {
+			t.Errorf("tcpAddrOf: %s, want %s", got, tt.want)
+		}
 	}
 }
