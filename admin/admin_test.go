@@ -112,18 +112,8 @@ func TestReadyz(t *testing.T) {
 // everything but the profiles, and the orchestrators' probes stay open.
 func TestAccessGuardsAllButProbes(t *testing.T) {
 	base := startAdmin(t, Views{
-		Ready: func(context.Context) (bool, any) { return true, nil },
-		Access: func(user, password string, has bool) config.ConsoleAccess {
-			switch {
-			case !has:
-				return config.ConsoleNone
-			case user == "boss" && password == "pw":
-				return config.ConsoleAdmin
-			case user == "watcher" && password == "pw":
-				return config.ConsoleStats
-			}
-			return config.ConsoleNone
-		},
+		Ready:  func(context.Context) (bool, any) { return true, nil },
+		Access: bossAndWatcher,
 	})
 	for _, tt := range []struct {
 		path, user, password string
@@ -161,6 +151,20 @@ func TestAccessGuardsAllButProbes(t *testing.T) {
 	}
 }
 
+// bossAndWatcher is the tests' access rule: boss administers, watcher
+// reads stats, both with the password pw; anyone else is refused.
+func bossAndWatcher(user, password string, has bool) config.ConsoleAccess {
+	switch {
+	case !has:
+		return config.ConsoleNone
+	case user == "boss" && password == "pw":
+		return config.ConsoleAdmin
+	case user == "watcher" && password == "pw":
+		return config.ConsoleStats
+	}
+	return config.ConsoleNone
+}
+
 // TestResetIsPostedByAdminsOnly: POST /reset/{what} resets what the
 // proxy knows by that name and says how much went; stats access may not
 // post, and an unknown name or a GET is refused.
@@ -174,15 +178,7 @@ func TestResetIsPostedByAdminsOnly(t *testing.T) {
 			resets.Add(1)
 			return 3, true
 		},
-		Access: func(user, password string, has bool) config.ConsoleAccess {
-			switch {
-			case user == "boss" && password == "pw":
-				return config.ConsoleAdmin
-			case user == "watcher" && password == "pw":
-				return config.ConsoleStats
-			}
-			return config.ConsoleNone
-		},
+		Access: bossAndWatcher,
 	})
 	for _, tt := range []struct {
 		method, path, user string

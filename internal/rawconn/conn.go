@@ -11,8 +11,9 @@ import (
 	"unsafe"
 )
 
-// Conn is a net.Conn whose Read and Write use raw system calls. Deadlines
-// and the addresses are the wrapped connection's own.
+// Conn is a net.Conn whose Read and Write use raw system calls. A
+// wrapped connection (Wrap) keeps its deadlines and addresses; a socket
+// that Listener accepted has no net.Conn and keeps its own (owned.go).
 //
 // A read that drained the socket (it left room in its buffer) is followed
 // by a wait on the poller without the read that would only return

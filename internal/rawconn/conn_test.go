@@ -501,20 +501,7 @@ func TestOwnedSockets(t *testing.T) {
 	}
 	// Close wakes a write waiting for room.
 	_ = c.SetWriteDeadline(time.Time{})
-	errc := make(chan error, 1)
-	go func() { _, err := c.Write(big); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
-	if err := c.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Errorf("the waiting write got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake a waiting write")
-	}
+	closeWakes(t, "write", func() error { _, err := c.Write(big); return err }, c.Close)
 	if err := c.Close(); !errors.Is(err, net.ErrClosed) {
 		t.Errorf("second Close: %v, want net.ErrClosed", err)
 	}
@@ -523,6 +510,26 @@ func TestOwnedSockets(t *testing.T) {
 	}
 	if err := c.SetReadDeadline(time.Now()); err != nil {
 		t.Errorf("SetReadDeadline after Close: %v (net.Conn's is ignored too)", err)
+	}
+}
+
+// closeWakes runs wait on a goroutine, lets it block, then runs close,
+// and checks that wait ends with net.ErrClosed soon after.
+func closeWakes(t *testing.T, what string, wait, close func() error) {
+	t.Helper()
+	errc := make(chan error, 1)
+	go func() { errc <- wait() }()
+	time.Sleep(20 * time.Millisecond)
+	if err := close(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-errc:
+		if !errors.Is(err, net.ErrClosed) {
+			t.Fatalf("the waiting %s got %v, want net.ErrClosed", what, err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("Close did not wake a waiting %s", what)
 	}
 }
 
@@ -549,20 +556,7 @@ func TestListenerCloseWakesAccept(t *testing.T) {
 	if _, ok := l.(*Listener); !ok {
 		t.Fatalf("Listen gave %T", l)
 	}
-	errc := make(chan error, 1)
-	go func() { _, err := l.Accept(); errc <- err }()
-	time.Sleep(20 * time.Millisecond)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, net.ErrClosed) {
-			t.Fatalf("the waiting Accept got %v, want net.ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not wake Accept")
-	}
+	closeWakes(t, "Accept", func() error { _, err := l.Accept(); return err }, l.Close)
 	if _, err := l.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("Accept after Close: %v", err)
 	}

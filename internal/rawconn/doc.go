@@ -10,4 +10,9 @@
 // when the call seems stuck. Measured under pgbench that cost more CPU than
 // the proxy's own work. The sockets are non-blocking, so a raw call never
 // waits in the kernel and none of that is needed.
+//
+// Listen goes one step further for the sockets a TCP listener accepts:
+// accept, the socket options and close are raw system calls too, and the
+// socket is registered with the runtime's poller directly, with no
+// net.Conn (owned.go).
 package rawconn
