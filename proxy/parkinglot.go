@@ -5,6 +5,8 @@ import (
 	"os"
 	"sync"
 	"syscall"
+
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 )
 
 // parkingLot holds idle clients without a goroutine each.
@@ -26,13 +28,8 @@ type parkingLot struct {
 
 	mu     sync.Mutex
 	next   uint64
-	parked map[uint64]parkedClient // by token (Session.parkToken)
+	parked map[uint64]*Session // by token (Session.parkToken)
 	closed bool
-}
-
-type parkedClient struct {
-	fd int
-	s  *Session
 }
 
 // errParked unwinds a session goroutine whose client the lot now holds.
@@ -54,7 +51,7 @@ func newParkingLot(resume func(*Session)) (*parkingLot, error) {
 		ep.Close()
 		return nil, err
 	}
-	l := &parkingLot{ep: ep, rc: rc, resume: resume, parked: map[uint64]parkedClient{}}
+	l := &parkingLot{ep: ep, rc: rc, resume: resume, parked: map[uint64]*Session{}}
 	go l.run()
 	return l, nil
 }
@@ -82,7 +79,7 @@ func (l *parkingLot) park(s *Session, fd int) error {
 	if err != nil {
 		return os.NewSyscallError("epoll_ctl", err)
 	}
-	l.parked[token] = parkedClient{fd: fd, s: s}
+	l.parked[token] = s
 	s.parkToken = token
 	return nil
 }
@@ -104,17 +101,22 @@ func (l *parkingLot) wake(s *Session) bool {
 // resumed already.
 func (l *parkingLot) resumeToken(token uint64) bool {
 	l.mu.Lock()
-	p, ok := l.parked[token]
+	s, ok := l.parked[token]
 	if ok {
 		delete(l.parked, token)
-		p.s.parkToken = 0
-		_ = l.control(func(ep uintptr) {
-			_ = syscall.EpollCtl(int(ep), syscall.EPOLL_CTL_DEL, p.fd, nil)
+		s.parkToken = 0
+		// Through the socket, not by the number it was parked under: a
+		// socket closed since has left the set by itself, and its number
+		// may be another parked client's now.
+		_ = rawconn.Control(s.c.Conn, func(fd uintptr) {
+			_ = l.control(func(ep uintptr) {
+				_ = syscall.EpollCtl(int(ep), syscall.EPOLL_CTL_DEL, int(fd), nil)
+			})
 		})
 	}
 	l.mu.Unlock()
 	if ok {
-		l.resume(p.s)
+		l.resume(s)
 	}
 	return ok
 }

@@ -79,3 +79,67 @@ func TestParkingLotResumesOnce(t *testing.T) {
 		})
 	}
 }
+
+// TestParkingLotForgetsAClosedSocket: a parked client whose socket was
+// closed (its registration gone with it) is resumed without touching the
+// socket that took its descriptor's number, even when that one is parked
+// too; it still wakes on its data.
+func TestParkingLotForgetsAClosedSocket(t *testing.T) {
+	resumed := make(chan *Session, 4)
+	lot, err := newParkingLot(func(s *Session) { resumed <- s })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lot.close()
+	fdOf := func(c *clientConn) (fd uintptr) {
+		_ = rawconn.Control(c.Conn, func(d uintptr) { fd = d })
+		return fd
+	}
+	a, _ := clientPair(t)
+	sa := parkIn(t, lot, a)
+	fdA := fdOf(a)
+
+	// B's socket is accepted right after A's closes, so that it takes
+	// the lowest free number: A's.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	peerB, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer peerB.Close()
+	if err := a.Conn.Close(); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := newClientConn(rawconn.Wrap(nc), 1<<20)
+	t.Cleanup(func() { _ = b.Conn.Close(); b.release() })
+	sb := parkIn(t, lot, b)
+	if fdB := fdOf(b); fdB != fdA {
+		t.Logf("B's socket has descriptor %d, A's had %d: the numbers did not meet this time", fdB, fdA)
+	}
+
+	if !lot.wake(sa) {
+		t.Fatal("A was not parked")
+	}
+	if s := <-resumed; s != sa {
+		t.Fatal("wake resumed another session")
+	}
+	if _, err := peerB.Write([]byte("Q")); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case s := <-resumed:
+		if s != sb {
+			t.Fatal("another session resumed")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("B's data did not resume it: waking A took B's socket out of the lot")
+	}
+}

@@ -1,6 +1,7 @@
 package rawconn
 
 import (
+	"errors"
 	"io"
 	"net"
 	"os"
@@ -281,6 +282,20 @@ func PeerClosed(nc net.Conn) (closed, ok bool) {
 	n, e, err := peekOne(rc)
 	return err != nil || (e == 0 && n == 0) || (e != 0 && e != syscall.EAGAIN), true
 }
+
+// Control runs f with the descriptor of nc's socket (through TLS and this
+// package's Conn), which cannot be closed while f runs. It fails without
+// running f once the socket is closed, when its number may already be
+// another socket's, or when nc has no socket.
+func Control(nc net.Conn, f func(fd uintptr)) error {
+	rc, ok := rawOf(nc)
+	if !ok {
+		return errNoSocket
+	}
+	return rc.Control(f)
+}
+
+var errNoSocket = errors.New("rawconn: no socket under the connection")
 
 // rawOf finds the socket under nc, through TLS and this package's Conn.
 func rawOf(nc net.Conn) (syscall.RawConn, bool) {
