@@ -12,6 +12,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -315,23 +316,47 @@ func (s *Server) Serve() error {
 }
 
 func (s *Server) accept(ln net.Listener) error {
+	var delay time.Duration
 	for {
 		nc, err := ln.Accept()
 		if err != nil {
 			if s.draining.Load() || errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
+			var retry bool
+			if delay, retry = acceptRetry(err, delay); !retry {
+				return err
 			}
-			return err
+			s.log.Warn("accept failed; clients already in are served, new ones wait", "err", err, "retry_in", delay)
+			time.Sleep(delay)
+			continue
 		}
+		delay = 0
 		nc = rawconn.Wrap(nc)
 		s.wg.Add(1)
 		s.handlers.Go(nc)
 	}
+}
+
+// acceptRetry tells an Accept error to wait out from one that ends the
+// listener, and how long to wait, after waiting last time: doubling from
+// 5 ms to 1 s, as net/http's server does. Out of descriptors or kernel
+// memory is a moment's shortage (PgBouncer, too, pauses and accepts
+// again): the clients already connected go on, and the listen backlog
+// holds new ones meanwhile.
+func acceptRetry(err error, last time.Duration) (wait time.Duration, retry bool) {
+	var ne net.Error
+	switch {
+	case errors.As(err, &ne) && ne.Timeout():
+	case errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE),
+		errors.Is(err, syscall.ENOBUFS), errors.Is(err, syscall.ENOMEM):
+	default:
+		return 0, false
+	}
+	if last == 0 {
+		return 5 * time.Millisecond, true
+	}
+	return min(2*last, time.Second), true
 }
 
 // handle runs one connection from its first byte to its close, or until
