@@ -188,7 +188,7 @@ func (s *Session) consoleCommand(words []string, stmt string) ([]wire.Encoder, e
 			return nil, pgerr.New(pgerr.SyntaxError, "RESET takes one word, QUERIES: it empties query_stats").
 				WithHint("Settings change with SET; RELOAD brings back the config file's.")
 		}
-		s.srv.ResetQueries()
+		s.srv.resetQueries()
 		return []wire.Encoder{&pgproto3.CommandComplete{CommandTag: []byte(verb)}}, nil
 	case "RECONNECT":
 		if err := s.consoleAdminOnly(verb); err != nil {

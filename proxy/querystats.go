@@ -105,9 +105,18 @@ func (q *queryStats) reset() int {
 	return n
 }
 
-// ResetQueries empties query_stats (SHOW QUERIES), for the admin HTTP
-// port's POST /reset/queries; it reports how many entries went.
-func (srv *Server) ResetQueries() int {
+// Reset empties what the proxy counts under what, for the admin HTTP
+// port's POST /reset/{what}, as Show serves its SHOW: queries (any case)
+// is query_stats, the console's RESET QUERIES. It reports how many
+// entries went; ok is false for anything else.
+func (srv *Server) Reset(what string) (entries int, ok bool) {
+	if !strings.EqualFold(what, "queries") {
+		return 0, false
+	}
+	return srv.resetQueries(), true
+}
+
+func (srv *Server) resetQueries() int {
 	n := srv.queries.reset()
 	srv.log.Info("query_stats reset", "entries", n)
 	return n

@@ -152,7 +152,7 @@ func TestQueryStatsCountABatchSentInParts(t *testing.T) {
 }
 
 // TestResetQueriesCountsAfresh: RESET QUERIES on the console (and the
-// admin port's reset, which calls ResetQueries) empties SHOW QUERIES, and
+// admin port's reset, which calls Server.Reset) empties SHOW QUERIES, and
 // calls after it count from zero; stats_users may not reset, and RESET
 // of anything else is refused.
 func TestResetQueriesCountsAfresh(t *testing.T) {
@@ -215,10 +215,13 @@ func TestResetQueriesCountsAfresh(t *testing.T) {
 	if got := calls(); got[norm] != "1" {
 		t.Fatalf("after the reset SHOW QUERIES: %v, want 1 call of %q", got, norm)
 	}
-	if n := h.srv.ResetQueries(); n != 1 {
-		t.Errorf("ResetQueries dropped %d entries, want 1", n)
+	if n, ok := h.srv.Reset("queries"); !ok || n != 1 {
+		t.Errorf("Reset(queries) dropped %d entries, ok %v; want 1, true", n, ok)
+	}
+	if _, ok := h.srv.Reset("pools"); ok {
+		t.Error("Reset(pools) reported something reset")
 	}
 	if got := calls(); len(got) != 0 {
-		t.Errorf("after ResetQueries, SHOW QUERIES: %v, want nothing", got)
+		t.Errorf("after Reset(queries), SHOW QUERIES: %v, want nothing", got)
 	}
 }

@@ -86,12 +86,7 @@ func runServe(ctx context.Context, args []string) error {
 			return r.Ready, r
 		},
 		Access: srv.AdminAccess,
-		Reset: func(what string) (int, bool) {
-			if what != "queries" {
-				return 0, false
-			}
-			return srv.ResetQueries(), true
-		},
+		Reset:  srv.Reset,
 	}
 	if rt != nil {
 		views.Backends = func() any { return rt.View() }
