@@ -189,6 +189,30 @@ func TestPoolResolution(t *testing.T) {
 	}
 }
 
+// TestServesDatabase: which server databases some entry leads clients to.
+func TestServesDatabase(t *testing.T) {
+	cases := []struct {
+		databases map[string]Database
+		server    string
+		want      bool
+	}{
+		{map[string]Database{"a": {}}, "a", true},
+		{map[string]Database{"a": {}}, "b", false},
+		{map[string]Database{"a": {DBName: "b"}}, "b", true},
+		{map[string]Database{"a": {DBName: "b"}}, "a", false},
+		{map[string]Database{"a": {}, "*": {}}, "zzz", true},
+		{map[string]Database{"*": {DBName: "b"}}, "zzz", false},
+		{map[string]Database{"*": {DBName: "b"}}, "b", true},
+		{nil, "a", false},
+	}
+	for _, c := range cases {
+		cfg := &Config{Databases: c.databases}
+		if got := cfg.ServesDatabase(c.server); got != c.want {
+			t.Errorf("databases %v: ServesDatabase(%q) = %v, want %v", c.databases, c.server, got, c.want)
+		}
+	}
+}
+
 // TestConnectionCapResolution: a cap belongs to a server database or a
 // server user, and the entries that reach it name it.
 func TestConnectionCapResolution(t *testing.T) {

@@ -148,3 +148,19 @@ func (c *Config) IsConsole(dbName string) bool {
 	_, real := c.Databases[dbName]
 	return !real
 }
+
+// ServesDatabase reports whether some entry of databases leads clients to
+// the server database name: a "*" entry without a dbname leads to any.
+func (c *Config) ServesDatabase(name string) bool {
+	for key, d := range c.Databases {
+		switch {
+		case d.DBName != "":
+			if d.DBName == name {
+				return true
+			}
+		case key == "*" || key == name:
+			return true
+		}
+	}
+	return false
+}

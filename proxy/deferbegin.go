@@ -5,7 +5,6 @@ import (
 	"errors"
 
 	"github.com/ai-ninja/pgninja/config"
-	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
@@ -108,8 +107,8 @@ func (s *Session) endEmpty() (bool, error) {
 	s.idleDeadline('I')
 	err := s.c.SendAll(&pgproto3.CommandComplete{CommandTag: []byte(tag)}, &pgproto3.ReadyForQuery{TxStatus: 'I'})
 	if draining {
-		// The safe point a shutdown waited for.
-		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+		// The safe point a shutdown or a reload waited for.
+		s.kill(s.drainReason())
 	}
 	return true, err
 }

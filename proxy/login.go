@@ -70,6 +70,9 @@ func (s *Session) login(pkt *startupPacket) error {
 	s.mu.Lock()
 	s.l, s.pool, s.role = l, home, t.User
 	s.mu.Unlock()
+	if err := s.recheckDatabase(); err != nil {
+		return err
+	}
 	s.classifier = s.srv.classifiers.forDB(t)
 	s.epoch = s.srv.epochs.forDB(t.Database)
 

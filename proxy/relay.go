@@ -507,7 +507,7 @@ func (s *Session) afterReady(a readyAfter) {
 		s.kill(pgerr.Fatal(pgerr.FeatureNotSupported, "transaction blocks not allowed in statement pooling mode"))
 	}
 	if a.drain {
-		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+		s.kill(s.drainReason())
 	}
 }
 

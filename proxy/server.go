@@ -200,6 +200,7 @@ func (s *Server) takeOn(cfg *config.Config) error {
 		p.SetTarget(t)
 	})
 	s.resizePools(st)
+	s.dropMovedDatabases(cfg)
 	return nil
 }
 
@@ -506,7 +507,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	// No session is tracked after draining is set (see track).
 	for _, sess := range s.sessionList() {
-		sess.drain()
+		sess.drain(nil)
 	}
 	s.resumes.Stop()
 	done := make(chan struct{})

@@ -172,7 +172,10 @@ type Session struct {
 	copyEnded time.Time
 	gone      bool
 	draining  bool
-	txStatus  byte
+	// drainErr is what a draining client is told when it is ended at its
+	// safe point (errShutdown when nil).
+	drainErr error
+	txStatus byte
 	// timedOut: query_timeout closed the server connection
 	// (querytimeout.go); the relay that sees it lost reports this, not a
 	// lost server.
@@ -697,16 +700,33 @@ func (s *Session) cancel() {
 	}
 }
 
-// drain ends the session now if it is idle, else at its next safe point.
-func (s *Session) drain() {
+// drain ends the session with err now if it is idle, else at its next
+// safe point; a nil err is the shutdown's.
+func (s *Session) drain(err error) {
 	s.mu.Lock()
 	s.draining = true
+	if err != nil {
+		s.drainErr = err
+	}
 	idle := len(s.pending) == 0 && !s.openBatch && s.txStatus == 'I'
 	s.mu.Unlock()
 	if idle {
-		s.kill(pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command"))
+		s.kill(s.drainReason())
 	}
 }
+
+// drainReason is what a draining session is ended with.
+func (s *Session) drainReason() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.drainErr != nil {
+		return s.drainErr
+	}
+	return errShutdown
+}
+
+// errShutdown ends a client when pgninja stops.
+var errShutdown = pgerr.Fatal(pgerr.AdminShutdown, "terminating connection due to administrator command")
 
 // killWriteTimeout is how long a client being thrown out has to take its
 // last error. One that reads nothing has a full socket buffer, and a relay

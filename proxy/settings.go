@@ -125,8 +125,9 @@ func (srv *Server) sizedPool(st *settings, k pool.Key, t pool.Target, size int) 
 // pool_size raised on the console or in the file helps the clients
 // already queued, not only those yet to connect, and a size or
 // min_pool_size lowered closes server connections also in pools nobody
-// is logged in to. A pool whose database or user entry is gone keeps
-// its settings.
+// is logged in to. A pool whose user entry is gone keeps its settings;
+// one whose database no entry leads to any more is decommissioned
+// (dbremoved.go).
 func (srv *Server) resizePools(st *settings) {
 	srv.pools.Each(func(k pool.Key, p *pool.Pool) {
 		h, ok := srv.homes.get(k)
