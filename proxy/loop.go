@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -82,13 +83,22 @@ func (s *Session) readHeader() (byte, int, error) {
 	return wire.ReadHeader(s.c.r, s.c.maxMsg)
 }
 
-// parkInLot hands the quiet client to the parking lot, if there is one
-// and the client's socket is a plain one (a TLS connection may hold read
-// data the socket no longer shows). Its read buffer has gone back; the
-// resumption takes one again (see resume).
+// parkInLot hands the quiet client to the parking lot, if there is one.
+// Its read buffer has gone back; the resumption takes one again (see
+// resume). A TLS client parks by its socket too: its wait ended in a
+// timeout inside tls.Conn.Read, which reads the socket only when it holds
+// no whole record it could return, so what it keeps (at most part of the
+// next record) is waiting for bytes the socket will show.
 func (s *Session) parkInLot() bool {
-	rc, ok := s.c.Conn.(*rawconn.Conn)
-	if !ok || s.srv.lot == nil {
+	if s.srv.lot == nil {
+		return false
+	}
+	nc := s.c.Conn
+	if tc, ok := nc.(*tls.Conn); ok {
+		nc = tc.NetConn()
+	}
+	rc, ok := nc.(*rawconn.Conn)
+	if !ok {
 		return false
 	}
 	return rc.Idle(func(fd int) error { return s.srv.lot.park(s, fd) }) == nil
