@@ -11,7 +11,9 @@
 #                           whenever the proxies (re)start; 0 skips it
 #   BENCH_QUICK=1           smoke test: 3 s runs, 1 round, results in results/quick.*
 #   BENCH_ONLY=REGEX        run only scenarios whose id matches (results/quick.*)
-#   BENCH_IDLE_CLIENTS=10000  clients for the memory row; 0 skips it
+#   BENCH_IDLE_CLIENTS=10000  clients for the memory rows; 0 skips them
+#   BENCH_IDLE_TLS=1        also a memory row with TLS clients (self-signed certificate
+#                           from openssl); 0 skips it
 #   BENCH_TESTBED_PORT=27432  test bed base port (primary; +1 replica, +2 redis, +3 pgbouncer,
 #                           +4 pgpool, +5 pgpool's PCP)
 #   BENCH_PGPOOL=1          also measure Pgpool-II (installed when missing, as root); 0 skips it
@@ -42,6 +44,7 @@ ONLY="${BENCH_ONLY:-}"
 WARMUP="${BENCH_WARMUP:-10}"
 ((QUICK)) && WARMUP="${BENCH_WARMUP:-1}"
 IDLE_CLIENTS="${BENCH_IDLE_CLIENTS:-10000}"
+IDLE_TLS="${BENCH_IDLE_TLS:-1}"
 BASE_PORT="${BENCH_TESTBED_PORT:-27432}"
 PGNINJA_PORT="${BENCH_PGNINJA_PORT:-27440}"
 ADMIN_PORT=$((PGNINJA_PORT + 1))
@@ -288,8 +291,9 @@ pool_mode() {
 }
 
 write_pgninja_config() {
-	local group="$1" mode f="$WORK/pgninja.yaml"
+	local group="$1" mode f="$WORK/pgninja.yaml" certs=""
 	mode="$(pool_mode "$group")"
+	[[ "$group" == idle_tls ]] && certs="$(printf '\n  cert_file: %s\n  key_file: %s' "$WORK/tls/cert.pem" "$WORK/tls/key.pem")"
 	{
 		cat <<EOF
 # Written by bench/run.sh for the "$group" scenarios.
@@ -301,7 +305,7 @@ shutdown_timeout: 5s
 auth:
   type: trust
 tls:
-  backend_sslmode: disable
+  backend_sslmode: disable$certs
 pool:
   mode: $mode
   max_size: $POOL_SIZE
@@ -363,6 +367,10 @@ log_disconnections = 0
 logfile = $d/pgbouncer.log
 pidfile = $d/pgbouncer.pid
 EOF
+	if [[ "$group" == idle_tls ]]; then
+		printf 'client_tls_sslmode = allow\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n' \
+			"$WORK/tls/cert.pem" "$WORK/tls/key.pem" >>"$d/pgbouncer.ini"
+	fi
 	if ((EUID == 0)); then chown postgres: "$d/userlist.txt" "$d/pgbouncer.ini"; fi
 	PGB_INI="$d/pgbouncer.ini"
 	PGB_PIDFILE="$d/pgbouncer.pid"
@@ -799,12 +807,30 @@ done
 
 # ------------------------------------------------------- idle-client memory --
 
+# make_tls_files: a self-signed certificate for 127.0.0.1 in $WORK/tls,
+# readable by pgbouncer (the postgres OS user when root).
+make_tls_files() {
+	if ! command -v openssl >/dev/null; then
+		log "no openssl: the TLS memory row is skipped"
+		return 1
+	fi
+	mkdir -p "$WORK/tls"
+	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=127.0.0.1 -keyout "$WORK/tls/key.pem" -out "$WORK/tls/cert.pem" >"$WORK/logs/openssl.log" 2>&1; then
+		log "openssl could not make a certificate (logs/openssl.log): the TLS memory row is skipped"
+		return 1
+	fi
+	if ((EUID == 0)); then chown -R postgres: "$WORK/tls"; fi
+	chmod 600 "$WORK/tls/key.pem"
+}
+
 rss_kb() { sed -n 's/^VmRSS:[[:space:]]*\([0-9]*\) kB/\1/p' "/proc/$1/status" 2>/dev/null; }
 
-# idle_row TARGET PID PORT: RSS of the proxy before and after IDLE_CLIENTS
-# idle, authenticated clients. Results in mem/TARGET as key<TAB>value lines.
+# idle_row TARGET PID PORT [SSLMODE]: RSS of the proxy before and after
+# IDLE_CLIENTS idle, authenticated clients (over TLS with SSLMODE
+# require). Results in mem/TARGET as key<TAB>value lines.
 idle_row() {
-	local target="$1" pid="$2" port="$3" f="$WORK/mem/$1" before after out="$WORK/logs/idleclients-$1.log" i rc=0
+	local target="$1" pid="$2" port="$3" sslmode="${4:-disable}" f="$WORK/mem/$1" before after out="$WORK/logs/idleclients-$1.log" i rc=0
 	: >"$f"
 	if [[ -z "$pid" ]] || ! alive "$pid"; then
 		printf 'error\t%s did not start\n' "$target" >>"$f"
@@ -816,7 +842,7 @@ idle_row() {
 	printf 'before_kb\t%s\n' "$before" >>"$f"
 	log "$target: opening $IDLE_CLIENTS idle clients (RSS before: $((before / 1024)) MB)"
 	"$WORK/bin/idleclients" -n "$IDLE_CLIENTS" \
-		-dsn "host=127.0.0.1 port=$port user=postgres dbname=$DB sslmode=disable" >"$out" 2>&1 &
+		-dsn "host=127.0.0.1 port=$port user=postgres dbname=$DB sslmode=$sslmode" >"$out" 2>&1 &
 	CHILD_PID=$!
 	for ((i = 0; i < 2400; i++)); do
 		grep -q '^ready' "$out" && break
@@ -858,6 +884,15 @@ if ((IDLE_CLIENTS > 0)) && [[ -z "$ONLY" || "idle_clients" =~ $ONLY ]]; then
 	start_pgninja idle || true
 	idle_row pgninja "$PGNINJA_PID" "$PGNINJA_PORT"
 	stop_pgninja
+	if ((IDLE_TLS)) && make_tls_files; then
+		log "memory: $IDLE_CLIENTS idle TLS clients, transaction mode"
+		start_pgbouncer idle_tls || true
+		idle_row pgbouncer_tls "$(tr -dc 0-9 <"$PGB_PIDFILE" 2>/dev/null || true)" "$PGBOUNCER_PORT" require
+		stop_pgbouncer
+		start_pgninja idle_tls || true
+		idle_row pgninja_tls "$PGNINJA_PID" "$PGNINJA_PORT" require
+		stop_pgninja
+	fi
 fi
 
 # ----------------------------------------------------------------- backup --

@@ -4,7 +4,7 @@
 //	report -dir WORK -md bench/results/latest.md -json bench/results/latest.json
 //
 // WORK holds what run.sh wrote: meta.tsv, plan.tsv, raw/<scenario>.<target>.r<N>.{cmd,out,err,rc,proxy},
-// routing/<scenario>.<target>.r<N>, mem/<target> and backup/{out,err,rc}.
+// routing/<scenario>.<target>.r<N>, mem/<target>[_tls] and backup/{out,err,rc}.
 package main
 
 import (
@@ -73,9 +73,10 @@ type Row struct {
 	Note           string   `json:"note,omitempty"`
 }
 
-// Memory is the idle-client row of one proxy.
+// Memory is the idle-client row of one proxy, with plain or TLS clients.
 type Memory struct {
 	Target         string   `json:"target"`
+	TLS            bool     `json:"tls,omitempty"`
 	Clients        int      `json:"clients"`
 	BeforeMB       *float64 `json:"rss_before_mb"`
 	AfterMB        *float64 `json:"rss_after_mb"`
@@ -189,9 +190,16 @@ func build(dir string) (*Report, error) {
 			r.Rows = append(r.Rows, *row)
 		}
 	}
-	for _, t := range []string{"pgbouncer", "pgninja"} {
-		if m, ok := readMemory(filepath.Join(dir, "mem", t), t); ok {
-			r.Memory = append(r.Memory, m)
+	for _, tls := range []bool{false, true} {
+		for _, t := range []string{"pgbouncer", "pgninja"} {
+			file := t
+			if tls {
+				file += "_tls"
+			}
+			if m, ok := readMemory(filepath.Join(dir, "mem", file), t); ok {
+				m.TLS = tls
+				r.Memory = append(r.Memory, m)
+			}
 		}
 	}
 	r.Backup = readBackup(filepath.Join(dir, "backup"))

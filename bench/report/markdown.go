@@ -61,22 +61,27 @@ func markdown(r *Report) string {
 		cells[7] = strings.Join(notes, "; ")
 		writeRow(&b, cells)
 	}
-	var bouncerAdded *float64
+	// PgBouncer's added RSS, for plain clients and for TLS ones.
+	bouncerAdded := map[bool]*float64{}
 	for _, mem := range r.Memory {
 		if mem.Target == "pgbouncer" {
-			bouncerAdded = mem.AddedMB
+			bouncerAdded[mem.TLS] = mem.AddedMB
 		}
 	}
 	for _, mem := range r.Memory {
-		label := fmt.Sprintf("%s idle clients (transaction): proxy RSS", thousands(float64(clientsOf(r, mem))))
+		kind := "idle clients"
+		if mem.TLS {
+			kind = "idle TLS clients"
+		}
+		label := fmt.Sprintf("%s %s (transaction): proxy RSS", thousands(float64(clientsOf(r, mem))), kind)
 		cells := []string{label, targetName(mem.Target), "", "", "—", "—", "", mem.Error, ""}
 		if mem.BeforeMB != nil && mem.AfterMB != nil {
 			cells[2] = fmt.Sprintf("%.1f → %.1f MB", *mem.BeforeMB, *mem.AfterMB)
 		}
 		if mem.AddedMB != nil {
 			cells[3] = fmt.Sprintf("+%.1f MB", *mem.AddedMB)
-			if mem.Target == "pgninja" && bouncerAdded != nil && *bouncerAdded > 0 {
-				cells[6] = fmt.Sprintf("%.2f (RSS)", *mem.AddedMB / *bouncerAdded)
+			if b := bouncerAdded[mem.TLS]; mem.Target == "pgninja" && b != nil && *b > 0 {
+				cells[6] = fmt.Sprintf("%.2f (RSS)", *mem.AddedMB / *b)
 			}
 		} else if cells[7] == "" {
 			cells[7] = "no measurement"
@@ -232,7 +237,8 @@ func checks(r *Report) []Check {
 	}
 	vsBouncer("routing_select_simple", "routing on, reads to the replica, -S -M simple -c 16", 1.0)
 	for _, m := range r.Memory {
-		if m.Target != "pgninja" {
+		// The target is for plain clients; the TLS row is beside it.
+		if m.Target != "pgninja" || m.TLS {
 			continue
 		}
 		c := Check{What: "idle clients through pgninja: ≤ 250 MB added RSS"}
