@@ -128,6 +128,12 @@ type Auth struct {
 	// UsersFile holds `"user" "secret"` lines as in PgBouncer's userlist.txt;
 	// the secret is a SCRAM verifier, an md5 hash or a plain password.
 	UsersFile string `yaml:"users_file"`
+	// HBAFile, when set, holds pg_hba.conf-style rules (as PgBouncer's
+	// auth_hba_file): the first line matching a client's connection type,
+	// database, user and address gives its method, or rejects it; a client
+	// no line matches is rejected. Its method wins over Type and the
+	// user's own.
+	HBAFile string `yaml:"hba_file"`
 }
 
 // Pool holds the defaults for every server connection pool. Databases and

@@ -1,6 +1,8 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -297,5 +299,26 @@ func TestReplicaWeight(t *testing.T) {
 				t.Errorf("primary weight %d, want 0", got)
 			}
 		})
+	}
+}
+
+// TestLoadResolvesAuthFilesFromTheConfigsDirectory: relative users_file
+// and hba_file paths are the config file's neighbours, absolute ones stay.
+func TestLoadResolvesAuthFilesFromTheConfigsDirectory(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "pgninja.yaml")
+	text := minimal + "auth:\n  users_file: users.txt\n  hba_file: /etc/pgninja/hba.conf\n"
+	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := Load(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := filepath.Join(dir, "users.txt"); cfg.Auth.UsersFile != want {
+		t.Errorf("users_file %q, want %q", cfg.Auth.UsersFile, want)
+	}
+	if cfg.Auth.HBAFile != "/etc/pgninja/hba.conf" {
+		t.Errorf("hba_file %q, want the absolute path as given", cfg.Auth.HBAFile)
 	}
 }

@@ -46,8 +46,10 @@ func Load(path string, overrides []string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Path = path
-	if cfg.Auth.UsersFile != "" && !filepath.IsAbs(cfg.Auth.UsersFile) {
-		cfg.Auth.UsersFile = filepath.Join(filepath.Dir(path), cfg.Auth.UsersFile)
+	for _, f := range []*string{&cfg.Auth.UsersFile, &cfg.Auth.HBAFile} {
+		if *f != "" && !filepath.IsAbs(*f) {
+			*f = filepath.Join(filepath.Dir(path), *f)
+		}
 	}
 	return cfg, nil
 }

@@ -26,12 +26,16 @@ func (s *Session) consoleLogin(pkt *startupPacket, u config.User, secret auth.Se
 		return pgerr.Fatal(pgerr.InsufficientPrivilege,
 			"user %q may not use the admin console: it is in neither admin_users nor stats_users", userName)
 	}
+	method, err := st.authMethod(s.c.Conn, dbName, userName, u)
+	if err != nil {
+		return err
+	}
 	if n := s.srv.clients.Add(1); n > int64(st.cfg.MaxClientConn) {
 		s.srv.clients.Add(-1)
 		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
 	}
 	s.countedClient = true
-	if err := s.srv.auth.Check(s.c, st.method(u), userName, secret, st.endPointFor(s.c.Conn)); err != nil {
+	if err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
 		return err
 	}
 	s.mu.Lock()

@@ -46,13 +46,16 @@ func (s *Session) login(pkt *startupPacket) error {
 	if !ok {
 		return pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", dbName)
 	}
+	method, err := st.authMethod(s.c.Conn, dbName, userName, u)
+	if err != nil {
+		return err
+	}
 	if n := s.srv.clients.Add(1); n > int64(st.cfg.MaxClientConn) {
 		s.srv.clients.Add(-1)
 		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
 	}
 	// From here the client counts against max_client_conn until it leaves.
 	s.countedClient = true
-	method := st.method(u)
 	if err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
 		return err
 	}

@@ -325,6 +325,9 @@ func (s *Session) resume() (parked bool) {
 }
 
 func loginResult(err error) string {
+	if errors.Is(err, errHBARefused) {
+		return "hba_refused"
+	}
 	switch pgerr.SQLState(err) {
 	case pgerr.InvalidPassword:
 		return "bad_password"

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/auth"
+	"github.com/ai-ninja/pgninja/internal/hba"
 	"github.com/ai-ninja/pgninja/pool"
 )
 
@@ -22,6 +23,8 @@ type settings struct {
 	// endPoint is the certificate's SCRAM channel binding data (nil
 	// without TLS, or for a certificate that has none).
 	endPoint []byte
+	// hba holds auth.hba_file's rules; nil when there is none.
+	hba *hba.Rules
 }
 
 func buildSettings(cfg *config.Config) (*settings, error) {
@@ -32,6 +35,13 @@ func buildSettings(cfg *config.Config) (*settings, error) {
 			return nil, fmt.Errorf("auth.users_file: %w", err)
 		}
 		st.secrets = users
+	}
+	if cfg.Auth.HBAFile != "" {
+		rules, err := hba.Load(cfg.Auth.HBAFile)
+		if err != nil {
+			return nil, fmt.Errorf("auth.hba_file: %w", err)
+		}
+		st.hba = rules
 	}
 	if cfg.TLS.CertFile != "" {
 		cert, err := tls.LoadX509KeyPair(cfg.TLS.CertFile, cfg.TLS.KeyFile)

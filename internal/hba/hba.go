@@ -1,0 +1,380 @@
+package hba
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+)
+
+// Methods a rule may name.
+const (
+	MethodTrust  = "trust"
+	MethodReject = "reject"
+	MethodMD5    = "md5"
+	MethodSCRAM  = "scram-sha-256"
+)
+
+// ConnType is a rule's first field.
+type ConnType int
+
+const (
+	Local     ConnType = iota // unix socket
+	Host                      // TCP, with or without TLS
+	HostSSL                   // TCP with TLS
+	HostNoSSL                 // TCP without TLS
+	HostGSS                   // TCP with GSSAPI encryption, which a client of the proxy never has
+)
+
+var connTypes = map[string]ConnType{
+	"local": Local, "host": Host, "hostssl": HostSSL, "hostnossl": HostNoSSL,
+	// A proxy that answers GSSENCRequest with 'N' has no GSS-encrypted
+	// clients: hostnogssenc is every TCP client, hostgssenc none.
+	"hostnogssenc": Host, "hostgssenc": HostGSS,
+}
+
+// Rule is one line of the file.
+type Rule struct {
+	Line int
+	Type ConnType
+	// Databases and Users list names; nil means all.
+	Databases []string
+	Users     []string
+	// SameUser: the database named as the user (sameuser).
+	SameUser bool
+	// Net holds the client addresses; the zero Prefix means all (and local
+	// rules have none).
+	Net    netip.Prefix
+	Method string
+}
+
+// Rules are a file's lines in order.
+type Rules struct {
+	Name  string
+	Rules []Rule
+}
+
+// Client is what a rule is matched against.
+type Client struct {
+	Local    bool // on the unix socket
+	TLS      bool
+	Addr     netip.Addr // TCP clients
+	Database string
+	User     string
+}
+
+// Load reads the file at path.
+func Load(path string) (*Rules, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return Parse(f, path)
+}
+
+// Parse reads rules from r; name is used in error messages.
+func Parse(r io.Reader, name string) (*Rules, error) {
+	rs := &Rules{Name: name}
+	sc := bufio.NewScanner(r)
+	for n := 1; sc.Scan(); n++ {
+		fields, err := splitFields(sc.Text())
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+		}
+		if len(fields) == 0 {
+			continue
+		}
+		rule, err := parseRule(fields)
+		if err != nil {
+			return nil, fmt.Errorf("%s:%d: %v", name, n, err)
+		}
+		rule.Line = n
+		rs.Rules = append(rs.Rules, rule)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("%s: %v", name, err)
+	}
+	return rs, nil
+}
+
+// Match returns the first rule for c; none matching is as a reject (and
+// PostgreSQL words it apart: see the callers).
+func (rs *Rules) Match(c Client) (Rule, bool) {
+	for _, r := range rs.Rules {
+		if r.matches(c) {
+			return r, true
+		}
+	}
+	return Rule{}, false
+}
+
+func (r Rule) matches(c Client) bool {
+	switch r.Type {
+	case Local:
+		if !c.Local {
+			return false
+		}
+	case Host:
+		if c.Local {
+			return false
+		}
+	case HostSSL:
+		if c.Local || !c.TLS {
+			return false
+		}
+	case HostNoSSL:
+		if c.Local || c.TLS {
+			return false
+		}
+	default:
+		return false
+	}
+	if r.Type != Local && r.Net.IsValid() && !r.Net.Contains(c.Addr.Unmap()) {
+		return false
+	}
+	switch {
+	case r.SameUser:
+		if c.Database != c.User {
+			return false
+		}
+	case r.Databases != nil && !slices.Contains(r.Databases, c.Database):
+		return false
+	}
+	return r.Users == nil || slices.Contains(r.Users, c.User)
+}
+
+// token is one name of a field's comma-separated list; quoted names are
+// never keywords.
+type token struct {
+	text   string
+	quoted bool
+}
+
+func (t token) keyword(k string) bool { return !t.quoted && t.text == k }
+
+// splitFields cuts a line into its fields, each a list of tokens: fields
+// are separated by blanks, a list's names by commas (blanks may follow a
+// comma), '#' outside quotes starts a comment.
+func splitFields(line string) ([][]token, error) {
+	var fields [][]token
+	var cur []token
+	i := 0
+	for {
+		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+			i++
+		}
+		if i >= len(line) || line[i] == '#' {
+			break
+		}
+		var b strings.Builder
+		quoted := false
+		for i < len(line) {
+			ch := line[i]
+			if ch == '"' {
+				end := strings.IndexByte(line[i+1:], '"')
+				if end < 0 {
+					return nil, fmt.Errorf("unterminated quoted name")
+				}
+				b.WriteString(line[i+1 : i+1+end])
+				quoted = true
+				i += end + 2
+				continue
+			}
+			if ch == ' ' || ch == '\t' || ch == ',' || ch == '#' {
+				break
+			}
+			b.WriteByte(ch)
+			i++
+		}
+		cur = append(cur, token{b.String(), quoted})
+		if i < len(line) && line[i] == ',' {
+			i++
+			continue // the list goes on, after any blanks
+		}
+		fields = append(fields, cur)
+		cur = nil
+	}
+	if cur != nil {
+		return nil, fmt.Errorf("a list ends with a comma")
+	}
+	return fields, nil
+}
+
+func parseRule(fields [][]token) (Rule, error) {
+	var r Rule
+	one := func(f []token, what string) (token, error) {
+		if len(f) != 1 {
+			return token{}, fmt.Errorf("%s takes one value, not a list", what)
+		}
+		return f[0], nil
+	}
+	t, err := one(fields[0], "the connection type")
+	if err != nil {
+		return r, err
+	}
+	ct, ok := connTypes[t.text]
+	if !ok || t.quoted {
+		return r, fmt.Errorf("unknown connection type %q (local, host, hostssl, hostnossl, hostgssenc, hostnogssenc)", t.text)
+	}
+	r.Type = ct
+	want := 5 // type, database, user, address, method
+	if ct == Local {
+		want = 4
+	}
+	if len(fields) < want {
+		return r, fmt.Errorf("too few fields: want type, database, user,%s method", map[bool]string{true: "", false: " address,"}[ct == Local])
+	}
+	if err := r.parseDatabases(fields[1]); err != nil {
+		return r, err
+	}
+	if err := r.parseUsers(fields[2]); err != nil {
+		return r, err
+	}
+	rest := fields[3:]
+	if ct != Local {
+		n, err := parseAddress(rest)
+		if err != nil {
+			return r, err
+		}
+		r.Net = n.prefix
+		rest = rest[n.fields:]
+		if len(rest) == 0 {
+			return r, fmt.Errorf("no method")
+		}
+	}
+	m, err := one(rest[0], "the method")
+	if err != nil {
+		return r, err
+	}
+	switch m.text {
+	case MethodTrust, MethodReject, MethodMD5, MethodSCRAM:
+		r.Method = m.text
+	default:
+		return r, fmt.Errorf("method %q is not supported here (trust, reject, md5, scram-sha-256)", m.text)
+	}
+	if len(rest) > 1 {
+		return r, fmt.Errorf("options after the method are not supported")
+	}
+	return r, nil
+}
+
+func (r *Rule) parseDatabases(f []token) error {
+	for _, t := range f {
+		switch {
+		case t.keyword("all"):
+			if len(f) > 1 {
+				return fmt.Errorf("database all in a list")
+			}
+			return nil
+		case t.keyword("sameuser"):
+			if len(f) > 1 {
+				return fmt.Errorf("database sameuser in a list")
+			}
+			r.SameUser = true
+			return nil
+		case t.keyword("replication"):
+			// Replication connections are refused before authentication,
+			// so the name matches none here.
+		case t.keyword("samerole"), t.keyword("samegroup"):
+			return fmt.Errorf("database %s needs role membership, which the proxy does not know", t.text)
+		case !t.quoted && strings.HasPrefix(t.text, "@"):
+			return fmt.Errorf("database lists from files (%s) are not supported", t.text)
+		default:
+			r.Databases = append(r.Databases, t.text)
+		}
+	}
+	if r.Databases == nil {
+		r.Databases = []string{} // replication alone: no database of a client here
+	}
+	return nil
+}
+
+func (r *Rule) parseUsers(f []token) error {
+	for _, t := range f {
+		switch {
+		case t.keyword("all"):
+			if len(f) > 1 {
+				return fmt.Errorf("user all in a list")
+			}
+			return nil
+		case !t.quoted && strings.HasPrefix(t.text, "+"):
+			return fmt.Errorf("user %s is a group, whose members the proxy does not know", t.text)
+		case !t.quoted && strings.HasPrefix(t.text, "@"):
+			return fmt.Errorf("user lists from files (%s) are not supported", t.text)
+		case !t.quoted && strings.HasPrefix(t.text, "/"):
+			return fmt.Errorf("user patterns (%s) are not supported", t.text)
+		default:
+			r.Users = append(r.Users, t.text)
+		}
+	}
+	return nil
+}
+
+type address struct {
+	prefix netip.Prefix // zero: all
+	fields int          // how many fields it took
+}
+
+// parseAddress reads all, a CIDR, or an address with its mask in the next
+// field.
+func parseAddress(fields [][]token) (address, error) {
+	if len(fields[0]) != 1 {
+		return address{}, fmt.Errorf("the address takes one value, not a list")
+	}
+	t := fields[0][0]
+	switch {
+	case t.keyword("all"):
+		return address{fields: 1}, nil
+	case t.keyword("samehost"), t.keyword("samenet"):
+		return address{}, fmt.Errorf("address %s is not supported: write the network", t.text)
+	}
+	if p, err := netip.ParsePrefix(t.text); err == nil {
+		if p.Masked() != p {
+			return address{}, fmt.Errorf("address %s has bits set beyond its mask (%s?)", t.text, p.Masked())
+		}
+		return address{prefix: p, fields: 1}, nil
+	}
+	a, err := netip.ParseAddr(t.text)
+	if err != nil {
+		return address{}, fmt.Errorf("address %q is neither all, an address nor a CIDR (host names are not supported)", t.text)
+	}
+	if len(fields) < 2 || len(fields[1]) != 1 {
+		return address{}, fmt.Errorf("address %s needs a /length or a mask after it", t.text)
+	}
+	mask, err := netip.ParseAddr(fields[1][0].text)
+	if err != nil || mask.Is4() != a.Is4() {
+		return address{}, fmt.Errorf("mask %q does not fit address %s", fields[1][0].text, t.text)
+	}
+	bits, ok := maskBits(mask)
+	if !ok {
+		return address{}, fmt.Errorf("mask %s is not contiguous", mask)
+	}
+	p := netip.PrefixFrom(a, bits)
+	if p.Masked() != p {
+		return address{}, fmt.Errorf("address %s has bits set beyond mask %s", a, mask)
+	}
+	return address{prefix: p, fields: 2}, nil
+}
+
+// maskBits is the prefix length of a mask such as 255.255.255.0.
+func maskBits(m netip.Addr) (int, bool) {
+	bits, ones := 0, true
+	for _, b := range m.AsSlice() {
+		for i := 7; i >= 0; i-- {
+			set := b&(1<<i) != 0
+			switch {
+			case set && !ones:
+				return 0, false
+			case set:
+				bits++
+			default:
+				ones = false
+			}
+		}
+	}
+	return bits, true
+}

@@ -1,0 +1,131 @@
+package proxy_test
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/testbed"
+	"github.com/ai-ninja/pgninja/internal/testcert"
+	"github.com/jackc/pgx/v5"
+)
+
+// TestHBAFile: with auth.hba_file, the first rule matching a client's
+// connection type, database, user and address decides its method, over
+// the user's own, or refuses it with PostgreSQL's 28000 and words; the
+// admin console is under the rules too. A reload takes a new file, and
+// one that does not parse is refused whole, naming its line.
+func TestHBAFile(t *testing.T) {
+	env := testbed.Require(t)
+	certFile, keyFile := testcert.Files(t)
+	dir := t.TempDir()
+	hbaFile := filepath.Join(dir, "hba.conf")
+	write := func(text string) {
+		t.Helper()
+		if err := os.WriteFile(hbaFile, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(fmt.Sprintf(`# TYPE  DATABASE  USER     ADDRESS       METHOD
+host    ai_ninja  trusty   127.0.0.1/32  reject
+host    ai_ninja  md5user  127.0.0.1/32  trust
+hostssl all       ninja    127.0.0.1/32  scram-sha-256
+host    pgninja   ninja    127.0.0.1/32  scram-sha-256
+host    all       %s       0.0.0.0/0     md5
+`, env.SuperUser))
+	extra := fmt.Sprintf("%sadmin_users: [ninja]\ntls:\n  cert_file: %s\n  key_file: %s\n", backendsOf(t, env), certFile, keyFile)
+	h := startWith(t, env, extra+"auth:\n  hba_file: "+hbaFile+"\n")
+	ctx := ctxT(t, 30*time.Second)
+	dsn := func(user, pass, db, sslmode string) string {
+		return fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=%s", user, pass, h.addr, db, sslmode)
+	}
+	login := func(dsn string) error {
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		var one int
+		return c.QueryRow(ctx, "select 1").Scan(&one)
+	}
+	refused := func(name, dsn, words string) {
+		t.Helper()
+		err := login(dsn)
+		if sqlstate(err) != "28000" || !strings.Contains(err.Error(), words) {
+			t.Errorf("%s: %v, want 28000 %s", name, err, words)
+		}
+	}
+	refused("a rejecting rule", dsn("trusty", "", "ai_ninja", "disable"),
+		`pg_hba.conf rejects connection for host "127.0.0.1", user "trusty", database "ai_ninja", no encryption`)
+	refused("no rule for a plain connection", dsn("ninja", "ninja", "ai_ninja", "disable"),
+		`no pg_hba.conf entry for host "127.0.0.1", user "ninja", database "ai_ninja", no encryption`)
+	if err := login(dsn("ninja", "ninja", "ai_ninja", "require")); err != nil {
+		t.Errorf("hostssl rule, on TLS: %v", err)
+	}
+	if err := login(dsn("ninja", "wrong", "ai_ninja", "require")); sqlstate(err) != "28P01" {
+		t.Errorf("hostssl rule, wrong password: %v, want 28P01", err)
+	}
+	// md5user's own method is md5; the rule's trust wins.
+	if err := login(dsn("md5user", "", "ai_ninja", "disable")); err != nil {
+		t.Errorf("a trust rule over the user's md5: %v", err)
+	}
+	if err := login(dsn(env.SuperUser, env.SuperPass, "ai_ninja", "disable")); err != nil {
+		t.Errorf("an md5 rule: %v", err)
+	}
+	if _, err := h.console(t, "ninja", "ninja", "pgninja"); err != nil {
+		t.Errorf("the console under its rule: %v", err)
+	}
+	if _, err := h.console(t, "ninja", "ninja", "pgbouncer"); sqlstate(err) != "28000" {
+		t.Errorf("the console under a name no rule has: %v, want 28000", err)
+	}
+	if n := loginsWithResult(t, h, "hba_refused"); n != 3 {
+		t.Errorf("logins_total{result=hba_refused} = %v, want 3", n)
+	}
+
+	reload := func(hbaLine string) error {
+		cfg, err := config.Parse([]byte("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\n"+
+			"users:\n  - {name: ninja, password: ninja}\n  - {name: trusty, auth: trust, server_user: ninja, server_password: ninja}\n"+
+			extra+hbaLine), nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return h.srv.Reload(cfg)
+	}
+	write("host all all all trust\nhost all all all password\n")
+	if err := reload("auth:\n  hba_file: " + hbaFile + "\n"); err == nil || !strings.Contains(err.Error(), "hba.conf:2: ") {
+		t.Errorf("a reload with a file that does not parse: %v, want it refused naming line 2", err)
+	}
+	refused("the rules after a refused reload", dsn("trusty", "", "ai_ninja", "disable"), "pg_hba.conf rejects")
+	if err := reload(""); err != nil {
+		t.Fatal(err)
+	}
+	if err := login(dsn("trusty", "", "ai_ninja", "disable")); err != nil {
+		t.Errorf("without a file after the reload: %v", err)
+	}
+}
+
+// loginsWithResult reads pgninja_client_logins_total for one result.
+func loginsWithResult(t *testing.T, h *harness, result string) float64 {
+	t.Helper()
+	mfs, err := h.reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() != "pgninja_client_logins_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			for _, l := range m.GetLabel() {
+				if l.GetName() == "result" && l.GetValue() == result {
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+	}
+	return 0
+}
