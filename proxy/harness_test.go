@@ -74,6 +74,8 @@ type serverHooks struct {
 	// sets are --set overrides, for settings the base config has too
 	// (listen).
 	sets []string
+	// users are more entries of the base config's users list, as YAML.
+	users string
 }
 
 // startServer is startWithDial whose server has the hooks given.
@@ -95,7 +97,7 @@ users:
     auth: md5
     password: ninja
     server_user: ninja
-`, env.SuperUser, env.SuperPass) + extra
+`, env.SuperUser, env.SuperPass) + hooks.users + extra
 	cfg, err := config.Parse([]byte(yaml), hooks.sets, nil)
 	if err != nil {
 		t.Fatal(err)

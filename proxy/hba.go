@@ -3,12 +3,17 @@ package proxy
 import (
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	osuser "os/user"
+	"strconv"
 
 	"github.com/ai-ninja/pgninja/config"
+	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/hba"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
+	"github.com/ai-ninja/pgninja/internal/rawconn"
 )
 
 // authMethod is how the client on nc, logging in as user to database db
@@ -43,6 +48,12 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 	case rule.Method == hba.MethodReject:
 		refusal = pgerr.Fatal(pgerr.InvalidAuthorization, "pg_hba.conf rejects connection for host %q, user %q, database %q, %s",
 			host, user, db, encryption)
+	case rule.Method == hba.MethodPeer:
+		if err := checkPeer(nc, user); err != nil {
+			return "", err
+		}
+		// The kernel vouched for the client: no password exchange.
+		return auth.MethodTrust, nil
 	default:
 		return rule.Method, nil
 	}
@@ -50,6 +61,32 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 	return "", refusal
 }
 
+// checkPeer is peer authentication: the operating system user running the
+// client's end of the unix socket must have the name the client logs in
+// as (no ident map), as PostgreSQL's peer method checks.
+func checkPeer(nc net.Conn, user string) error {
+	failed := func(detail string) error {
+		e := pgerr.Fatal(pgerr.InvalidAuthorization, "Peer authentication failed for user %q", user).WithDetail(detail)
+		e.Cause = errPeerFailed
+		return e
+	}
+	uid, ok := rawconn.PeerUID(nc)
+	if !ok {
+		return failed("The kernel did not give the client's credentials.")
+	}
+	u, err := osuser.LookupId(strconv.FormatUint(uint64(uid), 10))
+	if err != nil {
+		return failed(fmt.Sprintf("Could not look up local user ID %d: %v.", uid, err))
+	}
+	if u.Username != user {
+		return failed(fmt.Sprintf("Provided user name (%s) and authenticated user name (%s) do not match.", user, u.Username))
+	}
+	return nil
+}
+
 // errHBARefused marks a login auth.hba_file refused, for the log and the
 // logins metric.
 var errHBARefused = errors.New("refused by auth.hba_file")
+
+// errPeerFailed marks a failed peer authentication, likewise.
+var errPeerFailed = errors.New("peer authentication failed")

@@ -3,6 +3,7 @@ package proxy_test
 import (
 	"fmt"
 	"os"
+	osuser "os/user"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -128,4 +129,46 @@ func loginsWithResult(t *testing.T, h *harness, result string) float64 {
 		}
 	}
 	return 0
+}
+
+// TestHBAPeerOnTheUnixSocket: a local peer rule lets in, without a
+// password, the client whose operating system user has the name it logs
+// in as, and refuses another name with PostgreSQL's 28000 and words; TCP
+// clients are under the host rules.
+func TestHBAPeerOnTheUnixSocket(t *testing.T) {
+	env := testbed.Require(t)
+	me, err := osuser.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	hbaFile := filepath.Join(dir, "hba.conf")
+	if err := os.WriteFile(hbaFile, []byte("local all all peer\nhost all all 127.0.0.1/32 scram-sha-256\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	h := startServer(t, env, backendsOf(t, env)+"auth:\n  hba_file: "+hbaFile+"\n", nil, serverHooks{
+		sets:  []string{"listen=" + freeAddr(t), "unix_socket_dir=" + dir},
+		users: fmt.Sprintf("  - {name: %q, server_user: ninja, server_password: ninja}\n", me.Username),
+	})
+	ctx := ctxT(t, 30*time.Second)
+	unix := func(user string) error {
+		c, err := pgx.Connect(ctx, fmt.Sprintf("host=%s port=%d user=%s dbname=ai_ninja sslmode=disable", dir, h.port(), user))
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		var who string
+		return c.QueryRow(ctx, "select current_user").Scan(&who)
+	}
+	if err := unix(me.Username); err != nil {
+		t.Errorf("peer as %s, the test's own user: %v", me.Username, err)
+	}
+	err = unix("ninja")
+	if sqlstate(err) != "28000" || !strings.Contains(err.Error(), `Peer authentication failed for user "ninja"`) {
+		t.Errorf("peer as ninja, not the test's user: %v, want 28000 Peer authentication failed", err)
+	}
+	if n := loginsWithResult(t, h, "peer_failed"); n != 1 {
+		t.Errorf("logins_total{result=peer_failed} = %v, want 1", n)
+	}
+	h.ninja(t) // TCP: the host rule's SCRAM
 }

@@ -325,8 +325,11 @@ func (s *Session) resume() (parked bool) {
 }
 
 func loginResult(err error) string {
-	if errors.Is(err, errHBARefused) {
+	switch {
+	case errors.Is(err, errHBARefused):
 		return "hba_refused"
+	case errors.Is(err, errPeerFailed):
+		return "peer_failed"
 	}
 	switch pgerr.SQLState(err) {
 	case pgerr.InvalidPassword:

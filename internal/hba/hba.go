@@ -16,6 +16,9 @@ const (
 	MethodReject = "reject"
 	MethodMD5    = "md5"
 	MethodSCRAM  = "scram-sha-256"
+	// MethodPeer: the operating system user of the process at the other
+	// end of the unix socket must be the user the client logs in as.
+	MethodPeer = "peer"
 )
 
 // ConnType is a rule's first field.
@@ -253,8 +256,13 @@ func parseRule(fields [][]token) (Rule, error) {
 	switch m.text {
 	case MethodTrust, MethodReject, MethodMD5, MethodSCRAM:
 		r.Method = m.text
+	case MethodPeer:
+		if ct != Local {
+			return r, fmt.Errorf("peer authentication is only supported on local sockets")
+		}
+		r.Method = m.text
 	default:
-		return r, fmt.Errorf("method %q is not supported here (trust, reject, md5, scram-sha-256)", m.text)
+		return r, fmt.Errorf("method %q is not supported here (trust, reject, md5, scram-sha-256, peer)", m.text)
 	}
 	if len(rest) > 1 {
 		return r, fmt.Errorf("options after the method are not supported")

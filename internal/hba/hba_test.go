@@ -9,6 +9,7 @@ import (
 const sample = `
 # TYPE  DATABASE        USER            ADDRESS                 METHOD
 local   all             postgres                                trust
+local   all             all                                     peer
 hostssl ai_ninja        ninja           10.0.0.0/8              scram-sha-256
 host    "all"           ninja           10.0.0.0/8              reject   # "all" quoted is a name
 host    sameuser        all             192.168.1.0 255.255.255.0 md5
@@ -33,18 +34,18 @@ func TestMatch(t *testing.T) {
 		database string
 	}{
 		{"local superuser", Client{Local: true, Database: "x", User: "postgres"}, 3, "trust", ""},
-		{"local other user: no local rule", Client{Local: true, Database: "x", User: "ninja"}, 0, "", ""},
-		{"hostssl on TLS", Client{TLS: true, Addr: addr("10.1.2.3"), Database: "ai_ninja", User: "ninja"}, 4, "scram-sha-256", ""},
-		{"hostssl skipped without TLS; the next line's database is the name all", Client{Addr: addr("10.1.2.3"), Database: "ai_ninja", User: "ninja"}, 11, "scram-sha-256", ""},
-		{"a database named all", Client{Addr: addr("10.1.2.3"), Database: "all", User: "ninja"}, 5, "reject", ""},
-		{"sameuser with an address and a mask", Client{Addr: addr("192.168.1.77"), Database: "carol", User: "carol"}, 6, "md5", ""},
-		{"sameuser, another database", Client{Addr: addr("192.168.1.77"), Database: "app", User: "carol"}, 11, "scram-sha-256", ""},
-		{"lists with blanks after commas", Client{Addr: addr("127.0.0.1"), Database: "reports", User: "Bob"}, 7, "md5", ""},
-		{"names are case-sensitive", Client{Addr: addr("127.0.0.1"), Database: "reports", User: "bob"}, 11, "scram-sha-256", ""},
-		{"replication matches no client", Client{Addr: addr("127.0.0.2"), Database: "replication", User: "x"}, 11, "scram-sha-256", ""},
-		{"IPv6 without TLS", Client{Addr: addr("::1"), Database: "x", User: "y"}, 9, "reject", ""},
+		{"local other user: peer", Client{Local: true, Database: "x", User: "ninja"}, 4, "peer", ""},
+		{"hostssl on TLS", Client{TLS: true, Addr: addr("10.1.2.3"), Database: "ai_ninja", User: "ninja"}, 5, "scram-sha-256", ""},
+		{"hostssl skipped without TLS; the next line's database is the name all", Client{Addr: addr("10.1.2.3"), Database: "ai_ninja", User: "ninja"}, 12, "scram-sha-256", ""},
+		{"a database named all", Client{Addr: addr("10.1.2.3"), Database: "all", User: "ninja"}, 6, "reject", ""},
+		{"sameuser with an address and a mask", Client{Addr: addr("192.168.1.77"), Database: "carol", User: "carol"}, 7, "md5", ""},
+		{"sameuser, another database", Client{Addr: addr("192.168.1.77"), Database: "app", User: "carol"}, 12, "scram-sha-256", ""},
+		{"lists with blanks after commas", Client{Addr: addr("127.0.0.1"), Database: "reports", User: "Bob"}, 8, "md5", ""},
+		{"names are case-sensitive", Client{Addr: addr("127.0.0.1"), Database: "reports", User: "bob"}, 12, "scram-sha-256", ""},
+		{"replication matches no client", Client{Addr: addr("127.0.0.2"), Database: "replication", User: "x"}, 12, "scram-sha-256", ""},
+		{"IPv6 without TLS", Client{Addr: addr("::1"), Database: "x", User: "y"}, 10, "reject", ""},
 		{"IPv6 with TLS: hostgssenc never, and no rule for ::1", Client{TLS: true, Addr: addr("::1"), Database: "x", User: "y"}, 0, "", ""},
-		{"an IPv4-mapped IPv6 address is its IPv4 one", Client{Addr: addr("::ffff:10.9.9.9"), Database: "x", User: "y"}, 11, "scram-sha-256", ""},
+		{"an IPv4-mapped IPv6 address is its IPv4 one", Client{Addr: addr("::ffff:10.9.9.9"), Database: "x", User: "y"}, 12, "scram-sha-256", ""},
 	}
 	for _, tc := range cases {
 		r, ok := rs.Match(tc.c)
@@ -64,6 +65,8 @@ func TestParseErrors(t *testing.T) {
 		{"local all all", "too few fields"},
 		{"host all all all password", `method "password" is not supported`},
 		{"host all all all cert", `method "cert" is not supported`},
+		{"host all all all peer", "only supported on local sockets"},
+		{"local all all peer map=omicron", "options after the method"},
 		{"host all all all md5 clientcert=verify-full", "options after the method"},
 		{"host all +admins all md5", "is a group"},
 		{"host @dbs all all md5", "from files"},

@@ -50,8 +50,13 @@ func TestPeerPID(t *testing.T) {
 		}, self},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := PeerPID(tt.conn(t)); got != tt.want {
+			c := tt.conn(t)
+			if got := PeerPID(c); got != tt.want {
 				t.Errorf("PeerPID = %d, want %d", got, tt.want)
+			}
+			uid, ok := PeerUID(c)
+			if wantOK := tt.want != 0; ok != wantOK || (ok && uid != uint32(os.Getuid())) {
+				t.Errorf("PeerUID = %d, %v; want %d, %v", uid, ok, os.Getuid(), wantOK)
 			}
 		})
 	}
