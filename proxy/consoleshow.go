@@ -114,6 +114,8 @@ func consoleShow(what string) (func(*Session) *consoleTable, bool) {
 		return showTotals, true
 	case "QUERIES":
 		return showQueries, true
+	case "HBA":
+		return showHBA, true
 	}
 	return nil, false
 }
@@ -149,6 +151,7 @@ func showHelp(*Session) *consoleTable {
 		{"SHOW QUERIES", "per database, user and statement (literals as $n): calls, times in microseconds, rows, errors and slow calls, the most total time first (query_stats)"},
 		{"RESET QUERIES", "empty SHOW QUERIES, to count afresh from now (admin_users only)"},
 		{"SHOW CONFIG", "the running configuration, passwords left out, with defaults and what a reload changes"},
+		{"SHOW HBA", "auth.hba_file's rules in force, in the order they are tried (PostgreSQL's pg_hba_file_rules)"},
 		{"RELOAD", "re-read the config file, as SIGHUP does (admin_users only)"},
 		{"SET key = value", "change one setting (a SHOW CONFIG key, or PgBouncer's name) until the next RELOAD (admin_users only)"},
 		{"PAUSE [db]", "let transactions end, close idle server connections, hold new requests (admin_users only)"},

@@ -90,3 +90,15 @@ var errHBARefused = errors.New("refused by auth.hba_file")
 
 // errPeerFailed marks a failed peer authentication, likewise.
 var errPeerFailed = errors.New("peer authentication failed")
+
+// showHBA lists the rules in force, as PostgreSQL's pg_hba_file_rules
+// view does: none without auth.hba_file.
+func showHBA(s *Session) *consoleTable {
+	t := newTable([]string{"line_number"}, "line_number", "type", "database", "user_name", "address", "auth_method")
+	if rules := s.srv.settings.Load().hba; rules != nil {
+		for _, r := range rules.Rules {
+			t.add(r.Line, r.TypeName, r.DatabaseText(), r.UserText(), r.AddressText(), r.Method)
+		}
+	}
+	return t
+}

@@ -77,8 +77,17 @@ host    all       %s       0.0.0.0/0     md5
 	if err := login(dsn(env.SuperUser, env.SuperPass, "ai_ninja", "disable")); err != nil {
 		t.Errorf("an md5 rule: %v", err)
 	}
-	if _, err := h.console(t, "ninja", "ninja", "pgninja"); err != nil {
-		t.Errorf("the console under its rule: %v", err)
+	con, err := h.console(t, "ninja", "ninja", "pgninja")
+	if err != nil {
+		t.Fatalf("the console under its rule: %v", err)
+	}
+	rules := consoleRows(t, con, "SHOW HBA")
+	if len(rules) != 5 || rules[3]["line_number"] != "5" || rules[3]["type"] != "host" || rules[3]["database"] != "pgninja" ||
+		rules[3]["user_name"] != "ninja" || rules[3]["address"] != "127.0.0.1/32" || rules[3]["auth_method"] != "scram-sha-256" {
+		t.Errorf("SHOW HBA: %v", rules)
+	}
+	if rows, ok := h.srv.Show("hba"); !ok || len(rows) != 5 || rows[0]["line_number"] != int64(2) || rows[0]["auth_method"] != "reject" {
+		t.Errorf("GET /show/hba: %v", rows)
 	}
 	if _, err := h.console(t, "ninja", "ninja", "pgbouncer"); sqlstate(err) != "28000" {
 		t.Errorf("the console under a name no rule has: %v, want 28000", err)

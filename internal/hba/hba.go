@@ -43,11 +43,16 @@ var connTypes = map[string]ConnType{
 type Rule struct {
 	Line int
 	Type ConnType
+	// TypeName is the type as written (hostnogssenc is a Host).
+	TypeName string
 	// Databases and Users list names; nil means all.
 	Databases []string
 	Users     []string
 	// SameUser: the database named as the user (sameuser).
 	SameUser bool
+	// replication: the list named replication connections too, which
+	// the proxy refuses before authentication (kept for DatabaseText).
+	replication bool
 	// Net holds the client addresses; the zero Prefix means all (and local
 	// rules have none).
 	Net    netip.Prefix
@@ -223,7 +228,7 @@ func parseRule(fields [][]token) (Rule, error) {
 	if !ok || t.quoted {
 		return r, fmt.Errorf("unknown connection type %q (local, host, hostssl, hostnossl, hostgssenc, hostnogssenc)", t.text)
 	}
-	r.Type = ct
+	r.Type, r.TypeName = ct, t.text
 	want := 5 // type, database, user, address, method
 	if ct == Local {
 		want = 4
@@ -286,7 +291,8 @@ func (r *Rule) parseDatabases(f []token) error {
 			return nil
 		case t.keyword("replication"):
 			// Replication connections are refused before authentication,
-			// so the name matches none here.
+			// so the keyword matches none here.
+			r.replication = true
 		case t.keyword("samerole"), t.keyword("samegroup"):
 			return fmt.Errorf("database %s needs role membership, which the proxy does not know", t.text)
 		case !t.quoted && strings.HasPrefix(t.text, "@"):
@@ -385,4 +391,53 @@ func maskBits(m netip.Addr) (int, bool) {
 		}
 	}
 	return bits, true
+}
+
+// DatabaseText, UserText and AddressText show a rule's fields as the
+// file's keywords and lists would (for SHOW HBA).
+func (r Rule) DatabaseText() string {
+	switch {
+	case r.SameUser:
+		return "sameuser"
+	case r.Databases == nil:
+		return "all"
+	}
+	names := names(r.Databases)
+	if r.replication {
+		names = append([]string{"replication"}, names...)
+	}
+	return strings.Join(names, ",")
+}
+
+func (r Rule) UserText() string {
+	if r.Users == nil {
+		return "all"
+	}
+	return strings.Join(names(r.Users), ",")
+}
+
+// names quotes the names that a keyword or the file's syntax would
+// otherwise take for something else.
+func names(list []string) []string {
+	out := make([]string, len(list))
+	for i, n := range list {
+		switch {
+		case n == "all", n == "sameuser", n == "samerole", n == "samegroup", n == "replication",
+			n == "", strings.ContainsAny(n, " \t,#+@/"):
+			out[i] = `"` + n + `"`
+		default:
+			out[i] = n
+		}
+	}
+	return out
+}
+
+func (r Rule) AddressText() string {
+	switch {
+	case r.Type == Local:
+		return ""
+	case !r.Net.IsValid():
+		return "all"
+	}
+	return r.Net.String()
 }

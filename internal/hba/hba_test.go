@@ -108,3 +108,29 @@ func TestMaskBits(t *testing.T) {
 		}
 	}
 }
+
+func TestRuleText(t *testing.T) {
+	rs, err := Parse(strings.NewReader(sample), "hba.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rs.Rules {
+		got = append(got, strings.Join([]string{r.TypeName, r.DatabaseText(), r.UserText(), r.AddressText(), r.Method}, " "))
+	}
+	want := []string{
+		"local all postgres  trust",
+		"local all all  peer",
+		"hostssl ai_ninja ninja 10.0.0.0/8 scram-sha-256",
+		`host "all" ninja 10.0.0.0/8 reject`,
+		"host sameuser all 192.168.1.0/24 md5",
+		"host app,reports alice,Bob 127.0.0.1/32 md5",
+		"host replication all all trust",
+		"hostnossl all all ::1/128 reject",
+		"hostgssenc all all all trust",
+		"host all all 0.0.0.0/0 scram-sha-256",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("rules as text:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
