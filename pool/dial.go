@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/auth"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -23,6 +24,9 @@ type Target struct {
 	// SSLMode is libpq's sslmode towards the server.
 	SSLMode        string
 	ConnectTimeout time.Duration
+	// Keys log in without a password, as the client whose SCRAM login
+	// gave them away (see auth.Keys); used when Password is empty.
+	Keys auth.Keys
 }
 
 // Addr is host:port.
@@ -45,6 +49,9 @@ func (t Target) ConnString() string {
 // (wrong password, missing database) comes back as its *pgconn.PgError so
 // the client sees the server's SQLSTATE; anything else is 08006.
 func Dial(ctx context.Context, t Target) (*Conn, error) {
+	if t.Password == "" && t.Keys.Known() {
+		return dialWithKeys(ctx, t)
+	}
 	cfg, err := pgconn.ParseConfig(t.ConnString())
 	if err != nil {
 		return nil, pgerr.Wrap(err, pgerr.SeverityError, pgerr.ConnectionFailure, "pgninja: bad server settings")

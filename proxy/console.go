@@ -35,7 +35,7 @@ func (s *Session) consoleLogin(pkt *startupPacket, u config.User, secret auth.Se
 		return pgerr.Fatal(pgerr.TooManyConnections, "sorry, too many clients already (max_client_conn %d)", st.cfg.MaxClientConn)
 	}
 	s.countedClient = true
-	if err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
+	if _, err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
 		return err
 	}
 	s.mu.Lock()

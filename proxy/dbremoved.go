@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"sync"
+
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/pool"
@@ -37,10 +39,13 @@ func stillServes(cfg *config.Config, l *login) (bool, error) {
 
 // dropMovedDatabases drains the clients that cfg, just taken on, no longer
 // leads where they logged in to, and decommissions the pools of server
-// databases no entry leads to. configMu is held; the clients are ended
-// on goroutines of their own, as one that reads nothing holds its end up
-// to killWriteTimeout.
+// databases no entry leads to. configMu is held. When it returns, the
+// idle ones are gone and the others end at their safe point, so that no
+// request after the reload runs on the old entry; they are ended at once
+// for all, as KILL ends its clients, because one that reads nothing holds
+// its end up to killWriteTimeout.
 func (s *Server) dropMovedDatabases(cfg *config.Config) {
+	var wg sync.WaitGroup
 	for _, sess := range s.sessionList() {
 		l := sess.loggedInAs()
 		if l == nil {
@@ -48,9 +53,10 @@ func (s *Server) dropMovedDatabases(cfg *config.Config) {
 		}
 		if ok, err := stillServes(cfg, l); !ok {
 			s.log.Info("config reload: ending a client whose database entry changed", "database", l.dbName)
-			go sess.drain(err)
+			wg.Go(func() { sess.drain(err) })
 		}
 	}
+	wg.Wait()
 	s.pools.Each(func(k pool.Key, p *pool.Pool) {
 		if !cfg.ServesDatabase(k.Database) {
 			p.Decommission()

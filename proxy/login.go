@@ -56,7 +56,8 @@ func (s *Session) login(pkt *startupPacket) error {
 	}
 	// From here the client counts against max_client_conn until it leaves.
 	s.countedClient = true
-	if err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn)); err != nil {
+	keys, err := s.srv.auth.Check(s.c, method, userName, secret, st.endPointFor(s.c.Conn))
+	if err != nil {
 		return err
 	}
 	// Checked after the password, as PostgreSQL checks datallowconn.
@@ -64,7 +65,7 @@ func (s *Session) login(pkt *startupPacket) error {
 		return errDisabled(dbName)
 	}
 	l := &login{user: u, db: db, dbName: dbName, mode: st.cfg.PoolModeFor(db, u),
-		method: method, secret: secret, poolSize: st.cfg.PoolSizeFor(db, u), appName: pkt.params["application_name"]}
+		method: method, secret: secret, keys: keys, poolSize: st.cfg.PoolSizeFor(db, u), appName: pkt.params["application_name"]}
 	primary := st.cfg.Primary()
 	s.primaryName = primary.Name
 	t := st.target(primary, l)

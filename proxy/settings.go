@@ -68,12 +68,15 @@ func (st *settings) endPointFor(nc net.Conn) []byte {
 
 // login is what a client's startup resolves to.
 type login struct {
-	user     config.User
-	db       config.Database
-	dbName   string // as the client asked
-	mode     string
-	method   string
-	secret   auth.Secret
+	user   config.User
+	db     config.Database
+	dbName string // as the client asked
+	mode   string
+	method string
+	secret auth.Secret
+	// keys log in to the servers for a user known only by its SCRAM
+	// verifier, from the client's own login (auth.Keys).
+	keys     auth.Keys
 	poolSize int
 	appName  string // application_name at startup
 }
@@ -161,10 +164,14 @@ func (st *settings) target(b config.Backend, l *login) pool.Target {
 	if pass == "" {
 		pass = l.secret.Plain
 	}
-	return pool.Target{
+	t := pool.Target{
 		Host: b.Host, Port: b.Port, Database: l.db.DBName, User: user, Password: pass,
 		SSLMode: st.cfg.TLS.BackendMode, ConnectTimeout: st.cfg.Pool.ConnectTimeout,
 	}
+	if pass == "" {
+		t.Keys = l.keys
+	}
+	return t
 }
 
 func (st *settings) idleTxTimeout() time.Duration { return st.cfg.Pool.IdleTransactionTimeout }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/ai-ninja/pgninja/parser"
 	"github.com/ai-ninja/pgninja/pool"
-	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // classifiers keeps one statement classifier per server database, because
@@ -76,7 +75,7 @@ func (cs *classifiers) reload(dc *dbClassifier) {
 	}()
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
-	pc, err := pgconn.Connect(ctx, dc.target.ConnString()+" application_name=pgninja-volatility")
+	pc, err := pool.Connect(ctx, dc.target, "pgninja-volatility")
 	if err != nil {
 		cs.log.Warn("cannot read function volatility; unknown functions go to the primary", "database", dc.target.Database, "err", err)
 		return

@@ -44,25 +44,31 @@ func NewAuthenticator() *Authenticator {
 // Check authenticates user with method against secret. It does not send
 // AuthenticationOk: the caller does, once the rest of startup is settled.
 // endPoint is the proxy certificate's TLS channel binding data
-// (TLSServerEndPoint) when the client is on TLS, else nil.
-func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []byte) error {
+// (TLSServerEndPoint) when the client is on TLS, else nil. A SCRAM login
+// against a stored verifier returns the keys it gave away (see
+// passthrough.go); others return none.
+func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []byte) (Keys, error) {
 	switch method {
 	case MethodTrust:
-		return nil
+		return Keys{}, nil
 	case MethodMD5:
 		if s.MD5 != "" || s.Plain != "" {
-			return checkMD5(c, user, s)
+			return Keys{}, checkMD5(c, user, s)
 		}
 	}
 	creds, err := a.scramCreds(user, s)
 	if err != nil {
-		return err
+		return Keys{}, err
 	}
 	if creds == nil {
 		// Only an md5 hash is known: PostgreSQL, too, falls back to md5.
-		return checkMD5(c, user, s)
+		return Keys{}, checkMD5(c, user, s)
 	}
-	return checkSCRAM(c, user, creds, endPoint)
+	keys, err := checkSCRAM(c, user, creds, endPoint)
+	if s.SCRAM == nil {
+		keys = Keys{} // the password is known: the keys add nothing
+	}
+	return keys, err
 }
 
 func (a *Authenticator) scramCreds(user string, s Secret) (*scram.StoredCredentials, error) {
@@ -105,46 +111,48 @@ func receivePassword(c Conn) ([]byte, error) {
 	return body, nil
 }
 
-func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []byte) error {
+func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []byte) (Keys, error) {
 	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *creds, nil })
 	if err != nil {
-		return err
+		return Keys{}, err
 	}
 	conv := scramConversation(srv, endPoint)
 	if err := c.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: scramMechanisms(endPoint)}); err != nil {
-		return err
+		return Keys{}, err
 	}
 	body, err := receivePassword(c)
 	if err != nil {
-		return err
+		return Keys{}, err
 	}
 	var first pgproto3.SASLInitialResponse
 	if err := first.Decode(body); err != nil {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL initial response")
+		return Keys{}, pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL initial response")
 	}
 	if !checkMechanism(first.AuthMechanism, first.Data, endPoint) {
-		return pgerr.Fatal(pgerr.ProtocolViolation,
+		return Keys{}, pgerr.Fatal(pgerr.ProtocolViolation,
 			"SASL mechanism %q not offered, or its channel binding flag does not match it", first.AuthMechanism)
 	}
-	serverFirst, err := conv.Step(string(first.Data))
+	clientFirst := string(first.Data)
+	serverFirst, err := conv.Step(clientFirst)
 	if err != nil {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SCRAM client-first message: %v", err)
+		return Keys{}, pgerr.Fatal(pgerr.ProtocolViolation, "malformed SCRAM client-first message: %v", err)
 	}
 	if err := c.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}); err != nil {
-		return err
+		return Keys{}, err
 	}
 	if body, err = receivePassword(c); err != nil {
-		return err
+		return Keys{}, err
 	}
 	var final pgproto3.SASLResponse
 	if err := final.Decode(body); err != nil {
-		return pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL response")
+		return Keys{}, pgerr.Fatal(pgerr.ProtocolViolation, "malformed SASL response")
 	}
 	serverFinal, err := conv.Step(string(final.Data))
 	if err != nil || !conv.Valid() {
-		return failed(user)
+		return Keys{}, failed(user)
 	}
-	return c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
+	keys, _ := recoverKeys(creds, clientFirst, serverFirst, string(final.Data))
+	return keys, c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
 }
 
 func checkMD5(c Conn, user string, s Secret) error {

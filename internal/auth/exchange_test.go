@@ -104,7 +104,7 @@ func TestSCRAMChannelBinding(t *testing.T) {
 				t.Fatal(err)
 			}
 			c := &scramClient{t: t, mech: tt.mech, conv: tt.conv(client)}
-			err = NewAuthenticator().Check(c, MethodSCRAM, "ninja", secret, tt.endPoint)
+			_, err = NewAuthenticator().Check(c, MethodSCRAM, "ninja", secret, tt.endPoint)
 			var pe *pgerr.Error
 			switch {
 			case tt.want == "" && err != nil:
