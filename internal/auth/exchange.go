@@ -48,9 +48,16 @@ func NewAuthenticator() *Authenticator {
 // against a stored verifier returns the keys it gave away (see
 // passthrough.go); others return none.
 func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []byte) (Keys, error) {
-	switch method {
-	case MethodTrust:
+	switch {
+	case method == MethodTrust:
 		return Keys{}, nil
+	case s.SCRAM == nil && s.MD5 == "" && s.Plain == "":
+		// No password: PostgreSQL lets no one in with a password method
+		// then. Going on would check against the md5 of the empty
+		// password, which any client can send.
+		return Keys{}, failed(user)
+	}
+	switch method {
 	case MethodMD5:
 		if s.MD5 != "" || s.Plain != "" {
 			return Keys{}, checkMD5(c, user, s)

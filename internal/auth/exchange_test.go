@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/md5"
+	"encoding/hex"
 	"errors"
 	"testing"
 
@@ -116,5 +118,50 @@ func TestSCRAMChannelBinding(t *testing.T) {
 				t.Errorf("offered %v, want %d mechanisms", c.offered, tt.offered)
 			}
 		})
+	}
+}
+
+// md5Client answers an md5 challenge with password, as libpq and pgx do.
+type md5Client struct {
+	user, password string
+	salt           [4]byte
+	asked          bool
+}
+
+func (c *md5Client) Send(msg wire.Encoder) error {
+	if m, ok := msg.(*pgproto3.AuthenticationMD5Password); ok {
+		c.salt, c.asked = m.Salt, true
+	}
+	return nil
+}
+
+func (c *md5Client) Receive() (byte, []byte, error) {
+	sum := md5.Sum(append([]byte(MD5Hash(c.user, c.password)[3:]), c.salt[:]...))
+	b, err := (&pgproto3.PasswordMessage{Password: "md5" + hex.EncodeToString(sum[:])}).Encode(nil)
+	return b[0], b[5:], err
+}
+
+// TestNoPasswordLetsNoOneIn: a user with no password at all (none in the
+// config, none in the users file) is refused by every password method,
+// without a challenge the md5 of the empty password would answer; trust
+// still lets it in.
+func TestNoPasswordLetsNoOneIn(t *testing.T) {
+	for _, method := range []string{MethodSCRAM, MethodMD5} {
+		c := &md5Client{user: "bob"}
+		_, err := NewAuthenticator().Check(c, method, "bob", Secret{}, nil)
+		var pe *pgerr.Error
+		if !errors.As(err, &pe) || pe.Code != pgerr.InvalidPassword {
+			t.Errorf("%s, no password: %v, want 28P01", method, err)
+		}
+		if c.asked {
+			t.Errorf("%s, no password: the client was challenged", method)
+		}
+	}
+	if _, err := NewAuthenticator().Check(&md5Client{user: "bob"}, MethodTrust, "bob", Secret{}, nil); err != nil {
+		t.Errorf("trust, no password: %v", err)
+	}
+	// With a password, the same client gets in only with it.
+	if _, err := NewAuthenticator().Check(&md5Client{user: "bob", password: "pw"}, MethodMD5, "bob", Secret{Plain: "pw"}, nil); err != nil {
+		t.Errorf("md5 with the right password: %v", err)
 	}
 }
