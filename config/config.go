@@ -134,6 +134,15 @@ type Auth struct {
 	// no line matches is rejected. Its method wins over Type and the
 	// user's own.
 	HBAFile string `yaml:"hba_file"`
+	// Query, when set, looks up a user that neither the config nor the
+	// users file knows (PgBouncer's auth_query): run with the user's name
+	// as $1, its first row's second column is the password (a SCRAM
+	// verifier, an md5 hash or plain), NULL for none. It runs on the
+	// primary as QueryUser (a config user, with its server credentials),
+	// in QueryDatabase or, when empty, the database the client asked for.
+	Query         string `yaml:"query"`
+	QueryUser     string `yaml:"query_user"`
+	QueryDatabase string `yaml:"query_database"`
 }
 
 // Pool holds the defaults for every server connection pool. Databases and

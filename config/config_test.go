@@ -142,6 +142,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"admin_auth for nobody", minimal + "admin_auth: true\n", nil,
 			[]string{"admin_auth: needs admin_users or stats_users"}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
+		{"auth.query without its user or $1", minimal + "auth:\n  query: select 'x', 'y'\n  query_user: nobody\n", nil,
+			[]string{"auth.query_user: must name one of users", "auth.query: must take the user name as $1"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -53,6 +53,14 @@ func (c *Config) Validate() error {
 	}
 	oneOf(&p, "tls.backend_sslmode", c.TLS.BackendMode, "disable", "allow", "prefer", "require", "verify-ca", "verify-full")
 	oneOf(&p, "auth.type", c.Auth.Type, AuthSCRAM, AuthMD5, AuthTrust)
+	if c.Auth.Query != "" {
+		if _, ok := c.User(c.Auth.QueryUser); !ok {
+			p.add("auth.query_user", "must name one of users, whose server credentials run auth.query")
+		}
+		if !strings.Contains(c.Auth.Query, "$1") {
+			p.add("auth.query", "must take the user name as $1")
+		}
+	}
 	c.Pool.validate(&p)
 
 	primaries := 0

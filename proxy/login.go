@@ -33,18 +33,31 @@ func (s *Session) login(pkt *startupPacket) error {
 	if dbName == "" {
 		dbName = userName
 	}
-	u, secret, ok := st.resolveUser(userName)
-	if !ok {
-		// PostgreSQL's own words, which drivers' tests and users' scripts
-		// match on.
-		return pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
-	}
+	// PostgreSQL's own words, which drivers' tests and users' scripts
+	// match on.
+	noRole := pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
+	u, secret, known := st.resolveUser(userName)
 	if st.cfg.IsConsole(dbName) {
+		if !known {
+			return noRole
+		}
 		return s.consoleLogin(pkt, u, secret, dbName, st)
+	}
+	if !known && st.cfg.Auth.Query == "" {
+		return noRole
 	}
 	db, ok := st.cfg.Database(dbName)
 	if !ok {
 		return pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", dbName)
+	}
+	if !known {
+		var err error
+		if u, secret, known, err = s.srv.authQueries.lookup(st, db.DBName, userName); err != nil {
+			return err
+		}
+		if !known {
+			return noRole
+		}
 	}
 	method, err := st.authMethod(s.c.Conn, dbName, userName, u)
 	if err != nil {

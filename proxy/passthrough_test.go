@@ -28,25 +28,7 @@ func TestSCRAMPassThrough(t *testing.T) {
 	h0 := startProxy(t, "") // for its direct connection
 	direct := h0.direct(t)
 	ctx := ctxT(t, 60*time.Second)
-	role := fmt.Sprintf("pt_%d", time.Now().UnixNano()%1_000_000)
-	if _, err := direct.Exec(ctx, fmt.Sprintf("create role %s login password 'pt-secret'", role)); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx := context.Background()
-		_, _ = direct.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", role)
-		time.Sleep(200 * time.Millisecond)
-		if _, err := direct.Exec(ctx, "drop role "+role); err != nil {
-			t.Logf("drop role %s: %v", role, err)
-		}
-	})
-	var verifier string
-	if err := direct.QueryRow(ctx, "select rolpassword from pg_authid where rolname = $1", role).Scan(&verifier); err != nil {
-		t.Fatal(err)
-	}
-	if !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
-		t.Fatalf("the test bed stored %q, not a SCRAM verifier", verifier)
-	}
+	role, verifier := scramRole(t, direct, "pt-secret")
 	dir := t.TempDir()
 	usersFile := filepath.Join(dir, "users.txt")
 	writeUsers := func(v string) {
@@ -108,4 +90,31 @@ func TestSCRAMPassThrough(t *testing.T) {
 	if strings.Contains(h.logs.String(), "cannot read function volatility") {
 		t.Error("the volatility lookup could not log in with the keys")
 	}
+}
+
+// scramRole makes a login role on the test bed with password, dropped
+// when the test ends, and returns its name and the SCRAM verifier
+// PostgreSQL stored for it.
+func scramRole(t *testing.T, direct *pgx.Conn, password string) (role, verifier string) {
+	t.Helper()
+	ctx := ctxT(t, 10*time.Second)
+	role = fmt.Sprintf("pt_%d", time.Now().UnixNano()%1_000_000_000)
+	if _, err := direct.Exec(ctx, fmt.Sprintf("create role %s login password '%s'", role, password)); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		_, _ = direct.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where usename = $1", role)
+		time.Sleep(200 * time.Millisecond)
+		if _, err := direct.Exec(ctx, "drop role "+role); err != nil {
+			t.Logf("drop role %s: %v", role, err)
+		}
+	})
+	if err := direct.QueryRow(ctx, "select rolpassword from pg_authid where rolname = $1", role).Scan(&verifier); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(verifier, "SCRAM-SHA-256$") {
+		t.Fatalf("the test bed stored %q, not a SCRAM verifier", verifier)
+	}
+	return role, verifier
 }

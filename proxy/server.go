@@ -60,6 +60,7 @@ type Server struct {
 	router      *router.Router
 	consistency router.Consistency
 	auth        *auth.Authenticator
+	authQueries authQueries
 	keys        *cancelKeys
 	metrics     *metrics
 	classifiers *classifiers
@@ -496,6 +497,7 @@ func (s *Server) untrack(sess *Session) {
 // Shutdown stops accepting, ends idle sessions at once and the others at
 // their next safe point, and closes what is left when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
+	defer s.authQueries.close()
 	s.draining.Store(true)
 	s.pauses.endAll()
 	s.handlers.Stop()
