@@ -35,33 +35,34 @@ func (s *Session) login(pkt *startupPacket) error {
 	}
 	// PostgreSQL's own words, which drivers' tests and users' scripts
 	// match on.
-	noRole := pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName)
+	noRole := func() error { return pgerr.Fatal(pgerr.InvalidAuthorization, "role %q does not exist", userName) }
 	u, secret, known := st.resolveUser(userName)
 	if st.cfg.IsConsole(dbName) {
 		if !known {
-			return noRole
+			return noRole()
 		}
 		return s.consoleLogin(pkt, u, secret, dbName, st)
 	}
 	if !known && st.cfg.Auth.Query == "" {
-		return noRole
+		return noRole()
 	}
 	db, ok := st.cfg.Database(dbName)
 	if !ok {
 		return pgerr.Fatal(pgerr.InvalidCatalogName, "database %q does not exist", dbName)
 	}
+	// Before auth.query: a client the rules refuse makes no lookup. A
+	// user the query finds has no method of its own, as u has none yet.
+	method, err := st.authMethod(s.c.Conn, dbName, userName, u)
+	if err != nil {
+		return err
+	}
 	if !known {
-		var err error
 		if u, secret, known, err = s.srv.authQueries.lookup(st, db.DBName, userName); err != nil {
 			return err
 		}
 		if !known {
-			return noRole
+			return noRole()
 		}
-	}
-	method, err := st.authMethod(s.c.Conn, dbName, userName, u)
-	if err != nil {
-		return err
 	}
 	if n := s.srv.clients.Add(1); n > int64(st.cfg.MaxClientConn) {
 		s.srv.clients.Add(-1)
