@@ -16,13 +16,13 @@ import (
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
-// dialWithKeys logs in with SCRAM keys a client gave away (see
-// auth.Keys) instead of a password. pgconn derives its proof from a
-// password only, so this login is the proxy's own: the same hosts, TLS
-// settings and fallbacks as pgconn would try (from pgconn's parsed
-// config), the startup message, SCRAM-SHA-256 without channel binding,
-// and the messages up to ReadyForQuery; the result is handed over as a
-// hijacked pgconn connection is.
+// dialWithKeys logs in with what a client's login left (see auth.Keys:
+// SCRAM keys, or a stored md5 hash) instead of a password. pgconn
+// answers challenges from a password only, so this login is the proxy's
+// own: the same hosts, TLS settings and fallbacks as pgconn would try
+// (from pgconn's parsed config), the startup message, SCRAM-SHA-256
+// without channel binding or md5, and the messages up to ReadyForQuery;
+// the result is handed over as a hijacked pgconn connection is.
 func dialWithKeys(ctx context.Context, t Target) (*Conn, error) {
 	hj, err := hijackedWithKeys(ctx, t, "")
 	if err != nil {
@@ -113,7 +113,7 @@ func loginWithKeys(ctx context.Context, cfg *pgconn.Config, try *pgconn.Fallback
 	}
 	hj := &pgconn.HijackedConn{Conn: nc, TLSConfig: try.TLSConfig, ParameterStatuses: map[string]string{},
 		Frontend: fe, Config: cfg}
-	if err := scramWithKeys(fe, keys); err != nil {
+	if err := authWithKeys(fe, keys); err != nil {
 		return nil, err
 	}
 	for {
@@ -163,9 +163,10 @@ func startTLS(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, erro
 	return tc, nil
 }
 
-// scramWithKeys answers the server's authentication request, which must
-// be SCRAM-SHA-256: any other asks for what only the client knows.
-func scramWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
+// authWithKeys answers the server's authentication request: SCRAM-SHA-256
+// with the ClientKey, md5 with the stored hash. Any other asks for what
+// only the client knows.
+func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 	msg, err := fe.Receive()
 	if err != nil {
 		return err
@@ -175,13 +176,25 @@ func scramWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 		return pgconn.ErrorResponseToPgError(m)
 	case *pgproto3.AuthenticationOk:
 		return nil // the server trusts this client
+	case *pgproto3.AuthenticationMD5Password:
+		if keys.MD5 == "" {
+			return fmt.Errorf("the server asks for md5, and the proxy knows the user by its SCRAM verifier only")
+		}
+		fe.Send(&pgproto3.PasswordMessage{Password: keys.MD5Response(m.Salt)})
+		if err := fe.Flush(); err != nil {
+			return err
+		}
+		_, err := receiveSASL[*pgproto3.AuthenticationOk](fe)
+		return err
 	case *pgproto3.AuthenticationSASL:
+		if keys.ClientKey == "" {
+			return fmt.Errorf("the server asks for SCRAM, and the proxy knows the user by its md5 hash only")
+		}
 		if !slices.Contains(m.AuthMechanisms, "SCRAM-SHA-256") {
 			return fmt.Errorf("the server offers %v, not SCRAM-SHA-256", m.AuthMechanisms)
 		}
 	default:
-		return fmt.Errorf("the server asks for a password (%T), which only the client knows: "+
-			"a user known by its SCRAM verifier logs in to servers that use scram-sha-256", msg)
+		return fmt.Errorf("the server asks for a password (%T), which only the client knows", msg)
 	}
 	kc, err := auth.NewKeyClient(keys)
 	if err != nil {
@@ -214,8 +227,8 @@ func scramWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 	return err
 }
 
-// receiveSASL reads the next message, which must be an M or the server's
-// error.
+// receiveSASL reads the next message of the authentication exchange,
+// which must be an M or the server's error.
 func receiveSASL[M pgproto3.BackendMessage](fe *pgproto3.Frontend) (M, error) {
 	var zero M
 	msg, err := fe.Receive()

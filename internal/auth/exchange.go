@@ -1,10 +1,8 @@
 package auth
 
 import (
-	"crypto/md5"
 	"crypto/rand"
 	"crypto/subtle"
-	"encoding/hex"
 	"sync"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -57,19 +55,20 @@ func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []
 		// password, which any client can send.
 		return Keys{}, failed(user)
 	}
-	switch method {
-	case MethodMD5:
-		if s.MD5 != "" || s.Plain != "" {
-			return Keys{}, checkMD5(c, user, s)
+	if method == MethodMD5 && (s.MD5 != "" || s.Plain != "") || s.SCRAM == nil && s.Plain == "" {
+		// md5 asked for, or only an md5 hash known: PostgreSQL, too,
+		// falls back to md5 then.
+		if err := checkMD5(c, user, s); err != nil {
+			return Keys{}, err
 		}
+		if s.Plain == "" {
+			return Keys{MD5: s.MD5}, nil // the hash logs in to md5 servers too
+		}
+		return Keys{}, nil
 	}
 	creds, err := a.scramCreds(user, s)
 	if err != nil {
 		return Keys{}, err
-	}
-	if creds == nil {
-		// Only an md5 hash is known: PostgreSQL, too, falls back to md5.
-		return Keys{}, checkMD5(c, user, s)
 	}
 	keys, err := checkSCRAM(c, user, creds, endPoint)
 	if s.SCRAM == nil {
@@ -182,8 +181,7 @@ func checkMD5(c Conn, user string, s Secret) error {
 	if stored == "" {
 		stored = MD5Hash(user, s.Plain)
 	}
-	sum := md5.Sum(append([]byte(stored[3:]), salt[:]...))
-	want := "md5" + hex.EncodeToString(sum[:])
+	want := Keys{MD5: stored}.MD5Response(salt)
 	if subtle.ConstantTimeCompare([]byte(want), []byte(pm.Password)) != 1 {
 		return failed(user)
 	}

@@ -2,10 +2,12 @@ package auth
 
 import (
 	"crypto/hmac"
+	"crypto/md5"
 	"crypto/rand"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
+	"encoding/hex"
 	"fmt"
 	"strconv"
 	"strings"
@@ -19,18 +21,38 @@ import (
 // the proxy can recover and then use to log in to a server holding the
 // same verifier, without ever knowing the password. Without it, a user
 // known only by its verifier could log in to the proxy but not through
-// it to PostgreSQL.
+// it to PostgreSQL. A user known by its md5 hash is simpler: the hash
+// answers a server's md5 challenge as the password would.
 
 // Keys are what such a login leaves the proxy, comparable as values (the
-// pool compares targets). ClientKey and ServerKey hold raw bytes.
+// pool compares targets). ClientKey and ServerKey hold raw bytes. A login
+// against a stored md5 hash leaves the hash, which answers a server's md5
+// challenge as well as the password would.
 type Keys struct {
 	ClientKey, ServerKey string
 	Salt                 string // raw bytes
 	Iters                int
+	MD5                  string // "md5" + md5(password + user)
 }
 
 // Known reports whether k holds keys.
-func (k Keys) Known() bool { return k.ClientKey != "" }
+func (k Keys) Known() bool { return k.ClientKey != "" || k.MD5 != "" }
+
+// MD5Response answers a server's md5 challenge with the stored hash.
+func (k Keys) MD5Response(salt [4]byte) string {
+	sum := md5.Sum(append([]byte(k.MD5[3:]), salt[:]...))
+	return "md5" + hex.EncodeToString(sum[:])
+}
+
+// RecoverKeys returns the Keys that a client's SCRAM exchange against
+// s's verifier gave away, from its three messages (the client-first with
+// its GS2 header); ok is false unless the proof is one s verifies.
+func RecoverKeys(s Secret, clientFirst, serverFirst, clientFinal string) (Keys, bool) {
+	if s.SCRAM == nil {
+		return Keys{}, false
+	}
+	return recoverKeys(s.SCRAM, clientFirst, serverFirst, clientFinal)
+}
 
 // recoverKeys returns the Keys a verified client-final message gives away:
 // ClientKey = ClientProof XOR HMAC(StoredKey, AuthMessage), checked
