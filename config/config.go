@@ -2,6 +2,8 @@ package config
 
 import (
 	"time"
+
+	"github.com/ai-ninja/pgninja/internal/libpq"
 )
 
 // Pool modes, as PgBouncer names them.
@@ -119,6 +121,20 @@ type TLS struct {
 	Require bool `yaml:"require"`
 	// BackendMode is the sslmode pgninja uses towards the servers.
 	BackendMode string `yaml:"backend_sslmode"`
+	// BackendCAFile holds the certificate authorities that verify the
+	// servers (libpq's sslrootcert, PgBouncer's server_tls_ca_file), for
+	// backend_sslmode verify-ca and verify-full; empty: the system's.
+	BackendCAFile string `yaml:"backend_ca_file"`
+	// BackendCertFile and BackendKeyFile are a client certificate for
+	// servers that ask for one (sslcert, sslkey; PgBouncer's
+	// server_tls_cert_file and server_tls_key_file).
+	BackendCertFile string `yaml:"backend_cert_file"`
+	BackendKeyFile  string `yaml:"backend_key_file"`
+}
+
+// BackendFiles are the TLS files of the proxy's server logins.
+func (t TLS) BackendFiles() libpq.SSLFiles {
+	return libpq.SSLFiles{RootCert: t.BackendCAFile, Cert: t.BackendCertFile, Key: t.BackendKeyFile}
 }
 
 // Auth configures client authentication.

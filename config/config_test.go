@@ -142,6 +142,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"admin_auth for nobody", minimal + "admin_auth: true\n", nil,
 			[]string{"admin_auth: needs admin_users or stats_users"}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
+		{"backend cert without key", minimal + "tls:\n  backend_cert_file: c.pem\n", nil,
+			[]string{"tls: backend_cert_file and backend_key_file must be set together"}},
 		{"auth.query without its user or $1", minimal + "auth:\n  query: select 'x', 'y'\n  query_user: nobody\n", nil,
 			[]string{"auth.query_user: must name one of users", "auth.query: must take the user name as $1"}},
 	}
@@ -304,12 +306,13 @@ func TestReplicaWeight(t *testing.T) {
 	}
 }
 
-// TestLoadResolvesAuthFilesFromTheConfigsDirectory: relative users_file
-// and hba_file paths are the config file's neighbours, absolute ones stay.
+// TestLoadResolvesAuthFilesFromTheConfigsDirectory: relative users_file,
+// hba_file and backend TLS file paths are the config file's neighbours,
+// absolute ones stay.
 func TestLoadResolvesAuthFilesFromTheConfigsDirectory(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pgninja.yaml")
-	text := minimal + "auth:\n  users_file: users.txt\n  hba_file: /etc/pgninja/hba.conf\n"
+	text := minimal + "auth:\n  users_file: users.txt\n  hba_file: /etc/pgninja/hba.conf\ntls:\n  backend_ca_file: ca.pem\n"
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -319,6 +322,9 @@ func TestLoadResolvesAuthFilesFromTheConfigsDirectory(t *testing.T) {
 	}
 	if want := filepath.Join(dir, "users.txt"); cfg.Auth.UsersFile != want {
 		t.Errorf("users_file %q, want %q", cfg.Auth.UsersFile, want)
+	}
+	if want := filepath.Join(dir, "ca.pem"); cfg.TLS.BackendCAFile != want {
+		t.Errorf("backend_ca_file %q, want %q", cfg.TLS.BackendCAFile, want)
 	}
 	if cfg.Auth.HBAFile != "/etc/pgninja/hba.conf" {
 		t.Errorf("hba_file %q, want the absolute path as given", cfg.Auth.HBAFile)

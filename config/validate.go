@@ -48,6 +48,9 @@ func (c *Config) Validate() error {
 	if (c.TLS.CertFile == "") != (c.TLS.KeyFile == "") {
 		p.add("tls", "cert_file and key_file must be set together")
 	}
+	if (c.TLS.BackendCertFile == "") != (c.TLS.BackendKeyFile == "") {
+		p.add("tls", "backend_cert_file and backend_key_file must be set together")
+	}
 	if c.TLS.Require && c.TLS.CertFile == "" {
 		p.add("tls.require", "needs tls.cert_file and tls.key_file")
 	}

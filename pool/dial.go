@@ -6,10 +6,10 @@ import (
 	"fmt"
 	"net"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/auth"
+	"github.com/ai-ninja/pgninja/internal/libpq"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -21,8 +21,10 @@ type Target struct {
 	Database string
 	User     string
 	Password string
-	// SSLMode is libpq's sslmode towards the server.
+	// SSLMode is libpq's sslmode towards the server, SSLFiles the files
+	// its TLS uses.
 	SSLMode        string
+	SSLFiles       libpq.SSLFiles
 	ConnectTimeout time.Duration
 	// Keys log in without a password, as the client whose SCRAM login
 	// gave them away (see auth.Keys); used when Password is empty.
@@ -34,15 +36,13 @@ func (t Target) Addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.P
 
 // ConnString is the libpq keyword/value string for t.
 func (t Target) ConnString() string {
-	q := func(s string) string {
-		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-	}
+	q := libpq.Quote
 	sslmode := t.SSLMode
 	if sslmode == "" {
 		sslmode = "prefer"
 	}
 	return fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=%s",
-		q(t.Host), t.Port, q(t.Database), q(t.User), q(t.Password), sslmode)
+		q(t.Host), t.Port, q(t.Database), q(t.User), q(t.Password), sslmode) + t.SSLFiles.Params()
 }
 
 // Dial opens and hijacks one server connection. A server's own refusal

@@ -2,6 +2,7 @@ package pool
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"net"
 	"strings"
@@ -9,6 +10,8 @@ import (
 	"time"
 
 	"github.com/ai-ninja/pgninja/internal/auth"
+	"github.com/ai-ninja/pgninja/internal/libpq"
+	"github.com/ai-ninja/pgninja/internal/testcert"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgproto3"
 	"github.com/xdg-go/scram"
@@ -19,6 +22,12 @@ import (
 // and returns the error to send instead of AuthenticationOk, if any),
 // then the login's messages up to ReadyForQuery.
 func fakeServer(t *testing.T, auth func(be *pgproto3.Backend) *pgproto3.ErrorResponse) (host string, port int) {
+	return fakeTLSServer(t, nil, auth)
+}
+
+// fakeTLSServer is fakeServer that answers SSLRequest with TLS on cert
+// (or 'N' when nil).
+func fakeTLSServer(t *testing.T, cert *tls.Certificate, auth func(be *pgproto3.Backend) *pgproto3.ErrorResponse) (host string, port int) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -33,6 +42,20 @@ func fakeServer(t *testing.T, auth func(be *pgproto3.Backend) *pgproto3.ErrorRes
 		defer nc.Close()
 		be := pgproto3.NewBackend(nc, nc)
 		msg, err := be.ReceiveStartupMessage()
+		if _, ok := msg.(*pgproto3.SSLRequest); ok && err == nil {
+			if cert == nil {
+				_, _ = nc.Write([]byte{'N'})
+			} else {
+				_, _ = nc.Write([]byte{'S'})
+				tc := tls.Server(nc, &tls.Config{Certificates: []tls.Certificate{*cert}})
+				if tc.Handshake() != nil {
+					return // the client refused the certificate
+				}
+				nc = tc
+				be = pgproto3.NewBackend(nc, nc)
+			}
+			msg, err = be.ReceiveStartupMessage()
+		}
 		if err != nil {
 			t.Errorf("startup: %v", err)
 			return
@@ -191,4 +214,71 @@ func keysFor(t *testing.T, password string, stored auth.Secret) auth.Keys {
 		t.Fatal("no keys from the client's proof")
 	}
 	return keys
+}
+
+// TestServerLoginOverTLS: a server login, the proxy's own or pgconn's,
+// asks for TLS as backend_sslmode says, verifies the server with
+// backend_ca_file under verify-full, and refuses a server whose
+// certificate that file does not vouch for.
+func TestServerLoginOverTLS(t *testing.T) {
+	certFile, keyFile := testcert.Files(t)
+	otherCA, _ := testcert.Files(t)
+	cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hash := auth.MD5Hash("alice", "pw")
+	md5Login := func(be *pgproto3.Backend) *pgproto3.ErrorResponse {
+		salt := [4]byte{1, 2, 3, 4}
+		be.Send(&pgproto3.AuthenticationMD5Password{Salt: salt})
+		_ = be.Flush()
+		_ = be.SetAuthType(pgproto3.AuthTypeMD5Password)
+		if pm := receive[*pgproto3.PasswordMessage](t, be); pm == nil || pm.Password != (auth.Keys{MD5: hash}).MD5Response(salt) {
+			return &pgproto3.ErrorResponse{Severity: "FATAL", Code: "28P01", Message: "password authentication failed"}
+		}
+		return nil
+	}
+	for _, tt := range []struct {
+		name, mode, ca string
+		password       string // "": the keys' login, else pgconn's
+		ok             bool
+	}{
+		{"verify-full with the server's CA", "verify-full", certFile, "", true},
+		{"verify-full with another CA", "verify-full", otherCA, "", false},
+		{"require, no CA", "require", "", "", true},
+		{"pgconn's login, verify-full with the server's CA", "verify-full", certFile, "pw", true},
+		{"pgconn's login, verify-full with another CA", "verify-full", otherCA, "pw", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			host, port := fakeTLSServer(t, &cert, md5Login)
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			c, err := Dial(ctx, Target{Host: host, Port: port, Database: "app", User: "alice", Password: tt.password,
+				SSLMode: tt.mode, SSLFiles: libpq.SSLFiles{RootCert: tt.ca}, Keys: auth.Keys{MD5: hash}})
+			if err == nil {
+				defer c.Close()
+				if TLSDescription(c.Conn) == "" {
+					t.Error("the server connection is not on TLS")
+				}
+			}
+			if (err == nil) != tt.ok {
+				t.Errorf("Dial: %v, want success %v", err, tt.ok)
+			}
+		})
+	}
+}
+
+// TestConnStringTLSFiles: the pools' connection string carries the
+// backend TLS files, which pgconn then loads.
+func TestConnStringTLSFiles(t *testing.T) {
+	certFile, keyFile := testcert.Files(t)
+	tgt := Target{Host: "127.0.0.1", Port: 5432, Database: "app", User: "alice", Password: "pw", SSLMode: "verify-full",
+		SSLFiles: libpq.SSLFiles{RootCert: certFile, Cert: certFile, Key: keyFile}}
+	cfg, err := pgconn.ParseConfig(tgt.ConnString())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.TLSConfig == nil || cfg.TLSConfig.RootCAs == nil || len(cfg.TLSConfig.Certificates) != 1 || cfg.TLSConfig.ServerName != "127.0.0.1" {
+		t.Errorf("pgconn's TLS config from %q: %+v", tgt.ConnString(), cfg.TLSConfig)
+	}
 }

@@ -198,6 +198,7 @@ func (s *Server) takeOn(cfg *config.Config) error {
 		}
 		b, t := cfg.Backends[i], p.Target()
 		t.Host, t.Port, t.SSLMode, t.ConnectTimeout = b.Host, b.Port, cfg.TLS.BackendMode, cfg.Pool.ConnectTimeout
+		t.SSLFiles = cfg.TLS.BackendFiles()
 		p.SetTarget(t)
 	})
 	s.resizePools(st)

@@ -166,7 +166,7 @@ func (st *settings) target(b config.Backend, l *login) pool.Target {
 	}
 	t := pool.Target{
 		Host: b.Host, Port: b.Port, Database: l.db.DBName, User: user, Password: pass,
-		SSLMode: st.cfg.TLS.BackendMode, ConnectTimeout: st.cfg.Pool.ConnectTimeout,
+		SSLMode: st.cfg.TLS.BackendMode, SSLFiles: st.cfg.TLS.BackendFiles(), ConnectTimeout: st.cfg.Pool.ConnectTimeout,
 	}
 	if pass == "" {
 		t.Keys = l.keys

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/libpq"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -34,8 +35,10 @@ type HealthConfig struct {
 	LSNInterval time.Duration
 	// User, Password and Database log the checker in.
 	User, Password, Database string
-	// SSLMode is libpq's sslmode towards the servers (default prefer).
-	SSLMode string
+	// SSLMode is libpq's sslmode towards the servers (default prefer),
+	// SSLFiles the files its TLS uses.
+	SSLMode  string
+	SSLFiles libpq.SSLFiles
 	// ConnectTimeout (default 5s) bounds opening a connection and also
 	// each health query: a server that does not answer within it is
 	// unhealthy. It delays only that server's own checks.

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
+	"github.com/ai-ninja/pgninja/internal/libpq"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -53,15 +53,13 @@ type backendProbe struct {
 }
 
 func newBackendProbe(t HealthTarget, cfg HealthConfig) *backendProbe {
-	q := func(s string) string {
-		return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-	}
+	q := libpq.Quote
 	sslmode := cfg.SSLMode
 	if sslmode == "" {
 		sslmode = "prefer"
 	}
 	connStr := fmt.Sprintf("host=%s port=%d dbname=%s user=%s password=%s sslmode=%s application_name=pgninja-health",
-		q(t.Host), t.Port, q(cfg.Database), q(cfg.User), q(cfg.Password), q(sslmode))
+		q(t.Host), t.Port, q(cfg.Database), q(cfg.User), q(cfg.Password), q(sslmode)) + cfg.SSLFiles.Params()
 	return &backendProbe{target: t, connStr: connStr, timeout: cfg.ConnectTimeout, sem: make(chan struct{}, 1)}
 }
 

@@ -108,7 +108,7 @@ func fromConfig(cfg *config.Config) (Config, []HealthTarget, HealthConfig, error
 	hcfg := HealthConfig{
 		Interval: rc.HealthCheckInterval, LSNInterval: rc.LSNPollInterval,
 		User: user, Password: pass, Database: rc.HealthCheckDatabase,
-		SSLMode: cfg.TLS.BackendMode, ConnectTimeout: checkTimeout,
+		SSLMode: cfg.TLS.BackendMode, SSLFiles: cfg.TLS.BackendFiles(), ConnectTimeout: checkTimeout,
 		MaxLagBytes: rc.MaxReplicaLagBytes, MaxLag: maxLag,
 	}
 	return Config{Consistency: consistency, MaxReplicaLagBytes: rc.MaxReplicaLagBytes, MaxReplicaLag: maxLag},

@@ -38,7 +38,7 @@ func backendTarget(cfg *config.Config, b config.Backend) (pgtool.Target, error) 
 		return pgtool.Target{}, err
 	}
 	return pgtool.Target{Host: b.Host, Port: b.Port, User: user, Password: pw,
-		Database: cfg.Sidecar.Database, SSLMode: cfg.TLS.BackendMode}, nil
+		Database: cfg.Sidecar.Database, SSLMode: cfg.TLS.BackendMode, SSLFiles: cfg.TLS.BackendFiles()}, nil
 }
 
 // PrimaryTarget is the database the sidecar maintains: sidecar.dsn, or

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ai-ninja/pgninja/internal/libpq"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -19,8 +20,10 @@ type Target struct {
 	User     string
 	Password string
 	Database string
-	// SSLMode is libpq's sslmode; empty means prefer.
-	SSLMode string
+	// SSLMode is libpq's sslmode; empty means prefer. SSLFiles are the
+	// files its TLS uses.
+	SSLMode  string
+	SSLFiles libpq.SSLFiles
 }
 
 var kvSSLMode = regexp.MustCompile(`(?:^|\s)sslmode\s*=\s*'?([a-z-]+)`)
@@ -52,9 +55,7 @@ func (t Target) String() string {
 	return fmt.Sprintf("%s@%s:%d/%s", t.User, t.Host, t.Port, t.Database)
 }
 
-func quoteKV(s string) string {
-	return "'" + strings.NewReplacer(`\`, `\\`, `'`, `\'`).Replace(s) + "'"
-}
+func quoteKV(s string) string { return libpq.Quote(s) }
 
 // ConnInfo is the key=value connection string without the password: safe
 // to pass on a command line, where every user of the machine can read it.
@@ -68,7 +69,7 @@ func (t Target) ConnInfo() string {
 	if t.SSLMode != "" {
 		parts = append(parts, "sslmode="+t.SSLMode)
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, " ") + t.SSLFiles.Params()
 }
 
 // ToolEnv is the environment for a libpq tool (pg_dump, pg_restore)
