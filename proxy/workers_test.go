@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -86,9 +88,25 @@ func TestWorkersReuseAnIdleWorker(t *testing.T) {
 		if got := <-ran; got != i {
 			t.Fatalf("ran %d, want %d", got, i)
 		}
-		waitFor(t, "the worker to idle", func() bool { return w.idle.Load() == 1 })
+		// Counted idle, it may not have reached its select yet, and a
+		// value sent before then starts another worker: wait until the
+		// runtime shows it blocked there.
+		waitFor(t, "the worker to idle", func() bool { return w.idle.Load() == 1 && workerBlocked() })
 	}
 	if n := w.spawned.Load(); n != 1 {
 		t.Fatalf("%d workers started for 20 sequential values, want 1", n)
 	}
+}
+
+// workerBlocked reports whether some worker goroutine is blocked in the
+// select of its loop, as the runtime's goroutine dump shows it.
+func workerBlocked() bool {
+	buf := make([]byte, 1<<20)
+	buf = buf[:runtime.Stack(buf, true)]
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "[select") && strings.Contains(g, "proxy.(*workers[") && strings.Contains(g, "]).loop(") {
+			return true
+		}
+	}
+	return false
 }
