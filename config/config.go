@@ -119,6 +119,12 @@ type TLS struct {
 	KeyFile  string `yaml:"key_file"`
 	// Require refuses clients that do not ask for TLS.
 	Require bool `yaml:"require"`
+	// ClientCAFile holds the certificate authorities that clients'
+	// certificates must chain to (PgBouncer's client_tls_ca_file): a
+	// client that presents one is verified against them, and
+	// auth.hba_file's cert method and clientcert option can then ask for
+	// one.
+	ClientCAFile string `yaml:"client_ca_file"`
 	// BackendMode is the sslmode pgninja uses towards the servers.
 	BackendMode string `yaml:"backend_sslmode"`
 	// BackendCAFile holds the certificate authorities that verify the

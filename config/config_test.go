@@ -142,6 +142,8 @@ func TestValidationNamesFields(t *testing.T) {
 		{"admin_auth for nobody", minimal + "admin_auth: true\n", nil,
 			[]string{"admin_auth: needs admin_users or stats_users"}},
 		{"bad log_stats", minimal, []string{"PGNINJA_LOG_STATS=maybe"}, []string{"PGNINJA_LOG_STATS: log_stats: want true or false"}},
+		{"client CAs without TLS", minimal + "tls:\n  client_ca_file: ca.pem\n", nil,
+			[]string{"tls.client_ca_file: needs tls.cert_file and tls.key_file"}},
 		{"backend cert without key", minimal + "tls:\n  backend_cert_file: c.pem\n", nil,
 			[]string{"tls: backend_cert_file and backend_key_file must be set together"}},
 		{"auth.query without its user or $1", minimal + "auth:\n  query: select 'x', 'y'\n  query_user: nobody\n", nil,

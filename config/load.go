@@ -46,7 +46,7 @@ func Load(path string, overrides []string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Path = path
-	for _, f := range []*string{&cfg.Auth.UsersFile, &cfg.Auth.HBAFile,
+	for _, f := range []*string{&cfg.Auth.UsersFile, &cfg.Auth.HBAFile, &cfg.TLS.ClientCAFile,
 		&cfg.TLS.BackendCAFile, &cfg.TLS.BackendCertFile, &cfg.TLS.BackendKeyFile} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(filepath.Dir(path), *f)

@@ -51,6 +51,9 @@ func (c *Config) Validate() error {
 	if (c.TLS.BackendCertFile == "") != (c.TLS.BackendKeyFile == "") {
 		p.add("tls", "backend_cert_file and backend_key_file must be set together")
 	}
+	if c.TLS.ClientCAFile != "" && c.TLS.CertFile == "" {
+		p.add("tls.client_ca_file", "needs tls.cert_file and tls.key_file")
+	}
 	if c.TLS.Require && c.TLS.CertFile == "" {
 		p.add("tls.require", "needs tls.cert_file and tls.key_file")
 	}

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -55,6 +56,14 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 		// The kernel vouched for the client: no password exchange.
 		return auth.MethodTrust, nil
 	default:
+		if rule.ClientCert != "" {
+			if err := checkClientCert(nc, user, rule); err != nil {
+				return "", err
+			}
+		}
+		if rule.Method == hba.MethodCert {
+			return auth.MethodTrust, nil // the certificate was the proof
+		}
 		return rule.Method, nil
 	}
 	refusal.Cause = errHBARefused
@@ -84,20 +93,55 @@ func checkPeer(nc net.Conn, user string) error {
 	return nil
 }
 
+// checkClientCert is the cert method and the clientcert option: the
+// client presented a certificate, which the TLS handshake verified
+// against tls.client_ca_file, and under verify-full its common name is
+// the user it logs in as (no ident map), as PostgreSQL checks them.
+func checkClientCert(nc net.Conn, user string, rule hba.Rule) error {
+	fail := func(format string, args ...any) *pgerr.Error {
+		e := pgerr.Fatal(pgerr.InvalidAuthorization, format, args...)
+		e.Cause = errCertFailed
+		return e
+	}
+	var certs []*x509.Certificate
+	if tc, ok := nc.(*tls.Conn); ok {
+		certs = tc.ConnectionState().PeerCertificates
+	}
+	if len(certs) == 0 {
+		return fail("connection requires a valid client certificate")
+	}
+	if rule.ClientCert != hba.ClientCertFull {
+		return nil
+	}
+	if cn := certs[0].Subject.CommonName; cn != user {
+		what := "certificate validation (clientcert=verify-full)"
+		if rule.Method == hba.MethodCert {
+			what = "certificate authentication"
+		}
+		return fail("%s failed for user %q", what, user).
+			WithDetail(fmt.Sprintf("Provided user name (%s) and authenticated user name (%s) do not match.", user, cn))
+	}
+	return nil
+}
+
 // errHBARefused marks a login auth.hba_file refused, for the log and the
 // logins metric.
 var errHBARefused = errors.New("refused by auth.hba_file")
 
-// errPeerFailed marks a failed peer authentication, likewise.
-var errPeerFailed = errors.New("peer authentication failed")
+// errPeerFailed and errCertFailed mark a failed peer or certificate
+// authentication, likewise.
+var (
+	errPeerFailed = errors.New("peer authentication failed")
+	errCertFailed = errors.New("certificate authentication failed")
+)
 
 // showHBA lists the rules in force, as PostgreSQL's pg_hba_file_rules
 // view does: none without auth.hba_file.
 func showHBA(s *Session) *consoleTable {
-	t := newTable([]string{"line_number"}, "line_number", "type", "database", "user_name", "address", "auth_method")
+	t := newTable([]string{"line_number"}, "line_number", "type", "database", "user_name", "address", "auth_method", "options")
 	if rules := s.srv.settings.Load().hba; rules != nil {
 		for _, r := range rules.Rules {
-			t.add(r.Line, r.TypeName, r.DatabaseText(), r.UserText(), r.AddressText(), r.Method)
+			t.add(r.Line, r.TypeName, r.DatabaseText(), r.UserText(), r.AddressText(), r.Method, r.OptionsText())
 		}
 	}
 	return t

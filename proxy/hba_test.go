@@ -181,3 +181,78 @@ func TestHBAPeerOnTheUnixSocket(t *testing.T) {
 	}
 	h.ninja(t) // TCP: the host rule's SCRAM
 }
+
+// TestHBAClientCertificates: with tls.client_ca_file, a hostssl cert rule
+// lets in, without a password, the client whose verified certificate
+// names its user; clientcert=verify-full asks for that besides the
+// password, clientcert=verify-ca for any verified certificate. Without a
+// certificate, or with another user's, the client gets PostgreSQL's
+// 28000; a certificate the CAs do not vouch for fails the handshake.
+func TestHBAClientCertificates(t *testing.T) {
+	env := testbed.Require(t)
+	serverCert, serverKey := testcert.Files(t)
+	ninjaCert, ninjaKey := testcert.FilesFor(t, "ninja")
+	trustyCert, trustyKey := testcert.FilesFor(t, "trusty")
+	strangerCert, strangerKey := testcert.FilesFor(t, "ninja") // not in the CA file
+	dir := t.TempDir()
+	caFile := filepath.Join(dir, "clients.pem")
+	var pems []byte
+	for _, f := range []string{ninjaCert, trustyCert} {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pems = append(pems, b...)
+	}
+	hbaFile := filepath.Join(dir, "hba.conf")
+	for file, text := range map[string]string{caFile: string(pems), hbaFile: `
+hostssl ai_ninja  ninja    127.0.0.1/32  cert
+hostssl postgres  ninja    127.0.0.1/32  scram-sha-256 clientcert=verify-full
+hostssl postgres  md5user  127.0.0.1/32  md5 clientcert=verify-ca
+`} {
+		if err := os.WriteFile(file, []byte(text), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h := startWith(t, env, fmt.Sprintf("%sdatabases: {ai_ninja: {}, postgres: {}}\ntls:\n  cert_file: %s\n  key_file: %s\n  client_ca_file: %s\nauth:\n  hba_file: %s\n",
+		backendsOf(t, env), serverCert, serverKey, caFile, hbaFile))
+	ctx := ctxT(t, 30*time.Second)
+	login := func(user, pass, db, cert, key string) error {
+		dsn := fmt.Sprintf("postgres://%s:%s@%s/%s?sslmode=require", user, pass, h.addr, db)
+		if cert != "" {
+			dsn += "&sslcert=" + cert + "&sslkey=" + key
+		}
+		c, err := pgx.Connect(ctx, dsn)
+		if err != nil {
+			return err
+		}
+		defer c.Close(ctx)
+		var who string
+		return c.QueryRow(ctx, "select current_user").Scan(&who)
+	}
+	for _, tt := range []struct {
+		name, user, pass, db, cert, key string
+		want                            string // "" to get in, else the SQLSTATE or words
+	}{
+		{"cert: the user's certificate, no password", "ninja", "", "ai_ninja", ninjaCert, ninjaKey, ""},
+		{"cert: no certificate", "ninja", "ninja", "ai_ninja", "", "", "connection requires a valid client certificate"},
+		{"cert: another user's certificate", "ninja", "", "ai_ninja", trustyCert, trustyKey, `certificate authentication failed for user "ninja"`},
+		{"verify-full: certificate and password", "ninja", "ninja", "postgres", ninjaCert, ninjaKey, ""},
+		{"verify-full: certificate, wrong password", "ninja", "wrong", "postgres", ninjaCert, ninjaKey, "28P01"},
+		{"verify-full: another user's certificate", "ninja", "ninja", "postgres", trustyCert, trustyKey, "certificate validation (clientcert=verify-full) failed"},
+		{"verify-ca: any verified certificate, and the password", "md5user", "ninja", "postgres", trustyCert, trustyKey, ""},
+		{"verify-ca: no certificate", "md5user", "ninja", "postgres", "", "", "connection requires a valid client certificate"},
+		{"a certificate the CAs do not vouch for", "ninja", "", "ai_ninja", strangerCert, strangerKey, "certificate"},
+	} {
+		err := login(tt.user, tt.pass, tt.db, tt.cert, tt.key)
+		switch {
+		case tt.want == "" && err != nil:
+			t.Errorf("%s: %v", tt.name, err)
+		case tt.want != "" && (err == nil || sqlstate(err) != tt.want && !strings.Contains(err.Error(), tt.want)):
+			t.Errorf("%s: %v, want %s", tt.name, err, tt.want)
+		}
+	}
+	if n := loginsWithResult(t, h, "cert_failed"); n != 4 {
+		t.Errorf("logins_total{result=cert_failed} = %v, want 4", n)
+	}
+}

@@ -330,6 +330,8 @@ func loginResult(err error) string {
 		return "hba_refused"
 	case errors.Is(err, errPeerFailed):
 		return "peer_failed"
+	case errors.Is(err, errCertFailed):
+		return "cert_failed"
 	}
 	switch pgerr.SQLState(err) {
 	case pgerr.InvalidPassword:

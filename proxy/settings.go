@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"os"
 	"time"
 
 	"github.com/ai-ninja/pgninja/config"
@@ -49,6 +50,19 @@ func buildSettings(cfg *config.Config) (*settings, error) {
 			return nil, fmt.Errorf("tls: %w", err)
 		}
 		st.tls = &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+		if cfg.TLS.ClientCAFile != "" {
+			pem, err := os.ReadFile(cfg.TLS.ClientCAFile)
+			if err != nil {
+				return nil, fmt.Errorf("tls.client_ca_file: %w", err)
+			}
+			st.tls.ClientCAs = x509.NewCertPool()
+			if !st.tls.ClientCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("tls.client_ca_file: no PEM certificate in %s", cfg.TLS.ClientCAFile)
+			}
+			// A certificate a client presents must chain to them; whether
+			// one is needed is the hba rules' to say.
+			st.tls.ClientAuth = tls.VerifyClientCertIfGiven
+		}
 		// Without binding data, clients on TLS get SCRAM without -PLUS.
 		if leaf, err := x509.ParseCertificate(cert.Certificate[0]); err == nil {
 			st.endPoint, _ = auth.TLSServerEndPoint(leaf)

@@ -7,8 +7,9 @@
 // It takes the subset a proxy can honour: types local, host, hostssl and
 // hostnossl; databases and users as all, sameuser (databases), or
 // comma-separated names; addresses as all, CIDR, or an address and a
-// mask; methods trust, reject, md5, scram-sha-256 and (on local lines)
-// peer, without an ident map. Anything else
+// mask; methods trust, reject, md5, scram-sha-256, peer (on local lines)
+// and cert (on hostssl lines), without an ident map, and the clientcert
+// option. Anything else
 // (groups, @files, host names, other methods, options) is an error that
 // names its line, rather than a rule that silently matches differently
 // from PostgreSQL's.

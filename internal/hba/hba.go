@@ -19,6 +19,16 @@ const (
 	// MethodPeer: the operating system user of the process at the other
 	// end of the unix socket must be the user the client logs in as.
 	MethodPeer = "peer"
+	// MethodCert: the client's TLS certificate, verified against the
+	// client CAs, must name the user as its common name.
+	MethodCert = "cert"
+)
+
+// ClientCert options: a verified client certificate is needed besides
+// the method (verify-ca), and it must name the user (verify-full).
+const (
+	ClientCertCA   = "verify-ca"
+	ClientCertFull = "verify-full"
 )
 
 // ConnType is a rule's first field.
@@ -57,6 +67,9 @@ type Rule struct {
 	// rules have none).
 	Net    netip.Prefix
 	Method string
+	// ClientCert is the clientcert option ("" when none); the cert method
+	// implies verify-full.
+	ClientCert string
 }
 
 // Rules are a file's lines in order.
@@ -266,13 +279,42 @@ func parseRule(fields [][]token) (Rule, error) {
 			return r, fmt.Errorf("peer authentication is only supported on local sockets")
 		}
 		r.Method = m.text
+	case MethodCert:
+		if ct != HostSSL {
+			return r, fmt.Errorf("cert authentication is only supported on hostssl connections")
+		}
+		r.Method, r.ClientCert = m.text, ClientCertFull
 	default:
-		return r, fmt.Errorf("method %q is not supported here (trust, reject, md5, scram-sha-256, peer)", m.text)
+		return r, fmt.Errorf("method %q is not supported here (trust, reject, md5, scram-sha-256, peer, cert)", m.text)
 	}
-	if len(rest) > 1 {
-		return r, fmt.Errorf("options after the method are not supported")
+	for _, f := range rest[1:] {
+		if err := r.parseOption(f); err != nil {
+			return r, err
+		}
 	}
 	return r, nil
+}
+
+// parseOption reads one name=value after the method; clientcert is the
+// only option taken.
+func (r *Rule) parseOption(f []token) error {
+	if len(f) != 1 {
+		return fmt.Errorf("an option takes one value, not a list")
+	}
+	name, value, ok := strings.Cut(f[0].text, "=")
+	if !ok || name != "clientcert" {
+		return fmt.Errorf("option %q is not supported here (clientcert=verify-ca|verify-full)", f[0].text)
+	}
+	switch {
+	case r.Type != HostSSL:
+		return fmt.Errorf("clientcert can only be configured for hostssl rows")
+	case value != ClientCertCA && value != ClientCertFull:
+		return fmt.Errorf("clientcert takes verify-ca or verify-full, not %q", value)
+	case r.Method == MethodCert && value != ClientCertFull:
+		return fmt.Errorf("clientcert only accepts verify-full when using cert authentication")
+	}
+	r.ClientCert = value
+	return nil
 }
 
 func (r *Rule) parseDatabases(f []token) error {
@@ -440,4 +482,12 @@ func (r Rule) AddressText() string {
 		return "all"
 	}
 	return r.Net.String()
+}
+
+// OptionsText shows the rule's options (for SHOW HBA).
+func (r Rule) OptionsText() string {
+	if r.ClientCert == "" {
+		return ""
+	}
+	return "clientcert=" + r.ClientCert
 }

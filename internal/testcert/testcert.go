@@ -19,12 +19,19 @@ import (
 // valid for an hour either side of now, and its key.
 func New(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 	t.Helper()
+	return NewFor(t, "127.0.0.1")
+}
+
+// NewFor is New with commonName as the subject's common name, as a
+// client certificate names its user.
+func NewFor(t testing.TB, commonName string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// The address as a SAN too: Go verifies host names against SANs only.
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: commonName},
 		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
 		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
@@ -42,7 +49,13 @@ func New(t testing.TB) (*x509.Certificate, *ecdsa.PrivateKey) {
 // of the test's, and returns their paths.
 func Files(t testing.TB) (certFile, keyFile string) {
 	t.Helper()
-	cert, key := New(t)
+	return FilesFor(t, "127.0.0.1")
+}
+
+// FilesFor is Files with NewFor's common name.
+func FilesFor(t testing.TB, commonName string) (certFile, keyFile string) {
+	t.Helper()
+	cert, key := NewFor(t, commonName)
 	keyDER, err := x509.MarshalECPrivateKey(key)
 	if err != nil {
 		t.Fatal(err)
