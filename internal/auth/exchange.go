@@ -70,11 +70,9 @@ func (a *Authenticator) Check(c Conn, method, user string, s Secret, endPoint []
 	if err != nil {
 		return Keys{}, err
 	}
-	keys, err := checkSCRAM(c, user, creds, endPoint)
-	if s.SCRAM == nil {
-		keys = Keys{} // the password is known: the keys add nothing
-	}
-	return keys, err
+	// With the password known the keys add nothing: they are recovered
+	// for a stored verifier only.
+	return checkSCRAM(c, user, creds, endPoint, s.SCRAM != nil)
 }
 
 func (a *Authenticator) scramCreds(user string, s Secret) (*scram.StoredCredentials, error) {
@@ -117,7 +115,7 @@ func receivePassword(c Conn) ([]byte, error) {
 	return body, nil
 }
 
-func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []byte) (Keys, error) {
+func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []byte, wantKeys bool) (Keys, error) {
 	srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *creds, nil })
 	if err != nil {
 		return Keys{}, err
@@ -157,7 +155,10 @@ func checkSCRAM(c Conn, user string, creds *scram.StoredCredentials, endPoint []
 	if err != nil || !conv.Valid() {
 		return Keys{}, failed(user)
 	}
-	keys, _ := recoverKeys(creds, clientFirst, serverFirst, string(final.Data))
+	var keys Keys
+	if wantKeys {
+		keys, _ = recoverKeys(creds, clientFirst, serverFirst, string(final.Data))
+	}
 	return keys, c.Send(&pgproto3.AuthenticationSASLFinal{Data: []byte(serverFinal)})
 }
 

@@ -135,7 +135,7 @@ func (c *KeyClient) Final(serverFirst string) (string, error) {
 		return "", fmt.Errorf("malformed SCRAM server-first message")
 	}
 	if string(salt) != c.keys.Salt || iters != c.keys.Iters {
-		return "", fmt.Errorf("the server's SCRAM verifier is not the users file's (salt or iterations differ)")
+		return "", fmt.Errorf("the server's SCRAM verifier is not the one the proxy checked the client against (salt or iterations differ)")
 	}
 	withoutProof := "c=biws,r=" + attrs['r'] // biws: "n,," in base64
 	c.authMessage = c.bare + "," + serverFirst + "," + withoutProof
