@@ -81,6 +81,18 @@ func fakeTLSServer(t *testing.T, cert *tls.Certificate, auth func(be *pgproto3.B
 	return a.IP.String(), a.Port
 }
 
+// ask sends the server's authentication request msg (of type authType)
+// and receives the client's answer, an M.
+func ask[M pgproto3.FrontendMessage](t *testing.T, be *pgproto3.Backend, msg pgproto3.BackendMessage, authType uint32) M {
+	t.Helper()
+	be.Send(msg)
+	_ = be.Flush()
+	if err := be.SetAuthType(authType); err != nil {
+		t.Error(err)
+	}
+	return receive[M](t, be)
+}
+
 // receive reads the client's next message, which must be an M; the zero
 // M when the client hung up (as it does on a challenge it refuses).
 func receive[M pgproto3.FrontendMessage](t *testing.T, be *pgproto3.Backend) M {
@@ -117,12 +129,7 @@ func TestDialWithKeys(t *testing.T) {
 
 	md5Challenge := func(be *pgproto3.Backend) *pgproto3.ErrorResponse {
 		salt := [4]byte{9, 8, 7, 6}
-		be.Send(&pgproto3.AuthenticationMD5Password{Salt: salt})
-		_ = be.Flush()
-		if err := be.SetAuthType(pgproto3.AuthTypeMD5Password); err != nil {
-			t.Error(err)
-		}
-		pm := receive[*pgproto3.PasswordMessage](t, be)
+		pm := ask[*pgproto3.PasswordMessage](t, be, &pgproto3.AuthenticationMD5Password{Salt: salt}, pgproto3.AuthTypeMD5Password)
 		if pm == nil || pm.Password != (auth.Keys{MD5: md5Hash}).MD5Response(salt) {
 			return &pgproto3.ErrorResponse{Severity: "FATAL", Code: "28P01", Message: "password authentication failed for user \"alice\""}
 		}
@@ -131,10 +138,8 @@ func TestDialWithKeys(t *testing.T) {
 	scramChallenge := func(be *pgproto3.Backend) *pgproto3.ErrorResponse {
 		srv, _ := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *stored.SCRAM, nil })
 		conv := srv.NewConversation()
-		be.Send(&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}})
-		_ = be.Flush()
-		_ = be.SetAuthType(pgproto3.AuthTypeSASL)
-		first := receive[*pgproto3.SASLInitialResponse](t, be)
+		first := ask[*pgproto3.SASLInitialResponse](t, be,
+			&pgproto3.AuthenticationSASL{AuthMechanisms: []string{"SCRAM-SHA-256"}}, pgproto3.AuthTypeSASL)
 		if first == nil {
 			return nil
 		}
@@ -142,10 +147,8 @@ func TestDialWithKeys(t *testing.T) {
 		if err != nil {
 			t.Error(err)
 		}
-		be.Send(&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)})
-		_ = be.Flush()
-		_ = be.SetAuthType(pgproto3.AuthTypeSASLContinue)
-		final := receive[*pgproto3.SASLResponse](t, be)
+		final := ask[*pgproto3.SASLResponse](t, be,
+			&pgproto3.AuthenticationSASLContinue{Data: []byte(serverFirst)}, pgproto3.AuthTypeSASLContinue)
 		if final == nil {
 			return nil
 		}
@@ -230,10 +233,7 @@ func TestServerLoginOverTLS(t *testing.T) {
 	hash := auth.MD5Hash("alice", "pw")
 	md5Login := func(be *pgproto3.Backend) *pgproto3.ErrorResponse {
 		salt := [4]byte{1, 2, 3, 4}
-		be.Send(&pgproto3.AuthenticationMD5Password{Salt: salt})
-		_ = be.Flush()
-		_ = be.SetAuthType(pgproto3.AuthTypeMD5Password)
-		if pm := receive[*pgproto3.PasswordMessage](t, be); pm == nil || pm.Password != (auth.Keys{MD5: hash}).MD5Response(salt) {
+		if pm := ask[*pgproto3.PasswordMessage](t, be, &pgproto3.AuthenticationMD5Password{Salt: salt}, pgproto3.AuthTypeMD5Password); pm == nil || pm.Password != (auth.Keys{MD5: hash}).MD5Response(salt) {
 			return &pgproto3.ErrorResponse{Severity: "FATAL", Code: "28P01", Message: "password authentication failed"}
 		}
 		return nil
