@@ -177,6 +177,10 @@ type token struct {
 
 func (t token) keyword(k string) bool { return !t.quoted && t.text == k }
 
+// blank is PostgreSQL's pg_isblank: a carriage return separates fields
+// too, so a file saved with CRLF line ends reads the same.
+func blank(c byte) bool { return c == ' ' || c == '\t' || c == '\r' }
+
 // splitFields cuts a line into its fields, each a list of tokens: fields
 // are separated by blanks, a list's names by commas (blanks may follow a
 // comma), '#' outside quotes starts a comment.
@@ -185,7 +189,7 @@ func splitFields(line string) ([][]token, error) {
 	var cur []token
 	i := 0
 	for {
-		for i < len(line) && (line[i] == ' ' || line[i] == '\t') {
+		for i < len(line) && blank(line[i]) {
 			i++
 		}
 		if i >= len(line) || line[i] == '#' {
@@ -205,7 +209,7 @@ func splitFields(line string) ([][]token, error) {
 				i += end + 2
 				continue
 			}
-			if ch == ' ' || ch == '\t' || ch == ',' || ch == '#' {
+			if blank(ch) || ch == ',' || ch == '#' {
 				break
 			}
 			b.WriteByte(ch)

@@ -59,6 +59,18 @@ func TestMatch(t *testing.T) {
 	}
 }
 
+// TestCRLF: a file with CRLF line ends reads as with LF ones.
+func TestCRLF(t *testing.T) {
+	rs, err := Parse(strings.NewReader(strings.ReplaceAll(sample, "\n", "\r\n")), "hba.conf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	lf, _ := Parse(strings.NewReader(sample), "hba.conf")
+	if len(rs.Rules) != len(lf.Rules) || rs.Rules[len(rs.Rules)-1].Method != "scram-sha-256" {
+		t.Errorf("CRLF: %d rules, the last %q; want %d, scram-sha-256", len(rs.Rules), rs.Rules[len(rs.Rules)-1].Method, len(lf.Rules))
+	}
+}
+
 func TestParseErrors(t *testing.T) {
 	for _, tc := range []struct{ line, want string }{
 		{"hots all all all trust", `unknown connection type "hots"`},
