@@ -161,7 +161,8 @@ type Auth struct {
 	// as $1, its first row's second column is the password (a SCRAM
 	// verifier, an md5 hash or plain), NULL for none. It runs on the
 	// primary as QueryUser (a config user, with its server credentials),
-	// in QueryDatabase or, when empty, the database the client asked for.
+	// in QueryDatabase or, when empty, the server database the client's
+	// database entry leads to.
 	Query         string `yaml:"query"`
 	QueryUser     string `yaml:"query_user"`
 	QueryDatabase string `yaml:"query_database"`
