@@ -41,7 +41,11 @@ func Connect(ctx context.Context, t Target, appName string) (*pgconn.PgConn, err
 	if err != nil {
 		return nil, err
 	}
-	return pgconn.Construct(hj)
+	pc, err := pgconn.Construct(hj)
+	if err != nil {
+		hj.Conn.Close()
+	}
+	return pc, err
 }
 
 func hijackedWithKeys(ctx context.Context, t Target, appName string) (*pgconn.HijackedConn, error) {
@@ -184,7 +188,7 @@ func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 		if err := fe.Flush(); err != nil {
 			return err
 		}
-		_, err := receiveSASL[*pgproto3.AuthenticationOk](fe)
+		_, err := receiveAuth[*pgproto3.AuthenticationOk](fe)
 		return err
 	case *pgproto3.AuthenticationSASL:
 		if keys.ClientKey == "" {
@@ -204,7 +208,7 @@ func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 	if err := fe.Flush(); err != nil {
 		return err
 	}
-	serverFirst, err := receiveSASL[*pgproto3.AuthenticationSASLContinue](fe)
+	serverFirst, err := receiveAuth[*pgproto3.AuthenticationSASLContinue](fe)
 	if err != nil {
 		return err
 	}
@@ -216,20 +220,20 @@ func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 	if err := fe.Flush(); err != nil {
 		return err
 	}
-	serverFinal, err := receiveSASL[*pgproto3.AuthenticationSASLFinal](fe)
+	serverFinal, err := receiveAuth[*pgproto3.AuthenticationSASLFinal](fe)
 	if err != nil {
 		return err
 	}
 	if err := kc.Verify(string(serverFinal.Data)); err != nil {
 		return err
 	}
-	_, err = receiveSASL[*pgproto3.AuthenticationOk](fe)
+	_, err = receiveAuth[*pgproto3.AuthenticationOk](fe)
 	return err
 }
 
-// receiveSASL reads the next message of the authentication exchange,
+// receiveAuth reads the next message of the authentication exchange,
 // which must be an M or the server's error.
-func receiveSASL[M pgproto3.BackendMessage](fe *pgproto3.Frontend) (M, error) {
+func receiveAuth[M pgproto3.BackendMessage](fe *pgproto3.Frontend) (M, error) {
 	var zero M
 	msg, err := fe.Receive()
 	if err != nil {

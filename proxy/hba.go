@@ -27,28 +27,19 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 		return st.method(u), nil
 	}
 	c := hba.Client{Database: db, User: user}
-	host := "[local]"
 	_, c.TLS = nc.(*tls.Conn)
 	if a, ok := nc.RemoteAddr().(*net.TCPAddr); ok {
 		c.Addr, _ = netip.AddrFromSlice(a.IP)
 		c.Addr = c.Addr.Unmap()
-		host = c.Addr.String()
 	} else {
 		c.Local = true
 	}
-	encryption := "no encryption"
-	if c.TLS {
-		encryption = "SSL encryption"
-	}
-	var refusal *pgerr.Error
 	rule, ok := st.hba.Match(c)
 	switch {
 	case !ok:
-		refusal = pgerr.Fatal(pgerr.InvalidAuthorization, "no pg_hba.conf entry for host %q, user %q, database %q, %s",
-			host, user, db, encryption)
+		return "", hbaRefusal("no pg_hba.conf entry for", c)
 	case rule.Method == hba.MethodReject:
-		refusal = pgerr.Fatal(pgerr.InvalidAuthorization, "pg_hba.conf rejects connection for host %q, user %q, database %q, %s",
-			host, user, db, encryption)
+		return "", hbaRefusal("pg_hba.conf rejects connection for", c)
 	case rule.Method == hba.MethodPeer:
 		if err := checkPeer(nc, user); err != nil {
 			return "", err
@@ -66,8 +57,20 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 		}
 		return rule.Method, nil
 	}
-	refusal.Cause = errHBARefused
-	return "", refusal
+}
+
+// hbaRefusal refuses c in PostgreSQL's words: what, then the host, user,
+// database and encryption.
+func hbaRefusal(what string, c hba.Client) error {
+	host, encryption := "[local]", "no encryption"
+	if !c.Local {
+		host = c.Addr.String()
+	}
+	if c.TLS {
+		encryption = "SSL encryption"
+	}
+	return pgerr.Wrap(errHBARefused, pgerr.SeverityFatal, pgerr.InvalidAuthorization,
+		"%s host %q, user %q, database %q, %s", what, host, c.User, c.Database, encryption)
 }
 
 // checkPeer is peer authentication: the operating system user running the
@@ -75,9 +78,8 @@ func (st *settings) authMethod(nc net.Conn, db, user string, u config.User) (str
 // as (no ident map), as PostgreSQL's peer method checks.
 func checkPeer(nc net.Conn, user string) error {
 	failed := func(detail string) error {
-		e := pgerr.Fatal(pgerr.InvalidAuthorization, "Peer authentication failed for user %q", user).WithDetail(detail)
-		e.Cause = errPeerFailed
-		return e
+		return pgerr.Wrap(errPeerFailed, pgerr.SeverityFatal, pgerr.InvalidAuthorization,
+			"Peer authentication failed for user %q", user).WithDetail(detail)
 	}
 	uid, ok := rawconn.PeerUID(nc)
 	if !ok {
@@ -99,9 +101,7 @@ func checkPeer(nc net.Conn, user string) error {
 // the user it logs in as (no ident map), as PostgreSQL checks them.
 func checkClientCert(nc net.Conn, user string, rule hba.Rule) error {
 	fail := func(format string, args ...any) *pgerr.Error {
-		e := pgerr.Fatal(pgerr.InvalidAuthorization, format, args...)
-		e.Cause = errCertFailed
-		return e
+		return pgerr.Wrap(errCertFailed, pgerr.SeverityFatal, pgerr.InvalidAuthorization, format, args...)
 	}
 	var certs []*x509.Certificate
 	if tc, ok := nc.(*tls.Conn); ok {
