@@ -15,7 +15,7 @@ TEST_TIMEOUT ?= 30m
 DEMO_TESTBED_PORT ?= 15432
 GOTESTFLAGS ?=
 
-.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench chaos drivertest fmt clean
+.PHONY: help build test vet testbed-up testbed-down testbed-status demo bench bench-instructions chaos drivertest fmt clean
 
 help: ## list targets
 	@echo "pgninja make targets:"
@@ -54,6 +54,9 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
+
+bench-instructions: ## count what PgBouncer, pgninja and the bare Go relays execute per transaction under callgrind: noise-free figures to judge a change by (bench/callgrind.sh)
+	bench/callgrind.sh
 
 chaos: ## faults under load: backends terminated, replica restarted and frozen, config reloaded, primary restarted and frozen; every answer and commit checked (bench/chaos.sh)
 	bench/chaos.sh
