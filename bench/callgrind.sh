@@ -118,6 +118,7 @@ pool_mode = $1
 default_pool_size = $POOL_SIZE
 max_client_conn = 200
 server_reset_query = DISCARD ALL
+server_tls_sslmode = disable
 ignore_startup_parameters = extra_float_digits
 log_connections = 0
 log_disconnections = 0

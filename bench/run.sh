@@ -361,6 +361,7 @@ min_pool_size = 0
 reserve_pool_size = 0
 max_client_conn = $((IDLE_CLIENTS + 100))
 server_reset_query = DISCARD ALL
+server_tls_sslmode = disable
 ignore_startup_parameters = extra_float_digits
 log_connections = 0
 log_disconnections = 0

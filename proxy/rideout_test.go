@@ -169,7 +169,9 @@ func TestRoutingRideOutYieldsToAPromotedServer(t *testing.T) {
 	old := newForwarder(t, env.Primary, marker)
 	promoted := newForwarder(t, env.Primary, marker)
 	promoted.down()
-	h := startWith(t, env, routedConfig(t, old.addr, 0, map[string]string{"promoted": promoted.addr}, 1, ""))
+	// The forwarders look for the marker in what passes: no TLS.
+	h := startWith(t, env, routedConfig(t, old.addr, 0, map[string]string{"promoted": promoted.addr}, 1,
+		"tls: {backend_sslmode: disable}\n"))
 	ctx := ctxT(t, 30*time.Second)
 	c := h.ninja(t)
 	if _, err := c.Exec(ctx, "create table if not exists rideout_t (x int)"); err != nil {

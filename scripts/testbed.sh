@@ -86,6 +86,7 @@ set_paths() {
 	REDIS_PID="$TESTBED_DIR/redis.pid"
 	REDIS_LOG="$TESTBED_DIR/redis.log"
 	PRIMARY_MARKER="$TESTBED_DIR/primary.initialized"
+	TLS_DIR="$TESTBED_DIR/tls" # the servers' certificate and the CA that signed it
 }
 set_paths
 
@@ -204,6 +205,7 @@ missing_packages() {
 	[[ -x "$PGBIN/psql" && -x "$PGBIN/pg_basebackup" && -x "$PGBIN/pg_isready" ]] || m+=(postgresql-client-15)
 	{ have redis-server && have redis-cli; } || m+=(redis-server)
 	{ [[ -x /usr/sbin/pgbouncer ]] || have pgbouncer; } || m+=(pgbouncer)
+	have openssl || m+=(openssl)
 	# Only the bench measures Pgpool-II; it asks for it.
 	[[ "${TESTBED_PGPOOL:-0}" == 0 || -x /usr/sbin/pgpool ]] || m+=(pgpool2)
 	echo "${m[*]}"
@@ -298,6 +300,9 @@ fsync = on
 full_page_writes = on
 log_line_prefix = '%m [%p] %q%u@%d '
 log_min_duration_statement = -1
+ssl = on
+ssl_cert_file = '$TLS_DIR/server.crt'
+ssl_key_file = '$TLS_DIR/server.key'
 EOF
 	grep -q "^include 'testbed.conf'" "$dd/postgresql.conf" ||
 		printf "\ninclude 'testbed.conf'\n" >>"$dd/postgresql.conf"
@@ -309,6 +314,17 @@ host    all          all         127.0.0.1/32   scram-sha-256
 host    replication  $REPL_USER  127.0.0.1/32   scram-sha-256
 EOF
 	if ((IS_ROOT)); then chown "$SVC_USER:" "$dd/testbed.conf" "$dd/postgresql.conf" "$dd/pg_hba.conf"; fi
+}
+
+# conf_current DATADIR PORT NAME: a server left running by an older
+# testbed.sh gets today's settings (TLS, say) by a reload.
+conf_current() {
+	local before
+	before="$(cat "$1/testbed.conf" 2>/dev/null || true)"
+	write_conf "$1" "$2"
+	[[ "$(cat "$1/testbed.conf")" == "$before" ]] && return 0
+	log "reloading the $3's settings"
+	run_as "$PGBIN/pg_ctl" -D "$1" reload >/dev/null
 }
 
 pg_start() {
@@ -342,6 +358,37 @@ pg_stop() {
 		run_as "$PGBIN/pg_ctl" -D "$dd" -m fast -w -t 60 stop >/dev/null ||
 			run_as "$PGBIN/pg_ctl" -D "$dd" -m immediate -w -t 30 stop >/dev/null || true
 	fi
+}
+
+# --------------------------------------------------------------------- TLS --
+
+# make_tls: a CA of the test bed's own and a certificate it signed for
+# 127.0.0.1, made once. The servers take TLS as PostgreSQL in production
+# often must, so that pgninja's TLS towards them (tls.backend_sslmode,
+# backend_ca_file) is tested against the real thing; pg_hba's host lines
+# take both, so clients that disable TLS are served as before.
+make_tls() {
+	[[ -s "$TLS_DIR/server.crt" && -s "$TLS_DIR/server.key" && -s "$TLS_DIR/ca.crt" ]] && return 0
+	log "making the servers' TLS certificate in $TLS_DIR"
+	rm -rf "$TLS_DIR"
+	mkdir -p "$TLS_DIR"
+	local ext="$TLS_DIR/server.ext"
+	printf 'subjectAltName = IP:127.0.0.1, DNS:localhost\nbasicConstraints = CA:FALSE\n' >"$ext"
+	{
+		openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 3650 \
+			-subj "/CN=pgninja test bed CA" -keyout "$TLS_DIR/ca.key" -out "$TLS_DIR/ca.crt" &&
+			openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+				-subj "/CN=127.0.0.1" -keyout "$TLS_DIR/server.key" -out "$TLS_DIR/server.csr" &&
+			openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$TLS_DIR/ca.crt" -CAkey "$TLS_DIR/ca.key" \
+				-CAcreateserial -days 3650 -extfile "$ext" -out "$TLS_DIR/server.crt"
+	} >"$TESTBED_DIR/tls.log" 2>&1 || {
+		log_tail "$TESTBED_DIR/tls.log"
+		die "openssl could not make the test bed's certificate"
+	}
+	rm -f "$TLS_DIR/server.csr" "$ext"
+	chmod 600 "$TLS_DIR/server.key" "$TLS_DIR/ca.key"
+	chmod 755 "$TLS_DIR"
+	if ((IS_ROOT)); then chown -R "$SVC_USER:" "$TLS_DIR"; fi
 }
 
 # ----------------------------------------------------------------- primary --
@@ -396,6 +443,8 @@ primary_up() {
 		write_conf "$PRIMARY_DIR" "$PRIMARY_PORT"
 		log "starting primary on 127.0.0.1:$PRIMARY_PORT"
 		pg_start "$PRIMARY_DIR" "$PRIMARY_LOG" primary "$PRIMARY_PORT" || die "primary failed to start (log: $PRIMARY_LOG)"
+	else
+		conf_current "$PRIMARY_DIR" "$PRIMARY_PORT" primary
 	fi
 	local i
 	for ((i = 0; i < 120; i++)); do # crash recovery after a kill can take a while
@@ -461,7 +510,9 @@ replica_up() {
 		build_replica
 		rebuilt=1
 	fi
-	if ! pg_running "$REPLICA_DIR"; then
+	if pg_running "$REPLICA_DIR"; then
+		conf_current "$REPLICA_DIR" "$REPLICA_PORT" replica
+	else
 		if ! replica_start; then
 			((rebuilt)) && die "replica failed to start (log: $REPLICA_LOG)"
 			log "replica failed to start; rebuilding it from scratch"
@@ -556,6 +607,7 @@ cmd_up() {
 	prepare_dir
 	lock_dir
 	write_pgpass
+	make_tls
 	primary_up
 	replica_up
 	redis_up
@@ -677,6 +729,7 @@ cmd_env() {
 	printf 'export PGNINJA_TEST_SUPERUSER=%q\n' "$SUPERUSER"
 	printf 'export PGNINJA_TEST_SUPERPASS=%q\n' "$SUPERPASS"
 	printf 'export PGNINJA_TEST_PGBIN=%q\n' "$PGBIN"
+	printf 'export PGNINJA_TEST_CA=%q\n' "$TLS_DIR/ca.crt"
 }
 
 cmd_psql() {

@@ -28,6 +28,7 @@ const (
 	EnvSuperUser     = "PGNINJA_TEST_SUPERUSER"
 	EnvSuperPass     = "PGNINJA_TEST_SUPERPASS"
 	EnvPGBin         = "PGNINJA_TEST_PGBIN"
+	EnvCA            = "PGNINJA_TEST_CA"
 )
 
 // The application role and database that scripts/testbed.sh creates.
@@ -47,6 +48,9 @@ type Env struct {
 	Dir                     string
 	PGBin                   string
 	PgBouncerPort           int
+	// CA is the file of the CA that signed the servers' TLS certificate
+	// (for 127.0.0.1).
+	CA string
 }
 
 // FromEnv reads the PGNINJA_TEST_* variables without contacting any server.
@@ -60,6 +64,7 @@ func FromEnv() (*Env, error) {
 		SuperPass: os.Getenv(EnvSuperPass),
 		Dir:       os.Getenv(EnvDir),
 		PGBin:     os.Getenv(EnvPGBin),
+		CA:        os.Getenv(EnvCA),
 	}
 	var missing []string
 	for _, v := range []struct{ name, val string }{
@@ -119,6 +124,20 @@ func Require(tb testing.TB) *Env {
 		return nil
 	}
 	return e
+}
+
+// RequireCA returns the file of the CA that signed the servers' TLS
+// certificate, or stops the test as Require does when the test bed names
+// none (one started by an older testbed.sh).
+func (e *Env) RequireCA(tb testing.TB) string {
+	tb.Helper()
+	if e.CA == "" {
+		unavailable(tb, "%s not set", EnvCA)
+	}
+	if _, err := os.Stat(e.CA); err != nil {
+		unavailable(tb, "the servers' CA: %v", err)
+	}
+	return e.CA
 }
 
 // unavailable is the ONLY place where integration tests are skipped, and it
