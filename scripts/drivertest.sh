@@ -15,8 +15,12 @@
 #
 # Knobs (environment):
 #   DRIVERTEST_SUITES="pgx pq py js jdbc"  suites to run
-#   DRIVERTEST_MODES="session transaction routing"  modes to run; routing
-#                         is transaction mode with reads sent to the replica
+#   DRIVERTEST_MODES="session transaction routing tls"  modes to run; routing
+#                         is transaction mode with reads sent to the replica;
+#                         tls is session mode with TLS on both sides, the
+#                         client verifying pgninja and pgninja the server
+#                         (verify-full, the test bed's CA)
+#   DRIVERTEST_TLS_SUITES="pgx"  the suites that run in mode tls
 #   DRIVERTEST_DIRECT=1   also run the suites against PostgreSQL directly
 #   DRIVERTEST_PORT=23440 pgninja's listen port (admin HTTP on the next)
 #   TESTBED_PORT=23432    the test bed's base port (make passes its own,
@@ -27,7 +31,8 @@ ROOT=$PWD
 
 export TESTBED_PORT=${TESTBED_PORT:-23432}
 SUITES=${DRIVERTEST_SUITES:-pgx pq py js jdbc}
-MODES=${DRIVERTEST_MODES:-session transaction routing}
+MODES=${DRIVERTEST_MODES:-session transaction routing tls}
+TLS_SUITES=${DRIVERTEST_TLS_SUITES:-pgx}
 PORT=${DRIVERTEST_PORT:-23440}
 PQ_VERSION=v1.12.3
 EXPECTED=$ROOT/scripts/drivertest.expected
@@ -53,6 +58,10 @@ PRIMARY_PORT=${PGNINJA_TEST_PRIMARY##*:}
 REPLICA_PORT=${PGNINJA_TEST_REPLICA##*:}
 SUPER=$PGNINJA_TEST_SUPERUSER
 SUPERPASS=$PGNINJA_TEST_SUPERPASS
+# The test bed's CA signed its servers' certificate for 127.0.0.1, which
+# pgninja also presents to clients in mode tls.
+CA=$PGNINJA_TEST_CA
+TLS_DIR=$(dirname "$CA")
 
 # copy_module MODULE@VERSION DIR: a writable copy of a module's source.
 copy_module() {
@@ -177,11 +186,12 @@ users_yaml() {
 # failed top-level tests in $WORK/LABEL.failed and the output in
 # $WORK/LABEL.log.
 run_suite() {
-	local suite=$1 label=$2 port=$3
+	local suite=$1 label=$2 port=$3 ssl=sslmode=disable
+	[[ $label == *.tls ]] && ssl="sslmode=verify-full&sslrootcert=$CA"
 	say "$label: running"
 	case $suite in
 	pgx)
-		(cd "$WORK/pgx" && PGX_TEST_DATABASE="postgres://$SUPER:$SUPERPASS@127.0.0.1:$port/pgx_test?sslmode=disable" \
+		(cd "$WORK/pgx" && PGX_TEST_DATABASE="postgres://$SUPER:$SUPERPASS@127.0.0.1:$port/pgx_test?$ssl" \
 			go test -count=1 ./ ./pgconn/... ./pgtype/... ./stdlib/... ./pgxpool/...) >"$WORK/$label.log" 2>&1 || true
 		;;
 	pq)
@@ -244,14 +254,18 @@ YAML
 
 # serve SUITE MODE LABEL: start pgninja for SUITE's users in MODE.
 serve() {
-	local pool_mode=$2
+	local pool_mode=$2 tls="{backend_sslmode: disable}"
 	[[ $2 == routing ]] && pool_mode=transaction
+	if [[ $2 == tls ]]; then
+		pool_mode=session
+		tls="{cert_file: $TLS_DIR/server.crt, key_file: $TLS_DIR/server.key, backend_sslmode: verify-full, backend_ca_file: $CA}"
+	fi
 	cat >"$WORK/$3.yaml" <<YAML
 listen: 127.0.0.1:$PORT
 admin_listen: 127.0.0.1:$((PORT + 1))
 log_level: warn
 max_client_conn: 1000
-tls: {backend_sslmode: disable}
+tls: $tls
 pool: {mode: $pool_mode, max_size: 20}
 users:
 $(users_yaml "$1")
@@ -316,6 +330,7 @@ for suite in $SUITES; do
 		fi
 	fi
 	for mode in $MODES; do
+		[[ $mode == tls && " $TLS_SUITES " != *" $suite "* ]] && continue
 		serve "$suite" "$mode" "$suite.$mode"
 		run_suite "$suite" "$suite.$mode" "$PORT" || status=1
 		if [[ $mode == routing ]]; then
