@@ -317,12 +317,13 @@ EOF
 }
 
 # conf_current DATADIR PORT NAME: a server left running by an older
-# testbed.sh gets today's settings (TLS, say) by a reload.
+# testbed.sh gets today's settings (TLS, say), and one running when
+# make_tls made new certificate files takes them, by a reload.
 conf_current() {
 	local before
 	before="$(cat "$1/testbed.conf" 2>/dev/null || true)"
 	write_conf "$1" "$2"
-	[[ "$(cat "$1/testbed.conf")" == "$before" ]] && return 0
+	[[ "$(cat "$1/testbed.conf")" == "$before" ]] && ((!TLS_MADE)) && return 0
 	log "reloading the $3's settings"
 	run_as "$PGBIN/pg_ctl" -D "$1" reload >/dev/null
 }
@@ -367,9 +368,11 @@ pg_stop() {
 # often must, so that pgninja's TLS towards them (tls.backend_sslmode,
 # backend_ca_file) is tested against the real thing; pg_hba's host lines
 # take both, so clients that disable TLS are served as before.
+TLS_MADE=0
 make_tls() {
 	[[ -s "$TLS_DIR/server.crt" && -s "$TLS_DIR/server.key" && -s "$TLS_DIR/ca.crt" ]] && return 0
 	log "making the servers' TLS certificate in $TLS_DIR"
+	TLS_MADE=1
 	rm -rf "$TLS_DIR"
 	mkdir -p "$TLS_DIR"
 	local ext="$TLS_DIR/server.ext"
