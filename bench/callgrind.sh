@@ -22,7 +22,8 @@
 # Knobs (environment):
 #   BENCH_TESTBED_PORT=27432   test bed base port, as bench/run.sh
 #   BENCH_CG_XACTS=400         transactions per pgbench client
-#   BENCH_CG_ONLY=REGEX        run only scenarios whose id matches
+#   BENCH_CG_ONLY=REGEX        run only scenarios whose id matches (results in
+#                              results/quick-instructions.md)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -36,6 +37,9 @@ ADMIN_PORT=$((PROXY_PORT + 1))
 POOL_SIZE=20
 DB=bench
 PGBIN=/usr/lib/postgresql/15/bin
+
+# shellcheck source=bench/pgbouncer.sh
+. "$ROOT/bench/pgbouncer.sh"
 
 log() { printf '\033[1mbench-instructions:\033[0m %s\n' "$*" >&2; }
 die() {
@@ -104,26 +108,7 @@ EOF
 }
 
 pgbouncer_config() { # MODE
-	printf '"postgres" "postgres"\n' >"$WORK/userlist.txt"
-	cat >"$WORK/pgbouncer.ini" <<EOF
-[databases]
-$DB = host=127.0.0.1 port=$PRIMARY_PORT dbname=$DB user=postgres password=postgres
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PROXY_PORT
-unix_socket_dir =
-auth_type = trust
-auth_file = $WORK/userlist.txt
-pool_mode = $1
-default_pool_size = $POOL_SIZE
-max_client_conn = 200
-server_reset_query = DISCARD ALL
-server_tls_sslmode = disable
-ignore_startup_parameters = extra_float_digits
-log_connections = 0
-log_disconnections = 0
-logfile = $WORK/pgbouncer.log
-EOF
+	write_pgbouncer_ini "$WORK" "$PROXY_PORT" "$1" 200
 	((EUID == 0)) && chown postgres: "$WORK/userlist.txt" "$WORK/pgbouncer.ini"
 	return 0
 }
@@ -202,6 +187,9 @@ for s in "${SCENARIOS[@]}"; do
 	done
 done
 
+# A partial run does not replace the committed table.
+OUT=bench/results/instructions.md
+[[ -z "$ONLY" ]] || OUT=bench/results/quick-instructions.md
 mkdir -p bench/results
 {
 	echo "# What each proxy executes per transaction (callgrind)"
@@ -218,5 +206,5 @@ mkdir -p bench/results
 		if ($2 == "pgbouncer") { bir[$1] = ir; bi1[$1] = i1; bd1[$1] = d1; printf "| %s | %s | %.0f | %.1f | %.0f |\n", $1, $2, ir, i1, d1; next }
 		printf "| %s | %s | %.0f%s | %.1f%s | %.0f%s |\n", $1, $2, ir, ratio(ir, bir[$1]), i1, ratio(i1, bi1[$1]), d1, ratio(d1, bd1[$1])
 	}' "$RESULTS"
-} >bench/results/instructions.md
-cat bench/results/instructions.md
+} >"$OUT"
+cat "$OUT"

@@ -81,6 +81,9 @@ done
 # Profiling costs pgninja CPU, so profiled runs are partial runs too.
 if ((QUICK)) || [[ -n "$ONLY" || -n "$PROFILE_DIR" ]]; then OUT_NAME=quick; else OUT_NAME=latest; fi
 
+# shellcheck source=bench/pgbouncer.sh
+. "$ROOT/bench/pgbouncer.sh"
+
 log() { printf '\033[1mbench:\033[0m %s\n' "$*" >&2; }
 die() {
 	printf 'bench: ERROR: %s\n' "$*" >&2
@@ -342,32 +345,7 @@ EOF
 write_pgbouncer_config() {
 	local group="$1" mode d="$WORK/pgbouncer"
 	mode="$(pool_mode "$group")"
-	printf '"postgres" "postgres"\n' >"$d/userlist.txt"
-	cat >"$d/pgbouncer.ini" <<EOF
-; Written by bench/run.sh for the "$group" scenarios.
-[databases]
-$DB = host=127.0.0.1 port=$PRIMARY_PORT dbname=$DB user=postgres password=postgres
-
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGBOUNCER_PORT
-unix_socket_dir =
-listen_backlog = 4096
-auth_type = trust
-auth_file = $d/userlist.txt
-pool_mode = $mode
-default_pool_size = $POOL_SIZE
-min_pool_size = 0
-reserve_pool_size = 0
-max_client_conn = $((IDLE_CLIENTS + 100))
-server_reset_query = DISCARD ALL
-server_tls_sslmode = disable
-ignore_startup_parameters = extra_float_digits
-log_connections = 0
-log_disconnections = 0
-logfile = $d/pgbouncer.log
-pidfile = $d/pgbouncer.pid
-EOF
+	write_pgbouncer_ini "$d" "$PGBOUNCER_PORT" "$mode" "$((IDLE_CLIENTS + 100))"
 	if [[ "$group" == idle_tls ]]; then
 		printf 'client_tls_sslmode = allow\nclient_tls_cert_file = %s\nclient_tls_key_file = %s\n' \
 			"$WORK/tls/cert.pem" "$WORK/tls/key.pem" >>"$d/pgbouncer.ini"
