@@ -15,6 +15,8 @@
 #   CHAOS_MODES="session transaction routing"
 #   CHAOS_TESTBED_PORT=28432              test bed base port (primary; +1 replica, +2 redis)
 #   CHAOS_PGNINJA_PORT=28440              pgninja listen port (admin HTTP on the next port)
+#   CHAOS_BACKEND_TLS=0                   1: pgninja reaches the servers over TLS, verify-full
+#                                         against the test bed's CA
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -39,6 +41,11 @@ PRIMARY_PORT="${PGNINJA_TEST_PRIMARY##*:}"
 REPLICA_PORT="${PGNINJA_TEST_REPLICA##*:}"
 USER_PASS="user=$PGNINJA_TEST_SUPERUSER password=$PGNINJA_TEST_SUPERPASS dbname=chaos sslmode=disable"
 
+BACKEND_TLS="{backend_sslmode: disable}"
+if [[ "${CHAOS_BACKEND_TLS:-0}" == 1 ]]; then
+	BACKEND_TLS="{backend_sslmode: verify-full, backend_ca_file: $PGNINJA_TEST_CA}"
+fi
+
 NINJA_PID=
 FAULTS_PID=
 cleanup() {
@@ -59,7 +66,7 @@ listen: 127.0.0.1:$PORT
 admin_listen: 127.0.0.1:$((PORT + 1))
 log_level: warn
 auth: {type: trust}
-tls: {backend_sslmode: disable}
+tls: $BACKEND_TLS
 pool: {mode: $pool_mode, max_size: $size}
 users:
   - {name: $PGNINJA_TEST_SUPERUSER, auth: trust, password: $PGNINJA_TEST_SUPERPASS}
