@@ -117,7 +117,7 @@ func loginWithKeys(ctx context.Context, cfg *pgconn.Config, try *pgconn.Fallback
 	}
 	hj := &pgconn.HijackedConn{Conn: nc, TLSConfig: try.TLSConfig, ParameterStatuses: map[string]string{},
 		Frontend: fe, Config: cfg}
-	if err := authWithKeys(fe, keys); err != nil {
+	if err := authWithKeys(fe, nc, cfg.ChannelBinding, keys); err != nil {
 		return nil, err
 	}
 	for {
@@ -169,8 +169,12 @@ func startTLS(ctx context.Context, nc net.Conn, cfg *tls.Config) (net.Conn, erro
 
 // authWithKeys answers the server's authentication request: SCRAM-SHA-256
 // with the ClientKey, md5 with the stored hash. Any other asks for what
-// only the client knows.
-func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
+// only the client knows. On TLS the SCRAM exchange is bound to the
+// channel (SCRAM-SHA-256-PLUS) when the server offers it, as pgconn
+// binds the pools' password logins; binding is the connection string's
+// channel_binding (prefer, require, disable).
+func authWithKeys(fe *pgproto3.Frontend, nc net.Conn, binding string, keys auth.Keys) error {
+	var mechanisms []string
 	msg, err := fe.Receive()
 	if err != nil {
 		return err
@@ -197,14 +201,25 @@ func authWithKeys(fe *pgproto3.Frontend, keys auth.Keys) error {
 		if !slices.Contains(m.AuthMechanisms, "SCRAM-SHA-256") {
 			return fmt.Errorf("the server offers %v, not SCRAM-SHA-256", m.AuthMechanisms)
 		}
+		mechanisms = m.AuthMechanisms
 	default:
 		return fmt.Errorf("the server asks for a password (%T), which only the client knows", msg)
 	}
-	kc, err := auth.NewKeyClient(keys)
+	plus := slices.Contains(mechanisms, "SCRAM-SHA-256-PLUS")
+	var endPoint []byte
+	if tc, ok := nc.(*tls.Conn); ok && binding != "disable" {
+		if certs := tc.ConnectionState().PeerCertificates; len(certs) > 0 {
+			endPoint, _ = auth.TLSServerEndPoint(certs[0])
+		}
+	}
+	if binding == "require" && (!plus || endPoint == nil) {
+		return fmt.Errorf("channel binding required, and the server offers %v over this connection", mechanisms)
+	}
+	kc, err := auth.NewKeyClient(keys, endPoint, plus)
 	if err != nil {
 		return err
 	}
-	fe.Send(&pgproto3.SASLInitialResponse{AuthMechanism: "SCRAM-SHA-256", Data: []byte(kc.First())})
+	fe.Send(&pgproto3.SASLInitialResponse{AuthMechanism: kc.Mechanism(), Data: []byte(kc.First())})
 	if err := fe.Flush(); err != nil {
 		return err
 	}

@@ -94,26 +94,49 @@ func clientFirstBare(first string) (string, bool) {
 }
 
 // KeyClient is the client side of SCRAM-SHA-256 with Keys in place of a
-// password, without channel binding.
+// password, bound to the TLS channel when it can be, as libpq and pgx
+// bind theirs by default.
 type KeyClient struct {
 	keys        Keys
 	nonce, bare string
-	authMessage string
+	// gs2 is the GS2 header: "n,," off TLS, "y,," on TLS with a server
+	// that offers no -PLUS (so that one stripped of it by a man in the
+	// middle refuses the login), "p=tls-server-end-point,," when bound.
+	gs2, endPoint string
+	authMessage   string
 }
 
-// NewKeyClient starts an exchange; First is its client-first message.
-func NewKeyClient(k Keys) (*KeyClient, error) {
+// NewKeyClient starts an exchange. endPoint is the server certificate's
+// tls-server-end-point data (TLSServerEndPoint), nil off TLS; plus, that
+// the server offered SCRAM-SHA-256-PLUS. Mechanism and First are what
+// the client's SASLInitialResponse carries.
+func NewKeyClient(k Keys, endPoint []byte, plus bool) (*KeyClient, error) {
 	var b [18]byte
 	if _, err := rand.Read(b[:]); err != nil {
 		return nil, err
 	}
 	nonce := base64.StdEncoding.EncodeToString(b[:])
 	// PostgreSQL takes the user from the startup message, not from n=.
-	return &KeyClient{keys: k, nonce: nonce, bare: "n=,r=" + nonce}, nil
+	c := &KeyClient{keys: k, nonce: nonce, bare: "n=,r=" + nonce, gs2: "n,,"}
+	switch {
+	case endPoint != nil && plus:
+		c.gs2, c.endPoint = "p=tls-server-end-point,,", string(endPoint)
+	case endPoint != nil:
+		c.gs2 = "y,,"
+	}
+	return c, nil
+}
+
+// Mechanism is the SASL mechanism the exchange uses.
+func (c *KeyClient) Mechanism() string {
+	if c.endPoint != "" {
+		return mechSCRAMPlus
+	}
+	return mechSCRAM
 }
 
 // First is the client-first message.
-func (c *KeyClient) First() string { return "n,," + c.bare }
+func (c *KeyClient) First() string { return c.gs2 + c.bare }
 
 // Final answers the server-first message. It refuses a server whose salt
 // or iteration count differs from the verifier the keys came from: its
@@ -137,7 +160,8 @@ func (c *KeyClient) Final(serverFirst string) (string, error) {
 	if string(salt) != c.keys.Salt || iters != c.keys.Iters {
 		return "", fmt.Errorf("the server's SCRAM verifier is not the one the proxy checked the client against (salt or iterations differ)")
 	}
-	withoutProof := "c=biws,r=" + attrs['r'] // biws: "n,," in base64
+	// c= carries the GS2 header and, when bound, the channel's data.
+	withoutProof := "c=" + base64.StdEncoding.EncodeToString([]byte(c.gs2+c.endPoint)) + ",r=" + attrs['r']
 	c.authMessage = c.bare + "," + serverFirst + "," + withoutProof
 	stored := sha256.Sum256([]byte(c.keys.ClientKey))
 	proof := xor([]byte(c.keys.ClientKey), hmacSHA256(stored[:], c.authMessage))

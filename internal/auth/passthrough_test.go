@@ -1,6 +1,8 @@
 package auth
 
 import (
+	"crypto/pbkdf2"
+	"crypto/sha256"
 	"testing"
 
 	"github.com/ai-ninja/pgninja/internal/testcert"
@@ -56,7 +58,7 @@ func TestPassThrough(t *testing.T) {
 			t.Fatal(err)
 		}
 		conv := srv.NewConversation()
-		kc, err := NewKeyClient(keys)
+		kc, err := NewKeyClient(keys, nil, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -103,7 +105,7 @@ func TestPassThrough(t *testing.T) {
 	}
 	// A server signature made without the verifier is refused.
 	keys := login(stored, nil, mechSCRAM, false)
-	kc, _ := NewKeyClient(keys)
+	kc, _ := NewKeyClient(keys, nil, false)
 	srv, _ := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *stored.SCRAM, nil })
 	conv := srv.NewConversation()
 	serverFirst, _ := conv.Step(kc.First())
@@ -112,5 +114,88 @@ func TestPassThrough(t *testing.T) {
 	}
 	if err := kc.Verify("v=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="); err == nil {
 		t.Error("a forged server signature was accepted")
+	}
+}
+
+// TestKeyClientChannelBinding: on TLS the keys' login binds itself to the
+// channel when the server offers SCRAM-SHA-256-PLUS (xdg-go/scram's
+// server checking the binding data as PostgreSQL does), so a server
+// behind another certificate (a man in the middle) refuses it; offered
+// no -PLUS on TLS, it says it could have bound ("y"), so a server that
+// supports binding, whose offer was stripped, refuses it too.
+func TestKeyClientChannelBinding(t *testing.T) {
+	verifier, err := Verifier("ninja", "right", 4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored, err := ParseSecret(verifier)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The keys a client's login with the password gives (TestPassThrough).
+	salted, err := pbkdf2.Key(sha256.New, "right", []byte(stored.SCRAM.Salt), stored.SCRAM.Iters, sha256.Size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys := Keys{ClientKey: string(hmacSHA256(salted, "Client Key")), ServerKey: string(stored.SCRAM.ServerKey),
+		Salt: stored.SCRAM.Salt, Iters: stored.SCRAM.Iters}
+	cert, _ := testcert.New(t)
+	endPoint, _ := TLSServerEndPoint(cert)
+	otherCert, _ := testcert.New(t)
+	otherEndPoint, _ := TLSServerEndPoint(otherCert)
+	binding := func(data []byte) scram.ChannelBinding {
+		return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: data}
+	}
+	for _, tt := range []struct {
+		name          string
+		endPoint      []byte // the client's view of the channel
+		plus          bool   // offered SCRAM-SHA-256-PLUS
+		server        *scram.ChannelBinding
+		wantMechanism string
+		wantRefused   bool
+	}{
+		{"plain TCP", nil, false, nil, mechSCRAM, false},
+		{"TLS, bound", endPoint, true, &scram.ChannelBinding{}, mechSCRAMPlus, false},
+		{"TLS, another certificate", endPoint, true, &scram.ChannelBinding{}, mechSCRAMPlus, true},
+		{"TLS, no -PLUS offered, server cannot bind", endPoint, false, nil, mechSCRAM, false},
+		{"TLS, -PLUS stripped from the offer", endPoint, false, &scram.ChannelBinding{}, mechSCRAM, true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *stored.SCRAM, nil })
+			if err != nil {
+				t.Fatal(err)
+			}
+			conv := srv.NewConversation()
+			if tt.server != nil {
+				data := endPoint
+				if tt.wantRefused && tt.plus {
+					data = otherEndPoint
+				}
+				conv = srv.NewConversationWithChannelBinding(binding(data))
+			}
+			kc, err := NewKeyClient(keys, tt.endPoint, tt.plus)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if kc.Mechanism() != tt.wantMechanism {
+				t.Errorf("mechanism %s, want %s", kc.Mechanism(), tt.wantMechanism)
+			}
+			serverFirst, err := conv.Step(kc.First())
+			if err == nil {
+				var final string
+				if final, err = kc.Final(serverFirst); err != nil {
+					t.Fatal(err)
+				}
+				var serverFinal string
+				if serverFinal, err = conv.Step(final); err == nil && conv.Valid() {
+					err = kc.Verify(serverFinal)
+				}
+			}
+			if refused := err != nil; refused != tt.wantRefused {
+				t.Errorf("refused: %v (%v), want %v", refused, err, tt.wantRefused)
+			} else if refused {
+				t.Logf("refused: %v", err)
+			}
+		})
 	}
 }
