@@ -32,8 +32,9 @@ func serverTLS(t testing.TB, c *pgx.Conn) (bool, string) {
 // TestBackendTLSToTheRealServers: with tls.backend_sslmode verify-full
 // and the test bed's CA in backend_ca_file, every way pgninja reaches a
 // server goes over TLS that it verified: the pools in both modes, the
-// login with a pass-through user's keys (pgninja's own TLS handshake),
-// the routing's replica, and a cancel reaches the query it names. A CA
+// login with a pass-through user's keys (pgninja's own TLS handshake and
+// SCRAM-SHA-256-PLUS, whose binding data PostgreSQL checks), the
+// routing's replica, and a cancel reaches the query it names. A CA
 // that did not sign the servers' certificate keeps clients out with the
 // verification failure in the error.
 func TestBackendTLSToTheRealServers(t *testing.T) {
