@@ -99,9 +99,10 @@ func clientFirstBare(first string) (string, bool) {
 type KeyClient struct {
 	keys        Keys
 	nonce, bare string
-	// gs2 is the GS2 header: "n,," off TLS, "y,," on TLS with a server
-	// that offers no -PLUS (so that one stripped of it by a man in the
-	// middle refuses the login), "p=tls-server-end-point,," when bound.
+	// gs2 is the GS2 header: "n,," off TLS (or with a certificate that
+	// gives no binding data, Ed25519's), "y,," on TLS with a server that
+	// offers no -PLUS (so that one stripped of it by a man in the middle
+	// refuses the login), "p=tls-server-end-point,," when bound.
 	gs2, endPoint string
 	authMessage   string
 }
