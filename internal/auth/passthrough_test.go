@@ -143,22 +143,21 @@ func TestKeyClientChannelBinding(t *testing.T) {
 	endPoint, _ := TLSServerEndPoint(cert)
 	otherCert, _ := testcert.New(t)
 	otherEndPoint, _ := TLSServerEndPoint(otherCert)
-	binding := func(data []byte) scram.ChannelBinding {
-		return scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: data}
-	}
 	for _, tt := range []struct {
-		name          string
-		endPoint      []byte // the client's view of the channel
-		plus          bool   // offered SCRAM-SHA-256-PLUS
-		server        *scram.ChannelBinding
-		wantMechanism string
-		wantRefused   bool
+		name     string
+		endPoint []byte // the client's view of the channel
+		plus     bool   // offered SCRAM-SHA-256-PLUS
+		// serverEndPoint is the server's own view of the channel; nil: it
+		// cannot bind.
+		serverEndPoint []byte
+		wantMechanism  string
+		wantRefused    bool
 	}{
 		{"plain TCP", nil, false, nil, mechSCRAM, false},
-		{"TLS, bound", endPoint, true, &scram.ChannelBinding{}, mechSCRAMPlus, false},
-		{"TLS, another certificate", endPoint, true, &scram.ChannelBinding{}, mechSCRAMPlus, true},
+		{"TLS, bound", endPoint, true, endPoint, mechSCRAMPlus, false},
+		{"TLS, another certificate", endPoint, true, otherEndPoint, mechSCRAMPlus, true},
 		{"TLS, no -PLUS offered, server cannot bind", endPoint, false, nil, mechSCRAM, false},
-		{"TLS, -PLUS stripped from the offer", endPoint, false, &scram.ChannelBinding{}, mechSCRAM, true},
+		{"TLS, -PLUS stripped from the offer", endPoint, false, endPoint, mechSCRAM, true},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			srv, err := scram.SHA256.NewServer(func(string) (scram.StoredCredentials, error) { return *stored.SCRAM, nil })
@@ -166,12 +165,9 @@ func TestKeyClientChannelBinding(t *testing.T) {
 				t.Fatal(err)
 			}
 			conv := srv.NewConversation()
-			if tt.server != nil {
-				data := endPoint
-				if tt.wantRefused && tt.plus {
-					data = otherEndPoint
-				}
-				conv = srv.NewConversationWithChannelBinding(binding(data))
+			if tt.serverEndPoint != nil {
+				conv = srv.NewConversationWithChannelBinding(
+					scram.ChannelBinding{Type: scram.ChannelBindingTLSServerEndpoint, Data: tt.serverEndPoint})
 			}
 			kc, err := NewKeyClient(keys, tt.endPoint, tt.plus)
 			if err != nil {
