@@ -5,7 +5,7 @@
 #
 # Throughput on a shared two-core machine varies by a fifth from run to
 # run; instruction and simulated cache-miss counts barely move (two runs
-# of the same binary and load, on a busy and an idle machine, agreed within
+# of the same binary and load an hour apart agreed within
 # 1.5 %, the clock-driven work below making the difference). They tell where a
 # proxy's CPU goes and whether a change made it do less, which the TPS
 # rows of `make bench` cannot tell apart from noise. They are no
