@@ -9,13 +9,10 @@ import (
 	"github.com/xdg-go/scram"
 )
 
-// TestPassThrough: a client's SCRAM login against a stored verifier gives
-// the keys to log in to a server holding that verifier (played here by
-// xdg-go/scram's server, as PostgreSQL checks it), also when the client
-// bound its login to TLS; a server with another verifier for the same
-// password is refused before any proof is sent, and a login against a
-// plain password gives no keys.
-func TestPassThrough(t *testing.T) {
+// storedVerifier is a SCRAM verifier of the password "right", as a users
+// file or pg_authid holds it.
+func storedVerifier(t *testing.T) Secret {
+	t.Helper()
 	verifier, err := Verifier("ninja", "right", 4096)
 	if err != nil {
 		t.Fatal(err)
@@ -24,6 +21,17 @@ func TestPassThrough(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return stored
+}
+
+// TestPassThrough: a client's SCRAM login against a stored verifier gives
+// the keys to log in to a server holding that verifier (played here by
+// xdg-go/scram's server, as PostgreSQL checks it), also when the client
+// bound its login to TLS; a server with another verifier for the same
+// password is refused before any proof is sent, and a login against a
+// plain password gives no keys.
+func TestPassThrough(t *testing.T) {
+	stored := storedVerifier(t)
 	otherVerifier, _ := Verifier("ninja", "right", 4096) // another salt
 	other, _ := ParseSecret(otherVerifier)
 	cert, _ := testcert.New(t)
@@ -124,14 +132,7 @@ func TestPassThrough(t *testing.T) {
 // no -PLUS on TLS, it says it could have bound ("y"), so a server that
 // supports binding, whose offer was stripped, refuses it too.
 func TestKeyClientChannelBinding(t *testing.T) {
-	verifier, err := Verifier("ninja", "right", 4096)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored, err := ParseSecret(verifier)
-	if err != nil {
-		t.Fatal(err)
-	}
+	stored := storedVerifier(t)
 	// The keys a client's login with the password gives (TestPassThrough).
 	salted, err := pbkdf2.Key(sha256.New, "right", []byte(stored.SCRAM.Salt), stored.SCRAM.Iters, sha256.Size)
 	if err != nil {
