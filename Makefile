@@ -55,7 +55,7 @@ demo: build ## run the end-to-end demo (scripts/demo.sh, test bed on port 15432)
 bench: ## run the benchmark harness (bench/run.sh)
 	bench/run.sh
 
-bench-instructions: ## count what PgBouncer, pgninja and the bare Go relays execute per transaction under callgrind, counts that barely move with the machine's load (bench/callgrind.sh)
+bench-instructions: ## count what PgBouncer, pgninja and the bare Go relays execute per transaction under callgrind, counts that move far less than throughput (bench/callgrind.sh)
 	bench/callgrind.sh
 
 chaos: ## faults under load: backends terminated, replica restarted and frozen, config reloaded, primary restarted and frozen; every answer and commit checked (bench/chaos.sh)

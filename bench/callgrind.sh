@@ -4,9 +4,10 @@
 # simulation, for PgBouncer, pgninja and the bare Go relays of bench/pump.
 #
 # Throughput on a shared two-core machine varies by a fifth from run to
-# run; instruction and simulated cache-miss counts barely move (two runs
-# of the same binary and load an hour apart agreed within
-# 1.5 %, the clock-driven work below making the difference). They tell where a
+# run; instruction and simulated cache-miss counts move far less (three
+# runs of the same load: pgninja's transaction-mode misses within 2.5 %,
+# its session-mode misses within 10 %, the clock-driven work below making
+# the difference). They tell where a
 # proxy's CPU goes and whether a change made it do less, which the TPS
 # rows of `make bench` cannot tell apart from noise. They are no
 # substitute for those rows: cache misses on the real machine depend on
