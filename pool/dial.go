@@ -31,6 +31,9 @@ type Target struct {
 	Keys auth.Keys
 }
 
+// usesKeys: t logs in with Keys, having no password.
+func (t Target) usesKeys() bool { return t.Password == "" && t.Keys.Known() }
+
 // Addr is host:port.
 func (t Target) Addr() string { return net.JoinHostPort(t.Host, strconv.Itoa(t.Port)) }
 
@@ -49,7 +52,7 @@ func (t Target) ConnString() string {
 // (wrong password, missing database) comes back as its *pgconn.PgError so
 // the client sees the server's SQLSTATE; anything else is 08006.
 func Dial(ctx context.Context, t Target) (*Conn, error) {
-	if t.Password == "" && t.Keys.Known() {
+	if t.usesKeys() {
 		return dialWithKeys(ctx, t)
 	}
 	cfg, err := pgconn.ParseConfig(t.ConnString())

@@ -21,8 +21,9 @@ import (
 // answers challenges from a password only, so this login is the proxy's
 // own: the same hosts, TLS settings and fallbacks as pgconn would try
 // (from pgconn's parsed config), the startup message, SCRAM-SHA-256
-// without channel binding or md5, and the messages up to ReadyForQuery;
-// the result is handed over as a hijacked pgconn connection is.
+// (bound to the TLS channel as pgconn binds its own) or md5, and the
+// messages up to ReadyForQuery; the result is handed over as a hijacked
+// pgconn connection is.
 func dialWithKeys(ctx context.Context, t Target) (*Conn, error) {
 	hj, err := hijackedWithKeys(ctx, t, "")
 	if err != nil {
@@ -34,7 +35,7 @@ func dialWithKeys(ctx context.Context, t Target) (*Conn, error) {
 // Connect opens a pgconn connection to t for the proxy's own queries,
 // named appName, with t's password or, without one, its keys.
 func Connect(ctx context.Context, t Target, appName string) (*pgconn.PgConn, error) {
-	if t.Password != "" || !t.Keys.Known() {
+	if !t.usesKeys() {
 		return pgconn.Connect(ctx, t.ConnString()+" application_name="+appName)
 	}
 	hj, err := hijackedWithKeys(ctx, t, appName)

@@ -99,8 +99,8 @@ var errAuthQueryShape = pgerr.New(pgerr.ConfigFileError, "auth.query must return
 // be run: 08006 as for a server that cannot be reached, the cause in the
 // detail.
 func lookupFailed(user string, cause error) error {
-	return pgerr.Fatal(pgerr.ConnectionFailure, "pgninja: could not look up user %q with auth.query", user).
-		WithDetail(cause.Error())
+	return pgerr.Wrap(cause, pgerr.SeverityFatal, pgerr.ConnectionFailure,
+		"pgninja: could not look up user %q with auth.query", user).WithDetail(cause.Error())
 }
 
 // close ends the lookups' connections, when the server stops.

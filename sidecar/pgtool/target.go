@@ -55,16 +55,14 @@ func (t Target) String() string {
 	return fmt.Sprintf("%s@%s:%d/%s", t.User, t.Host, t.Port, t.Database)
 }
 
-func quoteKV(s string) string { return libpq.Quote(s) }
-
 // ConnInfo is the key=value connection string without the password: safe
 // to pass on a command line, where every user of the machine can read it.
 func (t Target) ConnInfo() string {
 	parts := []string{
-		"host=" + quoteKV(t.Host),
+		"host=" + libpq.Quote(t.Host),
 		"port=" + strconv.Itoa(t.Port),
-		"user=" + quoteKV(t.User),
-		"dbname=" + quoteKV(t.Database),
+		"user=" + libpq.Quote(t.User),
+		"dbname=" + libpq.Quote(t.Database),
 	}
 	if t.SSLMode != "" {
 		parts = append(parts, "sslmode="+t.SSLMode)
