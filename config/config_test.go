@@ -308,13 +308,22 @@ func TestReplicaWeight(t *testing.T) {
 	}
 }
 
-// TestLoadResolvesAuthFilesFromTheConfigsDirectory: relative users_file,
-// hba_file and backend TLS file paths are the config file's neighbours,
-// absolute ones stay.
-func TestLoadResolvesAuthFilesFromTheConfigsDirectory(t *testing.T) {
+// TestLoadResolvesFilesFromTheConfigsDirectory: every relative file path
+// the config names is the config file's neighbour, absolute ones stay.
+func TestLoadResolvesFilesFromTheConfigsDirectory(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "pgninja.yaml")
-	text := minimal + "auth:\n  users_file: users.txt\n  hba_file: /etc/pgninja/hba.conf\ntls:\n  backend_ca_file: ca.pem\n"
+	text := minimal + `auth:
+  users_file: users.txt
+  hba_file: /etc/pgninja/hba.conf
+tls:
+  cert_file: tls/server.crt
+  key_file: tls/server.key
+  client_ca_file: clients.pem
+  backend_ca_file: ca.pem
+  backend_cert_file: /etc/pgninja/client.crt
+  backend_key_file: client.key
+`
 	if err := os.WriteFile(path, []byte(text), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -322,13 +331,20 @@ func TestLoadResolvesAuthFilesFromTheConfigsDirectory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := filepath.Join(dir, "users.txt"); cfg.Auth.UsersFile != want {
-		t.Errorf("users_file %q, want %q", cfg.Auth.UsersFile, want)
-	}
-	if want := filepath.Join(dir, "ca.pem"); cfg.TLS.BackendCAFile != want {
-		t.Errorf("backend_ca_file %q, want %q", cfg.TLS.BackendCAFile, want)
-	}
-	if cfg.Auth.HBAFile != "/etc/pgninja/hba.conf" {
-		t.Errorf("hba_file %q, want the absolute path as given", cfg.Auth.HBAFile)
+	for _, tc := range []struct {
+		field, got, want string
+	}{
+		{"auth.users_file", cfg.Auth.UsersFile, filepath.Join(dir, "users.txt")},
+		{"auth.hba_file", cfg.Auth.HBAFile, "/etc/pgninja/hba.conf"},
+		{"tls.cert_file", cfg.TLS.CertFile, filepath.Join(dir, "tls/server.crt")},
+		{"tls.key_file", cfg.TLS.KeyFile, filepath.Join(dir, "tls/server.key")},
+		{"tls.client_ca_file", cfg.TLS.ClientCAFile, filepath.Join(dir, "clients.pem")},
+		{"tls.backend_ca_file", cfg.TLS.BackendCAFile, filepath.Join(dir, "ca.pem")},
+		{"tls.backend_cert_file", cfg.TLS.BackendCertFile, "/etc/pgninja/client.crt"},
+		{"tls.backend_key_file", cfg.TLS.BackendKeyFile, filepath.Join(dir, "client.key")},
+	} {
+		if tc.got != tc.want {
+			t.Errorf("%s %q, want %q", tc.field, tc.got, tc.want)
+		}
 	}
 }

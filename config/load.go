@@ -46,8 +46,11 @@ func Load(path string, overrides []string) (*Config, error) {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	cfg.Path = path
-	for _, f := range []*string{&cfg.Auth.UsersFile, &cfg.Auth.HBAFile, &cfg.TLS.ClientCAFile,
-		&cfg.TLS.BackendCAFile, &cfg.TLS.BackendCertFile, &cfg.TLS.BackendKeyFile} {
+	// Every file the config names is the config's neighbour unless its path
+	// is absolute, so that a config moved with its files still finds them
+	// whatever directory pgninja was started from.
+	for _, f := range []*string{&cfg.Auth.UsersFile, &cfg.Auth.HBAFile, &cfg.TLS.CertFile, &cfg.TLS.KeyFile,
+		&cfg.TLS.ClientCAFile, &cfg.TLS.BackendCAFile, &cfg.TLS.BackendCertFile, &cfg.TLS.BackendKeyFile} {
 		if *f != "" && !filepath.IsAbs(*f) {
 			*f = filepath.Join(filepath.Dir(path), *f)
 		}
