@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -13,23 +14,36 @@ import (
 )
 
 // authQueries runs auth.query (PgBouncer's auth_query) for users neither
-// the config nor the users file knows. Each server database keeps one
-// connection as auth.query_user, opened at the first lookup and reused:
-// a connection per login would cost connect-per-transaction clients a
-// server login each. Lookups on one database take turns on it; a
-// connection that fails is dropped and the next lookup opens another.
+// the config nor the users file knows. Each server database keeps up to
+// authQueryConns connections as auth.query_user, opened as lookups need
+// them and reused: a connection per login would cost connect-per-
+// transaction clients a server login each, and a single shared one would
+// have one slow lookup (a lock, a hung server) hold up every login behind
+// it. A connection that fails is dropped and a later lookup opens another.
 type authQueries struct {
+	mu     sync.Mutex
+	dbs    map[string]*authDB // by server database
+	closed bool
+}
+
+// authDB is one server database's lookup connections.
+type authDB struct {
+	// slots holds a token per lookup running on the database.
+	slots chan struct{}
 	mu    sync.Mutex
-	conns map[string]*authConn // by server database
+	idle  []authConn
 }
 
 type authConn struct {
-	mu     sync.Mutex
 	target pool.Target // what it logged in with: a reload may change it
 	pc     *pgconn.PgConn
 }
 
-// authQueryTimeout bounds one lookup, connecting included.
+// authQueryConns is the most lookups that run at once on one server
+// database; more wait for one to end.
+const authQueryConns = 4
+
+// authQueryTimeout bounds one lookup, its wait and connecting included.
 const authQueryTimeout = 10 * time.Second
 
 // lookup finds user by auth.query in server database db. ok is false
@@ -44,40 +58,33 @@ func (aq *authQueries) lookup(st *settings, db, user string) (u config.User, sec
 	_, runnerSecret, _ := st.resolveUser(runner.Name)
 	t := st.target(cfg.Primary(), &login{user: runner, db: config.Database{DBName: db}, secret: runnerSecret})
 
-	aq.mu.Lock()
-	if aq.conns == nil {
-		aq.conns = map[string]*authConn{}
-	}
-	ac := aq.conns[db]
-	if ac == nil {
-		ac = &authConn{}
-		aq.conns[db] = ac
-	}
-	aq.mu.Unlock()
-
 	ctx, cancel := context.WithTimeout(context.Background(), authQueryTimeout)
 	defer cancel()
-	ac.mu.Lock()
-	defer ac.mu.Unlock()
-	if ac.pc != nil && ac.target != t {
-		_ = ac.pc.Close(ctx)
-		ac.pc = nil
+	ad := aq.database(db)
+	select {
+	case ad.slots <- struct{}{}:
+	case <-ctx.Done():
+		return u, secret, false, lookupFailed(user, errAuthQueryBusy)
 	}
+	defer func() { <-ad.slots }()
+	ac := ad.take(ctx, t)
 	if ac.pc == nil {
 		pc, err := pool.Connect(ctx, t, "pgninja-auth-query")
 		if err != nil {
 			return u, secret, false, lookupFailed(user, err)
 		}
-		ac.pc, ac.target = pc, t
+		ac = authConn{target: t, pc: pc}
 	}
 	res := ac.pc.ExecParams(ctx, cfg.Auth.Query, [][]byte{[]byte(user)}, nil, nil, nil).Read()
 	if res.Err != nil {
 		if ac.pc.IsClosed() || pgerr.SQLState(res.Err) == "" {
 			_ = ac.pc.Close(ctx)
-			ac.pc = nil
+		} else {
+			aq.put(ad, ac)
 		}
 		return u, secret, false, lookupFailed(user, res.Err)
 	}
+	aq.put(ad, ac)
 	if len(res.Rows) == 0 {
 		return u, secret, false, nil
 	}
@@ -93,6 +100,52 @@ func (aq *authQueries) lookup(st *settings, db, user string) (u config.User, sec
 	return u, secret, true, nil
 }
 
+func (aq *authQueries) database(db string) *authDB {
+	aq.mu.Lock()
+	defer aq.mu.Unlock()
+	if aq.dbs == nil {
+		aq.dbs = map[string]*authDB{}
+	}
+	ad := aq.dbs[db]
+	if ad == nil {
+		ad = &authDB{slots: make(chan struct{}, authQueryConns)}
+		aq.dbs[db] = ad
+	}
+	return ad
+}
+
+// take gives the most recently used idle connection (so that a quiet
+// proxy keeps using one), closing those made for another target; with
+// none it returns an empty authConn.
+func (ad *authDB) take(ctx context.Context, t pool.Target) authConn {
+	ad.mu.Lock()
+	defer ad.mu.Unlock()
+	for n := len(ad.idle); n > 0; n = len(ad.idle) {
+		ac := ad.idle[n-1]
+		ad.idle = ad.idle[:n-1]
+		if ac.target == t {
+			return ac
+		}
+		_ = ac.pc.Close(ctx)
+	}
+	return authConn{}
+}
+
+// put keeps a connection for the next lookup, unless the server stopped.
+func (aq *authQueries) put(ad *authDB, ac authConn) {
+	aq.mu.Lock()
+	defer aq.mu.Unlock()
+	if aq.closed {
+		_ = ac.pc.Close(context.Background())
+		return
+	}
+	ad.mu.Lock()
+	ad.idle = append(ad.idle, ac)
+	ad.mu.Unlock()
+}
+
+var errAuthQueryBusy = fmt.Errorf("all %d auth.query connections stayed busy for %v", authQueryConns, authQueryTimeout)
+
 var errAuthQueryShape = pgerr.New(pgerr.ConfigFileError, "auth.query must return the user name and its password")
 
 // lookupFailed keeps the client out, saying why, when the query cannot
@@ -103,16 +156,18 @@ func lookupFailed(user string, cause error) error {
 		"pgninja: could not look up user %q with auth.query", user).WithDetail(cause.Error())
 }
 
-// close ends the lookups' connections, when the server stops.
+// close ends the lookups' connections, when the server stops; those in
+// use are closed as their lookups end.
 func (aq *authQueries) close() {
 	aq.mu.Lock()
 	defer aq.mu.Unlock()
-	for _, ac := range aq.conns {
-		ac.mu.Lock()
-		if ac.pc != nil {
+	aq.closed = true
+	for _, ad := range aq.dbs {
+		ad.mu.Lock()
+		for _, ac := range ad.idle {
 			_ = ac.pc.Close(context.Background())
-			ac.pc = nil
 		}
-		ac.mu.Unlock()
+		ad.idle = nil
+		ad.mu.Unlock()
 	}
 }

@@ -1,6 +1,7 @@
 package proxy_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"strings"
@@ -71,5 +72,67 @@ func TestAuthQuery(t *testing.T) {
 	var pe *pgconn.PgError
 	if !errors.As(err, &pe) || pe.Code != "08006" || !strings.Contains(pe.Detail, "no_such_table") {
 		t.Errorf("a query that fails: %v, want 08006 with the server's error in the detail", err)
+	}
+}
+
+// TestAuthQuerySlowLookupHoldsUpNoOne: a lookup stuck on the server (here
+// on a row lock the test holds) does not keep other users from logging
+// in: they run on another of the database's lookup connections.
+func TestAuthQuerySlowLookupHoldsUpNoOne(t *testing.T) {
+	env := testbed.Require(t)
+	gate := fmt.Sprintf("aq_gate_%d", time.Now().UnixNano()%1_000_000_000)
+	// The lookup of aq_waits reads the gate's row FOR SHARE, so it waits
+	// while the test holds the row FOR UPDATE. Lookups run in database
+	// postgres, where the harness's direct connections make the gate.
+	query := "select rolname, rolpassword from pg_authid where rolname = $1 and rolcanlogin" +
+		" and ($1 <> 'aq_waits' or exists (select 1 from " + gate + " for share))"
+	extra := backendsOf(t, env) + fmt.Sprintf("pool: {mode: transaction}\nauth:\n  query: %q\n  query_user: %s\n  query_database: postgres\n", query, env.SuperUser)
+	h := startWith(t, env, extra)
+	direct := h.direct(t)
+	ctx := ctxT(t, 60*time.Second)
+	if _, err := direct.Exec(ctx, "create table "+gate+" (x int); insert into "+gate+" values (1)"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _, _ = direct.Exec(context.Background(), "drop table if exists "+gate) })
+	role, _ := scramRole(t, direct, "aq-secret")
+	connect := func(user, pass string) (*pgx.Conn, error) {
+		return pgx.Connect(ctx, fmt.Sprintf("postgres://%s:%s@%s/ai_ninja?sslmode=disable", user, pass, h.addr))
+	}
+
+	// The lock is held on a connection of its own: pg_stat_activity read
+	// inside a transaction is a snapshot taken once.
+	holder, err := h.direct(t).Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := holder.Exec(ctx, "select * from "+gate+" for update"); err != nil {
+		t.Fatal(err)
+	}
+	waited := make(chan error, 1)
+	go func() {
+		_, err := connect("aq_waits", "x")
+		waited <- err
+	}()
+	waitFor(t, 10*time.Second, "the lookup to wait on the lock", func() bool {
+		var n int
+		err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = 'pgninja-auth-query' and wait_event_type = 'Lock'").Scan(&n)
+		return err == nil && n == 1
+	})
+
+	c, err := connect(role, "aq-secret")
+	if err != nil {
+		t.Fatalf("a login while another lookup waits: %v", err)
+	}
+	_ = c.Close(ctx)
+	select {
+	case err := <-waited:
+		t.Fatalf("the waiting lookup ended (%v) before the lock was let go: the other login waited for it", err)
+	default:
+	}
+	if err := holder.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-waited; sqlstate(err) != "28000" {
+		t.Errorf("the lookup that waited, once let through: %v, want 28000 (no such role)", err)
 	}
 }
