@@ -590,17 +590,18 @@ target_port() {
 # xacts PORT: committed + rolled back transactions in the bench database.
 xacts() { sql "$1" -d postgres -c "select xact_commit + xact_rollback from pg_stat_database where datname = '$DB'"; }
 
-# tree_ticks PID: CPU clock ticks (user + system) of process PID and its
-# children, with those of the children it has reaped: PostgreSQL's backends
-# and Pgpool-II's children are the postmaster's and pgpool's children.
-# Fields after the command name: ppid is the 2nd, utime..cstime the 12th
-# to 15th. A process that ends while the files are read is skipped.
+# tree_ticks PID: CPU clock ticks of process PID and its children, with
+# those of the children it has reaped (PostgreSQL's backends and
+# Pgpool-II's children are the postmaster's and pgpool's children): user
+# and system together, then user alone. Fields after the command name:
+# ppid is the 2nd, utime, stime, cutime, cstime the 12th to 15th. A
+# process that ends while the files are read is skipped.
 tree_ticks() {
 	{ cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$1" '{
 		pid = $1
 		sub(/^.*\) /, "")
-		if (pid == p || $2 == p) t += $12 + $13 + $14 + $15
-	} END { print t + 0 }'
+		if (pid == p || $2 == p) { t += $12 + $13 + $14 + $15; u += $12 + $14 }
+	} END { print t + 0, u + 0 }'
 }
 
 # listener_pid PORT: the process listening on 127.0.0.1:PORT; of several
@@ -617,17 +618,20 @@ listener_pid() {
 
 postmaster_pid() { head -n1 "$1/postmaster.pid" 2>/dev/null; }
 
-# cpu_ticks TARGET: the target proxy's ticks ("-" for direct, or when its
-# process is not found) and PostgreSQL's, primary and replica together.
+# cpu_ticks TARGET: the target proxy's ticks and its user ticks ("- -" for
+# direct, or when its process is not found), and PostgreSQL's, primary and
+# replica together.
 cpu_ticks() {
-	local proxy="-" pid
+	local proxy="- -" pid
 	if [[ "$1" != direct ]]; then
 		pid="$(listener_pid "$(target_port "$1")")"
 		[[ -n "$pid" ]] && proxy="$(tree_ticks "$pid")"
 	fi
-	local server=0 pm
+	local server=0 pm total _
 	for pm in "$(postmaster_pid "$TB_DIR/primary")" "$(postmaster_pid "$TB_DIR/replica")"; do
-		[[ -n "$pm" ]] && server=$((server + $(tree_ticks "$pm")))
+		[[ -n "$pm" ]] || continue
+		read -r total _ < <(tree_ticks "$pm")
+		server=$((server + total))
 	done
 	echo "$proxy $server"
 }
@@ -651,8 +655,8 @@ run_pgbench() {
 			"http://127.0.0.1:$ADMIN_PORT/debug/pprof/profile?seconds=$SECONDS_PER_RUN" &
 		profiler=$!
 	fi
-	local proxy0 server0 proxy1 server1
-	read -r proxy0 server0 < <(cpu_ticks "$target")
+	local proxy0 user0 server0 proxy1 user1 server1
+	read -r proxy0 user0 server0 < <(cpu_ticks "$target")
 	# In the background, so that Ctrl-C reaches the trap at once; the
 	# timeout catches a proxy that hangs.
 	timeout -k 5 $((SECONDS_PER_RUN + 30)) "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$port" -U postgres \
@@ -660,11 +664,13 @@ run_pgbench() {
 	CHILD_PID=$!
 	wait "$CHILD_PID" || rc=$?
 	CHILD_PID=""
-	read -r proxy1 server1 < <(cpu_ticks "$target")
+	read -r proxy1 user1 server1 < <(cpu_ticks "$target")
 	{
 		printf 'hz\t%s\n' "$(getconf CLK_TCK)"
 		printf 'server\t%s\n' $((server1 - server0))
-		if [[ "$proxy0" != - && "$proxy1" != - ]]; then printf 'proxy\t%s\n' $((proxy1 - proxy0)); fi
+		if [[ "$proxy0" != - && "$proxy1" != - ]]; then
+			printf 'proxy\t%s\nproxy_user\t%s\n' $((proxy1 - proxy0)) $((user1 - user0))
+		fi
 	} >"$base.cpu"
 	LAST_RC=$rc
 	echo "$rc" >"$base.rc"

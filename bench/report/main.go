@@ -50,9 +50,12 @@ type Run struct {
 	PrimaryXacts *int64 `json:"primary_xacts,omitempty"`
 	ReplicaXacts *int64 `json:"replica_xacts,omitempty"`
 	// ProxyCPU and ServerCPU are the CPU time (user and system) the proxy
-	// and PostgreSQL spent during the run, per transaction.
-	ProxyCPU  *float64 `json:"proxy_cpu_us_per_tx,omitempty"`
-	ServerCPU *float64 `json:"postgresql_cpu_us_per_tx,omitempty"`
+	// and PostgreSQL spent during the run, per transaction; ProxyUserCPU
+	// is the proxy's in user mode, the rest being the kernel's work for
+	// its system calls.
+	ProxyCPU     *float64 `json:"proxy_cpu_us_per_tx,omitempty"`
+	ProxyUserCPU *float64 `json:"proxy_user_cpu_us_per_tx,omitempty"`
+	ServerCPU    *float64 `json:"postgresql_cpu_us_per_tx,omitempty"`
 }
 
 // Row is one scenario on one target.
@@ -68,6 +71,7 @@ type Row struct {
 	RatioDirect    *float64 `json:"ratio_to_direct"`
 	RatioPgBouncer *float64 `json:"ratio_to_pgbouncer"`
 	ProxyCPU       *float64 `json:"proxy_cpu_us_per_tx_median,omitempty"`
+	ProxyUserCPU   *float64 `json:"proxy_user_cpu_us_per_tx_median,omitempty"`
 	ServerCPU      *float64 `json:"postgresql_cpu_us_per_tx_median,omitempty"`
 	Errors         string   `json:"errors,omitempty"`
 	Note           string   `json:"note,omitempty"`
@@ -214,7 +218,8 @@ func readRun(base string, round int) Run {
 	p := parsePgbench(readFile(base+".out"), readFile(base+".err"), run.Exit)
 	run.TPS, run.LatencyMS, run.Processed, run.Failed, run.Errors = p.tps, p.latency, p.processed, p.failed, p.errors
 	run.OK = p.ok
-	run.ProxyCPU, run.ServerCPU = cpuPerTx(readFile(base+".cpu"), run.Processed)
+	cpu := cpuPerTx(readFile(base+".cpu"), run.Processed)
+	run.ProxyCPU, run.ProxyUserCPU, run.ServerCPU = cpu.proxy, cpu.proxyUser, cpu.server
 	// run.sh notes here how pgninja died, if it did during this run.
 	if crash := strings.TrimSpace(readFile(base + ".proxy")); crash != "" {
 		run.Errors = append(run.Errors, errCount{crash, 1})
@@ -226,7 +231,7 @@ func readRun(base string, round int) Run {
 // rounds' errors: a message is counted over all rounds and, when not every
 // round had it, says which did ("round 2: ...").
 func summarize(row *Row) {
-	var tps, lat, proxyCPU, serverCPU []float64
+	var tps, lat, proxyCPU, proxyUserCPU, serverCPU []float64
 	type agg struct {
 		n      int
 		rounds []string
@@ -239,6 +244,9 @@ func summarize(row *Row) {
 			lat = append(lat, run.LatencyMS)
 			if run.ProxyCPU != nil {
 				proxyCPU = append(proxyCPU, *run.ProxyCPU)
+			}
+			if run.ProxyUserCPU != nil {
+				proxyUserCPU = append(proxyUserCPU, *run.ProxyUserCPU)
 			}
 			if run.ServerCPU != nil {
 				serverCPU = append(serverCPU, *run.ServerCPU)
@@ -257,7 +265,7 @@ func summarize(row *Row) {
 	}
 	row.TPSMedian = median(tps)
 	row.LatencyMedian = median(lat)
-	row.ProxyCPU, row.ServerCPU = median(proxyCPU), median(serverCPU)
+	row.ProxyCPU, row.ProxyUserCPU, row.ServerCPU = median(proxyCPU), median(proxyUserCPU), median(serverCPU)
 	sort.SliceStable(order, func(i, j int) bool { return errs[order[i]].n > errs[order[j]].n })
 	const maxShown = 4
 	var parts []string

@@ -6,7 +6,7 @@ import (
 )
 
 // Columns of the one table. bench/backup.sh prints its rows in these too.
-var header = []string{"Scenario", "Target", "TPS per round", "TPS median", "Mean latency", "× direct", "× PgBouncer", "Errors / notes", "CPU µs per transaction: proxy / PostgreSQL"}
+var header = []string{"Scenario", "Target", "TPS per round", "TPS median", "Mean latency", "× direct", "× PgBouncer", "Errors / notes", "CPU µs per transaction: proxy (user) / PostgreSQL"}
 
 func markdown(r *Report) string {
 	var b strings.Builder
@@ -29,6 +29,8 @@ func markdown(r *Report) string {
 		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
 	b.WriteString("The last column is the CPU time (user and system) the proxy and PostgreSQL (primary and replica, backends included) " +
 		"spent during each run, read from /proc, per transaction pgbench completed; medians over the rounds. " +
+		"In brackets, the part of the proxy's in user mode: the rest is the kernel's work for its socket calls, " +
+		"which is much the same for every proxy making the same calls. " +
 		"Where pgbench, PostgreSQL and the proxy share the cores, a proxy's throughput follows its CPU per transaction.\n\n")
 	if hasPumps(r) {
 		b.WriteString("The bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
@@ -42,7 +44,7 @@ func markdown(r *Report) string {
 	b.WriteString("|---|---|---:|---:|---:|---:|---:|---|---:|\n")
 	for _, row := range r.Rows {
 		cells := []string{row.Label, targetName(row.Target), perRound(row.Runs), "", "", f2(row.RatioDirect), f2(row.RatioPgBouncer), "",
-			cpuCell(row.ProxyCPU, row.ServerCPU)}
+			cpuCell(row.ProxyCPU, row.ProxyUserCPU, row.ServerCPU)}
 		if row.TPSMedian != nil {
 			cells[3] = fmt.Sprintf("%s", thousands(*row.TPSMedian))
 		} else if len(row.Runs) > 0 {
@@ -120,9 +122,9 @@ func clientsOf(r *Report, m Memory) int {
 	return n
 }
 
-// cpuCell shows a row's CPU per transaction; direct connections have no
-// proxy ("—").
-func cpuCell(proxy, server *float64) string {
+// cpuCell shows a row's CPU per transaction, the proxy's user part in
+// brackets; direct connections have no proxy ("—").
+func cpuCell(proxy, proxyUser, server *float64) string {
 	if proxy == nil && server == nil {
 		return ""
 	}
@@ -132,7 +134,11 @@ func cpuCell(proxy, server *float64) string {
 		}
 		return fmt.Sprintf("%.1f", *v)
 	}
-	return us(proxy) + " / " + us(server)
+	cell := us(proxy)
+	if proxy != nil && proxyUser != nil {
+		cell += " (" + us(proxyUser) + ")"
+	}
+	return cell + " / " + us(server)
 }
 
 func writeRow(b *strings.Builder, cells []string) {

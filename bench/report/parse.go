@@ -122,10 +122,16 @@ func stderrErrors(stderr string) []errCount {
 	return out
 }
 
+// cpuUse is a run's CPU time in microseconds per transaction: the
+// proxy's, the part of it in user mode, and PostgreSQL's. A figure run.sh
+// did not measure is nil.
+type cpuUse struct {
+	proxy, proxyUser, server *float64
+}
+
 // cpuPerTx reads what run.sh measured of a run's CPU (clock ticks per
-// second, and the ticks PostgreSQL and the proxy spent) as microseconds
-// per transaction; a figure run.sh did not measure is nil.
-func cpuPerTx(tsv string, transactions int64) (proxy, server *float64) {
+// second, and the ticks PostgreSQL and the proxy spent).
+func cpuPerTx(tsv string, transactions int64) cpuUse {
 	ticks := map[string]float64{}
 	for _, line := range strings.Split(tsv, "\n") {
 		k, v, ok := strings.Cut(line, "\t")
@@ -135,7 +141,7 @@ func cpuPerTx(tsv string, transactions int64) (proxy, server *float64) {
 	}
 	hz := ticks["hz"]
 	if hz <= 0 || transactions <= 0 {
-		return nil, nil
+		return cpuUse{}
 	}
 	per := func(k string) *float64 {
 		t, ok := ticks[k]
@@ -145,5 +151,5 @@ func cpuPerTx(tsv string, transactions int64) (proxy, server *float64) {
 		us := t * 1e6 / hz / float64(transactions)
 		return &us
 	}
-	return per("proxy"), per("server")
+	return cpuUse{proxy: per("proxy"), proxyUser: per("proxy_user"), server: per("server")}
 }

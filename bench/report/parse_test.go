@@ -122,20 +122,22 @@ func TestMedianAndThousands(t *testing.T) {
 func TestCPUPerTx(t *testing.T) {
 	us := func(v float64) *float64 { return &v }
 	for _, tt := range []struct {
-		name          string
-		tsv           string
-		transactions  int64
-		proxy, server *float64
+		name                     string
+		tsv                      string
+		transactions             int64
+		proxy, proxyUser, server *float64
 	}{
-		{"both", "hz\t100\nserver\t520\nproxy\t260\n", 100000, us(26), us(52)},
-		{"direct: no proxy", "hz\t100\nserver\t520\n", 100000, nil, us(52)},
-		{"not measured", "", 100000, nil, nil},
-		{"no transactions", "hz\t100\nserver\t520\nproxy\t260\n", 0, nil, nil},
-		{"garbage", "hz\tx\nserver\t520\n", 100000, nil, nil},
+		{"all", "hz\t100\nserver\t520\nproxy\t260\nproxy_user\t60\n", 100000, us(26), us(6), us(52)},
+		{"before the user split", "hz\t100\nserver\t520\nproxy\t260\n", 100000, us(26), nil, us(52)},
+		{"direct: no proxy", "hz\t100\nserver\t520\n", 100000, nil, nil, us(52)},
+		{"not measured", "", 100000, nil, nil, nil},
+		{"no transactions", "hz\t100\nserver\t520\nproxy\t260\n", 0, nil, nil, nil},
+		{"garbage", "hz\tx\nserver\t520\n", 100000, nil, nil, nil},
 	} {
-		proxy, server := cpuPerTx(tt.tsv, tt.transactions)
-		if !reflect.DeepEqual(proxy, tt.proxy) || !reflect.DeepEqual(server, tt.server) {
-			t.Errorf("%s: got %v / %v, want %v / %v", tt.name, deref(proxy), deref(server), deref(tt.proxy), deref(tt.server))
+		got := cpuPerTx(tt.tsv, tt.transactions)
+		if !reflect.DeepEqual(got.proxy, tt.proxy) || !reflect.DeepEqual(got.proxyUser, tt.proxyUser) || !reflect.DeepEqual(got.server, tt.server) {
+			t.Errorf("%s: got %v (%v) / %v, want %v (%v) / %v", tt.name, deref(got.proxy), deref(got.proxyUser), deref(got.server),
+				deref(tt.proxy), deref(tt.proxyUser), deref(tt.server))
 		}
 	}
 }
