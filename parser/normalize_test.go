@@ -1,6 +1,9 @@
 package parser
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestNormalize(t *testing.T) {
 	cases := []struct{ in, want string }{
@@ -68,5 +71,29 @@ func TestNormalizeNoAllocWithBuffer(t *testing.T) {
 	buf := make([]byte, 0, 256)
 	if n := testing.AllocsPerRun(100, func() { buf = AppendNormalized(buf[:0], sql) }); n != 0 {
 		t.Errorf("AppendNormalized allocates %v times, want 0", n)
+	}
+}
+
+// TestByteClasses checks the lookup table against PostgreSQL's scan.l,
+// byte by byte: space [ \t\n\r\f\v], ident_start [A-Za-z\200-\377_],
+// ident_cont [A-Za-z\200-\377_0-9\$], digit [0-9].
+func TestByteClasses(t *testing.T) {
+	for c := range 256 {
+		b := byte(c)
+		letter := b >= 'A' && b <= 'Z' || b >= 'a' && b <= 'z' || b >= 0x80 || b == '_'
+		digit := b >= '0' && b <= '9'
+		for _, tc := range []struct {
+			class     string
+			got, want bool
+		}{
+			{"space", isSpace(b), strings.IndexByte(" \t\n\r\f\v", b) >= 0},
+			{"digit", isDigit(b), digit},
+			{"ident_start", isIdentStart(b), letter},
+			{"ident_cont", isIdentCont(b), letter || digit || b == '$'},
+		} {
+			if tc.got != tc.want {
+				t.Errorf("byte %#02x: %s %v, want %v", c, tc.class, tc.got, tc.want)
+			}
+		}
 	}
 }
