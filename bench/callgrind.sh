@@ -85,6 +85,7 @@ fi
 log "building pgninja and bench/pump"
 CGO_ENABLED=1 go build -o "$WORK/bin/pgninja" ./cmd/pgninja
 go build -o "$WORK/bin/pump" ./bench/pump
+go build -o "$WORK/bin/cgfuncs" ./bench/cgfuncs
 PGNINJA_COMMIT="$(git rev-parse --short HEAD 2>/dev/null || echo unknown)"
 git diff --quiet HEAD -- . ':!bench' 2>/dev/null || PGNINJA_COMMIT+=" + working tree changes"
 
@@ -130,7 +131,7 @@ pgbench() { "$PGBIN/pgbench" -n -h 127.0.0.1 -p "$PROXY_PORT" -U postgres "$@" "
 
 # measure ID TARGET MODE PGBENCH-ARGS...: prints "ID TARGET xacts Ir I1mr D1mr D1mw".
 measure() {
-	local id="$1" target="$2" mode="$3" out="$WORK/out/$1.$2" cmd=() as=()
+	local id="$1" target="$2" mode="$3" out="$WORK/out/$1.$2" cmd=() as=() opts=()
 	shift 3
 	case "$target" in
 	pgbouncer)
@@ -141,13 +142,15 @@ measure() {
 	pgninja)
 		pgninja_config "$mode"
 		cmd=("$WORK/bin/pgninja" serve --config "$WORK/pgninja.yaml")
+		# Costs by instruction address, for its functions (bench/cgfuncs).
+		opts=(--dump-instr=yes)
 		;;
 	pump_*)
 		cmd=("$WORK/bin/pump" -mode "${target#pump_}" -listen "127.0.0.1:$PROXY_PORT" -backend "127.0.0.1:$PRIMARY_PORT")
 		;;
 	esac
 	# Go's preemption signals would only add the runtime's signal path.
-	(cd / && GODEBUG=asyncpreemptoff=1 exec "${as[@]}" valgrind --tool=callgrind --cache-sim=yes \
+	(cd / && GODEBUG=asyncpreemptoff=1 exec "${as[@]}" valgrind --tool=callgrind --cache-sim=yes "${opts[@]}" \
 		--callgrind-out-file="$out" "${cmd[@]}") >"$out.log" 2>&1 &
 	TARGET_PID=$!
 	local i
@@ -165,6 +168,10 @@ measure() {
 	"${as[@]}" callgrind_control -d "$TARGET_PID" >/dev/null 2>&1
 	stop_target
 	[[ -s "$out.1" ]] || die "$target: no callgrind dump"
+	if [[ "$target" == pgninja ]]; then
+		"$WORK/bin/cgfuncs" -binary "${cmd[0]}" -xacts "$xacts" -top 25 "$out.1" >"$WORK/out/$id.functions.md" ||
+			die "$target: cgfuncs could not read the dump"
+	fi
 	# summary: Ir Dr Dw I1mr D1mr D1mw ILmr DLmr DLmw
 	awk -v id="$id" -v t="$target" -v x="$xacts" '/^summary:/ {print id, t, x, $2, $5, $6, $7}' "$out.1"
 }
@@ -208,5 +215,18 @@ mkdir -p bench/results
 		if ($2 == "pgbouncer") { bir[$1] = ir; bi1[$1] = i1; bd1[$1] = d1; printf "| %s | %s | %.0f | %.1f | %.0f |\n", $1, $2, ir, i1, d1; next }
 		printf "| %s | %s | %.0f%s | %.1f%s | %.0f%s |\n", $1, $2, ir, ratio(ir, bir[$1]), i1, ratio(i1, bi1[$1]), d1, ratio(d1, bd1[$1])
 	}' "$RESULTS"
+	echo
+	echo "## Where pgninja's instructions go"
+	echo
+	echo "Instructions per transaction by function (self cost, the top 25), from the same runs: callgrind's own per-function figures"
+	echo "are wrong for Go, whose goroutine switches leave its shadow call stack pointing elsewhere, so \\`bench/cgfuncs\\` maps each"
+	echo "instruction address to the function whose symbol covers it."
+	for f in "$WORK"/out/*.functions.md; do
+		[[ -e "$f" ]] || continue
+		echo
+		echo "### $(basename "$f" .functions.md)"
+		echo
+		cat "$f"
+	done
 } >"$OUT"
 cat "$OUT"
