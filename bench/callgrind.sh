@@ -219,7 +219,7 @@ mkdir -p bench/results
 	echo "## Where pgninja's instructions go"
 	echo
 	echo "Instructions per transaction by function (self cost, the top 25), from the same runs: callgrind's own per-function figures"
-	echo "are wrong for Go, whose goroutine switches leave its shadow call stack pointing elsewhere, so \\`bench/cgfuncs\\` maps each"
+	echo 'are wrong for Go, whose goroutine switches leave its shadow call stack pointing elsewhere, so `bench/cgfuncs` maps each'
 	echo "instruction address to the function whose symbol covers it."
 	for f in "$WORK"/out/*.functions.md; do
 		[[ -e "$f" ]] || continue
