@@ -29,8 +29,7 @@ func markdown(r *Report) string {
 		m["seconds"], m["scale"], m["rounds"], m["pool_size"], warmupNote(m["warmup"]), pgpoolNote(m["pgpool"]))
 	b.WriteString("The last column is the CPU time (user and system) the proxy and PostgreSQL (primary and replica, backends included) " +
 		"spent during each run, read from /proc, per transaction pgbench completed; medians over the rounds. " +
-		"In brackets, the part of the proxy's in user mode: the rest is the kernel's work for its socket calls, " +
-		"which is much the same for every proxy making the same calls. " +
+		"In brackets, the proxy's time in user mode; the rest is the kernel's, mostly its work for the proxy's socket calls. " +
 		"Where pgbench, PostgreSQL and the proxy share the cores, a proxy's throughput follows its CPU per transaction.\n\n")
 	if hasPumps(r) {
 		b.WriteString("The bare Go relays (bench/pump) only copy bytes between each client and a PostgreSQL connection of its own: " +
