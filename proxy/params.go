@@ -185,10 +185,20 @@ func hashParamsOf(m map[string]string, keep map[string]bool) uint64 {
 // login: the server's, with the client's own startup choices in place of
 // defaults (names match without regard to case, as the server's do).
 func (p *paramSet) appendReported(dst []byte, server map[string]string) []byte {
+	// A client's startup settings are few: copied out of their map once,
+	// they are scanned for each of the dozen settings the server reports,
+	// where a map iteration per setting was a tenth of a login's
+	// instructions. Names of other lengths cannot match: PostgreSQL folds
+	// the ASCII letters of setting names only.
+	var small [8]struct{ name, value string }
+	mine := small[:0]
+	for name, value := range p.startup {
+		mine = append(mine, struct{ name, value string }{name, value})
+	}
 	for k, v := range server {
-		for name, mine := range p.startup {
-			if strings.EqualFold(name, k) {
-				v = mine
+		for _, m := range mine {
+			if len(m.name) == len(k) && strings.EqualFold(m.name, k) {
+				v = m.value
 				break
 			}
 		}

@@ -99,8 +99,8 @@ func FuzzStartupPacket(f *testing.F) {
 }
 
 func TestParamSetSync(t *testing.T) {
-	server := map[string]string{"application_name": "", "DateStyle": "ISO, MDY", "server_version": "15"}
-	p := newParamSet(map[string]string{"application_name": "app", "datestyle": "ISO, DMY", "search_path": "a"})
+	server := map[string]string{"application_name": "", "DateStyle": "ISO, MDY", "server_version": "15", "TimeZone": "UTC"}
+	p := newParamSet(map[string]string{"application_name": "app", "datestyle": "ISO, DMY", "search_path": "a", "TIMEZONE": "Asia/Tokyo"})
 	got := map[string]string{}
 	for typ, body := range wire.Bodies(p.appendReported(nil, server)) {
 		var m pgproto3.ParameterStatus
@@ -109,7 +109,8 @@ func TestParamSetSync(t *testing.T) {
 		}
 		got[m.Name] = m.Value
 	}
-	if len(got) != len(server) || got["application_name"] != "app" || got["DateStyle"] != "ISO, DMY" || got["server_version"] != "15" {
+	if len(got) != len(server) || got["application_name"] != "app" || got["DateStyle"] != "ISO, DMY" || got["server_version"] != "15" ||
+		got["TimeZone"] != "Asia/Tokyo" {
 		t.Fatalf("reported %v", got)
 	}
 	if _, ok := got["search_path"]; ok {
