@@ -67,37 +67,52 @@ func (aq *authQueries) lookup(st *settings, db, user string) (u config.User, sec
 		return u, secret, false, lookupFailed(user, errAuthQueryBusy)
 	}
 	defer func() { <-ad.slots }()
-	ac := ad.take(ctx, t)
-	if ac.pc == nil {
-		pc, err := pool.Connect(ctx, t, "pgninja-auth-query")
-		if err != nil {
-			return u, secret, false, lookupFailed(user, err)
-		}
-		ac = authConn{target: t, pc: pc}
+	rows, err := aq.query(ctx, ad, t, cfg.Auth.Query, user)
+	if err != nil {
+		return u, secret, false, lookupFailed(user, err)
 	}
-	res := ac.pc.ExecParams(ctx, cfg.Auth.Query, [][]byte{[]byte(user)}, nil, nil, nil).Read()
-	if res.Err != nil {
-		if ac.pc.IsClosed() || pgerr.SQLState(res.Err) == "" {
-			_ = ac.pc.Close(ctx)
-		} else {
-			aq.put(ad, ac)
-		}
-		return u, secret, false, lookupFailed(user, res.Err)
-	}
-	aq.put(ad, ac)
-	if len(res.Rows) == 0 {
+	if len(rows) == 0 {
 		return u, secret, false, nil
 	}
-	if len(res.Rows[0]) < 2 {
+	if len(rows[0]) < 2 {
 		return u, secret, false, lookupFailed(user, errAuthQueryShape)
 	}
 	u = config.User{Name: user}
-	if pw := res.Rows[0][1]; pw != nil {
+	if pw := rows[0][1]; pw != nil {
 		if secret, err = auth.ParseSecret(string(pw)); err != nil {
 			return u, secret, false, lookupFailed(user, err)
 		}
 	}
 	return u, secret, true, nil
+}
+
+// query runs the lookup on an idle connection of ad, or a new one. A
+// reused connection that turns out dead (its server restarted, or ended
+// it, while it sat idle) is dropped and the lookup, a read, runs on the
+// next: otherwise each idle connection a restart left behind would fail
+// one login.
+func (aq *authQueries) query(ctx context.Context, ad *authDB, t pool.Target, sql, user string) ([][][]byte, error) {
+	for {
+		ac := ad.take(ctx, t)
+		reused := ac.pc != nil
+		if !reused {
+			pc, err := pool.Connect(ctx, t, "pgninja-auth-query")
+			if err != nil {
+				return nil, err
+			}
+			ac = authConn{target: t, pc: pc}
+		}
+		res := ac.pc.ExecParams(ctx, sql, [][]byte{[]byte(user)}, nil, nil, nil).Read()
+		if res.Err == nil || !ac.pc.IsClosed() && pgerr.SQLState(res.Err) != "" {
+			// Answered, or refused by a server that goes on serving.
+			aq.put(ad, ac)
+			return res.Rows, res.Err
+		}
+		_ = ac.pc.Close(ctx)
+		if !reused || ctx.Err() != nil {
+			return nil, res.Err
+		}
+	}
 }
 
 func (aq *authQueries) database(db string) *authDB {

@@ -58,6 +58,24 @@ func TestAuthQuery(t *testing.T) {
 	if err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = 'pgninja-auth-query'").Scan(&n); err != nil || n != 1 {
 		t.Errorf("%d lookup connections (%v), want the one reused", n, err)
 	}
+	if _, err := direct.Exec(ctx, "alter role "+role+" password 'aq-secret'"); err != nil {
+		t.Fatal(err)
+	}
+	// A lookup connection the server ended while it sat idle (a restart,
+	// an administrator) costs no login: the lookup runs on a new one.
+	if _, err := direct.Exec(ctx, "select pg_terminate_backend(pid) from pg_stat_activity where application_name = 'pgninja-auth-query'"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the lookup connection ended", func() bool {
+		var n int
+		err := direct.QueryRow(ctx, "select count(*) from pg_stat_activity where application_name = 'pgninja-auth-query'").Scan(&n)
+		return err == nil && n == 0
+	})
+	if c, err := connect(role, "aq-secret"); err != nil {
+		t.Errorf("a login after the lookup connection was ended: %v", err)
+	} else {
+		_ = c.Close(ctx)
+	}
 
 	// A query the server refuses: the client hears it, as 08006.
 	bad, err := config.Parse([]byte("listen: 127.0.0.1:0\nadmin_listen: 127.0.0.1:0\nusers:\n  - {name: "+env.SuperUser+", password: "+env.SuperPass+"}\n"+
