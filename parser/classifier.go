@@ -2,6 +2,7 @@ package parser
 
 import (
 	"hash/maphash"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"unsafe"
@@ -124,15 +125,33 @@ func (c *Classifier) Bytes() int64 {
 //
 // The hot path is a pure-Go normalization into a stack buffer and one LRU
 // lookup; the cgo parser runs only on a miss.
-func (c *Classifier) Classify(sql string) *Classification {
+func (c *Classifier) Classify(sql string) *Classification { return c.classify(sql, false) }
+
+// ClassifyBytes is Classify for a query in a buffer the caller will reuse,
+// such as a client message: a cache hit, the common case, reads the text
+// in place, and only a classification that keeps the text copies it. The
+// proxy classifies every simple query, and making each one a string was
+// all that a pgbench -S transaction allocated.
+func (c *Classifier) ClassifyBytes(sql []byte) *Classification {
+	return c.classify(unsafe.String(unsafe.SliceData(sql), len(sql)), true)
+}
+
+// classify is Classify; borrowed says sql aliases the caller's buffer, so
+// that whatever outlives the call must hold a copy of it.
+func (c *Classifier) classify(sql string, borrowed bool) *Classification {
 	hint, hintErr := leadingHint(sql)
 	if hintErr != nil {
-		return c.classifyExact(sql, Normalize(sql), hint, hintErr)
+		if borrowed {
+			// The error quotes the hint's value, a piece of sql.
+			sql = strings.Clone(sql)
+			hint, hintErr = leadingHint(sql)
+		}
+		return c.classifyExact(sql, Normalize(sql), hint, hintErr, false)
 	}
 	var buf [512]byte
 	norm, complete := appendNormalized(buf[:0], sql)
 	if !complete {
-		return c.classifyExact(sql, string(norm), hint, nil)
+		return c.classifyExact(sql, string(norm), hint, nil, borrowed)
 	}
 	// The key only lives for the lookup, so it may alias the stack buffer.
 	key := normKey{hint: hint, sql: unsafe.String(unsafe.SliceData(norm), len(norm))}
@@ -141,10 +160,13 @@ func (c *Classifier) Classify(sql string) *Classification {
 		if !cl.literal {
 			return cl
 		}
-		return c.classifyExact(sql, cl.Normalized, hint, nil)
+		return c.classifyExact(sql, cl.Normalized, hint, nil, borrowed)
 	}
 	if cl, ok := c.exact.Get(sql); ok {
 		return cl
+	}
+	if borrowed {
+		sql = strings.Clone(sql)
 	}
 	vol := c.vol.Load()
 	cl := analyze(sql, string(norm), hint, nil, vol.fn)
@@ -166,9 +188,12 @@ func (c *Classifier) Classify(sql string) *Classification {
 	return cl
 }
 
-func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr error) *Classification {
+func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr error, borrowed bool) *Classification {
 	if cl, ok := c.exact.Get(sql); ok {
 		return cl
+	}
+	if borrowed {
+		sql = strings.Clone(sql)
 	}
 	vol := c.vol.Load()
 	cl := analyze(sql, normalized, hint, hintErr, vol.fn)

@@ -352,3 +352,56 @@ func TestFixedResult(t *testing.T) {
 		}
 	}
 }
+
+// ClassifyBytes reads a buffer its caller reuses (a client's message): the
+// caches must keep copies, never the buffer, whatever path a query takes.
+func TestClassifyBytesKeepsNoPartOfTheBuffer(t *testing.T) {
+	queries := []string{
+		"SELECT abalance FROM pgbench_accounts WHERE aid = 48213;", // shared by shape
+		"SET search_path = 'tenant_a'",                             // literal-sensitive: exact cache
+		"SELEC oops FROM",                                          // parse error: exact cache
+		"/* pgninja:nowhere */ SELECT 1",                           // unknown hint: its error quotes it
+		"SELECT '" + strings.Repeat("x", 600) + "' AS long",        // too long for the stack buffer
+	}
+	c := NewClassifier(100, nil)
+	want := NewClassifier(100, nil)
+	for _, q := range queries {
+		buf := []byte(q)
+		got := c.ClassifyBytes(buf)
+		for i := range buf {
+			buf[i] = '#'
+		}
+		w := want.Classify(q)
+		again := c.Classify(q) // from the caches ClassifyBytes filled, where it filled them
+		for _, cl := range []*Classification{got, again} {
+			if cl.Normalized != w.Normalized || cl.Kind != w.Kind || cl.Fingerprint != w.Fingerprint ||
+				fmt.Sprint(cl.SetParams) != fmt.Sprint(w.SetParams) || fmt.Sprint(cl.HintErr) != fmt.Sprint(w.HintErr) ||
+				fmt.Sprint(cl.ParseError) != fmt.Sprint(w.ParseError) {
+				t.Errorf("%.40q after its buffer was overwritten:\n got %+v\nwant %+v", q, cl, w)
+			}
+		}
+	}
+	// A key that aliased a buffer would change under the cache's map,
+	// and might come to match another client's statement.
+	keys := c.exact.l.Keys()
+	for _, sh := range c.shared {
+		for _, k := range sh.l.Keys() {
+			keys = append(keys, k.sql)
+		}
+	}
+	for _, k := range keys {
+		if strings.Contains(k, "#") {
+			t.Errorf("a cache key is the overwritten buffer: %.40q", k)
+		}
+	}
+}
+
+// The common case, a query of a shape seen before, allocates nothing.
+func TestClassifyBytesHitAllocatesNothing(t *testing.T) {
+	c := NewClassifier(100, nil)
+	c.Classify("SELECT abalance FROM pgbench_accounts WHERE aid = 1;")
+	buf := []byte("SELECT abalance FROM pgbench_accounts WHERE aid = 48213;")
+	if n := testing.AllocsPerRun(100, func() { c.ClassifyBytes(buf) }); n != 0 {
+		t.Fatalf("ClassifyBytes of a known shape allocated %v times", n)
+	}
+}

@@ -335,7 +335,7 @@ func (s *Session) buildClose(b *batch, st *serverState, msg, body []byte) {
 func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 	o := op{kind: opQuery, st: st}
 	class := s.classifyQuery(body)
-	query := s.memoQuery
+	query := s.memoQuery // in the request's buffer: copied where it is kept
 	if err := s.refusedHere(b, st, class); err != nil {
 		o.refusal = s.refuseQuery(b, err)
 		return o
@@ -358,7 +358,7 @@ func (s *Session) buildQuery(b *batch, st *serverState, msg, body []byte) op {
 			s.mu.Unlock()
 		}
 	case class.Pins.Has(parser.PinPrepare):
-		ps, err := s.prepareSQL(b, st, class.StatementName, query)
+		ps, err := s.prepareSQL(b, st, class.StatementName, strings.Clone(query))
 		if err != nil {
 			o.refusal = s.refuseQuery(b, err)
 			return o

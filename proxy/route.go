@@ -5,6 +5,7 @@ import (
 	"errors"
 	"math"
 	"time"
+	"unsafe"
 
 	"github.com/ai-ninja/pgninja/config"
 	"github.com/ai-ninja/pgninja/internal/pgerr"
@@ -139,8 +140,11 @@ func (s *Session) classifyQuery(body []byte) *parser.Classification {
 	if s.memoClass != nil && string(sql) == s.memoQuery {
 		return s.memoClass
 	}
-	s.memoQuery = string(sql)
-	s.memoClass = s.classifier.Classify(s.memoQuery)
+	// The memo reads the request in place, as the classifier does: both
+	// end with the request (see resetRequest), and nothing rewrites
+	// s.req before then.
+	s.memoQuery = unsafe.String(unsafe.SliceData(sql), len(sql))
+	s.memoClass = s.classifier.ClassifyBytes(sql)
 	return s.memoClass
 }
 
