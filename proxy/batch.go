@@ -63,7 +63,8 @@ type batch struct {
 	prepName string
 }
 
-// takePlan returns the spare plan, or a new one.
+// takePlan returns the spare plan, or a new one; s.mu is held, since the
+// relay gives back the plans it is done with (see readyForQuery).
 func (s *Session) takePlan() *plan {
 	p := s.sparePlan
 	if p == nil {
@@ -83,9 +84,10 @@ func (s *Session) build(c *pool.Conn) *batch {
 	s.mu.Lock()
 	onReplica := s.leaseDecision.Target == router.Replica
 	begin, begins := s.takeBegin()
+	p := s.takePlan()
 	s.mu.Unlock()
 	b := &s.batch
-	*b = batch{out: s.out[:0], plan: s.takePlan(), onReplica: onReplica}
+	*b = batch{out: s.out[:0], plan: p, onReplica: onReplica}
 	if begin != nil {
 		// First of all: whatever else the proxy places before the
 		// request belongs in the client's transaction.

@@ -282,9 +282,16 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			if err != nil {
 				return lost(err)
 			}
-			if shape, ok := resultShape(typ, body); ok {
-				shapeOf.shape.Store(&shape)
-				stateOf(c, s.st.cfg.Pool.MaxPreparedStatements).noteShape(shapeOf.server, shape)
+			if b, ok := appendShape(s.shapeBuf[:0], typ, body); ok {
+				s.shapeBuf = b
+				// A driver describes its statement at every execution
+				// (libpq does); the shape is copied only when it changed.
+				shape := shapeOf.shape.Load()
+				if shape == nil || *shape != string(b) {
+					shape = new(string(b))
+					shapeOf.shape.Store(shape)
+				}
+				stateOf(c, s.st.cfg.Pool.MaxPreparedStatements).noteShape(shapeOf.server, *shape)
 			}
 			flush := !hold && c.R.Buffered() == 0
 			clientDead = s.forwardSmall(typ, body, flush) != nil
@@ -461,6 +468,13 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	safe := len(s.pending) == 0 && !s.openBatch
 	if unpin && safe {
 		s.unpin(releases)
+	}
+	if e.plan != nil && s.sparePlan == nil {
+		// Answered: nothing follows the plan any more, and the next
+		// request may have it (a driver's prepared statement needs one
+		// per transaction: its Describe is checked against the shape
+		// the client was shown).
+		s.sparePlan = e.plan
 	}
 	positionNext := len(s.pending) > 0 && s.pending[0].captureLSN
 	gone, draining := s.gone, s.draining

@@ -219,9 +219,13 @@ type Session struct {
 	parsedNow []string
 	// batch is the request being rewritten for its server connection
 	// (see build), kept to save an allocation per request; sparePlan is a
-	// plan no expectation took, for the next request.
+	// plan no expectation took or one whose answer is complete, for the
+	// next request; s.mu guards it.
 	batch     batch
 	sparePlan *plan
+	// shapeBuf is the relay's, for the result shapes of the statements
+	// the client describes (one relay runs at a time).
+	shapeBuf []byte
 	// waiting: the session waits for a server connection under waitCtx,
 	// which a CancelRequest stops (see waitcancel.go).
 	waiting  bool

@@ -25,27 +25,33 @@ import (
 // as they may under PostgreSQL's own check. NoData is "n". ok is false for
 // a malformed body.
 func resultShape(typ byte, body []byte) (shape string, ok bool) {
+	b, ok := appendShape(nil, typ, body)
+	return string(b), ok
+}
+
+// appendShape is resultShape into dst, for a caller that keeps the shape
+// only when it changed.
+func appendShape(dst []byte, typ byte, body []byte) ([]byte, bool) {
 	if typ == 'n' {
-		return "n", true
+		return append(dst, 'n'), true
 	}
 	if len(body) < 2 {
-		return "", false
+		return dst, false
 	}
 	n := int(binary.BigEndian.Uint16(body))
-	b := make([]byte, 0, len(body))
 	rest := body[2:]
 	for i := 0; i < n; i++ {
 		end := bytes.IndexByte(rest, 0)
 		if end < 0 || len(rest) < end+1+18 {
-			return "", false
+			return dst, false
 		}
 		f := rest[end+1:]
-		b = append(b, rest[:end+1]...)
-		b = append(b, f[6:10]...)  // type OID
-		b = append(b, f[12:16]...) // type modifier
+		dst = append(dst, rest[:end+1]...)
+		dst = append(dst, f[6:10]...)  // type OID
+		dst = append(dst, f[12:16]...) // type modifier
 		rest = f[18:]
 	}
-	return string(b), true
+	return dst, true
 }
 
 // staleStatements lists the client's statements the collected request
