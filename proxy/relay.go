@@ -419,7 +419,8 @@ type readyAfter struct {
 // the session's next request leases afresh).
 func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool, rows uint64) readyAfter {
 	s.mu.Lock()
-	if len(s.pending) > 0 {
+	popped := len(s.pending) > 0
+	if popped {
 		// The relay's copy of a batch sent in parts predates its last.
 		e = s.pending[0]
 		// Shifted down rather than resliced, so the queue's array is
@@ -469,11 +470,13 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	if unpin && safe {
 		s.unpin(releases)
 	}
-	if e.plan != nil && s.sparePlan == nil {
+	if popped && e.plan != nil && s.sparePlan == nil {
 		// Answered: nothing follows the plan any more, and the next
 		// request may have it (a driver's prepared statement needs one
 		// per transaction: its Describe is checked against the shape
-		// the client was shown).
+		// the client was shown). Only a plan taken off the queue here:
+		// the relay's own copy of an expectation may be one answered
+		// before, whose plan went back then.
 		s.sparePlan = e.plan
 	}
 	positionNext := len(s.pending) > 0 && s.pending[0].captureLSN
