@@ -2,6 +2,7 @@ package router
 
 import (
 	"math"
+	"math/bits"
 	"sync"
 	"testing"
 )
@@ -77,6 +78,26 @@ func TestSmoothWeightedEligibility(t *testing.T) {
 	}
 	if counts["a"] < 2900 || counts["a"] > 3100 {
 		t.Errorf("after rejoin a got %d of 4000, want ~3000", counts["a"])
+	}
+}
+
+// TestSmoothWeightedLoneCandidate: a pick with one candidate (the others
+// out of rotation, or weight 0) moves no score, so the sequence of the
+// picks with several resumes where it was.
+func TestSmoothWeightedLoneCandidate(t *testing.T) {
+	states := []ReplicaState{{Name: "a", Weight: 3}, {Name: "b", Weight: 1}, {Name: "c", Weight: 0}}
+	both, plain, mixed := Mask(0).With(0).With(1), NewSmoothWeighted(), NewSmoothWeighted()
+	// Lone picks of a alone: a score they moved would shift the split.
+	lone := []Mask{Mask(0).With(0), Mask(0).With(0).With(2)}
+	for i := range 40 {
+		for _, m := range lone[:i%3] {
+			if got, want := mixed.Pick(states, m), bits.TrailingZeros64(uint64(m)); got != want {
+				t.Fatalf("mask %b picked %d, want %d", m, got, want)
+			}
+		}
+		if got, want := mixed.Pick(states, both), plain.Pick(states, both); got != want {
+			t.Fatalf("pick %d: %d after lone picks, %d without them", i, got, want)
+		}
 	}
 }
 

@@ -55,3 +55,16 @@ func BenchmarkClassifyAndRoute(b *testing.B) {
 		i++
 	}
 }
+
+// BenchmarkRouteOneReplica is BenchmarkRouteReplicaRead with a single
+// replica taking the reads, the common deployment (and make bench's).
+func BenchmarkRouteOneReplica(b *testing.B) {
+	backends := mustBackends(b, primary(0), replica("r1", 1, "0/5000000"))
+	r := New(Config{}, backends)
+	c := parser.Analyze("SELECT abalance FROM pgbench_accounts WHERE aid = 1", nil)
+	s := &SessionState{LastCommitLSN: 0x4000000}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Route(c, s)
+	}
+}
