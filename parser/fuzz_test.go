@@ -29,6 +29,21 @@ func FuzzNormalize(f *testing.F) {
 	})
 }
 
+// FuzzNormalizeRuns: copying verbatim runs changes nothing the token loop
+// alone would produce, completeness included.
+func FuzzNormalizeRuns(f *testing.F) {
+	for _, tc := range normalizeCases {
+		f.Add(tc.in)
+	}
+	f.Fuzz(func(t *testing.T, sql string) {
+		fast, fastComplete := appendNormalizedRuns(nil, sql, true)
+		slow, slowComplete := appendNormalizedRuns(nil, sql, false)
+		if string(fast) != string(slow) || fastComplete != slowComplete {
+			t.Fatalf("%q: runs give %q (complete %v), tokens %q (complete %v)", sql, fast, fastComplete, slow, slowComplete)
+		}
+	})
+}
+
 func FuzzClassify(f *testing.F) {
 	f.Add("SELECT abalance FROM pgbench_accounts WHERE aid = 48213;")
 	f.Fuzz(func(t *testing.T, sql string) {

@@ -33,12 +33,28 @@ func AppendNormalized(dst []byte, sql string) []byte {
 // PostgreSQL, and must not share a cache entry with the valid statement it
 // normalizes to.
 func appendNormalized(dst []byte, sql string) (_ []byte, complete bool) {
+	return appendNormalizedRuns(dst, sql, true)
+}
+
+// appendNormalizedRuns is appendNormalized; runs says whether text that
+// normalizes to itself is copied in runs (verbatimRun) rather than token
+// by token. The output is the same either way (FuzzNormalizeRuns); the
+// runs make a typical statement one copy up to its first literal, about
+// half of the normalizer's instructions.
+func appendNormalizedRuns(dst []byte, sql string, runs bool) (_ []byte, complete bool) {
 	start := len(dst)
 	complete = true
 	s := sql
 	n := 0
 	space := false
 	for i := 0; i < len(s); {
+		if runs && !space {
+			if j := verbatimRun(s, i, len(dst) > start); j > i {
+				dst = append(dst, s[i:j]...)
+				i = j
+				continue
+			}
+		}
 		c := s[i]
 		if isSpace(c) {
 			space = true
@@ -115,6 +131,61 @@ func appendNormalized(dst []byte, sql string) (_ []byte, complete bool) {
 		dst = dst[:len(dst)-1]
 	}
 	return dst, complete
+}
+
+// verbatimRun returns where the run of text from i that the token loop
+// would copy unchanged ends: identifiers, operators and punctuation, and
+// single spaces between them. It stops before anything the loop changes or
+// must look at closely: a literal or parameter (a quote, a digit starting
+// a token, '$', a one-letter identifier before a quote or '&', which may
+// prefix a literal), a comment, a quoted identifier, and whitespace that
+// is not one space between two tokens. emitted: the output holds a token
+// already, so a space is kept. The token loop is never entered with a
+// space pending.
+func verbatimRun(s string, i int, emitted bool) int {
+	for i < len(s) {
+		c := s[i]
+		k := byteClass[c]
+		switch {
+		case k&classIdentStart != 0:
+			j := i + 1
+			for j < len(s) && byteClass[s[j]]&classIdentCont != 0 {
+				j++
+			}
+			if j == i+1 && j < len(s) && (s[j] == '\'' || s[j] == '&') {
+				return i
+			}
+			i, emitted = j, true
+			continue
+		case k&(classDigit|classSpace) != 0 && c != ' ':
+			return i
+		case c == ' ':
+			if !emitted || i+1 >= len(s) {
+				return i
+			}
+			if next := s[i+1]; isSpace(next) || startsComment(s, i+1) {
+				return i
+			}
+		case c == '\'' || c == '"' || c == '$':
+			return i
+		case c == '-' || c == '/':
+			if startsComment(s, i) {
+				return i
+			}
+		case c == '.':
+			if i+1 < len(s) && isDigit(s[i+1]) {
+				return i
+			}
+		}
+		i++
+		emitted = emitted || c != ' '
+	}
+	return i
+}
+
+// startsComment: a -- or /* comment starts at i.
+func startsComment(s string, i int) bool {
+	return i+1 < len(s) && (s[i] == '-' && s[i+1] == '-' || s[i] == '/' && s[i+1] == '*')
 }
 
 // prefixedLiteral recognizes the one-letter prefixes that turn the next
