@@ -13,7 +13,8 @@ import (
 // a pool of size on one scheduler thread, as pgninja runs: with more
 // clients than connections most acquires queue, which is transaction
 // mode's usual state under load (pgbench -c 64 on a pool of 20).
-func benchmarkLending(b *testing.B, clients, size int) {
+// Each client acquires under ctx(), as a session does under its own.
+func benchmarkLending(b *testing.B, clients, size int, ctx func(*testing.B) context.Context) {
 	var n atomic.Int32
 	o := opts(size)
 	o.AcquireTimeout = time.Minute
@@ -28,8 +29,9 @@ func benchmarkLending(b *testing.B, clients, size int) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			ctx := ctx(b)
 			for left.Add(-1) >= 0 {
-				c, err := p.Acquire(context.Background())
+				c, err := p.Acquire(ctx)
 				if err != nil {
 					b.Error(err)
 					return
@@ -43,5 +45,23 @@ func benchmarkLending(b *testing.B, clients, size int) {
 	wg.Wait()
 }
 
-func BenchmarkLendingQueued64On20(b *testing.B) { benchmarkLending(b, 64, 20) }
-func BenchmarkLendingFree64On64(b *testing.B)   { benchmarkLending(b, 64, 64) }
+func background(*testing.B) context.Context { return context.Background() }
+
+// cancellable is a session's wait context before Abort: the queue selects
+// over its Done channel and the grant.
+func cancellable(b *testing.B) context.Context {
+	ctx, cancel := context.WithCancel(context.Background())
+	b.Cleanup(cancel)
+	return ctx
+}
+
+// abortable is a session's wait context now: cancellable, and carrying
+// the Abort the queue watches instead.
+func abortable(b *testing.B) context.Context { return WithAbort(cancellable(b), new(Abort)) }
+
+func BenchmarkLendingQueued64On20(b *testing.B) { benchmarkLending(b, 64, 20, background) }
+func BenchmarkLendingFree64On64(b *testing.B)   { benchmarkLending(b, 64, 64, background) }
+func BenchmarkLendingQueuedCancellable(b *testing.B) {
+	benchmarkLending(b, 64, 20, cancellable)
+}
+func BenchmarkLendingQueuedAbortable(b *testing.B) { benchmarkLending(b, 64, 20, abortable) }

@@ -130,7 +130,8 @@ var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan grant,
 type grant struct {
 	conn     *Conn
 	closed   bool
-	timedOut bool // the acquire timeout ran out (expireWaiters)
+	timedOut bool  // the acquire timeout ran out (expireWaiters)
+	aborted  error // an Abort ended the wait (abortWaiter)
 }
 
 // New makes an empty pool; connections open on demand and to MinSize.
@@ -339,6 +340,14 @@ func (p *Pool) wait(ctx context.Context, start time.Time) (c *Conn, dial bool, e
 	opts := p.opts
 	p.mu.Unlock()
 
+	if opts.ReserveSize <= 0 {
+		if a := abortOf(ctx); a != nil {
+			return p.waitOnGrant(w, a, opts)
+		}
+		if ctx.Done() == nil {
+			return p.waitOnGrant(w, nil, opts)
+		}
+	}
 	var reserve <-chan time.Time
 	if opts.ReserveSize > 0 {
 		rt := time.NewTimer(opts.ReserveTimeout)
@@ -383,6 +392,9 @@ func (p *Pool) giveUp(w *waiter, err error, opts Options) (*Conn, bool, error) {
 func (p *Pool) received(g grant, opts Options) (*Conn, bool, error) {
 	if g.timedOut {
 		return nil, false, p.timedOut(opts)
+	}
+	if g.aborted != nil {
+		return nil, false, g.aborted
 	}
 	return g.take()
 }

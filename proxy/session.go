@@ -231,6 +231,10 @@ type Session struct {
 	waiting  bool
 	waitCtx  context.Context
 	waitStop context.CancelCauseFunc
+	// leaseCtx is waitCtx carrying waitAbort, which a CancelRequest fires
+	// with waitStop: a queued acquire under it blocks on its grant alone.
+	leaseCtx  context.Context
+	waitAbort pool.Abort
 	// waitSince is when the current wait began; lastRequest when the
 	// client's last request went to a server (SHOW CLIENTS).
 	waitSince, lastRequest time.Time
@@ -426,7 +430,11 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		}
 		var stopWatch func() bool
 		if rideOut {
+			// Finding a primary ends this wait through the context alone,
+			// so it carries no Abort.
 			ctx, stopWatch = s.untilPrimaryFound(ctx)
+		} else {
+			ctx = s.leaseCtx
 		}
 		c, d, err := s.acquire(ctx, cls, d)
 		if stopWatch != nil && stopWatch() && err != nil {

@@ -19,7 +19,8 @@ import (
 //
 // The wait's context lives on the session and is made anew only after a
 // cancel used it, so a lease costs one uncontended lock more, and no
-// allocation.
+// allocation. The pool's queue watches the session's pool.Abort rather
+// than the context (see pool/abort.go), so the cancel fires both.
 
 // errWaitCancelled is the cause a CancelRequest gives the wait's context.
 var errWaitCancelled = errors.New("pgninja: cancel request while waiting for a server connection")
@@ -31,6 +32,8 @@ func (s *Session) beginWait() context.Context {
 	defer s.mu.Unlock()
 	if s.waitCtx == nil || s.waitCtx.Err() != nil {
 		s.waitCtx, s.waitStop = context.WithCancelCause(context.Background())
+		s.leaseCtx = pool.WithAbort(s.waitCtx, &s.waitAbort)
+		s.waitAbort.Reset()
 	}
 	s.waiting, s.waitSince = true, time.Now()
 	return s.waitCtx
@@ -67,6 +70,7 @@ func abandon(c *pool.Conn) error {
 func (s *Session) cancelWait() {
 	if s.waiting {
 		s.waitStop(errWaitCancelled)
+		s.waitAbort.Fire(errWaitCancelled)
 	}
 }
 
