@@ -39,8 +39,9 @@ func NewSmoothWeighted() *SmoothWeighted {
 func (b *SmoothWeighted) Pick(states []ReplicaState, eligible Mask) int {
 	if i, ok := onlyCandidate(states, eligible); ok {
 		// One candidate's pick adds its weight to its score and takes the
-		// same total back: no score moves, so the lock and the map (a
-		// fifth of the routing path, with one replica) are skipped.
+		// same total back: no score moves, so the lock and the map
+		// (a quarter of what routing adds to a read, with one replica)
+		// are skipped.
 		return i
 	}
 	b.mu.Lock()
