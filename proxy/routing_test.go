@@ -696,3 +696,39 @@ func TestReloadReweighsBackends(t *testing.T) {
 		t.Errorf("with the replica's weight 0 the primary ran %d of 200 reads, want all", n)
 	}
 }
+
+// TestPreparedStatementRoutesAfterVolatilityChange: a prepared statement's
+// classification is kept between its executions, but not past a change of
+// a function's volatility, which moves its reads off the replica.
+func TestPreparedStatementRoutesAfterVolatilityChange(t *testing.T) {
+	env := testbed.Require(t)
+	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, "  consistency: eventual\n"))
+	ctx := ctxT(t, 60*time.Second)
+	primary, replica := portOf(t, env.Primary), portOf(t, env.Replica)
+	fn := fmt.Sprintf("pgninja_port_%d", time.Now().UnixNano())
+	owner := h.ninja(t)
+	define := func(volatility string) {
+		t.Helper()
+		sql := fmt.Sprintf("create or replace function %s() returns int language sql %s as 'select inet_server_port()'", fn, volatility)
+		if _, err := owner.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	define("stable")
+	defer owner.Exec(context.Background(), "drop function "+fn)
+	// pgx prepares the statement once and binds it for every query.
+	c := h.ninja(t)
+	sql := "select " + fn + "()"
+	waitFor(t, 10*time.Second, "the stable function's reads on the replica", func() bool {
+		return serverPort(t, c, sql) == replica
+	})
+	define("volatile")
+	waitFor(t, 10*time.Second, "the same statement on the primary once its function is volatile", func() bool {
+		return serverPort(t, c, sql) == primary
+	})
+	for range 5 {
+		if got := serverPort(t, c, sql); got != primary {
+			t.Fatalf("the volatile function's read ran on %d again, want the primary (%d)", got, primary)
+		}
+	}
+}

@@ -26,7 +26,12 @@ type dbClassifier struct {
 	target  pool.Target
 	mu      sync.Mutex
 	loading bool
-	loaded  time.Time
+	// again: DDL came while a load ran, which may have read pg_proc
+	// before it; trailing: a load is scheduled for when the second since
+	// the last one is up.
+	again    bool
+	trailing *time.Timer
+	loaded   time.Time
 }
 
 func newClassifiers(log *slog.Logger) *classifiers {
@@ -50,7 +55,10 @@ func (cs *classifiers) forDB(t pool.Target) *parser.Classifier {
 }
 
 // refresh reloads a database's volatility after DDL there, at most once a
-// second.
+// second. DDL within the second, or during a load, is not dropped: it gets
+// one more load when the second is up. Dropped, a function replaced by a
+// volatile one just after another change kept its old verdict, and its
+// reads went on to the replicas.
 func (cs *classifiers) refresh(db string) {
 	cs.mu.Lock()
 	dc := cs.byDB[db]
@@ -62,17 +70,38 @@ func (cs *classifiers) refresh(db string) {
 
 func (cs *classifiers) reload(dc *dbClassifier) {
 	dc.mu.Lock()
-	if dc.loading || time.Since(dc.loaded) < time.Second {
+	if dc.loading {
+		dc.again = true
+		dc.mu.Unlock()
+		return
+	}
+	if wait := time.Second - time.Since(dc.loaded); wait > 0 {
+		if dc.trailing == nil {
+			dc.trailing = time.AfterFunc(wait, func() {
+				dc.mu.Lock()
+				dc.trailing = nil
+				dc.mu.Unlock()
+				cs.reload(dc)
+			})
+		}
 		dc.mu.Unlock()
 		return
 	}
 	dc.loading = true
 	dc.mu.Unlock()
-	defer func() {
-		dc.mu.Lock()
-		dc.loading = false
-		dc.mu.Unlock()
-	}()
+	cs.load(dc)
+	dc.mu.Lock()
+	dc.loading = false
+	again := dc.again
+	dc.again = false
+	dc.mu.Unlock()
+	if again {
+		cs.reload(dc)
+	}
+}
+
+// load reads the database's pg_proc and hands it to its classifier.
+func (cs *classifiers) load(dc *dbClassifier) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	pc, err := pool.Connect(ctx, dc.target, "pgninja-volatility")
