@@ -127,7 +127,7 @@ func (s *Session) boundClass(name string, names stmtClasses) *parser.Classificat
 	if cs == nil {
 		return nil
 	}
-	return s.classifier.Classify(cs.query)
+	return s.classOf(cs)
 }
 
 // classifyQuery classifies a Query message body (NUL-terminated SQL). The

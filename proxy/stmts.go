@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ai-ninja/pgninja/internal/wire"
+	"github.com/ai-ninja/pgninja/parser"
 	"github.com/jackc/pgx/v5/pgproto3"
 )
 
@@ -22,9 +23,10 @@ type clientStmt struct {
 	// parse is a complete Parse message under the server-side name, kept
 	// to prepare the statement on server connections that lack it.
 	parse []byte
-	// query is classified afresh at each use (an LRU hit): a verdict kept
-	// from Parse time would miss a later volatility reload.
+	// query is classified through class, which answers from memory
+	// until a volatility reload could change the verdict (see class).
 	query string
+	memo  parser.Memo
 	// signals: the text names a *_backend function, so a Bind of it may
 	// signal a client (see signal.go).
 	signals bool
@@ -37,6 +39,13 @@ type clientStmt struct {
 	// shape the client was shown, so PostgreSQL would refuse it with
 	// "cached plan must not change result type" until parsed again.
 	changed atomic.Bool
+}
+
+// classOf classifies cs. Every Bind and Describe of it asks, so its
+// verdict is kept: a driver that sends the unnamed statement again for
+// each query reuses it too (see buildParse).
+func (s *Session) classOf(cs *clientStmt) *parser.Classification {
+	return s.classifier.ClassifyMemo(cs.query, &cs.memo)
 }
 
 // stmt returns the client's Parse'd statement of that name: nil if it has

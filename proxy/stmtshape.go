@@ -80,7 +80,7 @@ func (s *Session) staleStatements(st *serverState) []*clientStmt {
 		cs := s.stmts[string(name)]
 		if cs == nil || cs.failed.Load() || cs.server == "" || cs.changed.Load() || cs.shape.Load() == nil ||
 			slices.Contains(stale, cs) || st.has(cs.server) && !st.reshaped(cs.server, *cs.shape.Load()) ||
-			!s.classifier.Classify(cs.query).FixedResult {
+			!s.classOf(cs).FixedResult {
 			continue
 		}
 		stale = append(stale, cs)
