@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -83,7 +84,10 @@ func (s *Session) classifyRequest(names stmtClasses) *parser.Classification {
 		case 'Q':
 			consider(s.classifyQuery(body))
 		case 'P':
-			if name, query, _, ok := parseMsg(body); ok {
+			if cs := s.unnamed; cs != nil && names == nil && len(body) > 0 && body[0] == 0 && bytes.Equal(cs.parse[5:], body) {
+				// The unnamed statement again (see buildParse).
+				consider(s.classOf(cs))
+			} else if name, query, _, ok := parseMsg(body); ok {
 				c := s.classifier.Classify(query)
 				consider(c)
 				if names != nil {

@@ -23,8 +23,8 @@ type clientStmt struct {
 	// parse is a complete Parse message under the server-side name, kept
 	// to prepare the statement on server connections that lack it.
 	parse []byte
-	// query is classified through class, which answers from memory
-	// until a volatility reload could change the verdict (see class).
+	// query is classified through memo (see classOf), which answers from
+	// memory until a volatility reload could change the verdict.
 	query string
 	memo  parser.Memo
 	// signals: the text names a *_backend function, so a Bind of it may
