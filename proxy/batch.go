@@ -170,8 +170,17 @@ func (b *batch) inject(query string) {
 	b.injected++
 }
 
-func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
+// unnamedAgain returns the client's unnamed statement when the Parse body
+// defines it again, byte for byte, and nil otherwise.
+func (s *Session) unnamedAgain(body []byte) *clientStmt {
 	if cs := s.unnamed; cs != nil && len(body) > 0 && body[0] == 0 && bytes.Equal(cs.parse[5:], body) {
+		return cs
+	}
+	return nil
+}
+
+func (s *Session) buildParse(b *batch, st *serverState, msg, body []byte) {
+	if cs := s.unnamedAgain(body); cs != nil {
 		// The unnamed statement again, as drivers send it for each
 		// query: no new hash or copies.
 		b.unnamed = cs.hash

@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"math"
@@ -84,8 +83,7 @@ func (s *Session) classifyRequest(names stmtClasses) *parser.Classification {
 		case 'Q':
 			consider(s.classifyQuery(body))
 		case 'P':
-			if cs := s.unnamed; cs != nil && names == nil && len(body) > 0 && body[0] == 0 && bytes.Equal(cs.parse[5:], body) {
-				// The unnamed statement again (see buildParse).
+			if cs := s.unnamedAgain(body); cs != nil && names == nil {
 				consider(s.classOf(cs))
 			} else if name, query, _, ok := parseMsg(body); ok {
 				c := s.classifier.Classify(query)
