@@ -206,6 +206,11 @@ func commandRows(c *pool.Conn, n int) uint64 {
 	if err != nil {
 		return 0
 	}
+	return tagRows(b)
+}
+
+// tagRows is commandRows for a tag already in hand.
+func tagRows(b []byte) uint64 {
 	if i := bytes.IndexByte(b, 0); i >= 0 {
 		b = b[:i]
 	}

@@ -300,7 +300,13 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			continue
 		}
-		werr, rerr, flushed := s.forward(c, typ, n, hold)
+		run := relayRun{
+			on:        head.plan == nil && !head.injected && runPlain(typ),
+			holdable:  inline && !answered,
+			countRows: head.query != nil,
+		}
+		werr, rerr, flushed := s.forward(c, typ, n, hold, &run)
+		rows += run.rows
 		if flushed {
 			answered = answered || unflushed
 			unflushed = false
@@ -329,9 +335,11 @@ func (s *Session) answersDue() bool {
 
 // forward copies one message body from c to the client, flushing when
 // the server has nothing more buffered (so one server read becomes one
-// client write), unless hold. It returns the client-side and server-side
-// errors apart, and whether output may have reached the client.
-func (s *Session) forward(c *pool.Conn, typ byte, n int, hold bool) (werr, rerr error, flushed bool) {
+// client write), unless hold. With run.on, the run of plain messages
+// buffered behind it goes in the same write (see relayRun). It returns
+// the client-side and server-side errors apart, and whether output may
+// have reached the client.
+func (s *Session) forward(c *pool.Conn, typ byte, n int, hold bool, run *relayRun) (werr, rerr error, flushed bool) {
 	s.c.wmu.Lock()
 	defer s.c.wmu.Unlock()
 	w := s.c.writer()
@@ -340,6 +348,23 @@ func (s *Session) forward(c *pool.Conn, typ byte, n int, hold bool) (werr, rerr 
 	flushed = 5+n > w.Available()
 	if err := wire.WriteHeader(w, typ, n); err != nil {
 		return err, wire.SkipBody(c.R, n), true
+	}
+	if run.on && n <= c.R.Buffered() {
+		buf, _ := c.R.Peek(c.R.Buffered())
+		end := run.runEnd(buf, n)
+		flushed = flushed || end > w.Available()
+		_, werr = w.Write(buf[:end])
+		_, _ = c.R.Discard(end)
+		if werr != nil {
+			return werr, nil, true
+		}
+		if run.last != 0 {
+			// Once part of the run has been pushed out, the answer is
+			// shown, and holding its tail back keeps nothing from the
+			// client.
+			hold = run.holdable && !flushed && heldBack(run.last)
+		}
+		n = 0
 	}
 	for n > 0 {
 		avail := c.R.Buffered()
