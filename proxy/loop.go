@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
 	"net"
@@ -157,6 +158,9 @@ func (s *Session) collect(typ byte, n int) error {
 		return s.readFailed(io.ErrUnexpectedEOF)
 	}
 	s.lastReq = typ
+	if typ != 'Q' && typ != 'S' && typ != 'F' && typ != 'H' {
+		typ = s.collectRun()
+	}
 	switch typ {
 	case 'Q', 'S', 'F':
 		return s.send(true)
@@ -172,6 +176,42 @@ func (s *Session) collect(typ byte, n int) error {
 		return s.send(false)
 	}
 	return nil
+}
+
+// collectRun adds to the request the complete extended-query messages
+// buffered behind the one just collected, up to the Sync or Flush that
+// ends the batch, in one copy: a driver sends its batch in one write, and
+// reading it a message at a time cost a header read and a body read for
+// each. It stops where collect would act at a message of its own: one
+// not all buffered, too large, or taking the request past
+// streamThreshold. It returns the type of the last message collected.
+func (s *Session) collectRun() byte {
+	buf, _ := s.c.r.Peek(s.c.r.Buffered())
+	end := 0
+	for len(buf)-end >= 5 {
+		typ := buf[end]
+		switch typ {
+		case 'P', 'B', 'D', 'E', 'C', 'S', 'H':
+		default:
+			return s.takeRun(buf, end)
+		}
+		l := int(binary.BigEndian.Uint32(buf[end+1 : end+5]))
+		if l < 4 || l-4 > s.c.maxMsg || l > len(buf)-end-1 || len(s.req)+end+1+l > streamThreshold {
+			break
+		}
+		end += 1 + l
+		s.lastReq = typ
+		if typ == 'S' || typ == 'H' {
+			break
+		}
+	}
+	return s.takeRun(buf, end)
+}
+
+func (s *Session) takeRun(buf []byte, end int) byte {
+	s.req = append(s.req, buf[:end]...)
+	_, _ = s.c.r.Discard(end)
+	return s.lastReq
 }
 
 // send forwards the collected request. complete means it ends with a
