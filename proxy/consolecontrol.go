@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ai-ninja/pgninja/internal/pgerr"
 	"github.com/ai-ninja/pgninja/internal/wire"
@@ -130,7 +131,7 @@ func errDisabled(db string) error {
 // connection that RECONNECT, KILL or a RELOAD retired is still open (lent
 // to a client that has not given it back yet). A cancel ends the wait.
 func (s *Session) consoleWaitClose(db string) error {
-	ctx := s.beginWait()
+	ctx := s.beginWait(time.Now())
 	err := s.pollUntil(ctx, func() bool {
 		for _, kp := range s.srv.poolsOf(db) {
 			if kp.p.Retiring() > 0 {

@@ -175,7 +175,7 @@ func (s *Session) consolePause(db string) error {
 	if !s.srv.pauses.pause(db) {
 		return pgerr.New(pgerr.ObjectNotInPrerequisiteState, "%s is paused already", pauseScope(db))
 	}
-	ctx := s.beginWait()
+	ctx := s.beginWait(time.Now())
 	err := s.untilNoLeases(ctx, db)
 	s.mu.Lock()
 	s.endWait()

@@ -457,9 +457,9 @@ func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bo
 	// latest.
 	s.copyingIn = false
 	if !injected {
-		s.noteReady(status, e.sent)
+		took := s.noteReady(status, e.sent)
 		if e.query != nil && !e.sent.IsZero() {
-			s.noteQuery(e.query, time.Since(e.sent), sawError, rows)
+			s.noteQuery(e.query, took, sawError, rows)
 		}
 		// The answer beat a query_timeout that closed the connection
 		// just after it arrived: the request is done, nothing timed out.

@@ -371,8 +371,7 @@ func (s *Session) releasable(status byte) bool {
 // that needs the primary while earlier pipelined reads still hold a
 // replica waits for that lease to end rather than run on the replica.
 func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d router.Decision, fresh bool, err error) {
-	start := time.Now()
-	noPrimaryUntil := start.Add(2 * s.st.cfg.Routing.HealthCheckInterval)
+	var start time.Time // when a lease was first wanted
 	syncTries := 0
 	for {
 		s.mu.Lock()
@@ -402,6 +401,9 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 			s.mu.Unlock()
 			return c, d, false, nil
 		}
+		if start.IsZero() {
+			start = time.Now()
+		}
 		if s.rerouting {
 			d = s.primaryInstead()
 		} else if s.routed() {
@@ -410,7 +412,7 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		s.mu.Unlock()
 		rideOut := false
 		if errors.Is(d.Err, router.ErrNoPrimary) {
-			if time.Now().Before(noPrimaryUntil) {
+			if time.Since(start) < 2*s.st.cfg.Routing.HealthCheckInterval {
 				// Health checks may be mid-way through finding the
 				// primary (at start, or during a failover): give them a
 				// moment.
@@ -424,7 +426,7 @@ func (s *Session) ensureLease(cls *parser.Classification) (c *pool.Conn, d route
 		if d.Err != nil {
 			return nil, d, false, routeError(d.Err)
 		}
-		ctx := s.beginWait()
+		ctx := s.beginWait(start)
 		if err := s.waitResumed(ctx); err != nil {
 			return nil, d, false, s.waitFailed(err)
 		}

@@ -205,23 +205,27 @@ func (srv *Server) averagesOf(pick func(map[string]dbTotals) dbTotals) (avg [7]u
 }
 
 // noteReady counts a ReadyForQuery that answered a client's request sent
-// at sent; s.mu is held. A transaction runs from its first request's
-// sending to the ReadyForQuery that finds the server idle again.
-func (s *Session) noteReady(status byte, sent time.Time) {
+// at sent, and returns how long the request took; s.mu is held. A
+// transaction runs from its first request's sending to the
+// ReadyForQuery that finds the server idle again.
+func (s *Session) noteReady(status byte, sent time.Time) time.Duration {
 	if sent.IsZero() {
-		return
+		return 0
 	}
-	now := time.Now()
+	// One monotonic clock read serves both figures (and the caller's
+	// query statistics): sent carries a monotonic reading.
+	took := time.Since(sent)
 	s.stats.queries.Add(1)
-	s.stats.queryUS.Add(uint64(now.Sub(sent).Microseconds()))
+	s.stats.queryUS.Add(uint64(took.Microseconds()))
 	if s.xactStart.IsZero() {
 		s.xactStart = sent
 	}
 	if status == 'I' {
 		s.stats.xacts.Add(1)
-		s.stats.xactUS.Add(uint64(now.Sub(s.xactStart).Microseconds()))
+		s.stats.xactUS.Add(uint64((took + sent.Sub(s.xactStart)).Microseconds()))
 		s.xactStart = time.Time{}
 	}
+	return took
 }
 
 // noteAssigned counts a server connection given to the client for a

@@ -26,8 +26,9 @@ import (
 var errWaitCancelled = errors.New("pgninja: cancel request while waiting for a server connection")
 
 // beginWait marks the session as waiting for a server connection and
-// returns the context the wait runs under.
-func (s *Session) beginWait() context.Context {
+// returns the context the wait runs under; since is when the client began
+// to wait.
+func (s *Session) beginWait(since time.Time) context.Context {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.waitCtx == nil || s.waitCtx.Err() != nil {
@@ -35,7 +36,7 @@ func (s *Session) beginWait() context.Context {
 		s.leaseCtx = pool.WithAbort(s.waitCtx, &s.waitAbort)
 		s.waitAbort.Reset()
 	}
-	s.waiting, s.waitSince = true, time.Now()
+	s.waiting, s.waitSince = true, since
 	return s.waitCtx
 }
 

@@ -46,11 +46,14 @@ type Conn struct {
 	drained bool // the last read left room in its buffer
 	rbuf    []byte
 
-	// dmu guards the caller's read deadline; armed (Unix nanoseconds, 0
-	// when off) is the safety deadline of deadline.go.
+	// dmu guards the caller's read deadline; armed (nanoseconds after
+	// born, 0 when off) is the safety deadline of deadline.go. It is
+	// kept on the monotonic clock, which a read checks it against at
+	// half the cost of the wall clock's time.Now.
 	dmu    sync.Mutex
 	userRD time.Time
 	armed  atomic.Int64
+	born   time.Time
 
 	wmu     sync.Mutex
 	wbuf    []byte
@@ -78,7 +81,7 @@ func Wrap(c net.Conn) net.Conn {
 	if err != nil {
 		return c
 	}
-	w := &Conn{Conn: c, rc: rc}
+	w := &Conn{Conn: c, rc: rc, born: time.Now()}
 	if ctx := pollCtxOf(c); ctx != 0 && rc.Control(func(fd uintptr) { w.fd = fd }) == nil {
 		w.pollCtx = ctx
 	}

@@ -67,8 +67,12 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 
 func (c *Conn) applyLocked() error {
 	eff := c.userRD
-	if armed := c.armed.Load(); armed != 0 && (eff.IsZero() || armed < eff.UnixNano()) {
-		eff = time.Unix(0, armed)
+	if armed := c.armed.Load(); armed != 0 {
+		// born's monotonic reading carries over, so that the poller's
+		// time.Until reads one clock, not two.
+		if at := c.born.Add(time.Duration(armed)); eff.IsZero() || at.Before(eff) {
+			eff = at
+		}
 	}
 	if c.owned {
 		return c.setPollDeadline(eff, 'r')
@@ -79,7 +83,7 @@ func (c *Conn) applyLocked() error {
 // armSafety makes sure the safety deadline is at least probeAfter/2
 // ahead. Called by Read before a wait without a probe.
 func (c *Conn) armSafety() {
-	now := time.Now().UnixNano()
+	now := int64(time.Since(c.born))
 	if c.armed.Load()-now >= int64(probeAfter/2) {
 		return
 	}

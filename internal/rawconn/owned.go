@@ -139,7 +139,7 @@ func (l *Listener) own(fd int, sa *syscall.RawSockaddrAny) (net.Conn, error) {
 		closeFD(uintptr(fd))
 		return nil, l.opError(os.NewSyscallError("epoll_ctl", syscall.Errno(errno)))
 	}
-	c := &Conn{fd: uintptr(fd), pollCtx: ctx, owned: true, laddr: laddr, raddr: tcpAddrOf(sa)}
+	c := &Conn{fd: uintptr(fd), pollCtx: ctx, owned: true, laddr: laddr, raddr: tcpAddrOf(sa), born: time.Now()}
 	c.writeFn = c.writeAll
 	return c, nil
 }
