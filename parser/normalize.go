@@ -156,6 +156,12 @@ func verbatimRun(s string, i int, emitted bool) int {
 				return i
 			}
 			i, emitted = j, true
+			// The usual case, one space and the next word, is taken
+			// without the space's checks: a word is neither whitespace
+			// nor a comment.
+			if i+1 < len(s) && s[i] == ' ' && byteClass[s[i+1]]&classIdentStart != 0 {
+				i++
+			}
 			continue
 		case k&(classDigit|classSpace) != 0 && c != ' ':
 			return i
