@@ -499,6 +499,7 @@ func (s *Server) untrack(sess *Session) {
 // their next safe point, and closes what is left when ctx ends.
 func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.authQueries.close()
+	defer s.classifiers.close()
 	s.draining.Store(true)
 	s.pauses.endAll()
 	s.handlers.Stop()

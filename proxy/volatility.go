@@ -19,6 +19,9 @@ type classifiers struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	byDB map[string]*dbClassifier
+	// ctx ends at close: a load under way stops, and none starts after.
+	ctx    context.Context
+	cancel context.CancelFunc
 }
 
 type dbClassifier struct {
@@ -35,7 +38,24 @@ type dbClassifier struct {
 }
 
 func newClassifiers(log *slog.Logger) *classifiers {
-	return &classifiers{log: log, byDB: map[string]*dbClassifier{}}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &classifiers{log: log, byDB: map[string]*dbClassifier{}, ctx: ctx, cancel: cancel}
+}
+
+// close stops the loads: the one under way, and a trailing one that
+// would otherwise connect to the primary after shutdown.
+func (cs *classifiers) close() {
+	cs.cancel()
+	cs.mu.Lock()
+	defer cs.mu.Unlock()
+	for _, dc := range cs.byDB {
+		dc.mu.Lock()
+		if dc.trailing != nil {
+			dc.trailing.Stop()
+			dc.trailing = nil
+		}
+		dc.mu.Unlock()
+	}
 }
 
 // forDB returns the database's classifier, starting the first pg_proc
@@ -70,6 +90,12 @@ func (cs *classifiers) refresh(db string) {
 
 func (cs *classifiers) reload(dc *dbClassifier) {
 	dc.mu.Lock()
+	if cs.ctx.Err() != nil {
+		// Checked under dc.mu, which close takes after ending ctx: a
+		// timer armed here is one close stops.
+		dc.mu.Unlock()
+		return
+	}
 	if dc.loading {
 		dc.again = true
 		dc.mu.Unlock()
@@ -102,9 +128,12 @@ func (cs *classifiers) reload(dc *dbClassifier) {
 
 // load reads the database's pg_proc and hands it to its classifier.
 func (cs *classifiers) load(dc *dbClassifier) {
-	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	ctx, cancel := context.WithTimeout(cs.ctx, 15*time.Second)
 	defer cancel()
 	pc, err := pool.Connect(ctx, dc.target, "pgninja-volatility")
+	if err != nil && cs.ctx.Err() != nil {
+		return // shutting down
+	}
 	if err != nil {
 		cs.log.Warn("cannot read function volatility; unknown functions go to the primary", "database", dc.target.Database, "err", err)
 		return
