@@ -507,7 +507,7 @@ func (s *Session) unpin(p parser.Pins) {
 // other's, and the client need not hold it. A reset inside a transaction
 // counts for nothing, while a SET counts wherever it ran. The caller
 // holds s.mu.
-func (s *Session) noteRole(e expect, outside bool) parser.Pins {
+func (s *Session) noteRole(e *expect, outside bool) parser.Pins {
 	reset := false
 	for _, sp := range e.sets {
 		var set *bool
@@ -539,7 +539,7 @@ func (s *Session) noteRole(e expect, outside bool) parser.Pins {
 // succeeded. It reports PinHoldCursor once CLOSE has closed the last of
 // them by name (CLOSE ALL releases them all; see unpin). The caller holds
 // s.mu.
-func (s *Session) noteCursors(e expect) parser.Pins {
+func (s *Session) noteCursors(e *expect) parser.Pins {
 	if e.releases.Has(parser.PinHoldCursor) {
 		clear(s.holdCursors)
 	}

@@ -120,7 +120,7 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			// ReadyForQuery: a client that leaves the moment it has its
 			// answer then finds its connection idle, so it is reset and
 			// reused rather than closed as busy.
-			after := s.readyForQuery(c, status, head, sawError, rows)
+			after := s.readyForQuery(c, status, &head, sawError, rows)
 			if head.vetDone != nil {
 				close(head.vetDone)
 			}
@@ -442,12 +442,15 @@ type readyAfter struct {
 // the session settings the request committed and decides whether this is
 // the safe point to give the connection back (detaching it at once, so
 // the session's next request leases afresh).
-func (s *Session) readyForQuery(c *pool.Conn, status byte, e expect, sawError bool, rows uint64) readyAfter {
+func (s *Session) readyForQuery(c *pool.Conn, status byte, head *expect, sawError bool, rows uint64) readyAfter {
 	s.mu.Lock()
+	e := head
+	var queued expect
 	popped := len(s.pending) > 0
 	if popped {
 		// The relay's copy of a batch sent in parts predates its last.
-		e = s.pending[0]
+		queued = s.pending[0]
+		e = &queued
 		// Shifted down rather than resliced, so the queue's array is
 		// reused rather than outgrown one request at a time.
 		s.pending = slices.Delete(s.pending, 0, 1)
@@ -563,7 +566,7 @@ func (s *Session) flushClient() error {
 // settleSets keeps SETs that took effect: at once outside a transaction,
 // at COMMIT inside one; a failure or rollback discards them, as the
 // server does. s.mu is held.
-func (s *Session) settleSets(c *pool.Conn, e expect, status byte, sawError bool) {
+func (s *Session) settleSets(c *pool.Conn, e *expect, status byte, sawError bool) {
 	s.txnSets = append(s.txnSets, e.sets...)
 	s.txnSets = append(s.txnSets, s.observed...)
 	s.observed = s.observed[:0]

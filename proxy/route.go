@@ -222,7 +222,7 @@ func onlyBegins(c *parser.Classification) bool {
 // whose position was not read (the request was not expected to commit)
 // sends this client's reads to the primary until its next commit is
 // known: never a stale read. s.mu is held.
-func (s *Session) executed(e expect, status byte, failed bool) {
+func (s *Session) executed(e *expect, status byte, failed bool) {
 	commit := s.rs.Executed(e.class, e.decision, router.Outcome{TxStatus: status, Failed: failed, Pins: e.pins})
 	if !commit.Needed {
 		return
@@ -255,7 +255,7 @@ func (s *Session) positionUnknown(tables []string, schema bool) {
 // (this client's reads stay on the primary until its next known commit).
 // s.mu is held, and stays held while the read is written: a request the
 // session goroutine queues next is written after it.
-func (s *Session) readLSNAfter(c *pool.Conn, e expect) {
+func (s *Session) readLSNAfter(c *pool.Conn, e *expect) {
 	if !e.lsnAfter || !s.commitWaiting {
 		return
 	}
