@@ -190,13 +190,9 @@ func (s *Session) collectRun() byte {
 	end := 0
 	for len(buf)-end >= 5 {
 		typ := buf[end]
-		switch typ {
-		case 'P', 'B', 'D', 'E', 'C', 'S', 'H':
-		default:
-			return s.takeRun(buf, end)
-		}
 		l := int(binary.BigEndian.Uint32(buf[end+1 : end+5]))
-		if l < 4 || l-4 > s.c.maxMsg || l > len(buf)-end-1 || len(s.req)+end+1+l > streamThreshold {
+		if !batchMessage(typ) || l < 4 || l-4 > s.c.maxMsg || l > len(buf)-end-1 ||
+			len(s.req)+end+1+l > streamThreshold {
 			break
 		}
 		end += 1 + l
@@ -205,13 +201,19 @@ func (s *Session) collectRun() byte {
 			break
 		}
 	}
-	return s.takeRun(buf, end)
-}
-
-func (s *Session) takeRun(buf []byte, end int) byte {
 	s.req = append(s.req, buf[:end]...)
 	_, _ = s.c.r.Discard(end)
 	return s.lastReq
+}
+
+// batchMessage: an extended-query message, which collect only adds to
+// the request, or the Sync or Flush that ends a batch.
+func batchMessage(typ byte) bool {
+	switch typ {
+	case 'P', 'B', 'D', 'E', 'C', 'S', 'H':
+		return true
+	}
+	return false
 }
 
 // send forwards the collected request. complete means it ends with a

@@ -300,8 +300,9 @@ func (s *Session) relay(c *pool.Conn, inline bool) (rerouted bool) {
 			}
 			continue
 		}
+		// An injected request's answer never reaches here (swallow).
 		run := relayRun{
-			on:        head.plan == nil && !head.injected && runPlain(typ),
+			on:        head.plan == nil && runPlain(typ),
 			holdable:  inline && !answered,
 			countRows: head.query != nil,
 		}

@@ -20,7 +20,7 @@ func runPlain(typ byte) bool {
 // the relay would have done with each message of it.
 type relayRun struct {
 	// on: nothing in the request's answer needs a look (no plan to
-	// consult, nothing the proxy injected).
+	// consult).
 	on bool
 	// holdable: an inline relay that has shown nothing yet, which holds
 	// back a run ending in a message that opens an answer (heldBack).
