@@ -295,6 +295,9 @@ max_wal_senders = 10
 max_replication_slots = 10
 wal_keep_size = 512MB
 hot_standby = on
+# A long read on the replica (a backup's snapshot) holds back the
+# primary's cleanup instead of being cancelled by a replay conflict.
+hot_standby_feedback = on
 password_encryption = scram-sha-256
 fsync = on
 full_page_writes = on

@@ -3,6 +3,7 @@ package backup
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -186,7 +187,7 @@ func TestFailedJobsLeaveNothing(t *testing.T) {
 
 	t.Run("pg_dump killed mid-run", func(t *testing.T) {
 		svc := *f.svc
-		svc.Tools = killingPgDump(t)
+		svc.Tools = killingPgDump(t, "")
 		_, err := svc.Run(ctx)
 		if err == nil || !strings.Contains(err.Error(), "pg_dump failed") || !strings.Contains(err.Error(), "killed") {
 			t.Fatalf("got %v", err)
@@ -209,6 +210,29 @@ func TestFailedJobsLeaveNothing(t *testing.T) {
 	}
 	if rec, err := f.svc.Verify(ctx, good.ID); err != nil || rec.Status != StatusVerified {
 		t.Fatalf("older backup hurt: %v", err)
+	}
+}
+
+// A dump that fails on the replica (a recovery conflict ends its
+// snapshot, say) is taken again from the primary.
+func TestReplicaFailureFallsBackToPrimary(t *testing.T) {
+	f := newFixture(t)
+	replica := f.svc.Sources[0].Target
+	svc := *f.svc
+	svc.Tools = killingPgDump(t, fmt.Sprintf("port=%d ", replica.Port))
+	m, err := svc.Run(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Source.Role != "primary" || m.Source.InRecovery {
+		t.Fatalf("backup taken from %+v, want the primary", m.Source)
+	}
+	if rec, err := f.svc.Verify(context.Background(), m.ID); err != nil || rec.Status != StatusVerified {
+		t.Fatalf("verify: %+v %v", rec, err)
+	}
+	list, err := f.svc.List(context.Background())
+	if err != nil || len(list) != 1 {
+		t.Fatalf("listed: %+v %v", list, err)
 	}
 }
 

@@ -150,8 +150,8 @@ func (f *fullDisk) RemovePartials(ctx context.Context) (int, error) {
 }
 
 // killingPgDump is a pg_dump that dies by SIGKILL after writing part of
-// its output, as an OOM kill or an operator's kill -9 would leave it.
-func killingPgDump(t *testing.T) pgtool.Tools {
+// its output, when its arguments contain only (always when only is "").
+func killingPgDump(t *testing.T, only string) pgtool.Tools {
 	t.Helper()
 	real, err := pgtool.Tools{}.Path("pg_dump", 15)
 	if err != nil {
@@ -160,6 +160,7 @@ func killingPgDump(t *testing.T) pgtool.Tools {
 	dir := t.TempDir()
 	script := "#!/bin/sh\n" +
 		"if [ \"$1\" = --version ]; then exec " + real + " --version; fi\n" +
+		"case \"$*\" in *\"" + only + "\"*) ;; *) exec " + real + " \"$@\" ;; esac\n" +
 		real + " \"$@\" | head -c 30000\n" +
 		"kill -KILL $$\n"
 	if err := os.WriteFile(filepath.Join(dir, "pg_dump"), []byte(script), 0o755); err != nil {

@@ -47,12 +47,45 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 		}
 	}
 
-	src, conn, err := s.connectSource(ctx)
+	sources := s.Sources
+	for {
+		m, rest, err := s.runFrom(ctx, started, sources)
+		var se *sourceError
+		if err == nil || !errors.As(err, &se) || len(rest) == 0 || ctx.Err() != nil {
+			return m, err
+		}
+		// A replica may end a long read that conflicts with replay
+		// ("terminating connection due to conflict with recovery"), or
+		// go away mid-dump; the next source (in the end the primary)
+		// still makes tonight's backup.
+		s.log().Warn("backup failed on its source, trying the next", "role", se.src.Role,
+			"target", se.src.Target.String(), "err", se.err)
+		sources = rest
+	}
+}
+
+// sourceError is a backup failure on the source's side: its snapshot,
+// pg_dump or the table checksums, not the store or the context.
+type sourceError struct {
+	src Source
+	err error
+}
+
+func (e *sourceError) Error() string { return e.err.Error() }
+func (e *sourceError) Unwrap() error { return e.err }
+
+// runFrom backs up from the first of sources that accepts a connection,
+// and returns the sources after it.
+func (s *Service) runFrom(ctx context.Context, started time.Time, sources []Source) (_ *Manifest, rest []Source, _ error) {
+	i, conn, err := s.connectSource(ctx, sources)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-
+	src, rest := sources[i], sources[i+1:]
+	failed := func(err error) (*Manifest, []Source, error) {
+		return nil, rest, &sourceError{src: src, err: err}
+	}
 	m := &Manifest{
 		Format: formatV1, StartedAt: started, Database: src.Target.Database, Compression: "zstd",
 		ChecksumAlgorithm: pgtool.ChecksumAlgorithm,
@@ -63,22 +96,22 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 	// The snapshot is exported by our own transaction and handed to
 	// pg_dump, so the table sums below see exactly the dumped rows.
 	if _, err := conn.Exec(ctx, "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); err != nil {
-		return nil, err
+		return failed(err)
 	}
 	var snapshot string
 	err = conn.QueryRow(ctx, `SELECT pg_export_snapshot(), current_setting('server_version'), pg_is_in_recovery(),
 		(CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn() ELSE pg_current_wal_lsn() END)::text`).
 		Scan(&snapshot, &m.Source.ServerVersion, &m.Source.InRecovery, &m.LSN)
 	if err != nil {
-		return nil, fmt.Errorf("export snapshot on %s: %w", src.Target, err)
+		return failed(fmt.Errorf("export snapshot on %s: %w", src.Target, err))
 	}
 
 	pgDump, err := s.Tools.Path("pg_dump", pgtool.ServerMajor(conn))
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if m.PgDump.Version, err = pgtool.Version(ctx, pgDump); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m.PgDump.Path = pgDump
 	// -Z0: zstd below compresses better and several times faster than
@@ -86,7 +119,7 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 	m.PgDump.Args = []string{"--format=custom", "--compress=0", "--snapshot=" + snapshot}
 
 	if m.ID, err = s.newID(ctx, started); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m.File.Name = dir(m.ID) + dataFile
 	log := s.log().With("backup", m.ID, "source", src.Target.String(), "role", src.Role)
@@ -108,12 +141,16 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 
 	if err := s.dump(ctx, m, pgDump, src.Target); err != nil {
 		waitSums()
-		return nil, err
+		var de *dumpError
+		if errors.As(err, &de) {
+			return failed(err)
+		}
+		return nil, nil, err
 	}
 	res := <-sumsCh
 	if res.err != nil {
 		s.Store.Delete(context.WithoutCancel(ctx), m.File.Name)
-		return nil, fmt.Errorf("table checksums: %w", res.err)
+		return failed(fmt.Errorf("table checksums: %w", res.err))
 	}
 	m.Tables = res.sums
 	// Ends the read-only snapshot transaction; nothing to commit.
@@ -121,11 +158,11 @@ func (s *Service) Run(ctx context.Context) (*Manifest, error) {
 	m.FinishedAt = s.now().UTC()
 	if err := writeManifest(ctx, s.Store, s.Key, m); err != nil {
 		s.Store.Delete(context.WithoutCancel(ctx), m.File.Name)
-		return nil, fmt.Errorf("write manifest: %w", err)
+		return nil, nil, fmt.Errorf("write manifest: %w", err)
 	}
 	log.Info("backup finished", "bytes", m.File.Size, "dump_bytes", m.DumpBytes, "tables", len(m.Tables),
 		"rows", m.Rows(), "seconds", m.FinishedAt.Sub(m.StartedAt).Seconds())
-	return m, nil
+	return m, nil, nil
 }
 
 func (s *Service) chunkSize() int {
@@ -185,7 +222,7 @@ func (s *Service) dump(ctx context.Context, m *Manifest, pgDump string, src pgto
 	case err != nil: // ours first: pg_dump was only killed because of it
 		return fmt.Errorf("write %s: %w", m.File.Name, err)
 	case waitErr != nil:
-		return fmt.Errorf("pg_dump failed (%v): %s", waitErr, stderr)
+		return &dumpError{fmt.Errorf("pg_dump failed (%v): %s", waitErr, stderr)}
 	}
 	if err := up.Commit(); err != nil {
 		return fmt.Errorf("commit %s: %w", m.File.Name, err)
@@ -201,23 +238,29 @@ func (s *Service) level() zstd.EncoderLevel {
 	return s.Level
 }
 
-// connectSource returns the first source that accepts a connection.
-func (s *Service) connectSource(ctx context.Context) (Source, *pgx.Conn, error) {
+// dumpError is pg_dump's own failure, as opposed to the store's.
+type dumpError struct{ error }
+
+func (e *dumpError) Unwrap() error { return e.error }
+
+// connectSource returns the index of the first of sources that accepts a
+// connection.
+func (s *Service) connectSource(ctx context.Context, sources []Source) (int, *pgx.Conn, error) {
 	var errs []error
-	for _, src := range s.Sources {
+	for i, src := range sources {
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		conn, err := pgtool.Connect(cctx, src.Target)
 		cancel()
 		if err == nil {
-			return src, conn, nil
+			return i, conn, nil
 		}
 		s.log().Warn("backup source unavailable, trying the next", "role", src.Role, "target", src.Target.String(), "err", err)
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
-		return Source{}, nil, errors.New("no backup source configured")
+		return 0, nil, errors.New("no backup source configured")
 	}
-	return Source{}, nil, fmt.Errorf("no backup source reachable: %w", errors.Join(errs...))
+	return 0, nil, fmt.Errorf("no backup source reachable: %w", errors.Join(errs...))
 }
 
 // newID names a backup by its UTC start time, adding a suffix in the
