@@ -35,6 +35,24 @@ func BenchmarkClassifyPgbenchSelectFreshLiteral(b *testing.B) {
 	}
 }
 
+// BenchmarkClassifyShapedFreshLiteral is the same stream through one
+// client's Shapes, as the proxy classifies it.
+func BenchmarkClassifyShapedFreshLiteral(b *testing.B) {
+	c := NewClassifier(1000, nil)
+	const n = 1 << 16
+	texts := make([][]byte, n)
+	for i := range texts {
+		texts[i] = []byte("SELECT abalance FROM pgbench_accounts WHERE aid = " + strconv.Itoa(100000+i*7919%9000000) + ";")
+	}
+	var m Shapes
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c.ClassifyShaped(texts[i&(n-1)], &m)
+		i++
+	}
+}
+
 func BenchmarkClassifyTPCBFreshLiterals(b *testing.B) {
 	c := NewClassifier(1000, nil)
 	const n = 1 << 12

@@ -139,6 +139,14 @@ func (c *Classifier) ClassifyBytes(sql []byte) *Classification {
 // classify is Classify; borrowed says sql aliases the caller's buffer, so
 // that whatever outlives the call must hold a copy of it.
 func (c *Classifier) classify(sql string, borrowed bool) *Classification {
+	cl, _ := c.classifyShared(sql, borrowed)
+	return cl
+}
+
+// classifyShared is classify; shared says the answer stands for every
+// text that normalizes as sql does and has no hint: it is the shared
+// cache's entry for sql's normalized text, and depends on no literal.
+func (c *Classifier) classifyShared(sql string, borrowed bool) (_ *Classification, shared bool) {
 	hint, hintErr := leadingHint(sql)
 	if hintErr != nil {
 		if borrowed {
@@ -146,24 +154,24 @@ func (c *Classifier) classify(sql string, borrowed bool) *Classification {
 			sql = strings.Clone(sql)
 			hint, hintErr = leadingHint(sql)
 		}
-		return c.classifyExact(sql, Normalize(sql), hint, hintErr, false)
+		return c.classifyExact(sql, Normalize(sql), hint, hintErr, false), false
 	}
 	var buf [512]byte
 	norm, complete := appendNormalized(buf[:0], sql)
 	if !complete {
-		return c.classifyExact(sql, string(norm), hint, nil, borrowed)
+		return c.classifyExact(sql, string(norm), hint, nil, borrowed), false
 	}
 	// The key only lives for the lookup, so it may alias the stack buffer.
 	key := normKey{hint: hint, sql: unsafe.String(unsafe.SliceData(norm), len(norm))}
 	shard := c.shared[maphash.String(c.seed, key.sql)%cacheShards]
 	if cl, ok := shard.Get(key); ok {
 		if !cl.literal {
-			return cl
+			return cl, hint == HintNone
 		}
-		return c.classifyExact(sql, cl.Normalized, hint, nil, borrowed)
+		return c.classifyExact(sql, cl.Normalized, hint, nil, borrowed), false
 	}
 	if cl, ok := c.exact.Get(sql); ok {
-		return cl
+		return cl, false
 	}
 	if borrowed {
 		sql = strings.Clone(sql)
@@ -185,7 +193,7 @@ func (c *Classifier) classify(sql string, borrowed bool) *Classification {
 			shard.Add(normKey{hint: hint, sql: cl.Normalized}, cl)
 		}
 	})
-	return cl
+	return cl, cl.ParseError == nil && !cl.literal && hint == HintNone
 }
 
 func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr error, borrowed bool) *Classification {

@@ -146,7 +146,7 @@ func (s *Session) classifyQuery(body []byte) *parser.Classification {
 	// end with the request (see resetRequest), and nothing rewrites
 	// s.req before then.
 	s.memoQuery = unsafe.String(unsafe.SliceData(sql), len(sql))
-	s.memoClass = s.classifier.ClassifyBytes(sql)
+	s.memoClass = s.classifier.ClassifyShaped(sql, &s.shapes)
 	return s.memoClass
 }
 

@@ -109,6 +109,9 @@ type Session struct {
 	// lookup; the request's end clears them.
 	memoQuery string
 	memoClass *parser.Classification
+	// shapes are the statement shapes this client sent last, which its
+	// next simple queries most likely repeat with new literals.
+	shapes parser.Shapes
 	// parkToken names the session in the parking lot while it is parked
 	// there, 0 otherwise; the lot's lock guards it.
 	parkToken uint64
