@@ -460,11 +460,14 @@ func (s *Session) noteEffects(b *batch, class *parser.Classification) {
 	}
 	b.pins |= class.Pins & pinning
 	b.releases |= class.Releases &^ class.Pins
-	b.held = append(b.held, class.HoldCursors...)
-	b.closed = append(b.closed, class.ClosedCursors...)
-	for _, sp := range class.SetParams {
-		if !sp.Local {
-			b.sets = append(b.sets, sp)
+	if len(class.HoldCursors)+len(class.ClosedCursors)+len(class.SetParams) > 0 {
+		// Rare; the appends' write barriers are not free for every query.
+		b.held = append(b.held, class.HoldCursors...)
+		b.closed = append(b.closed, class.ClosedCursors...)
+		for _, sp := range class.SetParams {
+			if !sp.Local {
+				b.sets = append(b.sets, sp)
+			}
 		}
 	}
 	for _, k := range class.StatementKinds {
