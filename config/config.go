@@ -60,7 +60,8 @@ type Config struct {
 	// violation (08P01).
 	MaxMessageSize int `yaml:"max_message_size"`
 	// Threads caps the OS threads that run the proxy's Go code at once
-	// (GOMAXPROCS); 0 picks half the CPUs the process may use (see
+	// (GOMAXPROCS); 0 picks half the CPUs the process may use, and twice
+	// that while clients queue for server connections (see
 	// cmd/pgninja/threads.go).
 	Threads int `yaml:"threads"`
 	// StatsPeriod is how often SHOW STATS' averages are taken, and the

@@ -99,6 +99,14 @@ func runServe(ctx context.Context, args []string) error {
 	runCtx, stop := context.WithCancel(context.Background())
 	defer stop()
 	go pools.Run(runCtx, time.Second)
+	go threads.follow(runCtx, time.Second, func() (c leaseCounts) {
+		pools.Each(func(_ pool.Key, p *pool.Pool) {
+			s := p.Stats()
+			c.acquires += s.Acquires
+			c.waits += s.Waits
+		})
+		return c
+	})
 	if health != nil {
 		go health.Run(runCtx)
 		defer health.Close()
@@ -169,7 +177,7 @@ func reload(cf configFlags, srv *proxy.Server, log *slog.Logger) error {
 
 // reloaded applies what a new configuration changes outside the proxy,
 // from the file or the console's SET.
-func reloaded(threads schedThreads, level *slog.LevelVar, log *slog.Logger) func(*config.Config) {
+func reloaded(threads *schedThreads, level *slog.LevelVar, log *slog.Logger) func(*config.Config) {
 	return func(cfg *config.Config) {
 		threads.apply(cfg, log)
 		setLevel(level, cfg)
