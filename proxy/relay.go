@@ -446,12 +446,15 @@ type readyAfter struct {
 func (s *Session) readyForQuery(c *pool.Conn, status byte, head *expect, sawError bool, rows uint64) readyAfter {
 	s.mu.Lock()
 	e := head
-	var queued expect
 	popped := len(s.pending) > 0
 	if popped {
-		// The relay's copy of a batch sent in parts predates its last.
-		queued = s.pending[0]
-		e = &queued
+		if head.open {
+			// The relay's copy of a batch sent in parts predates its
+			// last; a request sent whole is not touched once queued,
+			// and its copy (which is large) need not be made again.
+			queued := s.pending[0]
+			e = &queued
+		}
 		// Shifted down rather than resliced, so the queue's array is
 		// reused rather than outgrown one request at a time.
 		s.pending = slices.Delete(s.pending, 0, 1)
