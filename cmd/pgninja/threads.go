@@ -27,11 +27,12 @@ import (
 // for up to the scheduler's 10 ms time slice. With them enabled the
 // automatic count is at least two, where the CPUs allow.
 //
-// So is a pool that clients queue for. When most leases wait, every
-// release wakes a queued client, and there is always a client's turn to
-// run beside the one that released: on the bench machine two threads
-// made 6% more transactions than one with 64 clients on 20 server
-// connections (5 of 6 paired rounds), where with 16 clients and no
+// A pool that clients queue for is the other. When most leases wait,
+// every release wakes a queued client, and there is always a client's
+// turn to run beside the one that released: on the bench machine two
+// threads made more transactions than one with 64 clients on 20 server
+// connections (5 of 6 paired rounds with the simple protocol, about 6%
+// more; 5 of 6 with the extended one), where with 16 clients and no
 // queue one thread made 7% more (5 of 6). The automatic count doubles,
 // up to the CPUs, while clients queue, and comes back once they have
 // not for a few seconds (follow).
