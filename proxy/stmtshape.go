@@ -56,15 +56,21 @@ func appendShape(dst []byte, typ byte, body []byte) ([]byte, bool) {
 
 // staleStatements lists the client's statements the collected request
 // binds or describes, queries whose shape the client was shown (not
-// utility statements, whose result PostgreSQL lets change), and that st
-// lacks: prepared on st now, against the schema of now, their rows might
-// have another shape. So might those of a copy st holds that was seen
+// utility statements, whose result PostgreSQL lets change), and that c
+// lacks: prepared on c now, against the schema of now, their rows might
+// have another shape. So might those of a copy c holds that was seen
 // with another shape than the client's (prepared for another client
-// after a schema change); st closes it, and it is checked as if lacking.
+// after a schema change); c closes it, and it is checked as if lacking.
 // Whether the schema changed is not asked, since a change made around the
 // proxy is seen by nobody; the check costs a round trip only where a
 // statement is prepared anew.
-func (s *Session) staleStatements(st *serverState) []*clientStmt {
+func (s *Session) staleStatements(c *pool.Conn) []*clientStmt {
+	if len(s.stmts) == 0 {
+		// Only named statements are checked, and a driver's unnamed
+		// ones leave nothing to look for: no walk over the request.
+		return nil
+	}
+	st := stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)
 	var stale []*clientStmt
 	for req := s.req; len(req) >= wire.HeaderLen; {
 		typ := req[0]
@@ -106,7 +112,7 @@ func (s *Session) vetStatementsInUse(c *pool.Conn) bool {
 	if status == 'E' {
 		return true
 	}
-	for _, cs := range s.staleStatements(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)) {
+	for _, cs := range s.staleStatements(c) {
 		done := make(chan struct{})
 		s.mu.Lock()
 		if s.lease != c {
@@ -182,7 +188,7 @@ var (
 // marked changed when its shape differs, so that building the request
 // refuses it.
 func (s *Session) vetStatements(c *pool.Conn) error {
-	for _, cs := range s.staleStatements(stateOf(c, s.st.cfg.Pool.MaxPreparedStatements)) {
+	for _, cs := range s.staleStatements(c) {
 		ctx, cancel := context.WithTimeout(context.Background(), s.st.cfg.Pool.ConnectTimeout)
 		t, desc, srvErr, err := c.Describe(ctx, cs.unnamedParse())
 		cancel()
