@@ -135,6 +135,22 @@ func TestShapesRecentFirst(t *testing.T) {
 	}
 }
 
+// A text whose shape is known but which does not match it (its literal
+// is an E'..') brings that shape forward rather than making it again.
+func TestShapesNotRemadeForUnmatchedText(t *testing.T) {
+	c := NewClassifier(100, nil)
+	var m Shapes
+	c.ClassifyShaped([]byte("SELECT a FROM t WHERE s = 'x'"), &m)
+	first := m.last[0]
+	c.ClassifyShaped([]byte("SELECT b FROM u WHERE id = 1"), &m)
+	if got := c.ClassifyShaped([]byte("SELECT a FROM t WHERE s = E'y'"), &m); got != first.cl {
+		t.Fatalf("the E'..' text classified apart from its shape")
+	}
+	if m.last[0] != first || m.last[1] == nil || m.last[2] != nil {
+		t.Fatalf("slots after the E'..' text: %v %v %v", m.last[0] == first, m.last[1] != nil, m.last[2] != nil)
+	}
+}
+
 // A reload of function volatility changes what a shape classifies as; the
 // shapes computed before it must not answer after it.
 func TestShapesFollowVolatility(t *testing.T) {
