@@ -47,13 +47,12 @@ func (c *Classifier) ClassifyShaped(sql []byte, m *Shapes) *Classification {
 	// Loaded before classifying, as in ClassifyMemo: an answer computed
 	// across a swap is kept under the old source and not used again.
 	vol := c.vol.Load()
-	for i, sh := range m.last {
+	for i, sh := range &m.last {
 		if sh == nil {
 			break
 		}
 		if sh.vol == vol && sh.matches(s) {
-			copy(m.last[1:i+1], m.last[:i])
-			m.last[0] = sh
+			m.toFront(i, sh)
 			return sh.cl
 		}
 	}
@@ -61,12 +60,11 @@ func (c *Classifier) ClassifyShaped(sql []byte, m *Shapes) *Classification {
 	if !shared {
 		return cl
 	}
-	for i, sh := range m.last {
+	for i, sh := range &m.last {
 		if sh != nil && sh.cl == cl && sh.vol == vol {
 			// A shape this text has but does not match (its literal is
 			// an E'..', say): moved up, not made again.
-			copy(m.last[1:i+1], m.last[:i])
-			m.last[0] = sh
+			m.toFront(i, sh)
 			return cl
 		}
 	}
@@ -74,9 +72,15 @@ func (c *Classifier) ClassifyShaped(sql []byte, m *Shapes) *Classification {
 	if !ok {
 		return cl
 	}
-	copy(m.last[1:], m.last[:shapeSlots-1])
-	m.last[0] = &shape{vol: vol, cl: cl, cuts: cuts}
+	m.toFront(shapeSlots-1, &shape{vol: vol, cl: cl, cuts: cuts})
 	return cl
+}
+
+// toFront puts sh first, moving the shapes before slot i down one; the
+// shape in slot i (sh itself, or the least recent) leaves that slot.
+func (m *Shapes) toFront(i int, sh *shape) {
+	copy(m.last[1:i+1], m.last[:i])
+	m.last[0] = sh
 }
 
 // matches reports whether s normalizes to the shape's text: s is that
