@@ -276,9 +276,9 @@ func uniqueDBName(name string) string {
 	return base + suffix
 }
 
-// WaitReplicaCaughtUp blocks until the replica has replayed everything the
-// primary had written when it was called (pg_current_wal_lsn), failing the
-// test if ctx ends first. Without a ctx deadline it waits at most 30s. Call it
+// WaitReplicaCaughtUp blocks until the replica has replayed everything
+// inserted into the primary's WAL before it was called, failing the test
+// if ctx ends first. Without a ctx deadline it waits at most 30s. Call it
 // from the test's goroutine.
 func (e *Env) WaitReplicaCaughtUp(tb testing.TB, ctx context.Context) {
 	tb.Helper()
@@ -297,8 +297,16 @@ func (e *Env) waitReplica(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("connect primary: %w", err)
 	}
+	// Other sessions' open transactions may leave WAL in a partly filled
+	// page that nothing flushes until a commit: pg_current_wal_lsn stops
+	// short of it, yet the proxy waits for it, as it reads the insert
+	// position after a client's commit. A commit that wrote WAL flushes
+	// all of it (one that only took an xid, as txid_current, does not).
 	var target string
-	err = p.QueryRow(ctx, "select pg_current_wal_lsn()::text").Scan(&target)
+	_, err = p.Exec(ctx, "select pg_catalog.pg_logical_emit_message(true, 'pgninja-testbed', '')")
+	if err == nil {
+		err = p.QueryRow(ctx, "select pg_current_wal_lsn()::text").Scan(&target)
+	}
 	_ = p.Close(context.Background())
 	if err != nil {
 		return fmt.Errorf("primary LSN: %w", err)
