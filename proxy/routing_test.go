@@ -70,6 +70,23 @@ func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	}
 }
 
+// waitRouterCaughtUp waits until the proxy's own view of the replica has
+// it at or past every commit the proxy recorded, so where a plain read goes
+// no longer depends on when the next replay-position poll runs (on a loaded
+// machine a fixed sleep after the replica caught up was not always enough).
+func waitRouterCaughtUp(t testing.TB, h *harness) {
+	t.Helper()
+	waitFor(t, 10*time.Second, "the proxy to see the replica caught up", func() bool {
+		need := h.router.Tracker().Max()
+		for _, b := range h.router.View() {
+			if b.Role == "replica" {
+				return b.Healthy && b.ReplayLSN >= need
+			}
+		}
+		return false
+	})
+}
+
 func TestRoutingReadsToReplicaWritesToPrimary(t *testing.T) {
 	env := testbed.Require(t)
 	h := startWith(t, env, routedConfig(t, env.Primary, 0, map[string]string{"replica": env.Replica}, 1, ""))
@@ -98,16 +115,14 @@ func TestRoutingReadsToReplicaWritesToPrimary(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			// Eventual would be racy here: wait until the replica has the
 			// client's writes so plain reads may go there.
-			env.WaitReplicaCaughtUp(t, ctx)
-			time.Sleep(150 * time.Millisecond)
+			waitRouterCaughtUp(t, h)
 			if got := serverPort(t, c, tt.sql); got != tt.want {
 				t.Fatalf("ran on port %d, want %d", got, tt.want)
 			}
 		})
 	}
 	// Transactions: read-only ones go to the replica, others to the primary.
-	env.WaitReplicaCaughtUp(t, ctx)
-	time.Sleep(150 * time.Millisecond)
+	waitRouterCaughtUp(t, h)
 	for _, tc := range []struct {
 		begin string
 		want  int
