@@ -24,8 +24,9 @@ func ReadHeader(r *bufio.Reader, max int) (typ byte, bodyLen int, err error) {
 	typ = h[0]
 	n := binary.BigEndian.Uint32(h[1:5])
 	if n < 4 || int64(n)-4 > int64(max) {
+		// The wire's Int32 is signed: a client that sent -5 reads -5 back.
 		return typ, 0, pgerr.Fatal(pgerr.ProtocolViolation,
-			"invalid message length %d for message type %q (limit %d)", n, typ, max)
+			"invalid message length %d for message type %q (limit %d)", int32(n), typ, max)
 	}
 	_, _ = r.Discard(HeaderLen)
 	return typ, int(n) - 4, nil

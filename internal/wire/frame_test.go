@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 
@@ -55,9 +56,11 @@ func TestReadHeaderRejectsBadLengths(t *testing.T) {
 	tests := []struct {
 		name string
 		in   []byte
+		says string // the length as the message reports it
 	}{
-		{"2GB", []byte{'Q', 0x7f, 0xff, 0xff, 0xff}},
-		{"below 4", []byte{'Q', 0, 0, 0, 3}},
+		{"2GB", []byte{'Q', 0x7f, 0xff, 0xff, 0xff}, "length 2147483647 "},
+		{"below 4", []byte{'Q', 0, 0, 0, 3}, "length 3 "},
+		{"negative", []byte{'Q', 0xff, 0xff, 0xff, 0xfb}, "length -5 "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -65,6 +68,9 @@ func TestReadHeaderRejectsBadLengths(t *testing.T) {
 			var pe *pgerr.Error
 			if !errors.As(err, &pe) || pe.Code != pgerr.ProtocolViolation {
 				t.Fatalf("got %v", err)
+			}
+			if !strings.Contains(pe.Message, tt.says) {
+				t.Fatalf("message %q does not say %q", pe.Message, tt.says)
 			}
 		})
 	}
