@@ -31,7 +31,7 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	if vol == nil {
 		vol = BuiltinVolatility
 	}
-	a := &accumulator{c: c, sql: sql}
+	a := &accumulator{c: c, sql: sql, vol: vol}
 	for i, raw := range tree.Stmts {
 		a.stmtFuncs = a.stmtFuncs[:0]
 		k := a.statement(raw)
@@ -50,13 +50,38 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	}
 	c.MultiStatement = len(tree.Stmts) > 1
 	c.FixedResult = len(tree.Stmts) == 1 && fixedResult(tree.Stmts[0].Stmt)
-	for _, fn := range c.Functions {
-		if v := vol(fn); v != Immutable && v != Stable {
-			c.VolatileFunc = true
-			break
-		}
+	c.VolatileFunc = anyVolatile(c.Functions, vol)
+	if !c.MultiStatement {
+		c.Prepared = a.prepared
 	}
 	return c
+}
+
+func anyVolatile(funcs []string, vol VolatilityFunc) bool {
+	for _, fn := range funcs {
+		if v := vol(fn); v != Immutable && v != Stable {
+			return true
+		}
+	}
+	return false
+}
+
+// preparedQuery classifies the statement a PREPARE names, as it will run
+// when EXECUTE runs it. Its literals decide the outer classification's
+// sharing as well, since the outer one carries it.
+func (a *accumulator) preparedQuery(node *pg.Node) *Classification {
+	if node == nil {
+		return nil
+	}
+	p := &Classification{}
+	sub := &accumulator{c: p, sql: a.sql, vol: a.vol}
+	k := sub.statement(&pg.RawStmt{Stmt: node})
+	p.Kind, p.StatementKinds = k, []Kind{k}
+	p.Sequences = sequenceUse(k, sub.stmtFuncs, a.vol)
+	p.FixedResult = fixedResult(node)
+	p.VolatileFunc = anyVolatile(p.Functions, a.vol)
+	a.c.literal = a.c.literal || p.literal
+	return p
 }
 
 // fixedResult reports whether node is a query whose result PostgreSQL
@@ -86,7 +111,10 @@ func fallbackFingerprint(normalized string) uint64 {
 type accumulator struct {
 	c    *Classification
 	sql  string
+	vol  VolatilityFunc
 	seen map[string]struct{}
+	// prepared is the classification of the statement a PREPARE names.
+	prepared *Classification
 	// stmtFuncs are the functions the current statement runs.
 	stmtFuncs []string
 }
@@ -243,6 +271,7 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 	case *pg.Node_PrepareStmt:
 		f.pins |= PinPrepare
 		a.c.StatementName = s.PrepareStmt.Name
+		a.prepared = a.preparedQuery(s.PrepareStmt.Query)
 		return Utility, f
 	case *pg.Node_ExecuteStmt:
 		f.pins |= PinExecute

@@ -73,6 +73,10 @@ type Classification struct {
 	// StatementName is the prepared statement named by PREPARE, EXECUTE or
 	// DEALLOCATE ("" for DEALLOCATE ALL).
 	StatementName string
+	// Prepared is, for a string that is one PREPARE, how the statement it
+	// prepares classifies: what an EXECUTE of it will run (see
+	// Classifier.Executing).
+	Prepared *Classification
 
 	// SetParams lists session and local parameter changes in order.
 	// SET/RESET of pgninja.route is not included: see SessionRoute.

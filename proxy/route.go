@@ -146,8 +146,14 @@ func (s *Session) classifyQuery(body []byte) *parser.Classification {
 	// end with the request (see resetRequest), and nothing rewrites
 	// s.req before then.
 	s.memoQuery = unsafe.String(unsafe.SliceData(sql), len(sql))
-	s.memoClass = s.classifier.ClassifyShaped(sql, &s.shapes)
-	return s.memoClass
+	c := s.classifier.ClassifyShaped(sql, &s.shapes)
+	if c.Pins.Has(parser.PinExecute) && c.Kind == parser.Utility && !c.MultiStatement {
+		if ran := s.executing(c); ran != nil {
+			c = ran
+		}
+	}
+	s.memoClass = c
+	return c
 }
 
 // primaryOnly classifies requests with no statement of their own.

@@ -121,6 +121,24 @@ func TestRoutingReadsToReplicaWritesToPrimary(t *testing.T) {
 			}
 		})
 	}
+	// A SQL EXECUTE runs where the statement it runs would.
+	simple := pgx.QueryExecModeSimpleProtocol
+	for _, sql := range []string{"prepare route_read as select inet_server_port()",
+		"prepare route_write as insert into route_t(port) values (inet_server_port()) returning port",
+		"prepare route_volatile as select inet_server_port() from (select random()) r"} {
+		if _, err := c.Exec(ctx, sql, simple); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, tc := range []struct {
+		sql  string
+		want int
+	}{{"execute route_read", replica}, {"execute route_write", primary}, {"execute route_volatile", primary}} {
+		waitRouterCaughtUp(t, h)
+		if got := serverPort(t, c, tc.sql, simple); got != tc.want {
+			t.Fatalf("%s: ran on port %d, want %d", tc.sql, got, tc.want)
+		}
+	}
 	// Transactions: read-only ones go to the replica, others to the primary.
 	waitRouterCaughtUp(t, h)
 	for _, tc := range []struct {

@@ -46,6 +46,32 @@ func (s *Session) prepareSQL(b *batch, st *serverState, name, text string) (*sql
 	return ps, nil
 }
 
+// executing classifies an EXECUTE as the statement it runs, so that
+// routing, pinning and the tracking of written tables see what runs
+// (parser.Classifier.Executing). It returns nil when the proxy does not
+// know what the client prepared under that name: the EXECUTE then counts
+// as a utility statement, which goes to the primary and may write.
+//
+// The PREPARE is classified again by its text, which the classifier has
+// cached, so that a reload of function volatility reaches it.
+func (s *Session) executing(exec *parser.Classification) *parser.Classification {
+	if s.sqlOpaque {
+		return nil
+	}
+	ps := s.sqlStmt(exec.StatementName)
+	if ps == nil {
+		return nil
+	}
+	prep := s.classifier.Classify(ps.text)
+	if prep.Prepared == nil {
+		return nil
+	}
+	if ps.ran == nil || ps.exec != exec || ps.prep != prep {
+		ps.ran, ps.exec, ps.prep = s.classifier.Executing(exec, prep.Prepared), exec, prep
+	}
+	return ps.ran
+}
+
 // syncSQLStmt makes the server connection hold the client's SQL statement
 // name, or none of that name when the client has none.
 func (s *Session) syncSQLStmt(b *batch, st *serverState, name string) {

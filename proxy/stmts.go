@@ -64,6 +64,10 @@ type sqlStmt struct {
 	// failed: the PREPARE failed, so PostgreSQL has no statement of
 	// this name. Set by the relay.
 	failed atomic.Bool
+	// ran is how the last EXECUTE of it classified (see executing), for
+	// that EXECUTE's classification exec and the PREPARE's prep. The
+	// session goroutine's alone.
+	ran, exec, prep *parser.Classification
 }
 
 // sqlStmt returns the client's SQL-prepared statement of that name: nil if

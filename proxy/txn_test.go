@@ -202,6 +202,44 @@ func TestTxnReleasingStatementsUnpin(t *testing.T) {
 	}
 }
 
+// TestTxnExecutePinsAsItsStatement: an EXECUTE of a SQL prepared
+// statement that makes session state pins the client as the statement
+// itself would have; without it the server connection went back to the
+// pool holding the client's advisory lock, and the next client to get it
+// took the same lock at once.
+func TestTxnExecutePinsAsItsStatement(t *testing.T) {
+	for _, tc := range []struct {
+		name, prepare string
+		pins          bool
+	}{
+		{"session advisory lock", "prepare pin_stmt as select pg_advisory_lock(7)", true},
+		{"session set_config", "prepare pin_stmt as select set_config('application_name', 'pinned', false)", true},
+		{"plain read", "prepare pin_stmt as select 1", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+			ctx := ctxT(t, 20*time.Second)
+			simple := pgx.QueryExecModeSimpleProtocol
+			a, b := h.ninja(t), h.ninja(t)
+			for _, sql := range []string{tc.prepare, "execute pin_stmt"} {
+				if _, err := a.Exec(ctx, sql, simple); err != nil {
+					t.Fatal(err)
+				}
+			}
+			_, err := b.Exec(ctx, "select 1", simple)
+			if tc.pins && sqlstate(err) != "53300" {
+				t.Fatalf("after the EXECUTE: %v, want the client pinned (53300)", err)
+			}
+			if !tc.pins && err != nil {
+				t.Fatalf("after the EXECUTE: %v, want the connection free", err)
+			}
+			if _, err := a.Exec(ctx, "execute pin_stmt", simple); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
 func TestTxnDisconnectMidTransaction(t *testing.T) {
 	h := startProxy(t, fmt.Sprintf(txnMode, 1, "30s"))
 	ctx := ctxT(t, 20*time.Second)
