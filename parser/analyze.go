@@ -51,6 +51,7 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	c.MultiStatement = len(tree.Stmts) > 1
 	c.FixedResult = len(tree.Stmts) == 1 && fixedResult(tree.Stmts[0].Stmt)
 	c.VolatileFunc = anyVolatile(c.Functions, vol)
+	c.UnnamedWrites = a.unnamedWrites || anyUserVolatile(c.Functions, vol)
 	if !c.MultiStatement {
 		c.Prepared = a.prepared
 	}
@@ -60,6 +61,18 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 func anyVolatile(funcs []string, vol VolatilityFunc) bool {
 	for _, fn := range funcs {
 		if v := vol(fn); v != Immutable && v != Stable {
+			return true
+		}
+	}
+	return false
+}
+
+// anyUserVolatile reports whether some function may write tables the
+// text does not name: a volatile or unknown one that is not a built-in
+// (the built-ins PostgreSQL calls volatile write no table).
+func anyUserVolatile(funcs []string, vol VolatilityFunc) bool {
+	for _, fn := range funcs {
+		if v := vol(fn); v != Immutable && v != Stable && BuiltinVolatility(fn) == VolatilityUnknown {
 			return true
 		}
 	}
@@ -80,6 +93,7 @@ func (a *accumulator) preparedQuery(node *pg.Node) *Classification {
 	p.Sequences = sequenceUse(k, sub.stmtFuncs, a.vol)
 	p.FixedResult = fixedResult(node)
 	p.VolatileFunc = anyVolatile(p.Functions, a.vol)
+	p.UnnamedWrites = sub.unnamedWrites || anyUserVolatile(p.Functions, a.vol)
 	a.c.literal = a.c.literal || p.literal
 	return p
 }
@@ -115,6 +129,8 @@ type accumulator struct {
 	seen map[string]struct{}
 	// prepared is the classification of the statement a PREPARE names.
 	prepared *Classification
+	// unnamedWrites: a statement may write tables it does not name.
+	unnamedWrites bool
 	// stmtFuncs are the functions the current statement runs.
 	stmtFuncs []string
 }
@@ -254,6 +270,7 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 	case *pg.Node_CallStmt, *pg.Node_DoStmt:
 		// Procedures and anonymous blocks can do anything.
 		f.walkNode(node)
+		a.unnamedWrites = true
 		return Write, f
 	case *pg.Node_LockStmt:
 		f.walkNode(node)
@@ -276,6 +293,8 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 	case *pg.Node_ExecuteStmt:
 		f.pins |= PinExecute
 		a.c.StatementName = s.ExecuteStmt.Name
+		// What it runs is known to the session, not here (Executing).
+		a.unnamedWrites = true
 		f.walkNode(node) // parameters may call functions
 		return Utility, f
 	case *pg.Node_DeallocateStmt:

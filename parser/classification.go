@@ -44,6 +44,12 @@ type Classification struct {
 	// the statement may have side effects or differ per server.
 	VolatileFunc bool
 
+	// UnnamedWrites: the string may write tables it does not name: it
+	// calls a procedure, runs an anonymous block or a prepared statement
+	// the classifier cannot see, or calls a volatile function that is not
+	// a built-in. (Triggers, rules and cascades are not seen either.)
+	UnnamedWrites bool
+
 	Locking             bool // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE
 	SelectInto          bool // SELECT ... INTO new_table
 	ModifyingCTE        bool // WITH x AS (INSERT/UPDATE/DELETE/MERGE ...)

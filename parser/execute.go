@@ -27,6 +27,7 @@ func (c *Classifier) Executing(exec, prepared *Classification) *Classification {
 	vol := c.vol.Load().fn
 	m.VolatileFunc = anyVolatile(m.Functions, vol)
 	m.Sequences = sequenceUse(prepared.Kind, m.Functions, vol)
+	m.UnnamedWrites = prepared.UnnamedWrites || anyUserVolatile(m.Functions, vol)
 	m.Prepared, m.literal = nil, false
 	return &m
 }

@@ -72,3 +72,34 @@ func TestPreparedOnlyAlone(t *testing.T) {
 		}
 	}
 }
+
+// A write the text does not name tables for is marked, so that table
+// consistency can make every table's reads wait for it.
+func TestUnnamedWrites(t *testing.T) {
+	c := NewClassifier(64, nil)
+	for _, tc := range []struct {
+		sql, prepare string // with prepare, sql is an EXECUTE of it
+		want         bool
+	}{
+		{sql: "INSERT INTO call_records (user_id) VALUES (1)"},
+		{sql: "SELECT random(), now(), nextval('s')"},
+		{sql: "SELECT pg_advisory_lock(1)"},
+		{sql: "SELECT archive_calls(30)", want: true},
+		{sql: "INSERT INTO call_records (user_id) VALUES (new_user())", want: true},
+		{sql: "CALL refresh_stats()", want: true},
+		{sql: "DO $$BEGIN DELETE FROM conversations; END$$", want: true},
+		{sql: "EXECUTE unknown_stmt", want: true},
+		{sql: "EXECUTE q", prepare: "PREPARE q AS SELECT 1"},
+		{sql: "EXECUTE q(1)", prepare: "PREPARE q(int) AS UPDATE users SET name = 'x' WHERE id = $1"},
+		{sql: "EXECUTE q(archive_calls(30))", prepare: "PREPARE q(int) AS SELECT $1", want: true},
+		{sql: "EXECUTE q", prepare: "PREPARE q AS SELECT archive_calls(30)", want: true},
+	} {
+		got := c.Classify(tc.sql)
+		if tc.prepare != "" {
+			got = c.Executing(got, c.Classify(tc.prepare).Prepared)
+		}
+		if got.UnnamedWrites != tc.want {
+			t.Errorf("%q (prepared %q): UnnamedWrites %v, want %v", tc.sql, tc.prepare, got.UnnamedWrites, tc.want)
+		}
+	}
+}

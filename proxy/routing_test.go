@@ -245,6 +245,42 @@ func TestReadYourWritesWithApplyDelay(t *testing.T) {
 				}
 			}
 		}
+		// Writes whose text does not name the table: a function, a
+		// procedure, and a SQL EXECUTE of a prepared INSERT.
+		simple := pgx.QueryExecModeSimpleProtocol
+		for _, sql := range []string{
+			fmt.Sprintf("create or replace function %[1]s_add(v int) returns void language sql as 'insert into %[1]s values (v)'", table),
+			fmt.Sprintf("create or replace procedure %[1]s_proc(v int) language sql as 'insert into %[1]s values (v)'", table),
+			fmt.Sprintf("prepare %[1]s_ins(int) as insert into %[1]s values ($1)", table),
+		} {
+			if _, err := writer.Exec(ctx, sql, simple); err != nil {
+				t.Fatal(err)
+			}
+		}
+		// Until the replica has the new function, every read waits for it.
+		time.Sleep(2500 * time.Millisecond)
+		waitServesReads(t, h, slow.Port)
+		for i := n; i < n+60; i++ {
+			write := []string{"select %s_add($1)", "call %s_proc($1)", "execute %s_ins(%d)"}[i%3]
+			var err error
+			if i%3 == 2 {
+				_, err = writer.Exec(ctx, fmt.Sprintf(write, table, i), simple)
+			} else {
+				_, err = writer.Exec(ctx, fmt.Sprintf(write, table), i)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, c := range []*pgx.Conn{writer, other} {
+				if c == other && mode != "table" {
+					continue
+				}
+				var seen bool
+				if err := c.QueryRow(ctx, fmt.Sprintf("select exists(select 1 from %s where id = $1)", table), i).Scan(&seen); err != nil || !seen {
+					t.Fatalf("%q: write %d not visible (writer: %v): %v", write, i, c == writer, err)
+				}
+			}
+		}
 	})
 }
 

@@ -63,8 +63,11 @@ func (c *Consistency) UnmarshalText(b []byte) error {
 // Tables are keyed by unqualified name, so "public.calls" and "calls" (and
 // "archive.calls") share an entry: over-matching only sends a read to the
 // primary needlessly, while under-matching would return stale rows.
-// Writes reaching a table through a view, trigger or function are not
-// seen; read_your_writes still covers the writing client itself.
+// A write that may reach tables its text does not name (a procedure, a
+// function that is not a built-in) counts as a write of every table
+// (AnyTable). Writes reaching a table through a view, trigger, rule or
+// foreign-key cascade are not seen; read_your_writes still covers the
+// writing client itself.
 //
 // Schema changes are shared with every client in every mode but eventual:
 // a table one client creates (or alters) must not be missing for another
@@ -161,7 +164,10 @@ func (t *LSNTracker) Required(tables []string) LSN {
 			req = l
 		}
 	}
-	return req
+	if t.unknown.tables[AnyTable] > 0 {
+		return unknownLSN
+	}
+	return max(req, t.tables[AnyTable])
 }
 
 // Client is the last commit LSN recorded for client.

@@ -3,6 +3,7 @@ package router
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -625,4 +626,43 @@ func TestRouteConcurrentWithUpdates(t *testing.T) {
 	time.Sleep(10 * time.Millisecond)
 	close(stop)
 	wg.Wait()
+}
+
+// Under table consistency a write whose tables the text does not name (a
+// procedure, a function that is not a built-in) holds every table's reads
+// until a replica has it.
+func TestTableConsistencyWriteOfUnnamedTables(t *testing.T) {
+	backends := mustBackends(t, primary(0), replica("r1", 1, "0/1000"))
+	tracker := NewLSNTracker()
+	r := New(Config{Consistency: TableConsistency}, backends, WithTracker(tracker))
+	writer, other := &SessionState{ClientKey: "w"}, &SessionState{ClientKey: "o"}
+	for _, tc := range []struct {
+		sql     string
+		unnamed bool
+	}{
+		{"INSERT INTO calls VALUES (1)", false},
+		{"SELECT nextval('calls_id_seq')", false},
+		{"SELECT archive_calls(30)", true},
+		{"CALL refresh_stats()", true},
+	} {
+		c := parser.Analyze(tc.sql, nil)
+		commit := writer.Executed(c, r.Route(c, writer), Outcome{TxStatus: 'I'})
+		if !commit.Needed || slices.Contains(commit.Tables, AnyTable) != tc.unnamed {
+			t.Errorf("%q: commit %+v, want AnyTable among its tables: %v", tc.sql, commit, tc.unnamed)
+		}
+	}
+	reads := func(when string, want map[string]string) {
+		t.Helper()
+		for sql, backend := range want {
+			if d := r.Route(parser.Analyze(sql, nil), other); d.Backend != backend {
+				t.Errorf("%s: %q went to %s (%s), want %s", when, sql, d.Backend, d.Reason, backend)
+			}
+		}
+	}
+	tracker.NoteCommit("w", []string{AnyTable}, 0x5000)
+	reads("before replay", map[string]string{"SELECT * FROM users": "primary", "SELECT 1": "r1"})
+	backends.Update("r1", func(st *ReplicaState) { st.ReplayLSN = 0x5000 })
+	reads("after replay", map[string]string{"SELECT * FROM users": "r1"})
+	tracker.NoteUnknown("w", []string{AnyTable}, false, time.Now())
+	reads("position unknown", map[string]string{"SELECT * FROM users": "primary"})
 }

@@ -119,8 +119,8 @@ type Outcome struct {
 // and pass it to SessionState.Committed and LSNTracker.NoteCommit.
 type Commit struct {
 	Needed bool
-	// Tables written, for per-table tracking (may be incomplete: a
-	// function can write anything).
+	// Tables written, for per-table tracking; AnyTable among them when
+	// the text does not name every table it may write.
 	Tables []string
 	// Schema: the commit changed the schema (DDL), which every client's
 	// reads wait for (LSNTracker.NoteSchema).
@@ -159,7 +159,7 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 		if wrote {
 			s.txnWrote = true
 			s.txnSchema = s.txnSchema || schema
-			s.txnTables = appendNew(s.txnTables, c.WriteTables)
+			s.txnTables = writtenTables(s.txnTables, c)
 		}
 		s.txnFailed = out.TxStatus == 'E'
 		return Commit{}
@@ -169,7 +169,7 @@ func (s *SessionState) Executed(c *parser.Classification, d Decision, out Outcom
 	commit := Commit{}
 	if (s.InTxn && s.txnWrote) || wrote {
 		if !onlyEnds(c, s.InTxn && s.txnFailed) {
-			commit = Commit{Needed: true, Tables: appendNew(s.txnTables, c.WriteTables),
+			commit = Commit{Needed: true, Tables: writtenTables(s.txnTables, c),
 				Schema: (s.InTxn && s.txnSchema) || schema}
 		}
 	}
@@ -296,6 +296,21 @@ func (s *SessionState) Committed(lsn LSN) {
 // its server-side state is gone (DISCARD ALL, reconnect).
 func (s *SessionState) Unpin() {
 	s.Pinned, s.PinnedTarget, s.PinnedBackend = false, Primary, ""
+}
+
+// AnyTable stands, among a commit's tables, for those a write may have
+// reached without its text naming them (a procedure, a function that is
+// not a built-in: parser.Classification.UnnamedWrites). Under table
+// consistency every table's reads wait for it (LSNTracker.Required).
+const AnyTable = "*"
+
+// writtenTables adds the tables c may write to dst.
+func writtenTables(dst []string, c *parser.Classification) []string {
+	dst = appendNew(dst, c.WriteTables)
+	if c.UnnamedWrites {
+		dst = appendNew(dst, []string{AnyTable})
+	}
+	return dst
 }
 
 func appendNew(dst, names []string) []string {
