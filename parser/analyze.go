@@ -13,7 +13,7 @@ const cursorOptHold = 0x0020
 
 // analyze classifies sql with the real PostgreSQL parser. It is the slow
 // path (a cgo parse); Classifier calls it only on a cache miss.
-func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFunc) *Classification {
+func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFunc, rels *Relations) *Classification {
 	c := &Classification{Hint: hint, HintErr: hintErr, Normalized: normalized}
 	tree, err := pg.Parse(sql)
 	if err != nil {
@@ -52,7 +52,9 @@ func analyze(sql, normalized string, hint Hint, hintErr error, vol VolatilityFun
 	c.FixedResult = len(tree.Stmts) == 1 && fixedResult(tree.Stmts[0].Stmt)
 	c.VolatileFunc = anyVolatile(c.Functions, vol)
 	c.UnnamedWrites = a.unnamedWrites || anyUserVolatile(c.Functions, vol)
-	if !c.MultiStatement {
+	rels.expand(c)
+	if !c.MultiStatement && a.prepared != nil {
+		rels.expand(a.prepared)
 		c.Prepared = a.prepared
 	}
 	return c
@@ -254,6 +256,8 @@ func (a *accumulator) query(node *pg.Node) (Kind, *facts) {
 		for _, r := range s.TruncateStmt.Relations {
 			f.write(r.GetRangeVar())
 		}
+		// CASCADE empties every table that references these too.
+		a.unnamedWrites = a.unnamedWrites || s.TruncateStmt.Behavior == pg.DropBehavior_DROP_CASCADE
 		return Write, f
 	case *pg.Node_RefreshMatViewStmt:
 		f.write(s.RefreshMatViewStmt.Relation)

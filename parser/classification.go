@@ -33,7 +33,10 @@ type Classification struct {
 
 	// ReadTables and WriteTables are relation names as written in the SQL:
 	// "public.t" if the SQL says public.t, "t" otherwise. CTE names are not
-	// tables. A table both read and written appears in both.
+	// tables. A table both read and written appears in both. Where the
+	// classifier knows the database's catalog (SetCatalog), the relations
+	// they reach follow, unqualified: a view's tables, a partition's
+	// root, and for writes the tables foreign-key cascades write.
 	ReadTables  []string
 	WriteTables []string
 	// Functions are the functions called, as written ("now",
@@ -46,8 +49,9 @@ type Classification struct {
 
 	// UnnamedWrites: the string may write tables it does not name: it
 	// calls a procedure, runs an anonymous block or a prepared statement
-	// the classifier cannot see, or calls a volatile function that is not
-	// a built-in. (Triggers, rules and cascades are not seen either.)
+	// the classifier cannot see, calls a volatile function that is not a
+	// built-in, runs TRUNCATE ... CASCADE, or (with the catalog known)
+	// writes a relation with a volatile trigger or a rule.
 	UnnamedWrites bool
 
 	Locking             bool // FOR UPDATE / NO KEY UPDATE / SHARE / KEY SHARE

@@ -43,9 +43,12 @@ type Classifier struct {
 	swap sync.RWMutex
 }
 
-// volSource wraps one volatility source; a new one is made per swap, so
-// pointer equality says whether it changed.
-type volSource struct{ fn VolatilityFunc }
+// volSource wraps one volatility source and the relations known with it;
+// a new one is made per swap, so pointer equality says whether it changed.
+type volSource struct {
+	fn   VolatilityFunc
+	rels *Relations
+}
 
 // NewClassifier returns a Classifier caching about cacheSize statement
 // shapes in at most DefaultCacheBytes of text. volatility may be nil,
@@ -75,12 +78,23 @@ func newClassifier(cacheSize int, cacheBytes int64, volatility VolatilityFunc) *
 // e.g. following DDL) and drops cached classifications, which embed the old
 // answers.
 func (c *Classifier) SetVolatility(v VolatilityFunc) {
+	var rels *Relations
+	if cur := c.vol.Load(); cur != nil {
+		rels = cur.rels
+	}
+	c.SetCatalog(v, rels)
+}
+
+// SetCatalog replaces the volatility source and the relations read from
+// the catalog with it (nil: none known), and drops cached
+// classifications.
+func (c *Classifier) SetCatalog(v VolatilityFunc, rels *Relations) {
 	if v == nil {
 		v = BuiltinVolatility
 	}
 	c.swap.Lock()
 	defer c.swap.Unlock()
-	c.vol.Store(&volSource{fn: v})
+	c.vol.Store(&volSource{fn: v, rels: rels})
 	c.Purge()
 }
 
@@ -177,7 +191,7 @@ func (c *Classifier) classifyShared(sql string, borrowed bool) (_ *Classificatio
 		sql = strings.Clone(sql)
 	}
 	vol := c.vol.Load()
-	cl := analyze(sql, string(norm), hint, nil, vol.fn)
+	cl := analyze(sql, string(norm), hint, nil, vol.fn, vol.rels)
 	c.remember(vol, func() {
 		switch {
 		case cl.ParseError != nil:
@@ -204,7 +218,7 @@ func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr er
 		sql = strings.Clone(sql)
 	}
 	vol := c.vol.Load()
-	cl := analyze(sql, normalized, hint, hintErr, vol.fn)
+	cl := analyze(sql, normalized, hint, hintErr, vol.fn, vol.rels)
 	c.remember(vol, func() { c.exact.Add(sql, cl) })
 	return cl
 }
@@ -213,5 +227,5 @@ func (c *Classifier) classifyExact(sql, normalized string, hint Hint, hintErr er
 // the proxy should use a Classifier.
 func Analyze(sql string, volatility VolatilityFunc) *Classification {
 	hint, hintErr := leadingHint(sql)
-	return analyze(sql, Normalize(sql), hint, hintErr, volatility)
+	return analyze(sql, Normalize(sql), hint, hintErr, volatility, nil)
 }

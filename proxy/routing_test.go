@@ -224,7 +224,7 @@ func TestReadYourWritesWithApplyDelay(t *testing.T) {
 		ctx := ctxT(t, 120*time.Second)
 		writer := h.ninja(t)
 		table := "ryw_" + mode
-		if _, err := writer.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s; create table %[1]s(id int primary key)", table)); err != nil {
+		if _, err := writer.Exec(ctx, fmt.Sprintf("drop table if exists %[1]s_child; drop table if exists %[1]s cascade; create table %[1]s(id int primary key)", table)); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(2500 * time.Millisecond) // the DDL reaches the replica
@@ -281,7 +281,52 @@ func TestReadYourWritesWithApplyDelay(t *testing.T) {
 				}
 			}
 		}
+		if mode == "table" {
+			tableModeSeesThroughCatalog(t, h, slow, writer, other, table)
+		}
 	})
+}
+
+// tableModeSeesThroughCatalog: under table consistency another client's
+// read of a view waits for writes to the view's table, and its read of a
+// table that a foreign key's ON DELETE CASCADE empties waits for the
+// DELETE of the parent, though neither read names the table written.
+func tableModeSeesThroughCatalog(t *testing.T, h *harness, slow *testbed.Replica, writer, other *pgx.Conn, table string) {
+	ctx := ctxT(t, 60*time.Second)
+	for _, sql := range []string{
+		fmt.Sprintf("create view %[1]s_v as select * from %[1]s", table),
+		fmt.Sprintf("create table %[1]s_child (id int references %[1]s (id) on delete cascade)", table),
+		fmt.Sprintf("insert into %[1]s_child select id from %[1]s", table),
+	} {
+		if _, err := writer.Exec(ctx, sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(2500 * time.Millisecond)
+	waitServesReads(t, h, slow.Port)
+	exists := func(sql string, id int) bool {
+		t.Helper()
+		var seen bool
+		if err := other.QueryRow(ctx, sql, id).Scan(&seen); err != nil {
+			t.Fatal(err)
+		}
+		return seen
+	}
+	for i := 0; i < 20; i++ {
+		id := 2000 + i
+		if _, err := writer.Exec(ctx, fmt.Sprintf("insert into %s values ($1)", table), id); err != nil {
+			t.Fatal(err)
+		}
+		if !exists(fmt.Sprintf("select exists(select 1 from %s_v where id = $1)", table), id) {
+			t.Fatalf("insert %d not visible through the view", id)
+		}
+		if _, err := writer.Exec(ctx, fmt.Sprintf("delete from %s where id = $1", table), i); err != nil {
+			t.Fatal(err)
+		}
+		if exists(fmt.Sprintf("select exists(select 1 from %s_child where id = $1)", table), i) {
+			t.Fatalf("the cascade of delete %d not visible", i)
+		}
+	}
 }
 
 // A schema change made through the proxy is seen by every client, in

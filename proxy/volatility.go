@@ -126,7 +126,8 @@ func (cs *classifiers) reload(dc *dbClassifier) {
 	}
 }
 
-// load reads the database's pg_proc and hands it to its classifier.
+// load reads the database's pg_proc, and the relations that reach others
+// (parser.Relations), and hands them to its classifier.
 func (cs *classifiers) load(dc *dbClassifier) {
 	ctx, cancel := context.WithTimeout(cs.ctx, 15*time.Second)
 	defer cancel()
@@ -144,8 +145,16 @@ func (cs *classifiers) load(dc *dbClassifier) {
 		cs.log.Warn("cannot read function volatility; unknown functions go to the primary", "database", dc.target.Database, "err", err)
 		return
 	}
-	dc.c.SetVolatility(parser.VolatilityLookup(m))
-	cs.log.Debug("function volatility loaded", "database", dc.target.Database, "functions", len(m))
+	rels, err := parser.LoadRelations(ctx, parser.PgConnRows(pc))
+	if err != nil {
+		// The relations read before (none at first: table consistency
+		// then sees only the tables statements name) stay.
+		cs.log.Warn("cannot read views, partitions, cascades and triggers", "database", dc.target.Database, "err", err)
+		dc.c.SetVolatility(parser.VolatilityLookup(m))
+	} else {
+		dc.c.SetCatalog(parser.VolatilityLookup(m), rels)
+	}
+	cs.log.Debug("function volatility and relations loaded", "database", dc.target.Database, "functions", len(m), "relations", rels.Len())
 	dc.mu.Lock()
 	dc.loaded = time.Now()
 	dc.mu.Unlock()

@@ -63,11 +63,13 @@ func (c *Consistency) UnmarshalText(b []byte) error {
 // Tables are keyed by unqualified name, so "public.calls" and "calls" (and
 // "archive.calls") share an entry: over-matching only sends a read to the
 // primary needlessly, while under-matching would return stale rows.
-// A write that may reach tables its text does not name (a procedure, a
-// function that is not a built-in) counts as a write of every table
-// (AnyTable). Writes reaching a table through a view, trigger, rule or
-// foreign-key cascade are not seen; read_your_writes still covers the
-// writing client itself.
+// The classifier adds the tables a named relation reaches (a view's
+// tables, a partition's root, cascades), and a write that may reach
+// tables no name tells (a procedure, a function that is not a built-in,
+// a volatile trigger, a rule) counts as a write of every table
+// (AnyTable). Relations made around the proxy are known once DDL through
+// it next reloads the catalog; read_your_writes covers the writing
+// client itself either way.
 //
 // Schema changes are shared with every client in every mode but eventual:
 // a table one client creates (or alters) must not be missing for another
