@@ -7,6 +7,7 @@
 //	      with a DEFAULT partition (monthly partitions are created by the
 //	      sidecar's partition manager, relative to today)
 //	00003 dashboard materialized views and refresh_dashboard_stats()
+//	00004 set_updated_at() declared STABLE: it writes no table
 //
 // Every file has a Down section, so `pgninja migrate down` steps back one
 // version at a time. Concurrent `migrate up` runs are serialized by goose's

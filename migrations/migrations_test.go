@@ -22,7 +22,7 @@ func TestUpDownUp(t *testing.T) {
 		t.Fatal(err)
 	}
 	res, err := p.Up(ctx)
-	if err != nil || len(res) != 3 {
+	if err != nil || len(res) != 4 {
 		t.Fatalf("up: %v %v", res, err)
 	}
 	var parts int
