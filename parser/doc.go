@@ -10,6 +10,11 @@
 // A statement whose classification depends on literal values (SET, EXPLAIN
 // with option values) is cached by its exact text instead.
 //
+// What the text cannot tell comes from the database's catalog, read by the
+// proxy and handed over with SetCatalog: each function's volatility, and
+// the tables a named relation reaches (a view's tables, a partition's
+// root, foreign-key cascades, writes by triggers and rules).
+//
 // Results are shared between callers and must be treated as read-only.
 // Parse errors are not fatal: the Classification has Kind Unknown and
 // ParseError set, and the statement should be passed to PostgreSQL (on the

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ai-ninja/pgninja/internal/testbed"
 	"github.com/jackc/pgx/v5/pgconn"
 )
 
@@ -82,14 +81,7 @@ func TestRelationsExpand(t *testing.T) {
 // TestRelationsFromServer reads the catalog of the test bed's primary
 // (it fails under CI when the test bed is missing).
 func TestRelationsFromServer(t *testing.T) {
-	env := testbed.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, env.SuperDSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(context.Background())
+	ctx, conn, env := serverConn(t)
 	// Unique names: relations are keyed without their schema.
 	p := fmt.Sprintf("rm%d", time.Now().UnixNano()%1_000_000_000)
 	ddl := strings.ReplaceAll(`create schema P;

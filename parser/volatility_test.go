@@ -88,14 +88,7 @@ func TestBuiltinVolatility(t *testing.T) {
 // TestLoadVolatilityFromServer reads pg_proc on the test bed's primary
 // (it fails under CI when the test bed is missing).
 func TestLoadVolatilityFromServer(t *testing.T) {
-	env := testbed.Require(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	conn, err := pgconn.Connect(ctx, env.SuperDSN("postgres"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(ctx)
+	ctx, conn, _ := serverConn(t)
 	m, err := LoadVolatility(ctx, PgConnRows(conn))
 	if err != nil {
 		t.Fatal(err)
@@ -115,4 +108,19 @@ func TestLoadVolatilityFromServer(t *testing.T) {
 			t.Errorf("built-in table says %s is %v, server says %v", name, b, v)
 		}
 	}
+}
+
+// serverConn connects to the test bed's primary as its superuser, until
+// the test ends (it fails under CI when the test bed is missing).
+func serverConn(t *testing.T) (context.Context, *pgconn.PgConn, *testbed.Env) {
+	t.Helper()
+	env := testbed.Require(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	conn, err := pgconn.Connect(ctx, env.SuperDSN("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	return ctx, conn, env
 }

@@ -22,7 +22,14 @@ type classifiers struct {
 	// ctx ends at close: a load under way stops, and none starts after.
 	ctx    context.Context
 	cancel context.CancelFunc
+	// every is how often each database's catalog is read again.
+	every time.Duration
 }
+
+// catalogRefresh bounds how long a function, view, cascade or trigger made
+// around the proxy (by migrations run against the server itself, say)
+// goes unseen; DDL through the proxy has the catalog read again at once.
+const catalogRefresh = time.Minute
 
 type dbClassifier struct {
 	c       *parser.Classifier
@@ -39,7 +46,7 @@ type dbClassifier struct {
 
 func newClassifiers(log *slog.Logger) *classifiers {
 	ctx, cancel := context.WithCancel(context.Background())
-	return &classifiers{log: log, byDB: map[string]*dbClassifier{}, ctx: ctx, cancel: cancel}
+	return &classifiers{log: log, byDB: map[string]*dbClassifier{}, ctx: ctx, cancel: cancel, every: catalogRefresh}
 }
 
 // close stops the loads: the one under way, and a trailing one that
@@ -70,8 +77,24 @@ func (cs *classifiers) forDB(t pool.Target) *parser.Classifier {
 	cs.mu.Unlock()
 	if !ok {
 		go cs.reload(dc)
+		go cs.refreshEvery(dc)
 	}
 	return dc.c
+}
+
+// refreshEvery reads the database's catalog again every cs.every until
+// close.
+func (cs *classifiers) refreshEvery(dc *dbClassifier) {
+	tick := time.NewTicker(cs.every)
+	defer tick.Stop()
+	for {
+		select {
+		case <-cs.ctx.Done():
+			return
+		case <-tick.C:
+			cs.reload(dc)
+		}
+	}
 }
 
 // refresh reloads a database's volatility after DDL there, at most once a

@@ -57,3 +57,21 @@ func TestClassifiersCloseStopsTrailingLoad(t *testing.T) {
 		cs.close()
 	}
 }
+
+// TestClassifiersReadTheCatalogAgain: a database's catalog is read again
+// every interval (here against a dead port, so each read is a logged
+// failure), and no more after close.
+func TestClassifiersReadTheCatalogAgain(t *testing.T) {
+	var failed failedLoads
+	cs := newClassifiers(slog.New(&failed))
+	cs.every = 100 * time.Millisecond
+	cs.forDB(pool.Target{Host: "127.0.0.1", Port: 1, Database: "d", User: "u", SSLMode: "disable", ConnectTimeout: time.Second})
+	waitFor(t, "three reads", func() bool { return failed.n.Load() >= 3 })
+	cs.close()
+	time.Sleep(50 * time.Millisecond) // a read under way ends
+	n := failed.n.Load()
+	time.Sleep(300 * time.Millisecond)
+	if got := failed.n.Load(); got != n {
+		t.Errorf("%d reads after close", got-n)
+	}
+}

@@ -67,8 +67,8 @@ func (c *Consistency) UnmarshalText(b []byte) error {
 // tables, a partition's root, cascades), and a write that may reach
 // tables no name tells (a procedure, a function that is not a built-in,
 // a volatile trigger, a rule) counts as a write of every table
-// (AnyTable). Relations made around the proxy are known once DDL through
-// it next reloads the catalog; read_your_writes covers the writing
+// (AnyTable). Relations made around the proxy are known once the catalog
+// is next read (within a minute); read_your_writes covers the writing
 // client itself either way.
 //
 // Schema changes are shared with every client in every mode but eventual:
