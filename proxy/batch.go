@@ -116,7 +116,7 @@ func (s *Session) build(c *pool.Conn) *batch {
 			} else {
 				cs := s.ensureStmt(b, st, stmt)
 				if cs != nil {
-					class := s.classOf(cs)
+					class := s.asRun(s.classOf(cs))
 					if err := s.refusedHere(b, st, class); err != nil {
 						// The server skips the Bind, after the refusal.
 						s.refuseInBatch(b, err)

@@ -84,11 +84,13 @@ func (s *Session) classifyRequest(names stmtClasses) *parser.Classification {
 			consider(s.classifyQuery(body))
 		case 'P':
 			if cs := s.unnamedAgain(body); cs != nil && names == nil {
-				consider(s.classOf(cs))
+				consider(s.asRun(s.classOf(cs)))
 			} else if name, query, _, ok := parseMsg(body); ok {
 				c := s.classifier.Classify(query)
-				consider(c)
-				if names != nil {
+				if names == nil {
+					consider(s.asRun(c))
+				} else {
+					consider(c)
 					if len(names) >= maxStmtClasses {
 						clear(names)
 					}
@@ -129,7 +131,7 @@ func (s *Session) boundClass(name string, names stmtClasses) *parser.Classificat
 	if cs == nil {
 		return nil
 	}
-	return s.classOf(cs)
+	return s.asRun(s.classOf(cs))
 }
 
 // classifyQuery classifies a Query message body (NUL-terminated SQL). The
@@ -146,14 +148,8 @@ func (s *Session) classifyQuery(body []byte) *parser.Classification {
 	// end with the request (see resetRequest), and nothing rewrites
 	// s.req before then.
 	s.memoQuery = unsafe.String(unsafe.SliceData(sql), len(sql))
-	c := s.classifier.ClassifyShaped(sql, &s.shapes)
-	if c.Pins.Has(parser.PinExecute) && c.Kind == parser.Utility && !c.MultiStatement {
-		if ran := s.executing(c); ran != nil {
-			c = ran
-		}
-	}
-	s.memoClass = c
-	return c
+	s.memoClass = s.asRun(s.classifier.ClassifyShaped(sql, &s.shapes))
+	return s.memoClass
 }
 
 // primaryOnly classifies requests with no statement of their own.

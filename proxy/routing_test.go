@@ -134,9 +134,11 @@ func TestRoutingReadsToReplicaWritesToPrimary(t *testing.T) {
 		sql  string
 		want int
 	}{{"execute route_read", replica}, {"execute route_write", primary}, {"execute route_volatile", primary}} {
-		waitRouterCaughtUp(t, h)
-		if got := serverPort(t, c, tc.sql, simple); got != tc.want {
-			t.Fatalf("%s: ran on port %d, want %d", tc.sql, got, tc.want)
+		for _, mode := range []pgx.QueryExecMode{simple, pgx.QueryExecModeExec, pgx.QueryExecModeCacheStatement} {
+			waitRouterCaughtUp(t, h)
+			if got := serverPort(t, c, tc.sql, mode); got != tc.want {
+				t.Fatalf("%s (%v): ran on port %d, want %d", tc.sql, mode, got, tc.want)
+			}
 		}
 	}
 	// Transactions: read-only ones go to the replica, others to the primary.

@@ -46,6 +46,17 @@ func (s *Session) prepareSQL(b *batch, st *serverState, name, text string) (*sql
 	return ps, nil
 }
 
+// asRun is c, or for an EXECUTE of a statement the client PREPAREd (in a
+// simple query or through Parse), how that statement classifies.
+func (s *Session) asRun(c *parser.Classification) *parser.Classification {
+	if c.Pins.Has(parser.PinExecute) && c.Kind == parser.Utility && !c.MultiStatement {
+		if ran := s.executing(c); ran != nil {
+			return ran
+		}
+	}
+	return c
+}
+
 // executing classifies an EXECUTE as the statement it runs, so that
 // routing, pinning and the tracking of written tables see what runs
 // (parser.Classifier.Executing). It returns nil when the proxy does not

@@ -208,6 +208,8 @@ func TestTxnReleasingStatementsUnpin(t *testing.T) {
 // pool holding the client's advisory lock, and the next client to get it
 // took the same lock at once.
 func TestTxnExecutePinsAsItsStatement(t *testing.T) {
+	modes := map[string]pgx.QueryExecMode{"simple": pgx.QueryExecModeSimpleProtocol,
+		"unnamed Parse": pgx.QueryExecModeExec, "named Parse": pgx.QueryExecModeCacheStatement}
 	for _, tc := range []struct {
 		name, prepare string
 		pins          bool
@@ -216,27 +218,38 @@ func TestTxnExecutePinsAsItsStatement(t *testing.T) {
 		{"session set_config", "prepare pin_stmt as select set_config('application_name', 'pinned', false)", true},
 		{"plain read", "prepare pin_stmt as select 1", false},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
-			ctx := ctxT(t, 20*time.Second)
-			simple := pgx.QueryExecModeSimpleProtocol
-			a, b := h.ninja(t), h.ninja(t)
-			for _, sql := range []string{tc.prepare, "execute pin_stmt"} {
-				if _, err := a.Exec(ctx, sql, simple); err != nil {
+		for mname, mode := range modes {
+			t.Run(tc.name+"/"+mname, func(t *testing.T) {
+				h := startProxy(t, fmt.Sprintf(txnMode, 1, "300ms"))
+				ctx := ctxT(t, 20*time.Second)
+				a, b := h.ninja(t), h.ninja(t)
+				// Query, since pgx's Exec without arguments always
+				// sends a simple query.
+				run := func(c *pgx.Conn, sql string) error {
+					rows, err := c.Query(ctx, sql, mode)
+					if err != nil {
+						return err
+					}
+					rows.Close()
+					return rows.Err()
+				}
+				for _, sql := range []string{tc.prepare, "execute pin_stmt"} {
+					if err := run(a, sql); err != nil {
+						t.Fatal(err)
+					}
+				}
+				err := run(b, "select 1")
+				if tc.pins && sqlstate(err) != "53300" {
+					t.Fatalf("after the EXECUTE: %v, want the client pinned (53300)", err)
+				}
+				if !tc.pins && err != nil {
+					t.Fatalf("after the EXECUTE: %v, want the connection free", err)
+				}
+				if err := run(a, "execute pin_stmt"); err != nil {
 					t.Fatal(err)
 				}
-			}
-			_, err := b.Exec(ctx, "select 1", simple)
-			if tc.pins && sqlstate(err) != "53300" {
-				t.Fatalf("after the EXECUTE: %v, want the client pinned (53300)", err)
-			}
-			if !tc.pins && err != nil {
-				t.Fatalf("after the EXECUTE: %v, want the connection free", err)
-			}
-			if _, err := a.Exec(ctx, "execute pin_stmt", simple); err != nil {
-				t.Fatal(err)
-			}
-		})
+			})
+		}
 	}
 }
 
