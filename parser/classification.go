@@ -35,8 +35,9 @@ type Classification struct {
 	// "public.t" if the SQL says public.t, "t" otherwise. CTE names are not
 	// tables. A table both read and written appears in both. Where the
 	// classifier knows the database's catalog (SetCatalog), the relations
-	// they reach follow, unqualified: a view's tables, a partition's
-	// root, and for writes the tables foreign-key cascades write.
+	// they reach follow, unqualified: a view's tables, the tables a
+	// partition or inheriting table belongs to, and for writes the
+	// tables foreign-key cascades write.
 	ReadTables  []string
 	WriteTables []string
 	// Functions are the functions called, as written ("now",

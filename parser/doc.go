@@ -12,8 +12,9 @@
 //
 // What the text cannot tell comes from the database's catalog, read by the
 // proxy and handed over with SetCatalog: each function's volatility, and
-// the tables a named relation reaches (a view's tables, a partition's
-// root, foreign-key cascades, writes by triggers and rules).
+// the tables a named relation reaches (a view's tables, the tables a
+// partition belongs to, foreign-key cascades, writes by triggers and
+// rules).
 //
 // Results are shared between callers and must be treated as read-only.
 // Parse errors are not fatal: the Classification has Kind Unknown and

@@ -11,15 +11,16 @@ import (
 // a named relation reaches besides it. The classifier adds them to a
 // classification's tables, so that table consistency waits for the right
 // writes: a read of a view waits for writes to its tables, a write to a
-// partition counts for reads of the partitioned table, a DELETE of a
-// parent for reads of the children its foreign keys cascade to.
+// partition (or an inheriting table) counts for reads of the tables above
+// it, a DELETE of a parent for reads of the children its foreign keys
+// cascade to.
 //
 // Relations are keyed by unqualified name, as the router's LSN tracker
 // keys tables: same-named relations of different schemas are merged,
 // which can only make reads wait for more writes than they need to.
 type Relations struct {
 	views    map[string][]string // view → the relations its query reads
-	roots    map[string][]string // partition → the root of its partition tree
+	parents  map[string][]string // partition or inheriting table → every table it belongs to
 	cascades map[string][]string // table → tables its referencing foreign keys' actions write
 	// unnamed: a write of the relation may reach tables no name tells:
 	// it has a trigger whose function is volatile (one that is not may
@@ -30,11 +31,14 @@ type Relations struct {
 // relationsQuery lists one edge per row: kind, relation, the relation it
 // reaches. System schemas are left out: writes through the proxy do not
 // change their rows except by DDL, which every read waits for anyway.
-const relationsQuery = `WITH rel AS (
+const relationsQuery = `WITH RECURSIVE rel AS (
   SELECT c.oid, c.relname, c.relkind, c.relispartition FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
+), up (child, parent) AS (
+  SELECT inhrelid, inhparent FROM pg_catalog.pg_inherits
+  UNION SELECT up.child, i.inhparent FROM up JOIN pg_catalog.pg_inherits i ON i.inhrelid = up.parent
 )
 SELECT DISTINCT 'view', v.relname, b.relname FROM rel v
   JOIN pg_catalog.pg_rewrite w ON w.ev_class = v.oid
@@ -43,9 +47,9 @@ SELECT DISTINCT 'view', v.relname, b.relname FROM rel v
   JOIN pg_catalog.pg_class b ON b.oid = d.refobjid
   WHERE v.relkind = 'v' AND b.oid <> v.oid AND b.relkind IN ('r', 'p', 'v', 'm', 'f')
 UNION ALL
-SELECT 'root', p.relname, r.relname FROM rel p
-  JOIN pg_catalog.pg_class r ON r.oid = pg_catalog.pg_partition_root(p.oid)
-  WHERE p.relispartition AND r.oid <> p.oid
+SELECT DISTINCT 'parent', c.relname, p.relname FROM up
+  JOIN rel c ON c.oid = up.child
+  JOIN pg_catalog.pg_class p ON p.oid = up.parent
 UNION ALL
 SELECT DISTINCT 'cascade', t.relname, ch.relname FROM rel t
   JOIN pg_catalog.pg_constraint k ON k.confrelid = t.oid AND k.contype = 'f'
@@ -64,7 +68,7 @@ func LoadRelations(ctx context.Context, query RowsFunc) (*Relations, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load relations: %w", err)
 	}
-	r := &Relations{views: map[string][]string{}, roots: map[string][]string{},
+	r := &Relations{views: map[string][]string{}, parents: map[string][]string{},
 		cascades: map[string][]string{}, unnamed: map[string]bool{}}
 	for _, row := range rows {
 		if len(row) != 3 {
@@ -80,10 +84,8 @@ func (r *Relations) add(kind, rel, to string) {
 	switch kind {
 	case "view":
 		r.views[rel] = append(r.views[rel], to)
-	case "root":
-		// Same-named partitions of different schemas' trees have a
-		// root each.
-		r.roots[rel] = append(r.roots[rel], to)
+	case "parent":
+		r.parents[rel] = append(r.parents[rel], to)
 	case "cascade":
 		r.cascades[rel] = append(r.cascades[rel], to)
 	case "unnamed":
@@ -96,7 +98,7 @@ func (r *Relations) Len() int {
 	if r == nil {
 		return 0
 	}
-	return len(r.views) + len(r.roots) + len(r.cascades) + len(r.unnamed)
+	return len(r.views) + len(r.parents) + len(r.cascades) + len(r.unnamed)
 }
 
 // expand adds to c's tables those its named relations reach, and marks a
@@ -111,8 +113,8 @@ func (r *Relations) expand(c *Classification) {
 }
 
 // reached is names followed by the relations they reach: a view's
-// relations, a partition's root, and for a write the tables cascades
-// write.
+// relations, the tables a partition or inheriting table belongs to, and
+// for a write the tables cascades write.
 func (r *Relations) reached(names []string, write bool, unnamed *bool) []string {
 	var seen map[string]bool
 	for i := 0; i < len(names); i++ {
@@ -132,7 +134,7 @@ func (r *Relations) reached(names []string, write bool, unnamed *bool) []string 
 			}
 		}
 		add(r.views[k])
-		add(r.roots[k])
+		add(r.parents[k])
 		if write {
 			add(r.cascades[k])
 			if r.unnamed[k] {

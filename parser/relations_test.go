@@ -42,12 +42,12 @@ func checkRelations(t *testing.T, c *Classifier, cases []relationCase) {
 }
 
 func TestRelationsExpand(t *testing.T) {
-	r := &Relations{views: map[string][]string{}, roots: map[string][]string{}, cascades: map[string][]string{}, unnamed: map[string]bool{}}
+	r := &Relations{views: map[string][]string{}, parents: map[string][]string{}, cascades: map[string][]string{}, unnamed: map[string]bool{}}
 	for _, e := range [][3]string{
 		{"view", "active_users", "users"},
 		{"view", "busy_users", "active_users"},
 		{"view", "busy_users", "call_records"},
-		{"root", "call_records_2026_01", "call_records"},
+		{"parent", "call_records_2026_01", "call_records"},
 		{"cascade", "users", "smart_whitelists"},
 		{"cascade", "users", "call_records_2026_01"},
 		{"cascade", "smart_whitelists", "whitelist_notes"},
@@ -87,7 +87,10 @@ func TestRelationsFromServer(t *testing.T) {
 	ddl := strings.ReplaceAll(`create schema P;
 create table P.users (id int primary key, name text);
 create table P.calls (id int, user_id int references P.users (id) on delete cascade, at date) partition by range (at);
-create table P.calls_2026 partition of P.calls for values from ('2026-01-01') to ('2027-01-01');
+create table P.calls_2026 partition of P.calls for values from ('2026-01-01') to ('2027-01-01') partition by range (id);
+create table P.calls_2026_low partition of P.calls_2026 for values from (0) to (1000);
+create table P.base (x int);
+create table P.derived (y int) inherits (P.base);
 create table P.notes (user_id int references P.users (id));
 create view P.active as select * from P.users where name is not null;
 create view P.active_calls as select c.* from P.calls c join P.active a on a.id = c.user_id;
@@ -121,9 +124,12 @@ create rule ruled_log as on insert to P.ruled do also insert into P.audit values
 		{sql: q("select * from P.active_calls"), reads: []string{q("P.active_calls"), "calls", "active", "users"}},
 		{sql: q("select * from P.calls_2026"), reads: []string{q("P.calls_2026"), "calls"}},
 		{sql: q("insert into P.calls_2026 values (1, 1, '2026-05-01')"), writes: []string{q("P.calls_2026"), "calls"}},
-		{sql: q("delete from P.users where id = 1"), writes: []string{q("P.users"), "calls", "calls_2026"}},
+		{sql: q("select * from P.calls_2026_low"), reads: []string{q("P.calls_2026_low"), "calls_2026", "calls"}},
+		{sql: q("insert into P.derived values (1, 2)"), writes: []string{q("P.derived"), "base"}},
+		{sql: q("select * from P.base"), reads: []string{q("P.base")}},
+		{sql: q("delete from P.users where id = 1"), writes: []string{q("P.users"), "calls", "calls_2026", "calls_2026_low"}},
 		{sql: q("update P.notes set user_id = 2"), writes: []string{q("P.notes")}, unnamed: true},
-		{sql: q("update P.active set name = 'x'"), writes: []string{q("P.active"), "users", "calls", "calls_2026"}},
+		{sql: q("update P.active set name = 'x'"), writes: []string{q("P.active"), "users", "calls", "calls_2026", "calls_2026_low"}},
 		{sql: q("insert into P.ruled values (1)"), writes: []string{q("P.ruled")}, unnamed: true},
 	})
 }

@@ -64,9 +64,9 @@ func (c *Consistency) UnmarshalText(b []byte) error {
 // "archive.calls") share an entry: over-matching only sends a read to the
 // primary needlessly, while under-matching would return stale rows.
 // The classifier adds the tables a named relation reaches (a view's
-// tables, a partition's root, cascades), and a write that may reach
-// tables no name tells (a procedure, a function that is not a built-in,
-// a volatile trigger, a rule) counts as a write of every table
+// tables, the tables a partition belongs to, cascades), and a write that
+// may reach tables no name tells (a procedure, a function that is not a
+// built-in, a volatile trigger, a rule) counts as a write of every table
 // (AnyTable). Relations made around the proxy are known once the catalog
 // is next read (within a minute); read_your_writes covers the writing
 // client itself either way.
