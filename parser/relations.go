@@ -32,7 +32,7 @@ type Relations struct {
 // reaches. System schemas are left out: writes through the proxy do not
 // change their rows except by DDL, which every read waits for anyway.
 const relationsQuery = `WITH RECURSIVE rel AS (
-  SELECT c.oid, c.relname, c.relkind, c.relispartition FROM pg_catalog.pg_class c
+  SELECT c.oid, c.relname, c.relkind FROM pg_catalog.pg_class c
   JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
   WHERE c.relkind IN ('r', 'p', 'v', 'm', 'f')
     AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\_toast%'
