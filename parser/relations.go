@@ -3,6 +3,7 @@ package parser
 import (
 	"context"
 	"fmt"
+	"reflect"
 	"strings"
 )
 
@@ -59,7 +60,8 @@ UNION ALL
 SELECT 'unnamed', t.relname, '' FROM rel t
   WHERE EXISTS (SELECT FROM pg_catalog.pg_trigger g JOIN pg_catalog.pg_proc f ON f.oid = g.tgfoid
                 WHERE g.tgrelid = t.oid AND NOT g.tgisinternal AND f.provolatile = 'v')
-     OR EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class = t.oid AND w.ev_type <> '1')`
+     OR EXISTS (SELECT FROM pg_catalog.pg_rewrite w WHERE w.ev_class = t.oid AND w.ev_type <> '1')
+ORDER BY 1, 2, 3`
 
 // LoadRelations reads the catalog through query (run it against the
 // primary; the answer is per database).
@@ -92,6 +94,10 @@ func (r *Relations) add(kind, rel, to string) {
 		r.unnamed[rel] = true
 	}
 }
+
+// Equal reports whether r and o say the same (relationsQuery orders its
+// rows, so the same catalog gives the same lists).
+func (r *Relations) Equal(o *Relations) bool { return reflect.DeepEqual(r, o) }
 
 // Len is the number of relations that reach others or unnamed tables.
 func (r *Relations) Len() int {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type dbClassifier struct {
 	again    bool
 	trailing *time.Timer
 	loaded   time.Time
+	// vol and rels are what the classifier was last given (apply).
+	vol  map[string]parser.Volatility
+	rels *parser.Relations
 }
 
 func newClassifiers(log *slog.Logger) *classifiers {
@@ -173,12 +177,29 @@ func (cs *classifiers) load(dc *dbClassifier) {
 		// The relations read before (none at first: table consistency
 		// then sees only the tables statements name) stay.
 		cs.log.Warn("cannot read views, partitions, cascades and triggers", "database", dc.target.Database, "err", err)
-		dc.c.SetVolatility(parser.VolatilityLookup(m))
-	} else {
-		dc.c.SetCatalog(parser.VolatilityLookup(m), rels)
+		rels = nil
 	}
-	cs.log.Debug("function volatility and relations loaded", "database", dc.target.Database, "functions", len(m), "relations", rels.Len())
+	changed := dc.apply(m, rels)
+	cs.log.Debug("function volatility and relations read", "database", dc.target.Database, "functions", len(m),
+		"relations", rels.Len(), "changed", changed)
 	dc.mu.Lock()
 	dc.loaded = time.Now()
 	dc.mu.Unlock()
+}
+
+// apply hands a read of the catalog to the classifier (rels nil: the
+// relations could not be read, and the last ones stay), unless it is what
+// the classifier has: a swap drops every cached classification, which
+// the read every minute would otherwise do for nothing. Only load calls
+// it, one load at a time.
+func (dc *dbClassifier) apply(m map[string]parser.Volatility, rels *parser.Relations) (changed bool) {
+	if rels == nil {
+		rels = dc.rels
+	}
+	if dc.vol != nil && maps.Equal(m, dc.vol) && rels.Equal(dc.rels) {
+		return false
+	}
+	dc.vol, dc.rels = m, rels
+	dc.c.SetCatalog(parser.VolatilityLookup(m), rels)
+	return true
 }

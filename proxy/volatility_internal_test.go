@@ -75,3 +75,39 @@ func TestClassifiersReadTheCatalogAgain(t *testing.T) {
 		t.Errorf("%d reads after close", got-n)
 	}
 }
+
+// TestClassifierKeptWhenCatalogUnchanged: a read of the catalog that
+// finds what the classifier has leaves its cache alone; one that finds a
+// change in volatility or relations swaps it; a failed relations read
+// keeps the last relations.
+func TestClassifierKeptWhenCatalogUnchanged(t *testing.T) {
+	rels := func(rows ...[]string) *parser.Relations {
+		r, err := parser.LoadRelations(context.Background(), func(context.Context, string) ([][]string, error) { return rows, nil })
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	vol := func(v parser.Volatility) map[string]parser.Volatility { return map[string]parser.Volatility{"f": v} }
+	dc := &dbClassifier{c: parser.NewClassifier(10, parser.BuiltinVolatility)}
+	for i, step := range []struct {
+		vol     map[string]parser.Volatility
+		rels    *parser.Relations
+		changed bool
+	}{
+		{vol(parser.Stable), rels([]string{"view", "v", "t"}), true},
+		{vol(parser.Stable), rels([]string{"view", "v", "t"}), false},
+		{vol(parser.Stable), nil, false},
+		{vol(parser.Volatile), nil, true},
+		{vol(parser.Volatile), rels([]string{"view", "v", "t"}), false},
+		{vol(parser.Volatile), rels([]string{"view", "v", "u"}), true},
+	} {
+		before := dc.c.Classify("select * from v")
+		if got := dc.apply(step.vol, step.rels); got != step.changed {
+			t.Fatalf("step %d: changed %v, want %v", i, got, step.changed)
+		}
+		if kept := dc.c.Classify("select * from v") == before; kept == step.changed {
+			t.Fatalf("step %d: cached classification kept %v after changed %v", i, kept, step.changed)
+		}
+	}
+}
