@@ -43,9 +43,12 @@ type dbClassifier struct {
 	again    bool
 	trailing *time.Timer
 	loaded   time.Time
-	// vol and rels are what the classifier was last given (apply).
-	vol  map[string]parser.Volatility
-	rels *parser.Relations
+	// vol and rels are what the classifier was last given (apply);
+	// failing: the last read failed (loadFailed). Only load uses them,
+	// one load at a time.
+	vol     map[string]parser.Volatility
+	rels    *parser.Relations
+	failing bool
 }
 
 func newClassifiers(log *slog.Logger) *classifiers {
@@ -163,15 +166,16 @@ func (cs *classifiers) load(dc *dbClassifier) {
 		return // shutting down
 	}
 	if err != nil {
-		cs.log.Warn("cannot read function volatility; unknown functions go to the primary", "database", dc.target.Database, "err", err)
+		cs.loadFailed(dc, err)
 		return
 	}
 	defer pc.Close(context.Background())
 	m, err := parser.LoadVolatility(ctx, parser.PgConnRows(pc))
 	if err != nil {
-		cs.log.Warn("cannot read function volatility; unknown functions go to the primary", "database", dc.target.Database, "err", err)
+		cs.loadFailed(dc, err)
 		return
 	}
+	dc.failing = false
 	rels, err := parser.LoadRelations(ctx, parser.PgConnRows(pc))
 	if err != nil {
 		// The relations read before (none at first: table consistency
@@ -185,6 +189,20 @@ func (cs *classifiers) load(dc *dbClassifier) {
 	dc.mu.Lock()
 	dc.loaded = time.Now()
 	dc.mu.Unlock()
+}
+
+// loadFailed logs a failed read of the catalog: a warning for the first
+// of a run of failures, and at debug level after it, since the read every
+// minute would otherwise warn each minute for a database gone from the
+// server.
+func (cs *classifiers) loadFailed(dc *dbClassifier, err error) {
+	level := slog.LevelWarn
+	if dc.failing {
+		level = slog.LevelDebug
+	}
+	dc.failing = true
+	cs.log.Log(context.Background(), level, "cannot read function volatility; unknown functions go to the primary",
+		"database", dc.target.Database, "err", err)
 }
 
 // apply hands a read of the catalog to the classifier (rels nil: the

@@ -12,8 +12,9 @@ import (
 	"github.com/ai-ninja/pgninja/pool"
 )
 
-// failedLoads counts the logged failures to read pg_proc.
-type failedLoads struct{ n atomic.Int32 }
+// failedLoads counts the logged failures to read pg_proc, and the
+// warnings among them.
+type failedLoads struct{ n, warned atomic.Int32 }
 
 func (f *failedLoads) Enabled(context.Context, slog.Level) bool { return true }
 func (f *failedLoads) WithAttrs([]slog.Attr) slog.Handler       { return f }
@@ -21,6 +22,9 @@ func (f *failedLoads) WithGroup(string) slog.Handler            { return f }
 func (f *failedLoads) Handle(_ context.Context, r slog.Record) error {
 	if strings.HasPrefix(r.Message, "cannot read function volatility") {
 		f.n.Add(1)
+		if r.Level == slog.LevelWarn {
+			f.warned.Add(1)
+		}
 	}
 	return nil
 }
@@ -73,6 +77,9 @@ func TestClassifiersReadTheCatalogAgain(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	if got := failed.n.Load(); got != n {
 		t.Errorf("%d reads after close", got-n)
+	}
+	if w := failed.warned.Load(); w != 1 {
+		t.Errorf("%d warnings for one run of %d failed reads, want 1", w, n)
 	}
 }
 
