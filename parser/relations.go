@@ -124,13 +124,13 @@ func (r *Relations) expand(c *Classification) {
 func (r *Relations) reached(names []string, write bool, unnamed *bool) []string {
 	var seen map[string]bool
 	for i := 0; i < len(names); i++ {
-		k := relationKey(names[i])
+		k := TableKey(names[i])
 		add := func(more []string) {
 			for _, n := range more {
 				if seen == nil {
 					seen = make(map[string]bool, len(names))
 					for _, n := range names {
-						seen[relationKey(n)] = true
+						seen[TableKey(n)] = true
 					}
 				}
 				if !seen[n] {
@@ -151,8 +151,9 @@ func (r *Relations) reached(names []string, write bool, unnamed *bool) []string 
 	return names
 }
 
-// relationKey is the relation name without its schema.
-func relationKey(name string) string {
+// TableKey is the relation name without its schema: how Relations and the
+// router's LSN tracker key tables, which must agree.
+func TableKey(name string) string {
 	if i := strings.LastIndexByte(name, '.'); i >= 0 {
 		return name[i+1:]
 	}

@@ -2,9 +2,10 @@ package router
 
 import (
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
+
+	"github.com/ai-ninja/pgninja/parser"
 )
 
 // Consistency selects how stale a replica read may be.
@@ -90,13 +91,6 @@ func NewLSNTracker() *LSNTracker {
 		unknown: unknownCommits{tables: make(map[string]int), clients: make(map[string]int)}}
 }
 
-func tableKey(name string) string {
-	if i := strings.LastIndexByte(name, '.'); i >= 0 {
-		return name[i+1:]
-	}
-	return name
-}
-
 // NoteCommit records a commit at lsn by client (may be empty) that wrote
 // tables.
 func (t *LSNTracker) NoteCommit(client string, tables []string, lsn LSN) {
@@ -110,7 +104,7 @@ func (t *LSNTracker) NoteCommit(client string, tables []string, lsn LSN) {
 		t.clients[client] = lsn
 	}
 	for _, name := range tables {
-		k := tableKey(name)
+		k := parser.TableKey(name)
 		if lsn > t.tables[k] {
 			t.tables[k] = lsn
 		}
@@ -158,7 +152,7 @@ func (t *LSNTracker) Required(tables []string) LSN {
 	defer t.mu.RUnlock()
 	var req LSN
 	for _, name := range tables {
-		k := tableKey(name)
+		k := parser.TableKey(name)
 		if t.unknown.tables[k] > 0 {
 			return unknownLSN
 		}

@@ -4,6 +4,8 @@ import (
 	"math"
 	"sync/atomic"
 	"time"
+
+	"github.com/ai-ninja/pgninja/parser"
 )
 
 // unknownLSN is what a read must wait for while a commit it depends on has
@@ -48,7 +50,7 @@ func (t *LSNTracker) NoteUnknown(client string, tables []string, schema bool, at
 		u.clients[client]++
 	}
 	for _, name := range tables {
-		u.tables[tableKey(name)]++
+		u.tables[parser.TableKey(name)]++
 	}
 }
 
@@ -80,7 +82,7 @@ func (t *LSNTracker) Settle(lsn LSN, sampled time.Time) {
 			countDown(u.clients, c.client)
 		}
 		for _, name := range c.tables {
-			k := tableKey(name)
+			k := parser.TableKey(name)
 			t.tables[k] = max(t.tables[k], lsn)
 			countDown(u.tables, k)
 		}
